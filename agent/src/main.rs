@@ -1,0 +1,22 @@
+//! The `ramlet` binary: parses arguments and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ramlet::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let usage = error.use_stderr();
+            let _ = error.print();
+            return if usage {
+                ExitCode::from(ramlet::EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    ramlet::cli::run(cli)
+}

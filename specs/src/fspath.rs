@@ -1,0 +1,133 @@
+//! Paths in specs: file paths inside a volume (relative) and mount paths in the container
+//! (absolute). Both are refused if they could escape where they belong or confuse a unit file.
+
+use crate::error::{Check, ErrorKind};
+
+const MAX_SEGMENT_BYTES: usize = 255;
+
+/// Checks a path inside a volume: relative, normalised, no `.` or `..` segments, no segment
+/// starting with `..` (that prefix is reserved for the atomic-update machinery, as in the
+/// kubelet), no empty segments, each segment at most 255 bytes.
+pub(crate) fn relative(value: &str) -> Check<String> {
+    let fail = |why: &str| Err((ErrorKind::InvalidPath, format!("{value:?} {why}")));
+    if value.is_empty() {
+        return fail("is empty; give a relative path such as `tls.key`");
+    }
+    if value.starts_with('/') {
+        return fail("is absolute; give a path relative to the volume, such as `tls.key`");
+    }
+    for segment in value.split('/') {
+        match segment {
+            "" => return fail("has an empty segment (`//` or a trailing `/`)"),
+            "." | ".." => return fail("has a `.` or `..` segment; paths cannot leave the volume"),
+            s if s.starts_with("..") => {
+                return fail("has a segment starting with `..`, which ramlet reserves");
+            }
+            s if s.len() > MAX_SEGMENT_BYTES => return fail("has a segment over 255 bytes"),
+            _ => {}
+        }
+    }
+    Ok(value.to_owned())
+}
+
+/// Checks a mount path in the container: absolute, normalised, not `/`, not inside `/proc`,
+/// `/sys` or `/dev`, and without `:` or `,`, which Quadlet's `Volume=` uses as separators.
+pub(crate) fn mount_path(value: &str) -> Check<String> {
+    let fail = |why: &str| Err((ErrorKind::InvalidPath, format!("{value:?} {why}")));
+    let Some(rest) = value.strip_prefix('/') else {
+        return fail("must be an absolute path, such as `/run/secrets/app`");
+    };
+    if rest.is_empty() {
+        return fail("is the container's root; mount the volume in a directory of its own");
+    }
+    if value.contains([':', ',']) || value.chars().any(char::is_whitespace) {
+        return fail("must not contain `:`, `,` or whitespace");
+    }
+    for segment in rest.split('/') {
+        match segment {
+            "" => return fail("has an empty segment (`//` or a trailing `/`)"),
+            "." | ".." => return fail("has a `.` or `..` segment; write the path normalised"),
+            s if s.len() > MAX_SEGMENT_BYTES => return fail("has a segment over 255 bytes"),
+            _ => {}
+        }
+    }
+    if ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|top| is_within(value, top))
+    {
+        return fail("is inside /proc, /sys or /dev, which the container runtime owns");
+    }
+    Ok(value.to_owned())
+}
+
+/// Checks an absolute host directory (the `file` store's directory).
+pub(crate) fn host_directory(value: &str) -> Check<String> {
+    let fail = |why: &str| Err((ErrorKind::InvalidPath, format!("{value:?} {why}")));
+    if !value.starts_with('/') {
+        return fail("must be an absolute path, such as `/etc/ramlet/secrets`");
+    }
+    if value.split('/').any(|s| s == "..") {
+        return fail("has a `..` segment; write the path normalised");
+    }
+    Ok(value.trim_end_matches('/').to_owned()).map(|s| if s.is_empty() { "/".into() } else { s })
+}
+
+/// Whether `path` is `dir` or below it, segment-wise.
+pub(crate) fn is_within(path: &str, dir: &str) -> bool {
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        for good in ["tls.key", "certs/tls.crt", "a/b/c", ".hidden", "x..y"] {
+            assert!(relative(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/etc/x",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "a/",
+            "./a",
+            "..data",
+            "a/..b",
+        ] {
+            assert_eq!(
+                relative(bad).unwrap_err().0,
+                ErrorKind::InvalidPath,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn mount_paths() {
+        for good in ["/etc/nginx/tls", "/run/secrets", "/devices"] {
+            assert!(mount_path(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "/", "etc/x", "/etc/", "/a/../b", "/a:b", "/a,b", "/a b", "/proc/x", "/dev",
+        ] {
+            assert_eq!(
+                mount_path(bad).unwrap_err().0,
+                ErrorKind::InvalidPath,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn within_is_segment_wise() {
+        assert!(is_within("/etc/a/b", "/etc/a"));
+        assert!(is_within("/etc/a", "/etc/a"));
+        assert!(!is_within("/etc/ab", "/etc/a"));
+    }
+}

@@ -1,0 +1,53 @@
+//! ramlet's spec language: the YAML documents a GitOps repo holds, how they are loaded, and the
+//! validated model the agent works from. No IO beyond reading the spec files.
+//!
+//! ```no_run
+//! let catalog = ramlet_specs::load_dir("examples/web-tls-gcp".as_ref())?;
+//! for error in &catalog.errors {
+//!     eprintln!("{error}");
+//! }
+//! # Ok::<(), ramlet_specs::LoadError>(())
+//! ```
+//!
+//! # Layout
+//! - [`load`]: find spec files, read them within limits, parse, validate, check names across files;
+//! - [`raw`]: serde types mirroring the YAML (also the source of the JSON Schema);
+//! - [`model`]: the validated types the agent trusts;
+//! - `validate`: raw to model, one module per kind;
+//! - [`error`]: [`SpecError`] with file, line, column, field path and a stable kind;
+//! - `probe`: first pass over a file: documents, YAML errors, alias-bomb budget, kinds;
+//! - `locate`: finds the line and column of a field path;
+//! - `text`, `name`, `fspath`, `mode`, `quantity`, `ports`: checks for single values;
+//! - [`hatch`]: the Quadlet escape hatch's allowed sections and keys;
+//! - [`schema`]: the JSON Schema for editors.
+
+pub mod error;
+pub mod hatch;
+pub mod load;
+pub mod model;
+pub mod raw;
+pub mod scalar;
+pub mod schema;
+
+mod fspath;
+mod locate;
+mod mode;
+mod name;
+
+mod path;
+mod ports;
+mod probe;
+mod quantity;
+mod text;
+mod validate;
+
+pub use error::{ErrorKind, Location, SpecError};
+pub use load::{API_VERSION, Catalog, LoadError, MAX_FILE_BYTES, load_dir, load_texts};
+pub use mode::DEFAULT_FILE_MODE;
+pub use name::parse_host_labels;
+pub use quantity::{
+    DEFAULT_REFRESH, DEFAULT_VOLUME_BYTES, MAX_REFRESH, MAX_VOLUME_BYTES, MIN_REFRESH,
+    MIN_VOLUME_BYTES,
+};
+pub use text::MAX_STRING_BYTES;
+pub use validate::container::SIGNALS;

@@ -1,0 +1,273 @@
+//! The validated specs: what the rest of the agent works with.
+//!
+//! Every value here has passed [`crate::validate`]: names are DNS-1123 labels, strings are single
+//! lines without control characters, paths are normalised and cannot escape, modes are at most
+//! 0777, sizes and durations are in bounds, every secret's store exists, and escape-hatch keys
+//! come from the allowed set.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use crate::name::Name;
+pub use crate::raw::{Encoding, LabelOperator, Medium, SelinuxLabel};
+
+/// Where a document was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// The file.
+    pub file: PathBuf,
+    /// The document's index in the file, from 0.
+    pub document: usize,
+}
+
+/// A validated `SecretStore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStore {
+    /// `metadata.name`.
+    pub name: Name,
+    /// Where it was declared.
+    pub origin: Origin,
+    /// How often its secrets are checked for new versions.
+    pub refresh_interval: Duration,
+    /// The provider.
+    pub provider: Provider,
+}
+
+/// A secret provider and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Provider {
+    /// AWS Secrets Manager.
+    Aws {
+        /// The region.
+        region: String,
+        /// An endpoint override (`http(s)://...`).
+        endpoint: Option<String>,
+    },
+    /// Google Cloud Secret Manager.
+    Gcp {
+        /// The project ID or number.
+        project: String,
+        /// An endpoint override (`http(s)://...`).
+        endpoint: Option<String>,
+    },
+    /// A local directory, one file per secret.
+    File {
+        /// The absolute directory.
+        directory: PathBuf,
+    },
+}
+
+impl Provider {
+    /// The provider's short name: `aws`, `gcp` or `file`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Aws { .. } => "aws",
+            Self::Gcp { .. } => "gcp",
+            Self::File { .. } => "file",
+        }
+    }
+}
+
+/// A validated `Container`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    /// `metadata.name`; the unit is `<name>.container`.
+    pub name: Name,
+    /// Where it was declared.
+    pub origin: Origin,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// Which hosts run it.
+    pub host_selector: HostSelector,
+    /// The image reference.
+    pub image: String,
+    /// The entrypoint override.
+    pub entrypoint: Option<String>,
+    /// The arguments.
+    pub exec: Vec<String>,
+    /// Environment variables (never secrets).
+    pub environment: BTreeMap<String, String>,
+    /// Published ports, in Podman's syntax.
+    pub publish_ports: Vec<String>,
+    /// The network.
+    pub network: Option<String>,
+    /// The user (and group) inside the container.
+    pub user: Option<String>,
+    /// The RAM volumes.
+    pub volumes: Vec<Volume>,
+    /// What a secret rotation does.
+    pub rotation: Rotation,
+    /// Escape-hatch keys: section -> key -> values (one per repetition of the key).
+    pub quadlet: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+}
+
+impl Container {
+    /// Every secret this container reads, with the path of the file it fills.
+    pub fn secrets(&self) -> impl Iterator<Item = (&Volume, &VolumeFile)> {
+        self.volumes
+            .iter()
+            .flat_map(|v| v.files.iter().map(move |f| (v, f)))
+    }
+}
+
+/// Selects hosts by label; the empty selector selects every host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostSelector {
+    /// Exact label matches.
+    pub match_labels: BTreeMap<String, String>,
+    /// Set-based requirements.
+    pub match_expressions: Vec<LabelRequirement>,
+}
+
+/// One set-based requirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabelRequirement {
+    /// The label key.
+    pub key: String,
+    /// The operator.
+    pub operator: LabelOperator,
+    /// The values, for `In` and `NotIn`.
+    pub values: Vec<String>,
+}
+
+impl HostSelector {
+    /// Whether a host with `labels` is selected.
+    #[must_use]
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let exact = self
+            .match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v));
+        exact
+            && self.match_expressions.iter().all(|r| {
+                let value = labels.get(&r.key);
+                match r.operator {
+                    LabelOperator::In => value.is_some_and(|v| r.values.contains(v)),
+                    LabelOperator::NotIn => value.is_none_or(|v| !r.values.contains(v)),
+                    LabelOperator::Exists => value.is_some(),
+                    LabelOperator::DoesNotExist => value.is_none(),
+                }
+            })
+    }
+}
+
+/// A validated RAM volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    /// Unique within the container.
+    pub name: Name,
+    /// Absolute, normalised path in the container.
+    pub mount_path: String,
+    /// tmpfs or ramfs.
+    pub medium: Medium,
+    /// The tmpfs size in bytes.
+    pub size_limit: u64,
+    /// SELinux relabelling.
+    pub selinux: SelinuxLabel,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// The files, in spec order.
+    pub files: Vec<VolumeFile>,
+}
+
+/// A validated file in a volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeFile {
+    /// Relative, normalised, cannot leave the volume.
+    pub path: String,
+    /// Permission bits, at most 0o777.
+    pub mode: u32,
+    /// Owner user ID.
+    pub uid: u32,
+    /// Owner group ID.
+    pub gid: u32,
+    /// The content's source.
+    pub secret: SecretRef,
+}
+
+/// A validated reference to a secret.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// The store; it exists.
+    pub store: Name,
+    /// The secret's name in the store.
+    pub name: String,
+    /// Which version.
+    pub version: SecretVersion,
+    /// A top-level key of a JSON object secret.
+    pub property: Option<String>,
+    /// How the content is encoded.
+    pub encoding: Encoding,
+}
+
+/// Which version of a secret to read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SecretVersion {
+    /// The newest enabled version (GCP `latest`, AWS `AWSCURRENT`).
+    Latest,
+    /// A pinned version: GCP version number, AWS version ID or staging label.
+    Pinned(String),
+}
+
+/// What a secret rotation does to the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Rotation {
+    /// Restart the unit.
+    Restart,
+    /// Send this signal (such as `SIGHUP`) to the container.
+    Reload {
+        /// The signal's name, with the `SIG` prefix.
+        signal: String,
+    },
+    /// Only update the files.
+    None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn selectors_match_like_kubernetes() {
+        let selector = HostSelector {
+            match_labels: labels(&[("role", "edge")]),
+            match_expressions: vec![
+                LabelRequirement {
+                    key: "zone".into(),
+                    operator: LabelOperator::In,
+                    values: vec!["a".into(), "b".into()],
+                },
+                LabelRequirement {
+                    key: "drain".into(),
+                    operator: LabelOperator::DoesNotExist,
+                    values: vec![],
+                },
+            ],
+        };
+        assert!(selector.matches(&labels(&[("role", "edge"), ("zone", "a")])));
+        assert!(!selector.matches(&labels(&[("role", "edge"), ("zone", "c")])));
+        assert!(!selector.matches(&labels(&[("role", "edge"), ("zone", "a"), ("drain", "")])));
+        assert!(!selector.matches(&labels(&[("zone", "a")])));
+        assert!(HostSelector::default().matches(&labels(&[])));
+    }
+}

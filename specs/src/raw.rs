@@ -1,0 +1,310 @@
+//! The spec documents exactly as written: serde types that mirror the YAML, with unknown fields
+//! refused. Nothing here is trusted yet; [`crate::validate`] turns these into [`crate::model`].
+//!
+//! The doc comments on these types are the user-facing field reference: they become the
+//! descriptions in the JSON Schema under `specs/schema/`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::scalar::{QuadletValue, Scalar};
+
+/// The only `apiVersion` this release understands.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    /// `ramlet.dev/v1alpha1`
+    #[serde(rename = "ramlet.dev/v1alpha1")]
+    V1alpha1,
+}
+
+/// The `kind` of a `SecretStore` document.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+pub enum SecretStoreKind {
+    /// `SecretStore`
+    SecretStore,
+}
+
+/// The `kind` of a `Container` document.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+pub enum ContainerKind {
+    /// `Container`
+    Container,
+}
+
+/// One spec document: Kubernetes shape.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Document<K, S> {
+    /// Always `ramlet.dev/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// What this document declares.
+    pub kind: K,
+    /// Name, labels and annotations.
+    pub metadata: Metadata,
+    /// The desired state.
+    pub spec: S,
+}
+
+/// A `SecretStore` document.
+pub type SecretStoreDocument = Document<SecretStoreKind, SecretStoreSpec>;
+/// A `Container` document.
+pub type ContainerDocument = Document<ContainerKind, ContainerSpec>;
+
+/// Identifies a document.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// A DNS-1123 label (lowercase letters, digits and `-`, at most 63 characters), unique among
+    /// documents of the same kind. For a `Container` it names the unit: `<name>.container`.
+    pub name: String,
+    /// Kubernetes-style labels; informational.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form annotations; informational, never written to a unit file.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Where secrets come from. Exactly one of `aws`, `gcp` or `file` is set.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretStoreSpec {
+    /// How often secrets from this store are checked for new versions: `30s`, `5m`, `1h`,
+    /// `1h30m`. Between 10s and 24h; default `5m`.
+    pub refresh_interval: Option<String>,
+    /// AWS Secrets Manager.
+    pub aws: Option<AwsStore>,
+    /// Google Cloud Secret Manager.
+    pub gcp: Option<GcpStore>,
+    /// A local directory holding one file per secret.
+    pub file: Option<FileStore>,
+}
+
+/// AWS Secrets Manager. Credentials come from the standard AWS chain (environment, profile,
+/// instance role).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsStore {
+    /// The region, such as `eu-west-1`.
+    pub region: String,
+    /// An `http://` or `https://` URL that replaces the regional endpoint (VPC endpoints, tests).
+    pub endpoint: Option<String>,
+}
+
+/// Google Cloud Secret Manager. Credentials come from Application Default Credentials.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GcpStore {
+    /// The project ID (such as `my-project`) or project number.
+    pub project: String,
+    /// An `http://` or `https://` URL that replaces `https://secretmanager.googleapis.com`.
+    pub endpoint: Option<String>,
+}
+
+/// Secrets read from files in a local directory: the secret `prod/db` is the file
+/// `<directory>/prod/db`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileStore {
+    /// An absolute directory.
+    pub directory: String,
+}
+
+/// A container that ramlet runs with Podman through a Quadlet unit.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerSpec {
+    /// Only hosts whose labels match run this container; absent means every host.
+    pub host_selector: Option<HostSelector>,
+    /// The image reference, such as `docker.io/library/nginx:1.27` (no whitespace).
+    pub image: String,
+    /// Overrides the image's entrypoint (Quadlet `Entrypoint=`).
+    pub entrypoint: Option<String>,
+    /// Arguments to the entrypoint (Quadlet `Exec=`); each item is one argument.
+    #[serde(default)]
+    pub exec: Vec<String>,
+    /// Environment variables. Never put secrets here: Podman keeps the environment on disk.
+    #[serde(default)]
+    pub environment: BTreeMap<String, Scalar>,
+    /// Published ports: `[[ip:][hostPort]:]containerPort[/tcp|udp|sctp]`, ranges allowed.
+    #[serde(default)]
+    pub publish_ports: Vec<String>,
+    /// The network: `host`, `none`, `private`, `slirp4netns[:options]`, `pasta[:options]`, or the
+    /// name of a Podman network.
+    pub network: Option<String>,
+    /// The user (and group) the process runs as inside the container: `uid[:gid]` or
+    /// `name[:group]`.
+    pub user: Option<String>,
+    /// RAM volumes filled with secrets and mounted into the container.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// What happens when a secret of this container changes.
+    pub rotation: Option<Rotation>,
+    /// Escape hatch for Quadlet keys the spec does not model: section (`Unit`, `Container`,
+    /// `Service`) to key to value (or list of values, for a key that repeats). Only keys from a
+    /// known set are accepted, and none that ramlet owns (image, volumes, exec, ...).
+    #[serde(default)]
+    pub quadlet: BTreeMap<String, BTreeMap<String, QuadletValue>>,
+}
+
+/// Selects hosts by their labels (set with `--host-labels` or the agent's config). All terms must
+/// match.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostSelector {
+    /// Labels the host must have, with these values.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// Set-based requirements, as in Kubernetes.
+    #[serde(default)]
+    pub match_expressions: Vec<LabelRequirement>,
+}
+
+/// One set-based label requirement.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LabelRequirement {
+    /// The label key.
+    pub key: String,
+    /// How the host's value relates to `values`.
+    pub operator: LabelOperator,
+    /// The values for `In` and `NotIn`; must be empty for `Exists` and `DoesNotExist`.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// Operators of a label requirement.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+pub enum LabelOperator {
+    /// The host has the label, with one of the values.
+    In,
+    /// The host lacks the label, or has it with none of the values.
+    NotIn,
+    /// The host has the label.
+    Exists,
+    /// The host lacks the label.
+    DoesNotExist,
+}
+
+/// A RAM volume: a tmpfs (mounted `noswap`) or ramfs that ramlet fills with secret files and
+/// bind-mounts into the container.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Volume {
+    /// A DNS-1123 label, unique within the container.
+    pub name: String,
+    /// Where the volume appears in the container: an absolute path, not `/`, unique.
+    pub mount_path: String,
+    /// `tmpfs` (default; mounted with `noswap`) or `ramfs` (for kernels older than 6.4).
+    pub medium: Option<Medium>,
+    /// The tmpfs size: bytes, or with `Ki` / `Mi` (such as `512Ki`). From 4Ki to 64Mi; default 1Mi.
+    pub size_limit: Option<Scalar>,
+    /// SELinux relabelling: `private` (default, `:Z`), `shared` (`:z`) or `none`.
+    pub selinux: Option<SelinuxLabel>,
+    /// Mount the volume read-only in the container (default true).
+    pub read_only: Option<bool>,
+    /// The files of the volume. Several files are updated together: a container never sees half
+    /// a rotation.
+    #[serde(default)]
+    pub files: Vec<VolumeFile>,
+}
+
+/// The RAM filesystem behind a volume.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Medium {
+    /// tmpfs mounted with `noswap` (Linux 6.4 and later).
+    Tmpfs,
+    /// ramfs: never swapped, but without a size limit.
+    Ramfs,
+}
+
+/// SELinux relabelling of a volume.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum SelinuxLabel {
+    /// `:Z`: private to this container.
+    Private,
+    /// `:z`: shared between containers.
+    Shared,
+    /// No relabelling.
+    None,
+}
+
+/// One file in a volume, filled from a secret.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VolumeFile {
+    /// The file's path inside the volume: relative, no `..`, no empty segments.
+    pub path: String,
+    /// Octal permissions, written `0400` (default), `0o400` or `"0400"`; at most `0777`.
+    pub mode: Option<Scalar>,
+    /// The owning user ID, as the container sees it (default 0).
+    pub uid: Option<u32>,
+    /// The owning group ID, as the container sees it (default 0).
+    pub gid: Option<u32>,
+    /// Where the content comes from.
+    pub secret: SecretRef,
+}
+
+/// A reference to one secret in a store.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretRef {
+    /// The `metadata.name` of a `SecretStore`.
+    pub store: String,
+    /// The secret's name in that store (AWS: name or ARN; GCP: secret ID; file: relative path).
+    pub name: String,
+    /// `latest` (default) or a pinned version: a GCP version number, an AWS version ID or
+    /// staging label (such as `AWSPREVIOUS`).
+    pub version: Option<Scalar>,
+    /// Take this top-level key of a JSON object secret instead of the whole secret.
+    pub property: Option<String>,
+    /// How the secret's content is stored: `raw` (default, written as is; binary secrets too)
+    /// or `base64` (decoded before writing).
+    pub encoding: Option<Encoding>,
+}
+
+/// The encoding of a secret's content.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Encoding {
+    /// Written as is.
+    Raw,
+    /// Base64 text, decoded before writing.
+    Base64,
+}
+
+/// What happens when one of the container's secrets changes.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rotation {
+    /// `restart` (default), `reload` (send `signal`) or `none`.
+    pub strategy: Option<RotationStrategy>,
+    /// The signal for `reload`, such as `SIGHUP` (default) or `SIGUSR1`.
+    pub signal: Option<String>,
+}
+
+/// How a container picks up a rotated secret.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum RotationStrategy {
+    /// Restart the unit.
+    Restart,
+    /// Send `signal` to the container's main process.
+    Reload,
+    /// Update the files only.
+    None,
+}

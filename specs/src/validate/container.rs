@@ -1,0 +1,581 @@
+//! Validation of `Container` documents.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Check, ErrorKind};
+use crate::model::{
+    Container, HostSelector, LabelRequirement, Origin, Provider, Rotation, SecretRef,
+    SecretVersion, Volume, VolumeFile,
+};
+use crate::name;
+use crate::path::FieldPath;
+use crate::quantity::{self, DEFAULT_VOLUME_BYTES};
+use crate::raw::{self, Encoding, LabelOperator, Medium, RotationStrategy, SelinuxLabel};
+use crate::{fspath, hatch, mode, ports, text};
+
+use super::{Findings, labels, metadata};
+
+/// What the container validation knows about a store name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoreStatus<'a> {
+    /// A valid store with this provider.
+    Valid(&'a Provider),
+    /// Declared, but rejected (invalid or a duplicate name).
+    Rejected,
+}
+
+/// Store names to what is known about them.
+pub(crate) type Stores<'a> = BTreeMap<&'a str, StoreStatus<'a>>;
+
+/// Signals a `reload` rotation may send.
+pub const SIGNALS: &[&str] = &[
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT",
+];
+
+/// Validates one `Container` document against the known stores.
+pub(crate) fn validate(
+    doc: &raw::ContainerDocument,
+    origin: Origin,
+    stores: &Stores<'_>,
+) -> Result<Container, Findings> {
+    let mut f = Findings::default();
+    let name = metadata(&mut f, &doc.metadata);
+    let spec = &doc.spec;
+    let path = FieldPath::of(&["spec"]);
+
+    let host_selector = spec
+        .host_selector
+        .as_ref()
+        .map(|s| host_selector(&mut f, &path.key("hostSelector"), s))
+        .unwrap_or_default();
+    let image = f.check(
+        &path.key("image"),
+        option_safe_word(&spec.image, "an image reference"),
+    );
+    let entrypoint = f.optional(&path.key("entrypoint"), spec.entrypoint.as_deref(), |e| {
+        text::single_line(e).map(str::to_owned)
+    });
+    let exec = each(&mut f, &path.key("exec"), &spec.exec, |a| {
+        text::single_line(a).map(str::to_owned)
+    });
+    let mut environment = BTreeMap::new();
+    for (key, value) in &spec.environment {
+        let field = path.key("environment").key(key);
+        if let Some(key) = f.check(&field, env_name(key)) {
+            if let Some(value) = f.check(&field, text::single_line(value.as_str())) {
+                environment.insert(key, value.to_owned());
+            }
+        }
+    }
+    let publish_ports = each(
+        &mut f,
+        &path.key("publishPorts"),
+        &spec.publish_ports,
+        |p| text::single_line(p).and_then(ports::publish_port),
+    );
+    let network = f.optional(&path.key("network"), spec.network.as_deref(), |n| {
+        option_safe_word(n, "a network name or mode")
+    });
+    let user = f.optional(&path.key("user"), spec.user.as_deref(), user);
+    let volumes = volumes(&mut f, &path.key("volumes"), &spec.volumes, stores);
+    let rotation = rotation(&mut f, &path.key("rotation"), spec.rotation.as_ref());
+    let quadlet = quadlet(&mut f, &path.key("quadlet"), &spec.quadlet);
+
+    if !f.0.is_empty() {
+        return Err(f);
+    }
+    match (name, image, entrypoint, network, user) {
+        (Some(name), Some(image), Some(entrypoint), Some(network), Some(user)) => Ok(Container {
+            name,
+            origin,
+            labels: doc.metadata.labels.clone(),
+            host_selector,
+            image,
+            entrypoint,
+            exec,
+            environment,
+            publish_ports,
+            network,
+            user,
+            volumes,
+            rotation,
+            quadlet,
+        }),
+        _ => Err(f),
+    }
+}
+
+/// Checks every item of a list, keeping the good ones (the caller rejects the document if any
+/// item was bad).
+fn each<T>(
+    f: &mut Findings,
+    path: &FieldPath,
+    items: &[String],
+    check: impl Fn(&str) -> Check<T>,
+) -> Vec<T> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| f.check(&path.index(i), check(item)))
+        .collect()
+}
+
+/// A single word that cannot be mistaken for a command-line option.
+fn option_safe_word(value: &str, what: &str) -> Check<String> {
+    text::word(value)?;
+    if value.starts_with('-') {
+        return Err((
+            ErrorKind::InvalidValue,
+            format!("{value:?} is not {what}: it starts with '-'"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn env_name(key: &str) -> Check<String> {
+    text::single_line(key)?;
+    let valid = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(key.to_owned())
+    } else {
+        Err((
+            ErrorKind::InvalidName,
+            format!("{key:?} is not an environment variable name (letters, digits and '_')"),
+        ))
+    }
+}
+
+/// `uid[:gid]` or `name[:group]`.
+fn user(value: &str) -> Check<String> {
+    text::word(value)?;
+    let part = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('-')
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    let valid = match value.split_once(':') {
+        Some((u, g)) => part(u) && part(g),
+        None => part(value),
+    };
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err((
+            ErrorKind::InvalidValue,
+            format!("{value:?} is not `uid[:gid]` or `name[:group]`"),
+        ))
+    }
+}
+
+fn host_selector(f: &mut Findings, path: &FieldPath, raw: &raw::HostSelector) -> HostSelector {
+    labels(f, &path.key("matchLabels"), &raw.match_labels);
+    let mut match_expressions = Vec::new();
+    for (i, r) in raw.match_expressions.iter().enumerate() {
+        let path = path.key("matchExpressions").index(i);
+        f.check(
+            &path.key("key"),
+            text::single_line(&r.key).and_then(|_| name::label_key(&r.key)),
+        );
+        for (j, v) in r.values.iter().enumerate() {
+            f.check(
+                &path.key("values").index(j),
+                text::single_line(v).and_then(|_| name::label_value_check(v)),
+            );
+        }
+        let needs_values = matches!(r.operator, LabelOperator::In | LabelOperator::NotIn);
+        if needs_values == r.values.is_empty() {
+            let message = if needs_values {
+                "In and NotIn need at least one value"
+            } else {
+                "Exists and DoesNotExist take no values"
+            };
+            f.push(&path.key("values"), ErrorKind::InvalidValue, message);
+        }
+        match_expressions.push(LabelRequirement {
+            key: r.key.clone(),
+            operator: r.operator,
+            values: r.values.clone(),
+        });
+    }
+    HostSelector {
+        match_labels: raw.match_labels.clone(),
+        match_expressions,
+    }
+}
+
+fn volumes(
+    f: &mut Findings,
+    path: &FieldPath,
+    raw: &[raw::Volume],
+    stores: &Stores<'_>,
+) -> Vec<Volume> {
+    let mut names = BTreeMap::new();
+    let mut mounts: Vec<(usize, String)> = Vec::new();
+    let mut volumes = Vec::new();
+    for (i, v) in raw.iter().enumerate() {
+        let path = path.index(i);
+        let name = f.check(&path.key("name"), name::name(&v.name));
+        if let Some(name) = &name {
+            if let Some(first) = names.insert(name.clone(), i) {
+                f.push(
+                    &path.key("name"),
+                    ErrorKind::DuplicateName,
+                    format!("volume {name:?} is also spec.volumes[{first}]"),
+                );
+            }
+        }
+        let mount_path = f.check(
+            &path.key("mountPath"),
+            text::single_line(&v.mount_path).and_then(fspath::mount_path),
+        );
+        if let Some(mount) = &mount_path {
+            if let Some((j, other)) = mounts
+                .iter()
+                .find(|(_, m)| fspath::is_within(mount, m) || fspath::is_within(m, mount))
+            {
+                let how = if other == mount {
+                    "is the same as"
+                } else {
+                    "overlaps"
+                };
+                f.push(
+                    &path.key("mountPath"),
+                    ErrorKind::DuplicatePath,
+                    format!("{mount:?} {how} spec.volumes[{j}].mountPath {other:?}"),
+                );
+            }
+            mounts.push((i, mount.clone()));
+        }
+        let size_limit = f
+            .optional(
+                &path.key("sizeLimit"),
+                v.size_limit.as_ref().map(crate::scalar::Scalar::as_str),
+                quantity::volume_size,
+            )
+            .map(|s| s.unwrap_or(DEFAULT_VOLUME_BYTES));
+        if v.files.is_empty() {
+            f.push(
+                &path.key("files"),
+                ErrorKind::MissingField,
+                "a volume needs at least one file",
+            );
+        }
+        let files = files(f, &path.key("files"), &v.files, stores);
+        if let (Some(name), Some(mount_path), Some(size_limit)) = (name, mount_path, size_limit) {
+            volumes.push(Volume {
+                name,
+                mount_path,
+                medium: v.medium.unwrap_or(Medium::Tmpfs),
+                size_limit,
+                selinux: v.selinux.unwrap_or(SelinuxLabel::Private),
+                read_only: v.read_only.unwrap_or(true),
+                files,
+            });
+        }
+    }
+    volumes
+}
+
+fn files(
+    f: &mut Findings,
+    path: &FieldPath,
+    raw: &[raw::VolumeFile],
+    stores: &Stores<'_>,
+) -> Vec<VolumeFile> {
+    let mut seen: Vec<(usize, String)> = Vec::new();
+    let mut files = Vec::new();
+    for (i, file) in raw.iter().enumerate() {
+        let path = path.index(i);
+        let rel = f.check(
+            &path.key("path"),
+            text::single_line(&file.path).and_then(fspath::relative),
+        );
+        if let Some(rel) = &rel {
+            if let Some((j, other)) = seen
+                .iter()
+                .find(|(_, o)| fspath::is_within(rel, o) || fspath::is_within(o, rel))
+            {
+                let how = if other == rel {
+                    "is the same as"
+                } else {
+                    "is a file and a directory with"
+                };
+                f.push(
+                    &path.key("path"),
+                    ErrorKind::DuplicatePath,
+                    format!("{rel:?} {how} files[{j}].path {other:?}"),
+                );
+            }
+            seen.push((i, rel.clone()));
+        }
+        let mode = f
+            .optional(
+                &path.key("mode"),
+                file.mode.as_ref().map(crate::scalar::Scalar::as_str),
+                mode::parse,
+            )
+            .map(|m| m.unwrap_or(mode::DEFAULT_FILE_MODE));
+        let secret = secret_ref(f, &path.key("secret"), &file.secret, stores);
+        if let (Some(path), Some(mode), Some(secret)) = (rel, mode, secret) {
+            files.push(VolumeFile {
+                path,
+                mode,
+                uid: file.uid.unwrap_or(0),
+                gid: file.gid.unwrap_or(0),
+                secret,
+            });
+        }
+    }
+    files
+}
+
+fn secret_ref(
+    f: &mut Findings,
+    path: &FieldPath,
+    raw: &raw::SecretRef,
+    stores: &Stores<'_>,
+) -> Option<SecretRef> {
+    let store = f.check(&path.key("store"), name::name(&raw.store))?;
+    let provider = match stores.get(store.as_str()) {
+        Some(StoreStatus::Valid(provider)) => Some(*provider),
+        Some(StoreStatus::Rejected) => {
+            f.push(
+                &path.key("store"),
+                ErrorKind::UnknownStore,
+                format!("store {store:?} is declared but invalid; fix its errors first"),
+            );
+            None
+        }
+        None => {
+            let known: Vec<&str> = stores.keys().copied().collect();
+            let hint = if known.is_empty() {
+                "no SecretStore is declared".to_owned()
+            } else {
+                format!("declared stores: {}", known.join(", "))
+            };
+            f.push(
+                &path.key("store"),
+                ErrorKind::UnknownStore,
+                format!("no SecretStore named {store:?}; {hint}"),
+            );
+            None
+        }
+    };
+    let name = f.check(
+        &path.key("name"),
+        text::single_line(&raw.name).and_then(|n| secret_name(provider, n)),
+    );
+    let version_text = raw
+        .version
+        .as_ref()
+        .map_or("latest", crate::scalar::Scalar::as_str);
+    let version = f.check(
+        &path.key("version"),
+        text::single_line(version_text).and_then(|v| version(provider, v)),
+    );
+    let property = f.optional(&path.key("property"), raw.property.as_deref(), |p| {
+        text::single_line(p)?;
+        if p.is_empty() {
+            return Err((ErrorKind::InvalidValue, "property must not be empty".into()));
+        }
+        Ok(p.to_owned())
+    });
+    Some(SecretRef {
+        store,
+        name: name?,
+        version: version?,
+        property: property?,
+        encoding: raw.encoding.unwrap_or(Encoding::Raw),
+    })
+}
+
+/// A secret's name, by the rules of its store's provider.
+fn secret_name(provider: Option<&Provider>, name: &str) -> Check<String> {
+    let ok = match provider {
+        // Checked again once the store is fixed.
+        None => true,
+        Some(Provider::Aws { .. }) if name.starts_with("arn:") => {
+            name.len() <= 2048 && !name.contains(char::is_whitespace)
+        }
+        Some(Provider::Aws { .. }) => {
+            (1..=512).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+        }
+        Some(Provider::Gcp { .. }) => {
+            (1..=255).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+        }
+        Some(Provider::File { .. }) => return fspath::relative(name),
+    };
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        let rule = match provider {
+            Some(Provider::Gcp { .. }) => "a GCP secret ID: 1 to 255 letters, digits, '_' and '-'",
+            _ => "an AWS secret name (1 to 512 of letters, digits and /_+=.@-) or ARN",
+        };
+        Err((ErrorKind::InvalidValue, format!("{name:?} is not {rule}")))
+    }
+}
+
+/// A version: `latest`, or what the provider can pin.
+fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
+    if version == "latest" {
+        return Ok(SecretVersion::Latest);
+    }
+    let (ok, rule) = match provider {
+        None => (true, ""),
+        Some(Provider::Gcp { .. }) => (
+            !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_digit())
+                && !version.starts_with('0'),
+            "`latest` or a GCP version number such as `3`",
+        ),
+        Some(Provider::Aws { .. }) => (
+            (1..=256).contains(&version.len())
+                && version
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
+            "`latest`, an AWS version ID or a staging label such as `AWSPREVIOUS`",
+        ),
+        Some(Provider::File { .. }) => (false, "`latest`: the file store keeps one version"),
+    };
+    if ok {
+        Ok(SecretVersion::Pinned(version.to_owned()))
+    } else {
+        Err((
+            ErrorKind::InvalidValue,
+            format!("{version:?} is not {rule}"),
+        ))
+    }
+}
+
+fn rotation(f: &mut Findings, path: &FieldPath, raw: Option<&raw::Rotation>) -> Rotation {
+    let strategy = raw
+        .and_then(|r| r.strategy)
+        .unwrap_or(RotationStrategy::Restart);
+    let signal = raw.and_then(|r| r.signal.as_deref());
+    match (strategy, signal) {
+        (RotationStrategy::Reload, signal) => {
+            let signal = f.check(
+                &path.key("signal"),
+                self::signal(signal.unwrap_or("SIGHUP")),
+            );
+            Rotation::Reload {
+                signal: signal.unwrap_or_default(),
+            }
+        }
+        (_, Some(_)) => {
+            f.push(
+                &path.key("signal"),
+                ErrorKind::InvalidValue,
+                "signal is only used with `strategy: reload`",
+            );
+            Rotation::None
+        }
+        (RotationStrategy::Restart, None) => Rotation::Restart,
+        (RotationStrategy::None, None) => Rotation::None,
+    }
+}
+
+/// A signal name, with or without `SIG`, normalised to `SIGHUP` form.
+fn signal(value: &str) -> Check<String> {
+    text::single_line(value)?;
+    let upper = value.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    if SIGNALS.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err((
+            ErrorKind::InvalidValue,
+            format!(
+                "{value:?} is not a signal ramlet sends; use one of {}",
+                SIGNALS.join(", ")
+            ),
+        ))
+    }
+}
+
+fn quadlet(
+    f: &mut Findings,
+    path: &FieldPath,
+    raw: &BTreeMap<String, BTreeMap<String, crate::scalar::QuadletValue>>,
+) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut sections = BTreeMap::new();
+    for (section, keys) in raw {
+        let path = path.key(section);
+        let Some(allowed) = f.check(&path, text::single_line(section).and_then(hatch::section))
+        else {
+            continue;
+        };
+        let mut out = BTreeMap::new();
+        for (key, value) in keys {
+            let path = path.key(key);
+            if f.check(
+                &path,
+                text::single_line(key).and_then(|k| hatch::key(section, allowed, k)),
+            )
+            .is_none()
+            {
+                continue;
+            }
+            if value.0.is_empty() {
+                f.push(
+                    &path,
+                    ErrorKind::InvalidValue,
+                    "an empty list sets nothing; remove the key",
+                );
+            }
+            let mut good = Vec::new();
+            for (i, v) in value.0.iter().enumerate() {
+                let item = if value.0.len() == 1 {
+                    path.clone()
+                } else {
+                    path.index(i)
+                };
+                if let Some(v) = f.check(&item, text::single_line(v.as_str())) {
+                    good.push(v.to_owned());
+                }
+            }
+            out.insert(key.clone(), good);
+        }
+        sections.insert(section.clone(), out);
+    }
+    sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_normalise() {
+        assert_eq!(signal("hup"), Ok("SIGHUP".into()));
+        assert_eq!(signal("SIGUSR1"), Ok("SIGUSR1".into()));
+        assert!(signal("SIGKILL").is_err());
+        assert!(signal("9").is_err());
+    }
+
+    #[test]
+    fn users_and_env_names() {
+        assert!(user("1000:1000").is_ok());
+        assert!(user("nginx").is_ok());
+        assert!(user("-u").is_err());
+        assert!(user("a:b:c").is_err());
+        assert!(env_name("TZ").is_ok());
+        assert!(env_name("_X1").is_ok());
+        assert!(env_name("1X").is_err());
+        assert!(env_name("A-B").is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! Validation of `SecretStore` documents.
+
+use std::path::PathBuf;
+
+use crate::error::{Check, ErrorKind};
+use crate::fspath;
+use crate::model::{Origin, Provider, SecretStore};
+use crate::path::FieldPath;
+use crate::quantity::{self, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH};
+use crate::raw;
+use crate::text;
+
+use super::{Findings, endpoint, metadata};
+
+/// Validates one `SecretStore` document.
+pub(crate) fn validate(
+    doc: &raw::SecretStoreDocument,
+    origin: Origin,
+) -> Result<SecretStore, Findings> {
+    let mut findings = Findings::default();
+    let name = metadata(&mut findings, &doc.metadata);
+    let spec = &doc.spec;
+    let path = FieldPath::of(&["spec"]);
+
+    let refresh_interval = findings
+        .optional(
+            &path.key("refreshInterval"),
+            spec.refresh_interval.as_deref(),
+            |t| quantity::duration(t, MIN_REFRESH, MAX_REFRESH),
+        )
+        .map(|d| d.unwrap_or(DEFAULT_REFRESH));
+
+    let set: Vec<&str> = [
+        ("aws", spec.aws.is_some()),
+        ("gcp", spec.gcp.is_some()),
+        ("file", spec.file.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    let provider = match set.as_slice() {
+        [] => {
+            findings.push(
+                &path,
+                ErrorKind::MissingField,
+                "set one provider: aws, gcp or file",
+            );
+            None
+        }
+        [_] => provider(&mut findings, &path, spec),
+        [_, second, ..] => {
+            findings.push(
+                &path.key(second),
+                ErrorKind::InvalidValue,
+                format!(
+                    "a store has exactly one provider; this one sets {}",
+                    set.join(" and ")
+                ),
+            );
+            None
+        }
+    };
+
+    match (name, refresh_interval, provider) {
+        (Some(name), Some(refresh_interval), Some(provider)) if findings.0.is_empty() => {
+            Ok(SecretStore {
+                name,
+                origin,
+                refresh_interval,
+                provider,
+            })
+        }
+        _ => Err(findings),
+    }
+}
+
+fn provider(
+    findings: &mut Findings,
+    path: &FieldPath,
+    spec: &raw::SecretStoreSpec,
+) -> Option<Provider> {
+    if let Some(aws) = &spec.aws {
+        let path = path.key("aws");
+        let region = findings.check(&path.key("region"), aws_region(&aws.region));
+        let endpoint = findings.optional(&path.key("endpoint"), aws.endpoint.as_deref(), endpoint);
+        return Some(Provider::Aws {
+            region: region?,
+            endpoint: endpoint?,
+        });
+    }
+    if let Some(gcp) = &spec.gcp {
+        let path = path.key("gcp");
+        let project = findings.check(&path.key("project"), gcp_project(&gcp.project));
+        let endpoint = findings.optional(&path.key("endpoint"), gcp.endpoint.as_deref(), endpoint);
+        return Some(Provider::Gcp {
+            project: project?,
+            endpoint: endpoint?,
+        });
+    }
+    let file = spec.file.as_ref()?;
+    let directory = findings.check(
+        &path.key("file").key("directory"),
+        text::single_line(&file.directory).and_then(fspath::host_directory),
+    )?;
+    Some(Provider::File {
+        directory: PathBuf::from(directory),
+    })
+}
+
+/// An AWS region: `eu-west-1`, `us-gov-west-1`, `cn-north-1`.
+fn aws_region(region: &str) -> Check<String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let valid = parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if valid {
+        Ok(region.to_owned())
+    } else {
+        Err((
+            ErrorKind::InvalidValue,
+            format!("{region:?} is not an AWS region such as `eu-west-1`"),
+        ))
+    }
+}
+
+/// A GCP project ID (6 to 30 lowercase letters, digits and `-`, starting with a letter) or a
+/// project number.
+fn gcp_project(project: &str) -> Check<String> {
+    let number =
+        !project.is_empty() && project.len() <= 20 && project.bytes().all(|b| b.is_ascii_digit());
+    let id = (6..=30).contains(&project.len())
+        && project.starts_with(|c: char| c.is_ascii_lowercase())
+        && !project.ends_with('-')
+        && project
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if number || id {
+        Ok(project.to_owned())
+    } else {
+        Err((
+            ErrorKind::InvalidValue,
+            format!("{project:?} is not a GCP project ID (such as `my-project`) or project number"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_and_projects() {
+        for good in ["eu-west-1", "us-gov-west-1", "ap-southeast-2"] {
+            assert!(aws_region(good).is_ok(), "{good}");
+        }
+        for bad in ["eu-west", "EU-west-1", "euwest1", "eu--1", ""] {
+            assert!(aws_region(bad).is_err(), "{bad}");
+        }
+        for good in ["my-project", "prod-123456", "123456789012"] {
+            assert!(gcp_project(good).is_ok(), "{good}");
+        }
+        for bad in ["My-Project", "short", "1abcdef", "proj-", "a b cdef", ""] {
+            assert!(gcp_project(bad).is_err(), "{bad}");
+        }
+    }
+}
