@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// A problem with one spec file or document, located the way a compiler would locate it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{location}: {field_display}{message} [{kind}]", file = self.file.display(), field_display = FieldPrefix(&self.field))]
+#[error("{file}{location}{field_display}{message} [{kind}]", file = self.file.display(), location = LocationPrefix(self.location), field_display = FieldPrefix(&self.field))]
 pub struct SpecError {
     /// The file the problem is in.
     pub file: PathBuf,
@@ -42,6 +42,19 @@ impl From<serde_yaml::Location> for Location {
         Self {
             line: location.line(),
             column: location.column(),
+        }
+    }
+}
+
+/// `line:column: `, or nothing for file-level problems (`file: message`, as compilers print).
+struct LocationPrefix(Location);
+
+impl fmt::Display for LocationPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.line == 0 {
+            f.write_str(": ")
+        } else {
+            write!(f, ":{}: ", self.0)
         }
     }
 }
@@ -207,15 +220,21 @@ pub(crate) fn classify_serde_message(message: &str) -> ErrorKind {
 
 /// The message of a `serde_yaml` error without the ` at line L column C` that its `Display` adds:
 /// ramlet prints the location itself, in front.
+/// serde_yaml also puts the field path in front (`spec.image: invalid type: ...`); ramlet prints
+/// the path in its own column, so that goes too.
 pub(crate) fn bare_yaml_message(error: &serde_yaml::Error) -> String {
     let text = error.to_string();
-    match error.location() {
+    let text = match error.location() {
         Some(at) => text.replacen(
             &format!(" at line {} column {}", at.line(), at.column()),
             "",
             1,
         ),
         None => text,
+    };
+    match text.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => rest.to_owned(),
+        _ => text,
     }
 }
 

@@ -412,7 +412,19 @@ fn parse_file(
                     kind @ (ErrorKind::TooComplex | ErrorKind::DuplicateKey) => kind,
                     _ => ErrorKind::Syntax,
                 };
-                errors.push(yaml_error(&error, String::new(), kind));
+                let mut error = yaml_error(&error, String::new(), kind);
+                if kind == ErrorKind::TooComplex && !probe::is_over_budget(&message) {
+                    error.message = format!(
+                        "{message}: the document nests or repeats through YAML aliases past what \
+                         ramlet reads (an alias bomb?)"
+                    );
+                }
+                if error.location.line == 0 {
+                    // Limits raised while replaying aliases carry no position: point at the
+                    // document instead.
+                    error.location = locate(text, index, &[]).unwrap_or_default();
+                }
+                errors.push(error);
                 if kind == ErrorKind::Syntax {
                     // The parser cannot resynchronise after a syntax error: the rest of the
                     // stream is unreadable, and every further document would repeat this error.

@@ -77,7 +77,12 @@ pub(crate) fn labels(findings: &mut Findings, path: &FieldPath, labels: &BTreeMa
                 &field,
                 text::single_line(key).and_then(|_| name::label_key(key)),
             )
-            .and_then(|()| findings.check(&field, name::label_value_check(value)));
+            .and_then(|()| {
+                findings.check(
+                    &field,
+                    text::single_line(value).and_then(|_| name::label_value_check(value)),
+                )
+            });
     }
 }
 

@@ -1,0 +1,86 @@
+//! Every folder under `examples/` is a spec directory a user may copy: it must load with no
+//! errors, and declare what its README line promises.
+
+use std::path::{Path, PathBuf};
+
+use ramlet_specs::model::{Provider, Rotation, SecretVersion};
+use ramlet_specs::{Catalog, load_dir};
+
+fn example(name: &str) -> Catalog {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    let catalog = load_dir(&dir).unwrap();
+    assert!(catalog.errors.is_empty(), "{name}: {:#?}", catalog.errors);
+    catalog
+}
+
+#[test]
+fn every_example_is_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 3);
+    for dir in dirs {
+        let catalog = example(dir.file_name().unwrap().to_str().unwrap());
+        assert!(!catalog.containers.is_empty(), "{}", dir.display());
+    }
+}
+
+#[test]
+fn web_tls_gcp_reloads_nginx_with_sighup() {
+    let catalog = example("web-tls-gcp");
+    let web = &catalog.containers.values().next().unwrap();
+    assert_eq!(
+        web.rotation,
+        Rotation::Reload {
+            signal: "SIGHUP".into()
+        }
+    );
+    let key = &web.volumes[0].files[0];
+    assert_eq!(
+        (key.path.as_str(), key.mode, key.uid),
+        ("tls.key", 0o400, 101)
+    );
+    let store = &catalog.stores[&key.secret.store];
+    assert!(matches!(store.provider, Provider::Gcp { .. }));
+}
+
+#[test]
+fn app_db_aws_takes_json_keys_and_pins_the_previous_key() {
+    let catalog = example("app-db-aws");
+    let api = catalog.containers.values().next().unwrap();
+    let db = &api.volumes[0];
+    let props: Vec<_> = db
+        .files
+        .iter()
+        .map(|f| f.secret.property.as_deref())
+        .collect();
+    assert_eq!(props, [Some("username"), Some("password")]);
+    assert_eq!(db.size_limit, 64 * 1024);
+    let previous = &api.volumes[1].files[1].secret;
+    assert_eq!(
+        previous.version,
+        SecretVersion::Pinned("AWSPREVIOUS".into())
+    );
+    let edge = [("role".to_owned(), "edge".to_owned())].into();
+    let app = [("role".to_owned(), "app".to_owned())].into();
+    assert_eq!(catalog.selected(&edge).count(), 0);
+    assert_eq!(catalog.selected(&app).count(), 1);
+}
+
+#[test]
+fn local_file_reads_from_a_directory() {
+    let catalog = example("local-file");
+    let store = catalog.stores.values().next().unwrap();
+    assert_eq!(
+        store.provider,
+        Provider::File {
+            directory: "/etc/ramlet/secrets".into()
+        }
+    );
+    assert_eq!(store.refresh_interval.as_secs(), 30);
+}
