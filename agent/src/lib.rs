@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap types) and dispatch to the commands;
-//! - [`validate`]: `ramlet validate`, for a GitOps repo's own CI.
+//! - [`validate`]: `ramlet validate`, for a `GitOps` repo's own CI.
 
 pub mod cli;
 pub mod validate;

@@ -1,5 +1,5 @@
 //! `ramlet validate DIR`: loads a spec directory the way the agent would and reports every error,
-//! so a GitOps repo can refuse a bad spec before it reaches a host.
+//! so a `GitOps` repo can refuse a bad spec before it reaches a host.
 
 use std::collections::BTreeMap;
 use std::io::Write;

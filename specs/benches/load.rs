@@ -1,1 +1,143 @@
-fn main() {}
+//! Loads and validates a directory of 1,000 generated spec files (100 stores, 900 containers
+//! with two volumes each). Side by side in the same run, interleaved: reading the same files,
+//! and reading plus a bare serde_yaml parse on one thread (the floor any serde_yaml-based loader
+//! pays), so the ratio says what ramlet's two-core load and validation cost against that floor.
+//!
+//! Run with `cargo bench -p ramlet-specs --bench load`; the figures go into BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const FILES: usize = 1000;
+const STORES: usize = 100;
+const ROUNDS: usize = 15;
+
+fn store(i: usize) -> String {
+    format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: store-{i}}}\nspec:\n  refreshInterval: 5m\n  aws: {{region: eu-west-1}}\n"
+    )
+}
+
+fn container(i: usize) -> String {
+    let s = i % STORES;
+    let mut text = format!(
+        "apiVersion: ramlet.dev/v1alpha1
+kind: Container
+metadata:
+  name: app-{i}
+  labels: {{app: app-{i}, tier: backend}}
+spec:
+  hostSelector:
+    matchLabels: {{role: app}}
+  image: registry.example.com/acme/app-{i}:1.{i}.0
+  exec: [\"--listen\", \"0.0.0.0:8080\", \"--config\", \"/etc/app/config.yaml\"]
+  environment: {{TZ: UTC, LOG_LEVEL: info, APP_ID: \"{i}\"}}
+  publishPorts: [\"127.0.0.1:{port}:8080\"]
+  user: \"1000:1000\"
+  volumes:
+",
+        port = 10000 + i
+    );
+    for (v, mount) in ["db", "tls"].iter().enumerate() {
+        let _ = write!(
+            text,
+            "    - name: {mount}
+      mountPath: /run/secrets/{mount}
+      sizeLimit: 64Ki
+      files:
+        - path: username
+          mode: 0440
+          secret: {{store: store-{s}, name: prod/app-{i}/{v}, property: username}}
+        - path: password
+          mode: 0400
+          secret: {{store: store-{s}, name: prod/app-{i}/{v}, property: password}}
+"
+        );
+    }
+    text.push_str("  rotation: {strategy: reload, signal: SIGHUP}\n  quadlet:\n    Service: {Restart: always}\n");
+    text
+}
+
+fn generate(dir: &Path) {
+    let _ = fs::remove_dir_all(dir);
+    for i in 0..FILES {
+        let sub = dir.join(format!("team-{}", i % 10));
+        fs::create_dir_all(&sub).unwrap();
+        let text = if i < STORES { store(i) } else { container(i) };
+        fs::write(sub.join(format!("spec-{i}.yaml")), text).unwrap();
+    }
+}
+
+fn read_only(dir: &Path) -> usize {
+    let mut bytes = 0;
+    for team in fs::read_dir(dir).unwrap() {
+        for file in fs::read_dir(team.unwrap().path()).unwrap() {
+            bytes += fs::read_to_string(file.unwrap().path()).unwrap().len();
+        }
+    }
+    bytes
+}
+
+/// The floor: serde_yaml parsing every document into `IgnoredAny`, on one thread.
+fn parse_only(dir: &Path) {
+    for team in fs::read_dir(dir).unwrap() {
+        for file in fs::read_dir(team.unwrap().path()).unwrap() {
+            let text = fs::read_to_string(file.unwrap().path()).unwrap();
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                let _: serde::de::IgnoredAny = serde::Deserialize::deserialize(document).unwrap();
+            }
+        }
+    }
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("ramlet-bench-{}", std::process::id()));
+    generate(&dir);
+    let (mut load, mut read, mut parse) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bytes = 0;
+    // Interleave the two measurements so machine noise hits both alike.
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        parse_only(&dir);
+        parse.push(started.elapsed());
+        let started = Instant::now();
+        bytes = std::hint::black_box(read_only(&dir));
+        read.push(started.elapsed());
+        let started = Instant::now();
+        let catalog = std::hint::black_box(ramlet_specs::load_dir(&dir).unwrap());
+        load.push(started.elapsed());
+        assert!(catalog.errors.is_empty(), "{:?}", catalog.errors.first());
+        assert_eq!(catalog.containers.len() + catalog.stores.len(), FILES);
+    }
+    let (load, read, parse) = (median(load), median(read), median(parse));
+    println!(
+        "load_dir: {FILES} files ({} KiB), median of {ROUNDS} rounds",
+        bytes / 1024
+    );
+    println!("| what | median |");
+    println!("| --- | --- |");
+    println!(
+        "| read the files only | {:.1} ms |",
+        read.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| read and parse only (serde_yaml, IgnoredAny, 1 thread) | {:.1} ms |",
+        parse.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| load and validate (ramlet_specs::load_dir) | {:.1} ms |",
+        load.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| load / parse-only ratio | {:.2} |",
+        load.as_secs_f64() / parse.as_secs_f64()
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -220,7 +220,7 @@ pub(crate) fn classify_serde_message(message: &str) -> ErrorKind {
 
 /// The message of a `serde_yaml` error without the ` at line L column C` that its `Display` adds:
 /// ramlet prints the location itself, in front.
-/// serde_yaml also puts the field path in front (`spec.image: invalid type: ...`); ramlet prints
+/// `serde_yaml` also puts the field path in front (`spec.image: invalid type: ...`); ramlet prints
 /// the path in its own column, so that goes too.
 pub(crate) fn bare_yaml_message(error: &serde_yaml::Error) -> String {
     let text = error.to_string();

@@ -2,7 +2,7 @@
 //!
 //! A spec's `quadlet:` field passes keys the spec language does not model straight into the unit.
 //! Only keys from the lists below are accepted. Keys that ramlet must own (the image, the volume
-//! mounts, the command, the environment, the container's name, SELinux separation) are refused
+//! mounts, the command, the environment, the container's name, `SELinux` separation) are refused
 //! with a pointer to the spec field that sets them: letting a spec override them would let it
 //! mount a disk path over a secret volume, pass secrets through the environment (which Podman
 //! keeps on disk) or turn off the isolation `:Z` relies on. `[Install]` is ramlet's too: it starts

@@ -1,4 +1,4 @@
-//! ramlet's spec language: the YAML documents a GitOps repo holds, how they are loaded, and the
+//! ramlet's spec language: the YAML documents a `GitOps` repo holds, how they are loaded, and the
 //! validated model the agent works from. No IO beyond reading the spec files.
 //!
 //! ```no_run
@@ -15,6 +15,7 @@
 //! - [`model`]: the validated types the agent trusts;
 //! - `validate`: raw to model, one module per kind;
 //! - [`error`]: [`SpecError`] with file, line, column, field path and a stable kind;
+//! - `document`: reads one document, its spec typed by its kind, in a single pass;
 //! - `probe`: first pass over a file: documents, YAML errors, alias-bomb budget, kinds;
 //! - `locate`: finds the line and column of a field path;
 //! - `text`, `name`, `fspath`, `mode`, `quantity`, `ports`: checks for single values;
@@ -29,6 +30,7 @@ pub mod raw;
 pub mod scalar;
 pub mod schema;
 
+mod document;
 mod fspath;
 mod locate;
 mod mode;

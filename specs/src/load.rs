@@ -10,6 +10,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeSeed as _;
+
+use crate::document::{AnyDocument, Kind, Outcome, Spec};
 use crate::error::{ErrorKind, Location, SpecError, bare_yaml_message, classify_serde_message};
 use crate::locate::locate;
 use crate::model::{Container, Name, Origin, SecretStore};
@@ -78,13 +81,8 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
     })?;
     discover(dir, &mut files, &mut errors, &mut BTreeSet::new());
     files.sort();
-    let sources: Vec<(PathBuf, Result<String, SpecError>)> = files
-        .into_iter()
-        .map(|path| {
-            let text = read(&path);
-            (path, text)
-        })
-        .collect();
+    let texts = par_map(&files, |_, path| read(path));
+    let sources: Vec<(PathBuf, Result<String, SpecError>)> = files.into_iter().zip(texts).collect();
     let mut catalog = build(sources);
     catalog.errors.extend(errors);
     catalog
@@ -114,10 +112,10 @@ fn discover(
     seen: &mut BTreeSet<PathBuf>,
 ) {
     // Follow symlinked folders (git-sync publishes through one) but never loop.
-    if let Ok(real) = fs::canonicalize(dir) {
-        if !seen.insert(real) {
-            return;
-        }
+    if let Ok(real) = fs::canonicalize(dir)
+        && !seen.insert(real)
+    {
+        return;
     }
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -223,30 +221,21 @@ struct Doc {
     parsed: Parsed,
 }
 
-/// The kinds this release knows.
-#[derive(Clone, Copy)]
-enum Kind {
-    Store,
-    Container,
-}
-
 fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>) -> Catalog {
     let mut catalog = Catalog::default();
     let mut texts = Vec::with_capacity(sources.len());
-    let mut docs = Vec::new();
-    for (file, (path, text)) in sources.into_iter().enumerate() {
+    for (path, text) in sources {
         match text {
-            Ok(text) => {
-                parse_file(file, &path, &text, &mut docs, &mut catalog.errors);
-                texts.push(text);
-            }
+            Ok(text) => texts.push(Some(text)),
             Err(error) => {
                 catalog.errors.push(error);
-                texts.push(String::new());
+                texts.push(None);
             }
         }
         catalog.files.push(path);
     }
+    let docs = parse_all(&catalog.files, &texts, &mut catalog.errors);
+    let texts: Vec<String> = texts.into_iter().map(Option::unwrap_or_default).collect();
     let ctx = Ctx {
         paths: &catalog.files,
         texts: &texts,
@@ -373,6 +362,54 @@ fn duplicate_names<'a>(
     duplicated
 }
 
+/// Maps `f` over `items` on the machine's cores, keeping order. YAML parsing is most of the
+/// loader's time and files are independent, so files are spread over threads.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8);
+    let chunk = items.len().div_ceil(threads).max(16);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, item)| f(n * chunk + i, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// Parses every file, merging documents and errors in file order.
+fn parse_all(paths: &[PathBuf], texts: &[Option<String>], errors: &mut Vec<SpecError>) -> Vec<Doc> {
+    let results = par_map(texts, |file, text| {
+        let (mut docs, mut errors) = (Vec::new(), Vec::new());
+        if let Some(text) = text {
+            parse_file(file, &paths[file], text, &mut docs, &mut errors);
+        }
+        (docs, errors)
+    });
+    let mut docs = Vec::new();
+    for (d, e) in results {
+        docs.extend(d);
+        errors.extend(e);
+    }
+    docs
+}
+
 /// Parses the documents of one file into `docs`, reporting problems into `errors`.
 fn parse_file(
     file: usize,
@@ -381,107 +418,39 @@ fn parse_file(
     docs: &mut Vec<Doc>,
     errors: &mut Vec<SpecError>,
 ) {
-    let yaml_error = |error: &serde_yaml::Error, field: String, kind: ErrorKind| SpecError {
-        file: path.to_owned(),
-        location: error.location().map(Location::from).unwrap_or_default(),
-        field,
-        kind,
-        message: bare_yaml_message(error),
-    };
-    let locate_error =
-        |index: usize, field: &FieldPath, kind: ErrorKind, message: String| SpecError {
-            file: path.to_owned(),
-            location: locate(text, index, &field.0).unwrap_or_default(),
-            field: field.to_string(),
-            kind,
-            message,
-        };
-
-    // Pass 1: probe each document for YAML errors, its apiVersion and its kind.
-    let mut plan: Vec<(usize, Kind)> = Vec::new();
+    let parser = FileParser { file, path, text };
+    // Only aliases (`*name`) can make a document expand past its size. A file without `*` cannot
+    // hold one and is read in a single pass; any other file is probed first, within a budget.
+    let probed = text.contains('*').then(|| parser.probe_documents(errors));
     let mut documents = 0;
-    let mut had_error = false;
+    let mut had_error = probed.as_ref().is_some_and(|p| p.had_error);
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let probe = match probe::probe(document) {
-            Ok(probe) => probe,
-            Err(error) => {
-                had_error = true;
-                let message = bare_yaml_message(&error);
-                let kind = match classify_serde_message(&message) {
-                    _ if probe::is_over_budget(&message) => ErrorKind::TooComplex,
-                    kind @ (ErrorKind::TooComplex | ErrorKind::DuplicateKey) => kind,
-                    _ => ErrorKind::Syntax,
-                };
-                let mut error = yaml_error(&error, String::new(), kind);
-                if kind == ErrorKind::TooComplex && !probe::is_over_budget(&message) {
-                    error.message = format!(
-                        "{message}: the document nests or repeats through YAML aliases past what \
-                         ramlet reads (an alias bomb?)"
-                    );
-                }
-                if error.location.line == 0 {
-                    // Limits raised while replaying aliases carry no position: point at the
-                    // document instead.
-                    error.location = locate(text, index, &[]).unwrap_or_default();
-                }
-                errors.push(error);
-                if kind == ErrorKind::Syntax {
-                    // The parser cannot resynchronise after a syntax error: the rest of the
-                    // stream is unreadable, and every further document would repeat this error.
+        if let Some(probed) = &probed {
+            if index >= probed.readable || !probed.passed.contains(&index) {
+                if index >= probed.readable {
                     break;
                 }
                 continue;
             }
-        };
-        let (api_version, kind) = match probe {
-            Probe::Empty => continue,
-            Probe::NotMapping => {
-                documents += 1;
-                errors.push(locate_error(
-                    index,
-                    &FieldPath::default(),
-                    ErrorKind::InvalidType,
-                    "a spec document must be a mapping with apiVersion, kind, metadata and spec"
-                        .into(),
-                ));
-                continue;
-            }
-            Probe::Mapping { api_version, kind } => (api_version, kind),
-        };
-        documents += 1;
-        if api_version.as_deref() != Some(API_VERSION) {
-            let message = match api_version {
-                None => {
-                    format!("missing apiVersion; this release reads `apiVersion: {API_VERSION}`")
-                }
-                Some(v) => format!("unknown apiVersion {v:?}; this release reads `{API_VERSION}`"),
-            };
-            errors.push(locate_error(
-                index,
-                &FieldPath::of(&["apiVersion"]),
-                ErrorKind::ApiVersion,
-                message,
-            ));
-            continue;
         }
-        let kind = match kind.as_deref() {
-            Some("SecretStore") => Kind::Store,
-            Some("Container") => Kind::Container,
-            other => {
-                let message = match other {
-                    None => "missing kind; use SecretStore or Container".to_owned(),
-                    Some(k) => format!("unknown kind {k:?}; use SecretStore or Container"),
-                };
-                errors.push(locate_error(
-                    index,
-                    &FieldPath::of(&["kind"]),
-                    ErrorKind::UnknownKind,
-                    message,
-                ));
-                continue;
+        match parser.document(index, document, None) {
+            Step::Empty => {}
+            Step::Parsed(doc) => {
+                documents += 1;
+                docs.push(doc);
             }
-        };
-        plan.push((index, kind));
+            Step::Rejected(error) => {
+                documents += 1;
+                had_error = true;
+                let fatal = error.kind == ErrorKind::Syntax;
+                errors.push(error);
+                if fatal {
+                    // The parser cannot resynchronise after a syntax error: the rest of the
+                    // stream is unreadable, and every further document would repeat it.
+                    break;
+                }
+            }
+        }
     }
     if documents == 0 && !had_error {
         errors.push(file_error(
@@ -489,39 +458,229 @@ fn parse_file(
             ErrorKind::Empty,
             "file holds no spec documents; remove it or add one".into(),
         ));
-        return;
+    }
+}
+
+/// What became of one document.
+enum Step {
+    Empty,
+    Parsed(Doc),
+    Rejected(SpecError),
+}
+
+/// What the budget probe found in a file that may hold aliases.
+struct Probed {
+    /// Indices of the documents that passed.
+    passed: BTreeSet<usize>,
+    /// Documents from this index on are unreadable (after a syntax error).
+    readable: usize,
+    /// Whether any document failed.
+    had_error: bool,
+}
+
+/// One file's text, and the error constructors that know its path.
+struct FileParser<'a> {
+    file: usize,
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl FileParser<'_> {
+    fn yaml_error(&self, error: &serde_yaml::Error, field: String, kind: ErrorKind) -> SpecError {
+        SpecError {
+            file: self.path.to_owned(),
+            location: error.location().map(Location::from).unwrap_or_default(),
+            field,
+            kind,
+            message: bare_yaml_message(error),
+        }
     }
 
-    // Pass 2: typed deserialization of the documents the probe accepted.
-    let mut plan = plan.into_iter().peekable();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let Some(&(wanted, kind)) = plan.peek() else {
-            break;
-        };
-        if index != wanted {
-            continue;
+    fn located(
+        &self,
+        index: usize,
+        field: &FieldPath,
+        kind: ErrorKind,
+        message: String,
+    ) -> SpecError {
+        SpecError {
+            file: self.path.to_owned(),
+            location: locate(self.text, index, &field.0).unwrap_or_default(),
+            field: field.to_string(),
+            kind,
+            message,
         }
-        plan.next();
-        let parsed = match kind {
-            Kind::Store => {
-                serde_path_to_error::deserialize(document).map(|d| Parsed::Store(Box::new(d)))
+    }
+
+    /// Reads document `index` as the type its kind names.
+    fn document(
+        &self,
+        index: usize,
+        document: serde_yaml::Deserializer<'_>,
+        hint: Option<Kind>,
+    ) -> Step {
+        let mut track = serde_path_to_error::Track::new();
+        let tracked = serde_path_to_error::Deserializer::new(document, &mut track);
+        let outcome = AnyDocument { hint }
+            .deserialize(tracked)
+            .map_err(|error| serde_path_to_error::Error::new(track.path(), error));
+        let (api_version, kind, metadata, spec) = match outcome {
+            Ok(Outcome::Empty) => return Step::Empty,
+            Ok(Outcome::NotMapping) => {
+                return Step::Rejected(self.located(index, &FieldPath::default(), ErrorKind::InvalidType,
+                    "a spec document must be a mapping with apiVersion, kind, metadata and spec".into()));
             }
-            Kind::Container => {
-                serde_path_to_error::deserialize(document).map(|d| Parsed::Container(Box::new(d)))
+            Ok(Outcome::Document {
+                api_version,
+                kind,
+                metadata,
+                spec,
+            }) => (api_version, kind, metadata, spec),
+            Err(error) => return Step::Rejected(self.explain(index, error)),
+        };
+        let kind = match self.header(index, Some(&api_version), Some(&kind)) {
+            Ok(kind) => kind,
+            Err(error) => return Step::Rejected(error),
+        };
+        let parsed = match spec {
+            Spec::Store(spec) => Parsed::Store(Box::new(raw::Document {
+                api_version: raw::ApiVersion::V1alpha1,
+                kind: raw::SecretStoreKind::SecretStore,
+                metadata,
+                spec: *spec,
+            })),
+            Spec::Container(spec) => Parsed::Container(Box::new(raw::Document {
+                api_version: raw::ApiVersion::V1alpha1,
+                kind: raw::ContainerKind::Container,
+                metadata,
+                spec: *spec,
+            })),
+            Spec::Skipped => {
+                // `spec` came before `kind`: read the document again, now that the kind is known.
+                let Some(again) = serde_yaml::Deserializer::from_str(self.text).nth(index) else {
+                    return Step::Empty;
+                };
+                return self.document(index, again, Some(kind));
             }
         };
-        match parsed {
-            Ok(parsed) => docs.push(Doc {
-                file,
+        Step::Parsed(Doc {
+            file: self.file,
+            index,
+            parsed,
+        })
+    }
+
+    /// Turns a failed read into the error a user should see. The document is probed again to
+    /// tell a YAML error or a bad header (reported as such) from an error in a field.
+    fn explain(
+        &self,
+        index: usize,
+        error: serde_path_to_error::Error<serde_yaml::Error>,
+    ) -> SpecError {
+        let probe = serde_yaml::Deserializer::from_str(self.text)
+            .nth(index)
+            .map(probe::probe);
+        match probe {
+            Some(Err(yaml)) => return self.probe_error(index, &yaml),
+            Some(Ok(Probe::Mapping { api_version, kind })) => {
+                if let Err(header) = self.header(index, api_version.as_deref(), kind.as_deref()) {
+                    return header;
+                }
+            }
+            _ => {}
+        }
+        let field = error.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        let inner = error.into_inner();
+        let kind = classify_serde_message(&bare_yaml_message(&inner));
+        self.yaml_error(&inner, field, kind)
+    }
+
+    /// The budget probe over every document of a file that may hold aliases.
+    fn probe_documents(&self, errors: &mut Vec<SpecError>) -> Probed {
+        let mut probed = Probed {
+            passed: BTreeSet::new(),
+            readable: usize::MAX,
+            had_error: false,
+        };
+        for (index, document) in serde_yaml::Deserializer::from_str(self.text).enumerate() {
+            match probe::probe(document) {
+                Ok(_) => {
+                    probed.passed.insert(index);
+                }
+                Err(error) => {
+                    probed.had_error = true;
+                    let error = self.probe_error(index, &error);
+                    let fatal = error.kind == ErrorKind::Syntax;
+                    errors.push(error);
+                    if fatal {
+                        probed.readable = index;
+                        break;
+                    }
+                }
+            }
+        }
+        probed
+    }
+
+    /// A YAML-level error from the probe, classified and located.
+    fn probe_error(&self, index: usize, error: &serde_yaml::Error) -> SpecError {
+        let message = bare_yaml_message(error);
+        let over_budget = probe::is_over_budget(&message);
+        let kind = match classify_serde_message(&message) {
+            _ if over_budget => ErrorKind::TooComplex,
+            kind @ (ErrorKind::TooComplex | ErrorKind::DuplicateKey) => kind,
+            _ => ErrorKind::Syntax,
+        };
+        let mut error = self.yaml_error(error, String::new(), kind);
+        if kind == ErrorKind::TooComplex && !over_budget {
+            error.message = format!(
+                "{message}: the document nests or repeats through YAML aliases past what ramlet \
+                 reads (an alias bomb?)"
+            );
+        }
+        if error.location.line == 0 {
+            // Limits raised while replaying aliases carry no position: point at the document.
+            error.location = locate(self.text, index, &[]).unwrap_or_default();
+        }
+        error
+    }
+
+    /// Checks `apiVersion` and `kind`.
+    fn header(
+        &self,
+        index: usize,
+        api_version: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Kind, SpecError> {
+        if api_version != Some(API_VERSION) {
+            let message = match api_version {
+                None => {
+                    format!("missing apiVersion; this release reads `apiVersion: {API_VERSION}`")
+                }
+                Some(v) => format!("unknown apiVersion {v:?}; this release reads `{API_VERSION}`"),
+            };
+            return Err(self.located(
                 index,
-                parsed,
-            }),
-            Err(error) => {
-                let field = error.path().to_string();
-                let field = if field == "." { String::new() } else { field };
-                let inner = error.into_inner();
-                let kind = classify_serde_message(&bare_yaml_message(&inner));
-                errors.push(yaml_error(&inner, field, kind));
+                &FieldPath::of(&["apiVersion"]),
+                ErrorKind::ApiVersion,
+                message,
+            ));
+        }
+        match kind {
+            Some("SecretStore") => Ok(Kind::Store),
+            Some("Container") => Ok(Kind::Container),
+            other => {
+                let message = match other {
+                    None => "missing kind; use SecretStore or Container".to_owned(),
+                    Some(k) => format!("unknown kind {k:?}; use SecretStore or Container"),
+                };
+                Err(self.located(
+                    index,
+                    &FieldPath::of(&["kind"]),
+                    ErrorKind::UnknownKind,
+                    message,
+                ))
             }
         }
     }

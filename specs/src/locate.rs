@@ -1,6 +1,6 @@
 //! Finds the line and column of a field path in YAML text.
 //!
-//! serde_yaml does not expose node positions, but it stamps every error raised inside a visitor
+//! `serde_yaml` does not expose node positions, but it stamps every error raised inside a visitor
 //! with the position of the node being visited. The locator walks one document along the path
 //! with a `DeserializeSeed`, skipping siblings, and raises an error at the target node: the
 //! error's location is the field's location. When the path does not exist in the text (a missing
@@ -70,10 +70,10 @@ impl<'de> Visitor<'de> for Seek<'_> {
                 return Err(de::Error::custom(HERE));
             }
         }
-        match seq.next_element_seed(Seek(rest))? {
-            Some(()) => Err(de::Error::custom(HERE)),
-            None => Err(de::Error::custom(HERE)),
-        }
+        // Either the element raised the locating error (and `?` returns it), or the sequence is
+        // too short and the sequence itself is as deep as the path goes.
+        seq.next_element_seed(Seek(rest))?;
+        Err(de::Error::custom(HERE))
     }
 
     // Any other node on the way (a scalar where a mapping was expected) is as deep as we get.

@@ -171,7 +171,7 @@ pub struct Volume {
     pub medium: Medium,
     /// The tmpfs size in bytes.
     pub size_limit: u64,
-    /// SELinux relabelling.
+    /// `SELinux` relabelling.
     pub selinux: SelinuxLabel,
     /// Mounted read-only.
     pub read_only: bool,

@@ -42,9 +42,8 @@ pub(crate) fn publish_port(text: &str) -> Check<String> {
         Some((host, container)) => (Some(host), container),
         None => (None, ports),
     };
-    let container_len = match port_range(container) {
-        Some(len) => len,
-        None => return bad("has an invalid container port"),
+    let Some(container_len) = port_range(container) else {
+        return bad("has an invalid container port");
     };
     if let Some(host) = host.filter(|h| !h.is_empty()) {
         match port_range(host) {

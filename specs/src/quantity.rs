@@ -14,9 +14,9 @@ pub const DEFAULT_VOLUME_BYTES: u64 = 1024 * 1024;
 /// The shortest refresh interval: providers bill and throttle per call.
 pub const MIN_REFRESH: Duration = Duration::from_secs(10);
 /// The longest refresh interval.
-pub const MAX_REFRESH: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_REFRESH: Duration = Duration::from_hours(24);
 /// The refresh interval of a store whose spec gives none.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_REFRESH: Duration = Duration::from_mins(5);
 
 /// Parses a volume size: a number of bytes, or a number with `Ki`, `Mi` or `Gi`, within
 /// [`MIN_VOLUME_BYTES`] and [`MAX_VOLUME_BYTES`].
@@ -129,8 +129,8 @@ mod tests {
     fn durations() {
         let d = |t| duration(t, MIN_REFRESH, MAX_REFRESH);
         assert_eq!(d("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(d("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(d("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(d("5m"), Ok(Duration::from_mins(5)));
+        assert_eq!(d("1h30m"), Ok(Duration::from_mins(90)));
         assert_eq!(d("24h"), Ok(MAX_REFRESH));
         for bad in [
             "",

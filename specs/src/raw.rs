@@ -203,7 +203,7 @@ pub struct Volume {
     pub medium: Option<Medium>,
     /// The tmpfs size: bytes, or with `Ki` / `Mi` (such as `512Ki`). From 4Ki to 64Mi; default 1Mi.
     pub size_limit: Option<Scalar>,
-    /// SELinux relabelling: `private` (default, `:Z`), `shared` (`:z`) or `none`.
+    /// `SELinux` relabelling: `private` (default, `:Z`), `shared` (`:z`) or `none`.
     pub selinux: Option<SelinuxLabel>,
     /// Mount the volume read-only in the container (default true).
     pub read_only: Option<bool>,
@@ -225,7 +225,7 @@ pub enum Medium {
     Ramfs,
 }
 
-/// SELinux relabelling of a volume.
+/// `SELinux` relabelling of a volume.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
 )]

@@ -1,7 +1,7 @@
 //! Scalars read as the text the user wrote, and escape-hatch values.
 //!
 //! YAML would turn `version: 1.10` into the float 1.1 and `mode: 0o400` into 256. Fields whose
-//! meaning depends on the exact spelling are read as [`Scalar`], which asks serde_yaml for the
+//! meaning depends on the exact spelling are read as [`Scalar`], which asks `serde_yaml` for the
 //! scalar's source text, so `1.10` stays `1.10` and a mode can be told apart from a decimal.
 
 use std::borrow::Cow;

@@ -41,19 +41,24 @@ impl Findings {
             .ok()
     }
 
-    /// Checks an optional string with `check`.
+    /// Checks an optional string with `check`: `Ok(None)` when absent, `Err(Rejected)` when
+    /// present and bad (the finding is recorded).
     pub(crate) fn optional<'a, T>(
         &mut self,
         field: &FieldPath,
         value: Option<&'a str>,
         check: impl FnOnce(&'a str) -> Check<T>,
-    ) -> Option<Option<T>> {
+    ) -> Result<Option<T>, Rejected> {
         match value {
-            None => Some(None),
-            Some(value) => self.check(field, check(value)).map(Some),
+            None => Ok(None),
+            Some(value) => self.check(field, check(value)).map(Some).ok_or(Rejected),
         }
     }
 }
+
+/// A value was present and failed its check; the finding is already recorded.
+#[derive(Debug)]
+pub(crate) struct Rejected;
 
 /// Checks `metadata`: the name, label keys and values, annotation keys and values.
 pub(crate) fn metadata(findings: &mut Findings, metadata: &raw::Metadata) -> Option<Name> {

@@ -38,12 +38,24 @@ fn render(case: &Path, catalog: &Catalog) -> String {
     let _ = writeln!(
         out,
         "valid stores: {}",
-        names(catalog.stores.keys().map(|n| n.as_str()).collect())
+        names(
+            catalog
+                .stores
+                .keys()
+                .map(ramlet_specs::model::Name::as_str)
+                .collect()
+        )
     );
     let _ = writeln!(
         out,
         "valid containers: {}",
-        names(catalog.containers.keys().map(|n| n.as_str()).collect())
+        names(
+            catalog
+                .containers
+                .keys()
+                .map(ramlet_specs::model::Name::as_str)
+                .collect()
+        )
     );
     out
 }

@@ -112,7 +112,7 @@ fn every_error_of_every_file_comes_out_of_one_run() {
         catalog
             .containers
             .keys()
-            .map(|n| n.as_str())
+            .map(ramlet_specs::model::Name::as_str)
             .collect::<Vec<_>>(),
         ["good"]
     );

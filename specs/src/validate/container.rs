@@ -61,10 +61,10 @@ pub(crate) fn validate(
     let mut environment = BTreeMap::new();
     for (key, value) in &spec.environment {
         let field = path.key("environment").key(key);
-        if let Some(key) = f.check(&field, env_name(key)) {
-            if let Some(value) = f.check(&field, text::single_line(value.as_str())) {
-                environment.insert(key, value.to_owned());
-            }
+        if let Some(key) = f.check(&field, env_name(key))
+            && let Some(value) = f.check(&field, text::single_line(value.as_str()))
+        {
+            environment.insert(key, value.to_owned());
         }
     }
     let publish_ports = each(
@@ -85,7 +85,7 @@ pub(crate) fn validate(
         return Err(f);
     }
     match (name, image, entrypoint, network, user) {
-        (Some(name), Some(image), Some(entrypoint), Some(network), Some(user)) => Ok(Container {
+        (Some(name), Some(image), Ok(entrypoint), Ok(network), Ok(user)) => Ok(Container {
             name,
             origin,
             labels: doc.metadata.labels.clone(),
@@ -218,14 +218,14 @@ fn volumes(
     for (i, v) in raw.iter().enumerate() {
         let path = path.index(i);
         let name = f.check(&path.key("name"), name::name(&v.name));
-        if let Some(name) = &name {
-            if let Some(first) = names.insert(name.clone(), i) {
-                f.push(
-                    &path.key("name"),
-                    ErrorKind::DuplicateName,
-                    format!("volume {name:?} is also spec.volumes[{first}]"),
-                );
-            }
+        if let Some(name) = &name
+            && let Some(first) = names.insert(name.clone(), i)
+        {
+            f.push(
+                &path.key("name"),
+                ErrorKind::DuplicateName,
+                format!("volume {name:?} is also spec.volumes[{first}]"),
+            );
         }
         let mount_path = f.check(
             &path.key("mountPath"),
@@ -264,7 +264,7 @@ fn volumes(
             );
         }
         let files = files(f, &path.key("files"), &v.files, stores);
-        if let (Some(name), Some(mount_path), Some(size_limit)) = (name, mount_path, size_limit) {
+        if let (Some(name), Some(mount_path), Ok(size_limit)) = (name, mount_path, size_limit) {
             volumes.push(Volume {
                 name,
                 mount_path,
@@ -319,7 +319,7 @@ fn files(
             )
             .map(|m| m.unwrap_or(mode::DEFAULT_FILE_MODE));
         let secret = secret_ref(f, &path.key("secret"), &file.secret, stores);
-        if let (Some(path), Some(mode), Some(secret)) = (rel, mode, secret) {
+        if let (Some(path), Ok(mode), Some(secret)) = (rel, mode, secret) {
             files.push(VolumeFile {
                 path,
                 mode,
@@ -387,7 +387,7 @@ fn secret_ref(
         store,
         name: name?,
         version: version?,
-        property: property?,
+        property: property.ok()?,
         encoding: raw.encoding.unwrap_or(Encoding::Raw),
     })
 }

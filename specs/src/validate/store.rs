@@ -62,7 +62,7 @@ pub(crate) fn validate(
     };
 
     match (name, refresh_interval, provider) {
-        (Some(name), Some(refresh_interval), Some(provider)) if findings.0.is_empty() => {
+        (Some(name), Ok(refresh_interval), Some(provider)) if findings.0.is_empty() => {
             Ok(SecretStore {
                 name,
                 origin,
@@ -85,7 +85,7 @@ fn provider(
         let endpoint = findings.optional(&path.key("endpoint"), aws.endpoint.as_deref(), endpoint);
         return Some(Provider::Aws {
             region: region?,
-            endpoint: endpoint?,
+            endpoint: endpoint.ok()?,
         });
     }
     if let Some(gcp) = &spec.gcp {
@@ -94,7 +94,7 @@ fn provider(
         let endpoint = findings.optional(&path.key("endpoint"), gcp.endpoint.as_deref(), endpoint);
         return Some(Provider::Gcp {
             project: project?,
-            endpoint: endpoint?,
+            endpoint: endpoint.ok()?,
         });
     }
     let file = spec.file.as_ref()?;
