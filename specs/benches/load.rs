@@ -1,6 +1,6 @@
 //! Loads and validates a directory of 1,000 generated spec files (100 stores, 900 containers
 //! with two volumes each). Side by side in the same run, interleaved: reading the same files,
-//! and reading plus a bare serde_yaml parse on one thread (the floor any serde_yaml-based loader
+//! and reading plus a bare `serde_yaml` parse on one thread (the floor any serde_yaml-based loader
 //! pays), so the ratio says what ramlet's two-core load and validation cost against that floor.
 //!
 //! Run with `cargo bench -p ramlet-specs --bench load`; the figures go into BENCHMARKS.md.
@@ -80,7 +80,7 @@ fn read_only(dir: &Path) -> usize {
     bytes
 }
 
-/// The floor: serde_yaml parsing every document into `IgnoredAny`, on one thread.
+/// The floor: `serde_yaml` parsing every document into `IgnoredAny`, on one thread.
 fn parse_only(dir: &Path) {
     for team in fs::read_dir(dir).unwrap() {
         for file in fs::read_dir(team.unwrap().path()).unwrap() {

@@ -426,10 +426,10 @@ fn parse_file(
     let mut had_error = probed.as_ref().is_some_and(|p| p.had_error);
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         if let Some(probed) = &probed {
-            if index >= probed.readable || !probed.passed.contains(&index) {
-                if index >= probed.readable {
-                    break;
-                }
+            if index >= probed.readable {
+                break;
+            }
+            if !probed.passed.contains(&index) {
                 continue;
             }
         }

@@ -1,6 +1,6 @@
 //! The validated specs: what the rest of the agent works with.
 //!
-//! Every value here has passed [`crate::validate`]: names are DNS-1123 labels, strings are single
+//! Every value here has passed `validate`: names are DNS-1123 labels, strings are single
 //! lines without control characters, paths are normalised and cannot escape, modes are at most
 //! 0777, sizes and durations are in bounds, every secret's store exists, and escape-hatch keys
 //! come from the allowed set.

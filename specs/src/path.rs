@@ -1,5 +1,5 @@
 //! Field paths such as `spec.volumes[1].files[0].path`: built by validation, printed in errors,
-//! and walked by [`crate::locate`] to find the line and column.
+//! and walked by `locate` to find the line and column.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! The spec documents exactly as written: serde types that mirror the YAML, with unknown fields
-//! refused. Nothing here is trusted yet; [`crate::validate`] turns these into [`crate::model`].
+//! refused. Nothing here is trusted yet; `validate` turns these into [`crate::model`].
 //!
 //! The doc comments on these types are the user-facing field reference: they become the
 //! descriptions in the JSON Schema under `specs/schema/`.
@@ -36,6 +36,7 @@ pub enum ContainerKind {
 /// One spec document: Kubernetes shape.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "{K}Document")]
 pub struct Document<K, S> {
     /// Always `ramlet.dev/v1alpha1`.
     pub api_version: ApiVersion,

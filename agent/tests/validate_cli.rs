@@ -1,0 +1,131 @@
+//! `ramlet validate` as a GitOps repo's CI runs it: exit codes, output formats, host labels.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ramlet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ramlet"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn every_example_validates_with_exit_0() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let output = ramlet(&["validate", &dir.display().to_string()]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}: {}",
+            dir.display(),
+            stdout(&output)
+        );
+        assert!(
+            stdout(&output).ends_with(": valid\n"),
+            "{}",
+            stdout(&output)
+        );
+    }
+}
+
+#[test]
+fn an_invalid_directory_exits_1_and_names_file_line_and_field() {
+    let output = ramlet(&["validate", &repo("specs/tests/fixtures/bad/mode-decimal")]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains("mode-decimal/spec.yaml:18:17: spec.volumes[0].files[0].mode: "),
+        "{text}"
+    );
+    assert!(text.contains("write `0400`"), "{text}");
+    assert!(text.ends_with("1 error\n"), "{text}");
+}
+
+#[test]
+fn json_output_is_machine_readable() {
+    let output = ramlet(&[
+        "validate",
+        "--format",
+        "json",
+        &repo("specs/tests/fixtures/bad/one-bad-document-does-not-hide-another"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["containers"], serde_json::json!(["good"]));
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["kind"], "invalid-value");
+    assert_eq!(errors[0]["line"], 12);
+    assert_eq!(errors[0]["field"], "spec.image");
+    assert_eq!(errors[1]["kind"], "invalid-path");
+}
+
+#[test]
+fn host_labels_say_what_the_host_would_run() {
+    let dir = repo("examples/app-db-aws");
+    let output = ramlet(&["validate", &dir, "--host-labels", "role=canary,zone=eu-1"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stdout(&output).contains("host [role=canary,zone=eu-1] runs: api\n"),
+        "{}",
+        stdout(&output)
+    );
+    let output = ramlet(&[
+        "validate",
+        &dir,
+        "--host-labels",
+        "role=app,maintenance=true",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["host"]["selected"], serde_json::json!([]));
+    assert_eq!(report["host"]["skipped"], serde_json::json!(["api"]));
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    for args in [
+        vec!["validate"],
+        vec!["validate", "/nonexistent/ramlet-specs"],
+        vec!["validate", ".", "--format", "yaml"],
+        vec!["validate", ".", "--host-labels", "not a label"],
+        vec!["frobnicate"],
+    ] {
+        let output = ramlet(&args);
+        assert_eq!(
+            output.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.stderr.is_empty(), "{args:?} printed no reason");
+    }
+}
+
+#[test]
+fn help_exits_0() {
+    let output = ramlet(&["validate", "--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout(&output).contains("--host-labels"));
+}
