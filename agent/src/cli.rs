@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use ramlet_quadlet::PodmanVersion;
 
+use crate::config::{Config, ConfigError, Flags};
 use crate::units::{Layout, Scope};
 
 /// Keeps Podman containers fed with secrets that never touch a disk.
@@ -46,6 +47,74 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         volume_root: Option<PathBuf>,
     },
+    /// Run the agent: keep this host converged with the spec directory.
+    Run(RunArgs),
+    /// Show what the running agent reports: per spec, phase, unit state and reason.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Which agent: the same options as `ramlet run` pick its state directory.
+        #[command(flatten)]
+        agent: RunArgs,
+    },
+    /// Ask the running agent to reconcile now (sends it SIGHUP).
+    Sync {
+        /// Which agent: the same options as `ramlet run` pick its state directory.
+        #[command(flatten)]
+        agent: RunArgs,
+    },
+}
+
+/// `ramlet run`'s options; each overrides the config file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// A YAML config file with the same settings (specDir, scope, unitDir, volumeRoot, stateDir,
+    /// bus, hostLabels, podmanVersion).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The spec directory (default /etc/ramlet/specs).
+    #[arg(long, value_name = "DIR")]
+    pub spec_dir: Option<PathBuf>,
+    /// system (root, system bus) or user (a limited user, session bus); default: by user.
+    #[arg(long, value_enum)]
+    pub scope: Option<Scope>,
+    /// ramlet's unit folder (default: the scope's Quadlet runtime directory + /ramlet).
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// The RAM volume root (default /run/ramlet/volumes, or /run/ramlet/users/UID).
+    #[arg(long, value_name = "DIR")]
+    pub volume_root: Option<PathBuf>,
+    /// Where the status and pid files go (default /run/ramlet/state, or `$XDG_RUNTIME_DIR/ramlet`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// system, session, or a D-Bus address such as unix:path=/run/user/1000/bus.
+    #[arg(long, value_name = "BUS")]
+    pub bus: Option<String>,
+    /// This host's labels, `key=value,...`.
+    #[arg(long, value_name = "LABELS", value_parser = parse_labels)]
+    pub host_labels: Option<std::collections::BTreeMap<String, String>>,
+    /// The Podman version to render for (default: detected).
+    #[arg(long, value_name = "X.Y")]
+    pub podman_version: Option<PodmanVersion>,
+}
+
+impl RunArgs {
+    fn config(self) -> Result<Config, ConfigError> {
+        let flags = Flags {
+            config: self.config,
+            spec_dir: self.spec_dir,
+            scope: self.scope,
+            unit_dir: self.unit_dir,
+            volume_root: self.volume_root,
+            state_dir: self.state_dir,
+            bus: self.bus,
+            host_labels: self.host_labels,
+            podman_version: self.podman_version,
+        };
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+        Config::settle(flags, current_uid(), runtime_dir.as_deref())
+    }
 }
 
 /// Output formats.
@@ -89,6 +158,104 @@ pub fn run(cli: Cli) -> ExitCode {
                 layout.volume_root = root;
             }
             crate::render::run(&path, &layout, target)
+        }
+        Command::Run(args) => match args.config() {
+            Ok(config) => run_agent(config),
+            Err(error) => usage(&error),
+        },
+        Command::Status { format, agent } => match agent.config() {
+            Ok(config) => status(&config.state_dir, format),
+            Err(error) => usage(&error),
+        },
+        Command::Sync { agent } => match agent.config() {
+            Ok(config) => match crate::agent::sync(&config.state_dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("ramlet: {error:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(error) => usage(&error),
+        },
+    }
+}
+
+fn usage(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("ramlet: {error}");
+    ExitCode::from(crate::EX_USAGE)
+}
+
+fn run_agent(config: Config) -> ExitCode {
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ramlet: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(crate::agent::run(config, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("ramlet: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMLET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn status(state_dir: &std::path::Path, format: Format) -> ExitCode {
+    match crate::status::Status::read(state_dir) {
+        Ok(status) => {
+            let text = match format {
+                Format::Text => status.text(),
+                Format::Json => serde_json::to_string_pretty(&status).unwrap_or_default() + "\n",
+            };
+            print!("{text}");
+            let healthy = status.errors.is_empty()
+                && status
+                    .specs
+                    .values()
+                    .all(|s| s.phase == crate::status::Phase::Ready);
+            if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("ramlet: no status in {}: {error}", state_dir.display());
+            ExitCode::FAILURE
         }
     }
 }

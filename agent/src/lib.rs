@@ -6,13 +6,34 @@
 //! - [`validate`]: `ramlet validate`, for a GitOps repo's own CI;
 //! - [`units`]: from a `Container` spec to its Quadlet unit (scopes, layout, precedence);
 //! - [`render`]: `ramlet render`, the units for a spec file or directory;
-//! - [`podman`]: which Podman and Quadlet this host has.
+//! - [`podman`]: which Podman and Quadlet this host has;
+//! - [`config`]: `ramlet run`'s configuration (file, flags, per-scope defaults);
+//! - [`agent`]: the control loop (watchers, timers, signals) around the reconciler;
+//! - [`reconcile`]: one reconcile: specs, secrets, units, observe, [`plan`], apply, status;
+//! - [`plan`]: the pure plan: which actions, in which order;
+//! - [`providers`]: secret providers ([`providers::file`] today);
+//! - [`secrets`]: secret bytes (zeroized) and their shaping (JSON property, base64);
+//! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates;
+//! - [`systemd`]: systemd over D-Bus; [`unit_dir`]: ramlet's unit folder;
+//! - [`status`]: the status file and `ramlet status`; [`notify`]: `sd_notify`.
 
+pub mod agent;
+pub mod atomic;
 pub mod cli;
+pub mod config;
+pub mod notify;
+pub mod plan;
 pub mod podman;
+pub mod providers;
+pub mod reconcile;
 pub mod render;
+pub mod secrets;
+pub mod status;
+pub mod systemd;
+pub mod unit_dir;
 pub mod units;
 pub mod validate;
+pub mod volumes;
 
 /// Exit status for bad usage or configuration (sysexits' `EX_USAGE`).
 pub const EX_USAGE: u8 = 64;

@@ -1,0 +1,194 @@
+//! `ramlet run`: the control loop. File events (specs and `file` stores, debounced), refresh
+//! timers, SIGHUP and `ramlet sync` all become one stream of wake-ups; each wake-up runs one
+//! reconcile. Errors are retried with capped exponential backoff. SIGTERM and SIGINT end the loop
+//! and leave the containers running.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use notify::Watcher as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::reconcile::{Reconciler, Settings};
+use crate::systemd::DbusManager;
+use crate::volumes::RamVolumes;
+
+/// The pid file's name in the state directory (`ramlet sync` signals that process).
+pub const PID_FILE: &str = "ramlet.pid";
+
+/// Why the loop woke up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A spec or secret file changed.
+    Files,
+    /// SIGHUP or `ramlet sync`.
+    Sync,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_mins(1);
+const DEFAULT_REFRESH: Duration = Duration::from_mins(5);
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let target = match config.podman_version {
+        Some(version) => version,
+        None => crate::podman::detect_version()?,
+    };
+    let volumes = RamVolumes::new(config.layout.volume_root.clone(), config.layout.scope)?;
+    let units = DbusManager::connect(&config.bus, config.job_timeout)
+        .await
+        .context("cannot reach systemd")?;
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
+    let pid_file = config.state_dir.join(PID_FILE);
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    let settings = Settings {
+        spec_dir: config.spec_dir.clone(),
+        layout: config.layout.clone(),
+        host_labels: config.host_labels.clone(),
+        target,
+        state_dir: config.state_dir.clone(),
+    };
+    tracing::info!(scope = ?config.layout.scope, spec_dir = %config.spec_dir.display(), unit_dir = %config.layout.unit_dir.display(), podman = %target, "ramlet starting");
+    let mut reconciler = Reconciler::new(
+        settings,
+        Box::new(volumes),
+        Box::new(units),
+        Box::new(|p| crate::providers::for_store(p)),
+    );
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let events = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = events.send(Wake::Files);
+        }
+    })
+    .context("cannot watch files")?;
+    watcher
+        .watch(&config.spec_dir, notify::RecursiveMode::Recursive)
+        .with_context(|| format!("cannot watch {}", config.spec_dir.display()))?;
+    let hup = tx.clone();
+    tokio::spawn(async move {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            while signal.recv().await.is_some() {
+                let _ = hup.send(Wake::Sync);
+            }
+        }
+    });
+
+    let result = control_loop(&config, &mut reconciler, &mut watcher, rx, shutdown).await;
+    let _ = std::fs::remove_file(&pid_file);
+    crate::notify::notify("STOPPING=1");
+    tracing::info!("ramlet stopped; containers keep running");
+    result
+}
+
+async fn control_loop(
+    config: &Config,
+    reconciler: &mut Reconciler,
+    watcher: &mut notify::RecommendedWatcher,
+    mut rx: mpsc::UnboundedReceiver<Wake>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    tokio::pin!(shutdown);
+    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut backoff = BACKOFF_MIN;
+    let mut ready = false;
+    loop {
+        let started = Instant::now();
+        let outcome = reconciler.reconcile().await;
+        tracing::info!(
+            actions = outcome.actions.len(),
+            failed = outcome.failed,
+            took_ms = started.elapsed().as_millis(),
+            "reconciled"
+        );
+        update_watches(watcher, &mut watched, &outcome.watch);
+        let status = reconciler.status();
+        let ready_count = status
+            .specs
+            .values()
+            .filter(|s| s.phase == crate::status::Phase::Ready)
+            .count();
+        let message = format!(
+            "STATUS={ready_count}/{} specs ready, {} spec errors",
+            status.specs.len(),
+            status.errors.len()
+        );
+        crate::notify::notify(&if ready {
+            message
+        } else {
+            format!("READY=1\n{message}")
+        });
+        ready = true;
+
+        let wait = if outcome.failed {
+            let wait = backoff;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            wait.min(outcome.refresh.unwrap_or(DEFAULT_REFRESH))
+        } else {
+            backoff = BACKOFF_MIN;
+            outcome.refresh.unwrap_or(DEFAULT_REFRESH)
+        };
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            wake = rx.recv() => {
+                if wake.is_none() {
+                    return Ok(());
+                }
+                // Debounce: an editor or git-sync writes several files at once.
+                tokio::time::sleep(config.debounce).await;
+                while rx.try_recv().is_ok() {}
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn update_watches(
+    watcher: &mut notify::RecommendedWatcher,
+    watched: &mut BTreeSet<PathBuf>,
+    wanted: &BTreeSet<PathBuf>,
+) {
+    for dir in watched.difference(wanted).cloned().collect::<Vec<_>>() {
+        let _ = watcher.unwatch(&dir);
+        watched.remove(&dir);
+    }
+    for dir in wanted.difference(&watched.clone()) {
+        match watcher.watch(dir, notify::RecursiveMode::Recursive) {
+            Ok(()) => {
+                watched.insert(dir.clone());
+            }
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "cannot watch a file store; it is refreshed on its interval");
+            }
+        }
+    }
+}
+
+/// Sends SIGHUP to the running agent whose state directory is `state_dir` (`ramlet sync`).
+pub fn sync(state_dir: &Path) -> Result<()> {
+    let pid_file = state_dir.join(PID_FILE);
+    let text = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("no running ramlet: cannot read {}", pid_file.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{} holds no pid", pid_file.display()))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .with_context(|| format!("cannot signal ramlet (pid {pid})"))?;
+    Ok(())
+}

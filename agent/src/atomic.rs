@@ -1,0 +1,240 @@
+//! Atomic multi-file updates of a volume, as the kubelet's `AtomicWriter` does them.
+//!
+//! A volume directory holds the real files in a timestamped folder, `..data` as a symlink to that
+//! folder, and one symlink per top-level entry pointing into `..data`:
+//!
+//! ```text
+//! tls.key -> ..data/tls.key
+//! ..data  -> ..2026_11_28_13_50_01.123456789
+//! ..2026_11_28_13_50_01.123456789/tls.key
+//! ```
+//!
+//! An update writes a new timestamped folder, then swaps `..data` with one `rename(2)`: a
+//! container sees either every old file or every new one, never a mix.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use crate::secrets::SecretBytes;
+
+/// The symlink that names the current data folder.
+pub const DATA_LINK: &str = "..data";
+
+/// One file of a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileContent {
+    /// Relative path (validated: no `..`, no absolute, no `..`-prefixed segment).
+    pub path: String,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner, as a host user ID (`None`: leave as the writer).
+    pub uid: Option<u32>,
+    /// Group, as a host group ID.
+    pub gid: Option<u32>,
+    /// The content.
+    pub bytes: SecretBytes,
+}
+
+/// Reads the files of the current data folder (content, mode), keyed by path; empty when the
+/// volume has never been written.
+pub fn read_current(dir: &Path) -> io::Result<BTreeMap<String, (SecretBytes, u32)>> {
+    let mut files = BTreeMap::new();
+    let data = dir.join(DATA_LINK);
+    if fs::symlink_metadata(&data).is_err() {
+        return Ok(files);
+    }
+    collect(&data, "", &mut files)?;
+    Ok(files)
+}
+
+fn collect(
+    dir: &Path,
+    prefix: &str,
+    files: &mut BTreeMap<String, (SecretBytes, u32)>,
+) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            collect(&entry.path(), &rel, files)?;
+        } else {
+            let bytes = SecretBytes::new(fs::read(entry.path())?);
+            files.insert(rel, (bytes, meta.permissions().mode() & 0o7777));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `wanted` differs from what `dir` holds now (content or mode; owners are set on every
+/// write and not compared).
+pub fn differs(dir: &Path, wanted: &[FileContent]) -> io::Result<bool> {
+    let current = read_current(dir)?;
+    if current.len() != wanted.len() {
+        return Ok(true);
+    }
+    Ok(wanted.iter().any(|f| {
+        current
+            .get(&f.path)
+            .is_none_or(|(bytes, mode)| bytes != &f.bytes || *mode != f.mode)
+    }))
+}
+
+/// Writes `files` into `dir` atomically, as described above; `dir_mode`, `dir_owner`: for the
+/// data folder and its subfolders.
+pub fn write(
+    dir: &Path,
+    files: &[FileContent],
+    dir_mode: u32,
+    dir_owner: (Option<u32>, Option<u32>),
+) -> io::Result<()> {
+    let stamp = timestamp();
+    let new_name = format!("..{stamp}");
+    let new_dir = dir.join(&new_name);
+    fs::DirBuilder::new().mode(0o700).create(&new_dir)?;
+    let result = (|| {
+        for file in files {
+            let path = new_dir.join(&file.path);
+            if let Some(parent) = path.parent().filter(|p| *p != new_dir) {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(dir_mode)
+                    .create(parent)?;
+                chown(parent, dir_owner)?;
+            }
+            let mut out = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            out.write_all(file.bytes.expose())?;
+            chown(&path, (file.uid, file.gid))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(file.mode))?;
+        }
+        chown(&new_dir, dir_owner)?;
+        fs::set_permissions(&new_dir, fs::Permissions::from_mode(dir_mode))?;
+        // Swap ..data in one rename.
+        let tmp_link = dir.join("..data_tmp");
+        let _ = fs::remove_file(&tmp_link);
+        std::os::unix::fs::symlink(&new_name, &tmp_link)?;
+        fs::rename(&tmp_link, dir.join(DATA_LINK))
+    })();
+    if let Err(error) = result {
+        let _ = fs::remove_dir_all(&new_dir);
+        return Err(error);
+    }
+    // Top-level links into ..data, then the leftovers of older versions.
+    let wanted: std::collections::BTreeSet<&str> = files
+        .iter()
+        .map(|f| f.path.split('/').next().unwrap_or_default())
+        .collect();
+    for top in &wanted {
+        let link = dir.join(top);
+        if fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(PathBuf::from(DATA_LINK).join(top), &link)?;
+        }
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == DATA_LINK || name == new_name {
+            continue;
+        }
+        if name.starts_with("..") {
+            fs::remove_dir_all(entry.path())?;
+        } else if !wanted.contains(name.as_str()) {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn chown(path: &Path, (uid, gid): (Option<u32>, Option<u32>)) -> io::Result<()> {
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(path, uid, gid)
+}
+
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &str, mode: u32) -> FileContent {
+        FileContent {
+            path: path.into(),
+            mode,
+            uid: None,
+            gid: None,
+            bytes: SecretBytes::new(content.as_bytes().to_vec()),
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ramlet-atomic-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn writes_swaps_and_cleans_up() {
+        let dir = tempdir("swap");
+        let v1 = [
+            file("user", "app", 0o440),
+            file("certs/tls.crt", "c1", 0o444),
+        ];
+        assert!(differs(&dir, &v1).unwrap());
+        write(&dir, &v1, 0o711, (None, None)).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("user")).unwrap(), "app");
+        assert_eq!(fs::read_to_string(dir.join("certs/tls.crt")).unwrap(), "c1");
+        assert_eq!(
+            fs::metadata(dir.join("user")).unwrap().permissions().mode() & 0o777,
+            0o440
+        );
+        assert!(!differs(&dir, &v1).unwrap());
+
+        let v2 = [file("user", "app2", 0o440)];
+        assert!(differs(&dir, &v2).unwrap());
+        write(&dir, &v2, 0o711, (None, None)).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("user")).unwrap(), "app2");
+        assert!(
+            fs::symlink_metadata(dir.join("certs")).is_err(),
+            "a removed file's link must go"
+        );
+        let leftovers: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("..") && n != DATA_LINK)
+            .collect();
+        assert_eq!(
+            leftovers.len(),
+            1,
+            "only the current data folder stays: {leftovers:?}"
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_mode_change_is_a_change() {
+        let dir = tempdir("mode");
+        write(&dir, &[file("a", "x", 0o400)], 0o700, (None, None)).unwrap();
+        assert!(differs(&dir, &[file("a", "x", 0o440)]).unwrap());
+        let _ = fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,534 @@
+//! One reconcile: read the specs, fetch the secrets, render the units, observe the host, plan,
+//! apply, and record the status. Side effects go through the [`VolumeManager`],
+//! [`UnitManager`] and [`SecretProvider`] traits; the plan itself is [`crate::plan`].
+//!
+//! Failure policy: a spec whose file is broken, whose secrets cannot be fetched or whose unit
+//! cannot be rendered is left exactly as it runs now (`Degraded`), or not created (`Failed`);
+//! every other spec goes on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ramlet_quadlet::PodmanVersion;
+use ramlet_specs::model::{Container, Provider, Rotation, SecretRef};
+use ramlet_specs::{Catalog, load_dir};
+
+use crate::atomic::FileContent;
+use crate::plan::{self, Action, Desired, Observed, OnRotation};
+use crate::providers::SecretProvider;
+use crate::secrets::{self, Secret};
+use crate::status::{self, Phase, SecretVersion, SpecStatus, Status};
+use crate::systemd::{UnitManager, UnitState};
+use crate::unit_dir::UnitDir;
+use crate::units::{self, Layout, Scope};
+use crate::volumes::{VolumeManager, VolumeSpec};
+
+/// What a reconcile needs to know about this host.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The spec directory.
+    pub spec_dir: PathBuf,
+    /// Units and volumes.
+    pub layout: Layout,
+    /// This host's labels.
+    pub host_labels: BTreeMap<String, String>,
+    /// The Podman version units are rendered for.
+    pub target: PodmanVersion,
+    /// Where the status file goes.
+    pub state_dir: PathBuf,
+}
+
+/// Makes the provider for a store.
+pub type ProviderFactory = Box<dyn Fn(&Provider) -> Box<dyn SecretProvider> + Send + Sync>;
+
+/// What the agent loop needs after a reconcile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether anything failed (the loop retries with backoff).
+    pub failed: bool,
+    /// The shortest refresh interval of the stores in use.
+    pub refresh: Option<Duration>,
+    /// The `file` stores' directories, to watch.
+    pub watch: BTreeSet<PathBuf>,
+    /// The actions applied.
+    pub actions: Vec<Action>,
+}
+
+/// The reconciler and its side-effect drivers.
+pub struct Reconciler {
+    settings: Settings,
+    volumes: Box<dyn VolumeManager>,
+    units: Box<dyn UnitManager>,
+    unit_dir: UnitDir,
+    providers: ProviderFactory,
+    status: Status,
+}
+
+/// A container's secrets, shaped into files per volume.
+struct Fetched {
+    volumes: Vec<(VolumeSpec, Vec<FileContent>)>,
+    versions: Vec<SecretVersion>,
+}
+
+impl Reconciler {
+    /// A reconciler; the last status (if any) tells which file each running spec came from.
+    #[must_use]
+    pub fn new(
+        settings: Settings,
+        volumes: Box<dyn VolumeManager>,
+        units: Box<dyn UnitManager>,
+        providers: ProviderFactory,
+    ) -> Self {
+        let status = Status::read(&settings.state_dir).unwrap_or_default();
+        let unit_dir = UnitDir::new(settings.layout.unit_dir.clone());
+        Self {
+            settings,
+            volumes,
+            units,
+            unit_dir,
+            providers,
+            status,
+        }
+    }
+
+    /// The last status written.
+    #[must_use]
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// Runs one reconcile.
+    pub async fn reconcile(&mut self) -> Outcome {
+        let dir = self.settings.spec_dir.clone();
+        let catalog = match tokio::task::spawn_blocking(move || load_dir(&dir)).await {
+            Ok(Ok(catalog)) => catalog,
+            Ok(Err(error)) => return self.fail_all(&error.to_string()),
+            Err(error) => return self.fail_all(&error.to_string()),
+        };
+        let now = status::now_rfc3339();
+        let mut next = Status {
+            updated: now.clone(),
+            specs: BTreeMap::new(),
+            errors: catalog.errors.iter().map(ToString::to_string).collect(),
+        };
+        let mut outcome = Outcome {
+            failed: !catalog.errors.is_empty(),
+            ..Outcome::default()
+        };
+
+        let listing = match self.unit_dir.list() {
+            Ok(listing) => listing,
+            Err(error) => {
+                return self.fail_all(&format!(
+                    "cannot list {}: {error}",
+                    self.unit_dir.path().display()
+                ));
+            }
+        };
+        let selected: Vec<&Container> = catalog.selected(&self.settings.host_labels).collect();
+        let mut desired = Vec::new();
+        let mut writes: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>> = BTreeMap::new();
+        let mut keep = BTreeSet::new();
+        let mut cache = BTreeMap::new();
+        for container in &selected {
+            let name = container.name.to_string();
+            let kept = listing.ours.contains_key(&name);
+            match self
+                .desire(
+                    container,
+                    &catalog,
+                    &listing.foreign,
+                    &mut cache,
+                    &mut outcome,
+                )
+                .await
+            {
+                Ok((want, changed, versions)) => {
+                    desired.push(want);
+                    writes.insert(name.clone(), changed);
+                    next.specs.insert(
+                        name,
+                        spec_status(
+                            container,
+                            &now,
+                            Phase::Progressing,
+                            "Applied",
+                            String::new(),
+                            versions,
+                        ),
+                    );
+                }
+                Err((reason, message, versions)) => {
+                    outcome.failed = true;
+                    // A spec that runs already keeps running as it is; a new one is not created.
+                    let phase = if kept && reason != "UnitNameTaken" {
+                        keep.insert(name.clone());
+                        Phase::Degraded
+                    } else {
+                        Phase::Failed
+                    };
+                    next.specs.insert(
+                        name,
+                        spec_status(container, &now, phase, reason, message, versions),
+                    );
+                }
+            }
+        }
+        self.keep_broken(&catalog, &listing.ours, &mut keep, &mut next, &now);
+
+        let observed = self.observe(listing.ours, &desired).await;
+        let actions = plan::plan(&desired, &observed, &keep);
+        let failures = self.apply(&actions, &desired, &mut writes).await;
+        outcome.failed |= !failures.is_empty();
+
+        self.settle_status(&mut next, &failures).await;
+        outcome.actions = actions;
+        if let Err(error) = next.write(&self.settings.state_dir) {
+            tracing::warn!(%error, "cannot write the status file");
+        }
+        self.status = next;
+        outcome
+    }
+
+    /// What the host holds: ramlet's units, their states, the specs with volumes.
+    async fn observe(&self, units: BTreeMap<String, String>, desired: &[Desired]) -> Observed {
+        let mut observed = Observed {
+            units,
+            ..Observed::default()
+        };
+        observed.volume_specs = self.volumes.specs().unwrap_or_default();
+        let names: BTreeSet<String> = desired
+            .iter()
+            .map(|d| d.name.clone())
+            .chain(observed.units.keys().cloned())
+            .collect();
+        for name in names {
+            if let Ok(state) = self.units.state(&service(&name)).await {
+                observed.states.insert(name, state);
+            }
+        }
+        observed
+    }
+
+    /// Fills in the outcome of the apply and the units' states.
+    async fn settle_status(&self, next: &mut Status, failures: &BTreeMap<String, String>) {
+        for (name, spec) in &mut next.specs {
+            if let Some(error) = failures.get(name) {
+                spec.phase = Phase::Failed;
+                spec.reason = "ApplyFailed".into();
+                spec.message.clone_from(error);
+            }
+            if let Ok(state) = self.units.state(&service(name)).await {
+                if spec.phase == Phase::Progressing && state.active_state == "active" {
+                    spec.phase = Phase::Ready;
+                }
+                spec.unit = state;
+            }
+        }
+    }
+
+    /// What one container should be: its unit, its changed volumes, its secret versions; or
+    /// why it cannot be (reason, message, versions known so far).
+    async fn desire(
+        &self,
+        container: &Container,
+        catalog: &Catalog,
+        foreign: &BTreeSet<String>,
+        cache: &mut BTreeMap<SecretRef, Result<Secret, String>>,
+        outcome: &mut Outcome,
+    ) -> Result<
+        (
+            Desired,
+            Vec<(VolumeSpec, Vec<FileContent>)>,
+            Vec<SecretVersion>,
+        ),
+        (&'static str, String, Vec<SecretVersion>),
+    > {
+        let name = container.name.to_string();
+        if foreign.contains(&name) {
+            let message = format!(
+                "{}/{name}.container exists and is not ramlet's; rename the spec",
+                self.unit_dir.path().display()
+            );
+            return Err(("UnitNameTaken", message, Vec::new()));
+        }
+        let fetched = self
+            .fetch(container, catalog, cache, outcome)
+            .await
+            .map_err(|m| ("SecretUnavailable", m, Vec::new()))?;
+        let target = self.settings.target;
+        let text = match units::unit(container, &self.settings.layout, target).render(target) {
+            Ok(text) => text,
+            Err(error) => return Err(("RenderFailed", error.to_string(), fetched.versions)),
+        };
+        let changed: Vec<(VolumeSpec, Vec<FileContent>)> = fetched
+            .volumes
+            .into_iter()
+            .filter(|(spec, files)| self.volumes.differs(spec, files).unwrap_or(true))
+            .collect();
+        let on_rotation = match container.rotation {
+            Rotation::Restart => OnRotation::Restart,
+            Rotation::Reload { .. } => OnRotation::Reload,
+            Rotation::None => OnRotation::Nothing,
+        };
+        let want = Desired {
+            name,
+            unit_text: text,
+            volumes_changed: !changed.is_empty(),
+            on_rotation,
+        };
+        Ok((want, changed, fetched.versions))
+    }
+
+    /// Fetches and shapes every secret of `container`; the first problem is the error.
+    async fn fetch(
+        &self,
+        container: &Container,
+        catalog: &Catalog,
+        cache: &mut BTreeMap<SecretRef, Result<Secret, String>>,
+        outcome: &mut Outcome,
+    ) -> Result<Fetched, String> {
+        let mut fetched = Fetched {
+            volumes: Vec::new(),
+            versions: Vec::new(),
+        };
+        for volume in &container.volumes {
+            let mut files = Vec::new();
+            for file in &volume.files {
+                let reference = &file.secret;
+                let store = catalog
+                    .stores
+                    .get(&reference.store)
+                    .ok_or_else(|| format!("store {} is gone", reference.store))?;
+                outcome.refresh = Some(
+                    outcome
+                        .refresh
+                        .map_or(store.refresh_interval, |r| r.min(store.refresh_interval)),
+                );
+                if let Provider::File { directory } = &store.provider {
+                    outcome.watch.insert(directory.clone());
+                }
+                if !cache.contains_key(reference) {
+                    let provider = (self.providers)(&store.provider);
+                    let result = provider
+                        .fetch(&reference.name, &reference.version)
+                        .await
+                        .map_err(|e| format!("{} (store {}): {e}", file.path, reference.store));
+                    cache.insert(reference.clone(), result);
+                }
+                let secret = cache[reference].clone()?;
+                let bytes = secrets::shape(&secret.bytes, reference)
+                    .map_err(|e| format!("{}: {e}", file.path))?;
+                fetched.versions.push(SecretVersion {
+                    store: reference.store.to_string(),
+                    name: reference.name.clone(),
+                    version: secret.version.clone(),
+                });
+                let (uid, gid) = self
+                    .owner(file.uid, file.gid)
+                    .map_err(|e| format!("{}: {e}", file.path))?;
+                files.push(FileContent {
+                    path: file.path.clone(),
+                    mode: file.mode,
+                    uid,
+                    gid,
+                    bytes,
+                });
+            }
+            let spec = VolumeSpec {
+                spec: container.name.to_string(),
+                volume: volume.name.to_string(),
+                medium: volume.medium,
+                size: volume.size_limit,
+            };
+            let total: usize = files.iter().map(|f| f.bytes.expose().len()).sum();
+            if total as u64 > volume.size_limit {
+                return Err(format!(
+                    "volume {}: its secrets take {total} bytes, more than sizeLimit {}",
+                    volume.name, volume.size_limit
+                ));
+            }
+            fetched.volumes.push((spec, files));
+        }
+        fetched.versions.dedup();
+        Ok(fetched)
+    }
+
+    /// The host owner for a file owned by `uid:gid` in the container.
+    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
+        match self.settings.layout.scope {
+            Scope::System => Ok((Some(uid), Some(gid))),
+            // Rootless: the container's root is the user; other IDs are subordinate IDs ramlet
+            // cannot chown to as the user.
+            Scope::User if uid == 0 && gid == 0 => Ok((None, None)),
+            Scope::User => Err(format!(
+                "owner {uid}:{gid} needs system scope; in user scope files belong to the container's root (the user)"
+            )),
+        }
+    }
+
+    /// Running specs whose spec file is broken now are kept as they are.
+    fn keep_broken(
+        &self,
+        catalog: &Catalog,
+        ours: &BTreeMap<String, String>,
+        keep: &mut BTreeSet<String>,
+        next: &mut Status,
+        now: &str,
+    ) {
+        let broken: BTreeSet<&PathBuf> = catalog.errors.iter().map(|e| &e.file).collect();
+        for name in ours.keys() {
+            if next.specs.contains_key(name)
+                || catalog.containers.keys().any(|n| n.as_str() == name)
+            {
+                continue;
+            }
+            let last = self.status.specs.get(name);
+            let file_broken = match last {
+                Some(spec) => broken.contains(&spec.file),
+                // No record of where it came from: keep it while any file is broken.
+                None => !broken.is_empty(),
+            };
+            if file_broken {
+                keep.insert(name.clone());
+                let mut spec = last.cloned().unwrap_or_else(|| SpecStatus {
+                    phase: Phase::Degraded,
+                    reason: String::new(),
+                    message: String::new(),
+                    file: PathBuf::new(),
+                    last_reconcile: String::new(),
+                    secrets: Vec::new(),
+                    unit: UnitState::default(),
+                });
+                spec.phase = Phase::Degraded;
+                spec.reason = "InvalidSpec".into();
+                spec.message =
+                    "its spec file has errors; the last applied version keeps running".into();
+                now.clone_into(&mut spec.last_reconcile);
+                next.specs.insert(name.clone(), spec);
+            }
+        }
+    }
+
+    /// Applies the plan; returns the specs that failed and why. Teardown goes on past errors.
+    async fn apply(
+        &self,
+        actions: &[Action],
+        desired: &[Desired],
+        writes: &mut BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
+    ) -> BTreeMap<String, String> {
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        let text = |name: &str| {
+            desired
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| d.unit_text.as_str())
+                .unwrap_or_default()
+        };
+        for action in actions {
+            let result: Result<(), String> = match action {
+                Action::WriteVolumes(name) => {
+                    let mut result = Ok(());
+                    for (spec, files) in writes.remove(name).unwrap_or_default() {
+                        if let Err(error) = self.volumes.write(&spec, &files) {
+                            result = Err(error.to_string());
+                            break;
+                        }
+                    }
+                    result
+                }
+                Action::WriteUnit(name) if !failed.contains_key(name) => self
+                    .unit_dir
+                    .write(name, text(name))
+                    .map_err(|e| e.to_string()),
+                Action::Stop(name) => self
+                    .units
+                    .stop(&service(name))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Action::RemoveUnit(name) => self.unit_dir.remove(name).map_err(|e| e.to_string()),
+                Action::DaemonReload => self.units.daemon_reload().await.map_err(|e| e.to_string()),
+                Action::Start(name) if !failed.contains_key(name) => self
+                    .units
+                    .start(&service(name))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Action::Restart(name) if !failed.contains_key(name) => self
+                    .units
+                    .restart(&service(name))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Action::Reload(name) if !failed.contains_key(name) => self
+                    .units
+                    .reload(&service(name))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Action::RemoveVolumes(name) => {
+                    self.volumes.remove_spec(name).map_err(|e| e.to_string())
+                }
+                _ => Ok(()),
+            };
+            tracing::info!(action = ?action, ok = result.is_ok(), "applied");
+            if let Err(error) = result {
+                tracing::warn!(action = ?action, %error, "action failed");
+                let name = match action {
+                    Action::DaemonReload => "*".to_owned(),
+                    Action::WriteVolumes(n)
+                    | Action::WriteUnit(n)
+                    | Action::Stop(n)
+                    | Action::RemoveUnit(n)
+                    | Action::Start(n)
+                    | Action::Restart(n)
+                    | Action::Reload(n)
+                    | Action::RemoveVolumes(n) => n.clone(),
+                };
+                failed.entry(name).or_insert(error);
+            }
+        }
+        if let Some(error) = failed.remove("*") {
+            for d in desired {
+                failed
+                    .entry(d.name.clone())
+                    .or_insert_with(|| format!("daemon-reload failed: {error}"));
+            }
+        }
+        failed
+    }
+
+    fn fail_all(&mut self, message: &str) -> Outcome {
+        tracing::error!(%message, "reconcile failed");
+        self.status.errors = vec![message.to_owned()];
+        self.status.updated = status::now_rfc3339();
+        let _ = self.status.write(&self.settings.state_dir);
+        Outcome {
+            failed: true,
+            ..Outcome::default()
+        }
+    }
+}
+
+fn spec_status(
+    container: &Container,
+    now: &str,
+    phase: Phase,
+    reason: &str,
+    message: String,
+    secrets: Vec<SecretVersion>,
+) -> SpecStatus {
+    SpecStatus {
+        phase,
+        reason: reason.to_owned(),
+        message,
+        file: container.origin.file.clone(),
+        last_reconcile: now.to_owned(),
+        secrets,
+        unit: UnitState::default(),
+    }
+}
+
+/// The service systemd makes of a spec's unit.
+#[must_use]
+pub fn service(name: &str) -> String {
+    format!("{name}.service")
+}

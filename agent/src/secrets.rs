@@ -1,0 +1,151 @@
+//! Secret values in memory: zeroized when dropped, never printed, and shaped for a file (JSON
+//! property, base64).
+
+use std::fmt;
+
+use base64::Engine as _;
+use ramlet_specs::model::{Encoding, SecretRef};
+use zeroize::Zeroizing;
+
+/// A secret's bytes. `Debug` shows the length only; the bytes are wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    /// Wraps bytes.
+    #[must_use]
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The bytes.
+    #[must_use]
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBytes({} bytes)", self.0.len())
+    }
+}
+
+/// One version of a secret, as a provider returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// The content.
+    pub bytes: SecretBytes,
+    /// The provider's version identifier (a GCP version number, an AWS version ID, a file's
+    /// modification time): shown in status; never derived from the value.
+    pub version: String,
+}
+
+/// Why a secret's content cannot become a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    /// `property` was asked for, but the secret is not a JSON object.
+    #[error("secret is not a JSON object, so property {0:?} cannot be taken from it")]
+    NotJsonObject(String),
+    /// The JSON object has no such key.
+    #[error("secret has no property {0:?}")]
+    MissingProperty(String),
+    /// `encoding: base64`, but the content is not base64.
+    #[error("secret is not valid base64")]
+    NotBase64,
+}
+
+/// Turns a fetched secret into the file content the spec asks for: the JSON property if one is
+/// named (a string is written as is, any other value as JSON), then base64-decoded if asked.
+/// Errors never quote the content.
+pub fn shape(secret: &SecretBytes, reference: &SecretRef) -> Result<SecretBytes, ShapeError> {
+    let selected = match &reference.property {
+        None => secret.clone(),
+        Some(property) => {
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(secret.expose())
+                    .map_err(|_| ShapeError::NotJsonObject(property.clone()))?;
+            match object.get(property) {
+                Some(serde_json::Value::String(text)) => {
+                    SecretBytes::new(text.clone().into_bytes())
+                }
+                Some(other) => SecretBytes::new(other.to_string().into_bytes()),
+                None => return Err(ShapeError::MissingProperty(property.clone())),
+            }
+        }
+    };
+    match reference.encoding {
+        Encoding::Raw => Ok(selected),
+        Encoding::Base64 => {
+            let text: Vec<u8> = selected
+                .expose()
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            let text = Zeroizing::new(text);
+            base64::engine::general_purpose::STANDARD
+                .decode(&*text)
+                .map(SecretBytes::new)
+                .map_err(|_| ShapeError::NotBase64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ramlet_specs::model::{Name, SecretVersion};
+
+    fn reference(property: Option<&str>, encoding: Encoding) -> SecretRef {
+        SecretRef {
+            store: Name::parse("s").unwrap(),
+            name: "n".into(),
+            version: SecretVersion::Latest,
+            property: property.map(str::to_owned),
+            encoding,
+        }
+    }
+
+    #[test]
+    fn takes_json_properties() {
+        let secret =
+            SecretBytes::new(br#"{"username":"app","password":"p@ss","port":5432}"#.to_vec());
+        let got = shape(&secret, &reference(Some("password"), Encoding::Raw)).unwrap();
+        assert_eq!(got.expose(), b"p@ss");
+        let got = shape(&secret, &reference(Some("port"), Encoding::Raw)).unwrap();
+        assert_eq!(got.expose(), b"5432");
+        let err = shape(&secret, &reference(Some("host"), Encoding::Raw)).unwrap_err();
+        assert_eq!(err, ShapeError::MissingProperty("host".into()));
+    }
+
+    #[test]
+    fn decodes_base64_and_keeps_binary() {
+        let secret = SecretBytes::new(b"AAEC/w==\n".to_vec());
+        assert_eq!(
+            shape(&secret, &reference(None, Encoding::Base64))
+                .unwrap()
+                .expose(),
+            [0, 1, 2, 255]
+        );
+        let binary = SecretBytes::new(vec![0, 159, 146, 150]);
+        assert_eq!(
+            shape(&binary, &reference(None, Encoding::Raw)).unwrap(),
+            binary
+        );
+        assert_eq!(
+            shape(&binary, &reference(None, Encoding::Base64)).unwrap_err(),
+            ShapeError::NotBase64
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let secret = SecretBytes::new(b"hunter2".to_vec());
+        assert_eq!(format!("{secret:?}"), "SecretBytes(7 bytes)");
+        let err = shape(&secret, &reference(Some("x"), Encoding::Raw))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"));
+    }
+}

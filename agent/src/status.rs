@@ -1,0 +1,159 @@
+//! What ramlet reports: per spec, its phase, why, when it was last reconciled, the secret
+//! versions it runs with (never values, never hashes of values) and the unit's state. Written to
+//! `<state dir>/status.json` after every reconcile, read by `ramlet status`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::systemd::UnitState;
+
+/// The status file's name in the state directory.
+pub const STATUS_FILE: &str = "status.json";
+
+/// The phase of one spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Applied, and the unit is running.
+    Ready,
+    /// Applied; the unit is starting.
+    Progressing,
+    /// Running with the last good state; the current spec or secrets have a problem.
+    Degraded,
+    /// Could not be applied.
+    Failed,
+}
+
+/// One secret's version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersion {
+    /// The store.
+    pub store: String,
+    /// The secret's name.
+    pub name: String,
+    /// The provider's version identifier.
+    pub version: String,
+}
+
+/// The status of one spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecStatus {
+    /// The phase.
+    pub phase: Phase,
+    /// A short, stable reason (`Applied`, `SecretUnavailable`, `InvalidSpec`, ...).
+    pub reason: String,
+    /// What happened, for people.
+    pub message: String,
+    /// The spec file.
+    pub file: PathBuf,
+    /// When the spec was last reconciled (RFC 3339, UTC).
+    pub last_reconcile: String,
+    /// The secret versions the container runs with.
+    pub secrets: Vec<SecretVersion>,
+    /// The unit's state.
+    pub unit: UnitState,
+}
+
+/// The whole status file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// When it was written (RFC 3339, UTC).
+    pub updated: String,
+    /// Per spec.
+    pub specs: BTreeMap<String, SpecStatus>,
+    /// Spec errors, one line each (`file:line:column: field: message [kind]`).
+    pub errors: Vec<String>,
+}
+
+impl Status {
+    /// Reads the status file from `state_dir`.
+    pub fn read(state_dir: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(state_dir.join(STATUS_FILE))?;
+        serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+
+    /// Writes it atomically to `state_dir`.
+    pub fn write(&self, state_dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        let tmp = state_dir.join(".status.json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n",
+        )?;
+        std::fs::rename(tmp, state_dir.join(STATUS_FILE))
+    }
+
+    /// The human-readable form of `ramlet status`.
+    #[must_use]
+    pub fn text(&self) -> String {
+        let mut out = format!("updated {}\n", self.updated);
+        let width = self.specs.keys().map(String::len).max().unwrap_or(4).max(4);
+        let _ = writeln!(
+            out,
+            "{:width$}  {:11}  {:10}  {:18}  MESSAGE",
+            "SPEC", "PHASE", "UNIT", "REASON"
+        );
+        for (name, spec) in &self.specs {
+            let _ = writeln!(
+                out,
+                "{name:width$}  {:11}  {:10}  {:18}  {}",
+                format!("{:?}", spec.phase),
+                spec.unit.active_state,
+                spec.reason,
+                spec.message
+            );
+        }
+        for error in &self.errors {
+            let _ = writeln!(out, "error: {error}");
+        }
+        out
+    }
+}
+
+/// Now, in RFC 3339 (UTC, seconds).
+#[must_use]
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+/// Formats Unix seconds as RFC 3339 UTC.
+#[must_use]
+pub fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_872_000), "2026-11-28T12:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

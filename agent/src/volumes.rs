@@ -1,0 +1,354 @@
+//! RAM volumes: where secret files live on the host. Behind [`VolumeManager`], so the reconciler
+//! can be tested with an in-memory fake; [`RamVolumes`] is the real one.
+//!
+//! - System scope (root): one tmpfs per volume, mounted `noswap,size=,mode=` under the volume
+//!   root; ramfs where the spec asks for it, or where the kernel is older than 6.4 and has no
+//!   `noswap`.
+//! - User scope: a folder per volume inside a volume root that an administrator mounted (a noswap
+//!   tmpfs or a ramfs the user owns, see `dist/`); ramlet checks it at start and refuses to write
+//!   secrets anywhere swappable or persistent.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use ramlet_specs::model::Medium;
+
+use crate::atomic::{self, FileContent};
+use crate::units::Scope;
+
+/// What a volume needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// The spec (container) name.
+    pub spec: String,
+    /// The volume's name.
+    pub volume: String,
+    /// tmpfs or ramfs.
+    pub medium: Medium,
+    /// tmpfs size in bytes.
+    pub size: u64,
+}
+
+/// Why a volume operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// The volume root is not RAM that cannot swap.
+    #[error("refusing to write secrets to {path}: {why}")]
+    NotRam {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// An IO error.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VolumeError + 'a {
+    move |source| VolumeError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Prepares, fills and removes RAM volumes.
+pub trait VolumeManager: Send + Sync {
+    /// Makes sure the volume exists and is RAM; returns its host path.
+    fn prepare(&self, volume: &VolumeSpec) -> Result<PathBuf, VolumeError>;
+    /// Whether `files` differ from what the volume holds.
+    fn differs(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<bool, VolumeError>;
+    /// Writes `files` atomically.
+    fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError>;
+    /// Unmounts and removes every volume of `spec`.
+    fn remove_spec(&self, spec: &str) -> Result<(), VolumeError>;
+    /// The specs that have volumes.
+    fn specs(&self) -> Result<BTreeSet<String>, VolumeError>;
+}
+
+/// The real volumes, under a volume root.
+#[derive(Debug, Clone)]
+pub struct RamVolumes {
+    root: PathBuf,
+    scope: Scope,
+    noswap: bool,
+}
+
+impl RamVolumes {
+    /// Volumes under `root`. In user scope, checks that `root` is a noswap tmpfs or a ramfs and
+    /// refuses otherwise; in system scope, creates `root` (0700).
+    pub fn new(root: PathBuf, scope: Scope) -> Result<Self, VolumeError> {
+        let noswap = kernel_has_noswap();
+        match scope {
+            Scope::User => check_ram(
+                &root,
+                &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+            )?,
+            Scope::System => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&root)
+                .map_err(io_err("cannot create", &root))?,
+        }
+        Ok(Self {
+            root,
+            scope,
+            noswap,
+        })
+    }
+
+    fn dir(&self, volume: &VolumeSpec) -> PathBuf {
+        self.root.join(&volume.spec).join(&volume.volume)
+    }
+}
+
+impl VolumeManager for RamVolumes {
+    fn prepare(&self, volume: &VolumeSpec) -> Result<PathBuf, VolumeError> {
+        let dir = self.dir(volume);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io_err("cannot create", &dir))?;
+        if self.scope == Scope::System
+            && mount_point(
+                &dir,
+                &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+            )
+            .is_none()
+        {
+            mount(&dir, volume, self.noswap)?;
+        }
+        Ok(dir)
+    }
+
+    fn differs(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<bool, VolumeError> {
+        let dir = self.dir(volume);
+        if !dir.exists() {
+            return Ok(true);
+        }
+        atomic::differs(&dir, files).map_err(io_err("cannot read", &dir))
+    }
+
+    fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
+        let dir = self.prepare(volume)?;
+        // The data folder is 0700 when one user owns every file, else traversable only (0711):
+        // file modes then decide who reads what.
+        let owners: BTreeSet<Option<u32>> = files.iter().map(|f| f.uid).collect();
+        let (mode, owner) = match owners.into_iter().collect::<Vec<_>>().as_slice() {
+            [uid] => (0o700, (*uid, files.first().and_then(|f| f.gid))),
+            _ => (0o711, (None, None)),
+        };
+        // The mount point itself must let the container reach the data folder.
+        fs::set_permissions(
+            &dir,
+            fs::Permissions::from_mode(if mode == 0o700 { 0o700 } else { 0o711 }),
+        )
+        .map_err(io_err("cannot set permissions on", &dir))?;
+        if let (Some(uid), gid) = owner {
+            std::os::unix::fs::chown(&dir, Some(uid), gid).map_err(io_err("cannot chown", &dir))?;
+        }
+        atomic::write(&dir, files, mode, owner).map_err(io_err("cannot write", &dir))
+    }
+
+    fn remove_spec(&self, spec: &str) -> Result<(), VolumeError> {
+        let spec_dir = self.root.join(spec);
+        if !spec_dir.exists() {
+            return Ok(());
+        }
+        let mut errors = Vec::new();
+        for entry in fs::read_dir(&spec_dir)
+            .map_err(io_err("cannot list", &spec_dir))?
+            .flatten()
+        {
+            let dir = entry.path();
+            // Teardown keeps going: every volume is tried, every failure reported.
+            if self.scope == Scope::System
+                && let Err(e) = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH)
+                && e != nix::errno::Errno::EINVAL
+            {
+                errors.push(format!("cannot unmount {}: {e}", dir.display()));
+            }
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                errors.push(format!("cannot remove {}: {e}", dir.display()));
+            }
+        }
+        if let Err(e) = fs::remove_dir(&spec_dir) {
+            errors.push(format!("cannot remove {}: {e}", spec_dir.display()));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(VolumeError::Io {
+                what: "cannot remove volumes of",
+                path: spec_dir,
+                source: io::Error::other(errors.join("; ")),
+            })
+        }
+    }
+
+    fn specs(&self) -> Result<BTreeSet<String>, VolumeError> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+            Err(e) => return Err(io_err("cannot list", &self.root)(e)),
+        };
+        Ok(entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect())
+    }
+}
+
+fn mount(dir: &Path, volume: &VolumeSpec, noswap: bool) -> Result<(), VolumeError> {
+    use nix::mount::{MsFlags, mount};
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let (fstype, options) = match (volume.medium, noswap) {
+        (Medium::Tmpfs, true) => ("tmpfs", format!("noswap,size={},mode=0700", volume.size)),
+        // ramfs never swaps; it has no size limit (the secrets are small and ramlet bounds them).
+        _ => ("ramfs", "mode=0700".to_owned()),
+    };
+    mount(
+        Some("ramlet"),
+        dir,
+        Some(fstype),
+        flags,
+        Some(options.as_str()),
+    )
+    .map_err(|e| VolumeError::Io {
+        what: "cannot mount a RAM volume on",
+        path: dir.to_owned(),
+        source: e.into(),
+    })
+}
+
+/// Whether the kernel supports tmpfs `noswap` (Linux 6.4).
+fn kernel_has_noswap() -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 4)
+}
+
+/// The mount that holds `path` exactly (its mount point is `path`), from mountinfo text.
+fn mount_point<'a>(path: &Path, mountinfo: &'a str) -> Option<MountInfo<'a>> {
+    mounts(mountinfo)
+        .filter(|m| Path::new(&m.mount_point) == path)
+        .last()
+}
+
+/// One line of `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountInfo<'a> {
+    mount_point: String,
+    fstype: &'a str,
+    super_options: &'a str,
+}
+
+fn mounts(mountinfo: &str) -> impl Iterator<Item = MountInfo<'_>> {
+    mountinfo.lines().filter_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|f| *f == "-")?;
+        Some(MountInfo {
+            mount_point: unescape_octal(fields.get(4)?),
+            fstype: fields.get(sep + 1)?,
+            super_options: fields.get(sep + 3)?,
+        })
+    })
+}
+
+fn unescape_octal(field: &str) -> String {
+    let mut out = String::new();
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let code: String = chars.by_ref().take(3).collect();
+            out.push(u8::from_str_radix(&code, 8).map_or('?', char::from));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Checks that `root` lies on a noswap tmpfs or a ramfs (the deepest mount that holds it).
+fn check_ram(root: &Path, mountinfo: &str) -> Result<(), VolumeError> {
+    let holder = mounts(mountinfo)
+        .filter(|m| root.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.len())
+        .ok_or_else(|| VolumeError::NotRam {
+            path: root.to_owned(),
+            why: "no mount holds it".into(),
+        })?;
+    let ok = match holder.fstype {
+        "ramfs" => true,
+        "tmpfs" => holder.super_options.split(',').any(|o| o == "noswap"),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(VolumeError::NotRam {
+            path: root.to_owned(),
+            why: format!(
+                "it is on {} ({}) mounted at {}, which can reach a disk; mount a tmpfs with noswap \
+                 (or a ramfs) there first, see dist/ramlet-user-volumes@.mount",
+                holder.fstype, holder.super_options, holder.mount_point
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+70 22 0:40 / /run/ramlet rw,relatime shared:12 - tmpfs tmpfs rw,mode=755,noswap
+72 70 0:42 / /run/ramlet/users/1001 rw,relatime shared:14 - tmpfs tmpfs rw,size=65536k,mode=700,uid=1001,noswap
+80 22 0:50 / /run/user/1001 rw - tmpfs tmpfs rw,size=1024k,mode=700
+81 22 0:51 / /srv/ram\\040disk rw - ramfs ramfs rw
+";
+
+    #[test]
+    fn accepts_noswap_tmpfs_and_ramfs() {
+        assert!(check_ram(Path::new("/run/ramlet/users/1001"), MOUNTINFO).is_ok());
+        assert!(check_ram(Path::new("/run/ramlet/users/1001/web"), MOUNTINFO).is_ok());
+        assert!(check_ram(Path::new("/srv/ram disk"), MOUNTINFO).is_ok());
+    }
+
+    #[test]
+    fn refuses_swappable_or_persistent_roots() {
+        let err = check_ram(Path::new("/run/user/1001/ramlet"), MOUNTINFO)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tmpfs") && err.contains("noswap"), "{err}");
+        let err = check_ram(Path::new("/var/lib/ramlet"), MOUNTINFO)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ext4"), "{err}");
+    }
+
+    #[test]
+    fn finds_exact_mount_points() {
+        assert!(mount_point(Path::new("/run/ramlet/users/1001"), MOUNTINFO).is_some());
+        assert!(mount_point(Path::new("/run/ramlet/users"), MOUNTINFO).is_none());
+    }
+}
