@@ -297,7 +297,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("unknown field `specDirectory`") && err.contains("line 1"),
+            err.contains("unknown field `specDirectory`") && err.contains("config.yaml"),
             "{err}"
         );
         let err = Config::settle(
