@@ -1,0 +1,392 @@
+//! The reconciler against in-memory fakes of systemd, the volumes and a secret provider: what
+//! changes on the host for each event a user cares about. The real drivers are tested in `e2e/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ramlet::atomic::FileContent;
+use ramlet::plan::Action;
+use ramlet::providers::{BoxFuture, ProviderError, SecretProvider};
+use ramlet::reconcile::{Reconciler, Settings};
+use ramlet::secrets::{Secret, SecretBytes};
+use ramlet::status::Phase;
+use ramlet::systemd::{SystemdError, UnitManager, UnitState};
+use ramlet::units::{Layout, Scope};
+use ramlet::volumes::{VolumeError, VolumeManager, VolumeSpec};
+use ramlet_quadlet::PodmanVersion;
+use ramlet_specs::model::SecretVersion as Version;
+
+#[derive(Default)]
+struct Host {
+    volumes: BTreeMap<(String, String), Vec<FileContent>>,
+    units: BTreeMap<String, UnitState>,
+    log: Vec<String>,
+    secrets: BTreeMap<String, Result<String, ProviderError>>,
+    invocations: u32,
+}
+
+type Shared = Arc<Mutex<Host>>;
+
+struct Volumes(Shared);
+impl VolumeManager for Volumes {
+    fn prepare(&self, v: &VolumeSpec) -> Result<PathBuf, VolumeError> {
+        Ok(PathBuf::from(format!("/fake/{}/{}", v.spec, v.volume)))
+    }
+    fn differs(&self, v: &VolumeSpec, files: &[FileContent]) -> Result<bool, VolumeError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .volumes
+            .get(&(v.spec.clone(), v.volume.clone()))
+            != Some(&files.to_vec()))
+    }
+    fn write(&self, v: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
+        let mut host = self.0.lock().unwrap();
+        host.log.push(format!("write {}/{}", v.spec, v.volume));
+        host.volumes
+            .insert((v.spec.clone(), v.volume.clone()), files.to_vec());
+        Ok(())
+    }
+    fn remove_spec(&self, spec: &str) -> Result<(), VolumeError> {
+        let mut host = self.0.lock().unwrap();
+        host.log.push(format!("wipe {spec}"));
+        host.volumes.retain(|(s, _), _| s != spec);
+        Ok(())
+    }
+    fn specs(&self) -> Result<BTreeSet<String>, VolumeError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .volumes
+            .keys()
+            .map(|(s, _)| s.clone())
+            .collect())
+    }
+}
+
+struct Units(Shared);
+impl Units {
+    fn act(&self, verb: &str, unit: &str) {
+        let mut host = self.0.lock().unwrap();
+        host.log.push(format!("{verb} {unit}"));
+        host.invocations += 1;
+        let id = format!("{:04}", host.invocations);
+        match verb {
+            "start" | "restart" => {
+                host.units.insert(
+                    unit.into(),
+                    UnitState {
+                        active_state: "active".into(),
+                        sub_state: "running".into(),
+                        invocation_id: id,
+                    },
+                );
+            }
+            "stop" => {
+                host.units.remove(unit);
+            }
+            _ => {}
+        }
+    }
+}
+impl UnitManager for Units {
+    fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>> {
+        Box::pin(async move {
+            self.0.lock().unwrap().log.push("daemon-reload".into());
+            Ok(())
+        })
+    }
+    fn start<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
+        Box::pin(async move {
+            self.act("start", unit);
+            Ok(())
+        })
+    }
+    fn restart<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
+        Box::pin(async move {
+            self.act("restart", unit);
+            Ok(())
+        })
+    }
+    fn reload<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
+        Box::pin(async move {
+            self.act("reload", unit);
+            Ok(())
+        })
+    }
+    fn stop<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
+        Box::pin(async move {
+            self.act("stop", unit);
+            Ok(())
+        })
+    }
+    fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
+                .units
+                .get(unit)
+                .cloned()
+                .unwrap_or_else(|| UnitState {
+                    active_state: "inactive".into(),
+                    ..UnitState::default()
+                }))
+        })
+    }
+}
+
+struct Provider(Shared);
+impl SecretProvider for Provider {
+    fn fetch<'a>(
+        &'a self,
+        name: &'a str,
+        _: &'a Version,
+    ) -> BoxFuture<'a, Result<Secret, ProviderError>> {
+        Box::pin(async move {
+            let host = self.0.lock().unwrap();
+            match host.secrets.get(name) {
+                Some(Ok(value)) => Ok(Secret {
+                    bytes: SecretBytes::new(value.clone().into_bytes()),
+                    version: format!("v-{}", value.len()),
+                }),
+                Some(Err(error)) => Err(error.clone()),
+                None => Err(ProviderError::NotFound { name: name.into() }),
+            }
+        })
+    }
+}
+
+struct World {
+    dir: PathBuf,
+    host: Shared,
+}
+
+impl World {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ramlet-fakes-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("specs")).unwrap();
+        let world = Self {
+            dir,
+            host: Shared::default(),
+        };
+        world.spec("store", "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: s}\nspec: {file: {directory: /unused}}\n");
+        world
+    }
+
+    fn spec(&self, file: &str, text: &str) {
+        std::fs::write(self.dir.join("specs").join(format!("{file}.yaml")), text).unwrap();
+    }
+
+    fn container(&self, name: &str, secret: &str, rotation: &str) {
+        self.spec(
+            name,
+            &format!(
+                "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: localhost/busybox\n  \
+                 volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {{store: s, name: {secret}}}\n  \
+                 rotation: {{strategy: {rotation}}}\n"
+            ),
+        );
+    }
+
+    fn secret(&self, name: &str, value: Result<&str, ProviderError>) {
+        self.host
+            .lock()
+            .unwrap()
+            .secrets
+            .insert(name.into(), value.map(str::to_owned));
+    }
+
+    fn reconciler(&self) -> Reconciler {
+        let settings = Settings {
+            spec_dir: self.dir.join("specs"),
+            layout: Layout {
+                scope: Scope::System,
+                unit_dir: self.dir.join("units"),
+                volume_root: "/fake".into(),
+            },
+            host_labels: BTreeMap::new(),
+            target: PodmanVersion::V5_4,
+            state_dir: self.dir.join("state"),
+        };
+        let host = self.host.clone();
+        Reconciler::new(
+            settings,
+            Box::new(Volumes(self.host.clone())),
+            Box::new(Units(self.host.clone())),
+            Box::new(move |_| Box::new(Provider(host.clone()))),
+        )
+    }
+
+    fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut self.host.lock().unwrap().log)
+    }
+
+    fn invocation(&self, unit: &str) -> String {
+        self.host.lock().unwrap().units[unit].invocation_id.clone()
+    }
+
+    fn unit_file(&self, name: &str) -> PathBuf {
+        self.dir.join("units").join(format!("{name}.container"))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_new_spec_is_created_in_order_and_then_left_alone() {
+    let world = World::new("new");
+    world.container("a", "x", "restart");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    let outcome = reconciler.reconcile().await;
+    assert!(!outcome.failed, "{:?}", reconciler.status());
+    assert_eq!(
+        world.take_log(),
+        ["write a/v", "daemon-reload", "start a.service"]
+    );
+    assert!(world.unit_file("a").exists());
+    assert_eq!(reconciler.status().specs["a"].phase, Phase::Ready);
+    assert_eq!(reconciler.status().specs["a"].secrets[0].version, "v-3");
+    reconciler.reconcile().await;
+    assert!(
+        world.take_log().is_empty(),
+        "a second reconcile changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_touches_only_the_containers_that_use_the_secret() {
+    let world = World::new("rotation");
+    world.container("a", "x", "restart");
+    world.container("b", "y", "restart");
+    world.container("c", "x", "reload");
+    world.container("d", "x", "none");
+    world.secret("x", Ok("one"));
+    world.secret("y", Ok("other"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile().await;
+    world.take_log();
+    let b_before = world.invocation("b.service");
+
+    world.secret("x", Ok("two"));
+    let outcome = reconciler.reconcile().await;
+    assert_eq!(
+        world.take_log(),
+        [
+            "write a/v",
+            "write c/v",
+            "write d/v",
+            "restart a.service",
+            "reload c.service"
+        ]
+    );
+    assert!(outcome.actions.contains(&Action::Restart("a".into())));
+    assert_eq!(world.invocation("b.service"), b_before, "b does not use x");
+}
+
+#[tokio::test]
+async fn a_provider_outage_keeps_the_last_good_secret_and_the_container() {
+    let world = World::new("outage");
+    world.container("a", "x", "restart");
+    world.container("b", "y", "restart");
+    world.secret("x", Ok("one"));
+    world.secret("y", Ok("other"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile().await;
+    world.take_log();
+
+    world.secret(
+        "x",
+        Err(ProviderError::Unavailable("connection refused".into())),
+    );
+    world.container("b", "y", "none");
+    let outcome = reconciler.reconcile().await;
+    assert!(outcome.failed);
+    let log = world.take_log();
+    assert!(
+        log.iter()
+            .all(|l| !l.contains("a.service") && !l.contains("a/v") && l != "wipe a"),
+        "{log:?}"
+    );
+    let a = &reconciler.status().specs["a"];
+    assert_eq!(
+        (a.phase, a.reason.as_str()),
+        (Phase::Degraded, "SecretUnavailable")
+    );
+    assert!(a.message.contains("connection refused"));
+    assert_eq!(reconciler.status().specs["b"].phase, Phase::Ready);
+}
+
+#[tokio::test]
+async fn a_restarted_agent_adopts_what_runs_and_restarts_nothing() {
+    let world = World::new("adopt");
+    world.container("a", "x", "restart");
+    world.secret("x", Ok("one"));
+    world.reconciler().reconcile().await;
+    world.take_log();
+    let mut fresh = world.reconciler();
+    let outcome = fresh.reconcile().await;
+    assert!(outcome.actions.is_empty(), "{:?}", outcome.actions);
+    assert!(world.take_log().is_empty());
+}
+
+#[tokio::test]
+async fn a_broken_spec_keeps_running_and_a_removed_one_is_torn_down() {
+    let world = World::new("broken");
+    world.container("a", "x", "restart");
+    world.container("b", "x", "restart");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile().await;
+    world.take_log();
+
+    world.spec(
+        "a",
+        "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {name: a}\nspec: [\n",
+    );
+    std::fs::remove_file(world.dir.join("specs/b.yaml")).unwrap();
+    reconciler.reconcile().await;
+    assert_eq!(
+        world.take_log(),
+        ["stop b.service", "daemon-reload", "wipe b"]
+    );
+    assert!(world.unit_file("a").exists() && !world.unit_file("b").exists());
+    let a = &reconciler.status().specs["a"];
+    assert_eq!(
+        (a.phase, a.reason.as_str()),
+        (Phase::Degraded, "InvalidSpec")
+    );
+    assert!(
+        reconciler.status().errors[0].contains("a.yaml:5:1"),
+        "{:?}",
+        reconciler.status().errors
+    );
+}
+
+#[tokio::test]
+async fn a_unit_ramlet_does_not_own_is_never_touched() {
+    let world = World::new("foreign");
+    world.container("a", "x", "restart");
+    world.secret("x", Ok("one"));
+    std::fs::create_dir_all(world.dir.join("units")).unwrap();
+    std::fs::write(world.unit_file("a"), "[Container]\nImage=mine\n").unwrap();
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile().await;
+    assert!(world.take_log().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(world.unit_file("a")).unwrap(),
+        "[Container]\nImage=mine\n"
+    );
+    assert_eq!(reconciler.status().specs["a"].reason, "UnitNameTaken");
+    assert!(Path::new(&world.unit_file("a")).exists());
+}
