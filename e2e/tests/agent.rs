@@ -1,0 +1,567 @@
+//! The agent on a real host: ramlet runs against a real systemd user manager, the real Quadlet
+//! generator and real Podman, in the sandbox `e2e/sandbox/sandbox.sh` sets up. User scope runs
+//! ramlet as the unprivileged test user (rootless Podman); system scope runs it as root against
+//! root's own user manager (rootful Podman).
+//!
+//! These tests are `#[ignore]`d in a plain `cargo test` (there is no systemd there);
+//! `scripts/test` runs them inside the sandbox:
+//! `e2e/sandbox/sandbox.sh cargo test -p ramlet-e2e --test agent -- --ignored --test-threads=1`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SANDBOX: &str = "needs the e2e sandbox: e2e/sandbox/sandbox.sh cargo test -p ramlet-e2e --test agent -- --ignored";
+
+/// Who runs ramlet, and against which manager.
+#[derive(Debug, Clone)]
+struct Scope {
+    system: bool,
+    user: String,
+    bus: String,
+    runtime: PathBuf,
+    volumes: Option<PathBuf>,
+    containers_conf: Option<String>,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: these tests {SANDBOX}"))
+}
+
+impl Scope {
+    fn user() -> Self {
+        Self {
+            system: false,
+            user: var("RAMLET_E2E_USER"),
+            bus: var("RAMLET_E2E_USER_BUS"),
+            runtime: var("RAMLET_E2E_USER_RUNTIME").into(),
+            volumes: Some(var("RAMLET_E2E_USER_VOLUMES").into()),
+            containers_conf: None,
+        }
+    }
+
+    fn system() -> Self {
+        Self {
+            system: true,
+            user: "root".into(),
+            bus: var("RAMLET_E2E_ROOT_BUS"),
+            runtime: var("RAMLET_E2E_ROOT_RUNTIME").into(),
+            volumes: None,
+            containers_conf: Some(var("RAMLET_E2E_CONTAINERS_CONF")),
+        }
+    }
+
+    /// A command run as this scope's user, with its manager's environment.
+    fn command(&self, program: &str) -> Command {
+        let mut command = if self.system {
+            Command::new(program)
+        } else {
+            let mut c = Command::new("runuser");
+            c.args(["-u", &self.user, "--", program]);
+            c
+        };
+        command
+            .current_dir("/tmp")
+            .env("XDG_RUNTIME_DIR", &self.runtime)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        if let Some(conf) = &self.containers_conf {
+            command.env("CONTAINERS_CONF", conf);
+        }
+        command
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program).args(args).output().unwrap()
+    }
+
+    fn systemctl(&self, args: &[&str]) -> String {
+        let mut all = vec!["--user"];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&self.run("systemctl", &all).stdout)
+            .trim()
+            .to_owned()
+    }
+
+    fn invocation(&self, unit: &str) -> String {
+        self.systemctl(&[
+            "show",
+            "-p",
+            "InvocationID",
+            "--value",
+            &format!("{unit}.service"),
+        ])
+    }
+
+    fn active(&self, unit: &str) -> String {
+        self.systemctl(&[
+            "show",
+            "-p",
+            "ActiveState",
+            "--value",
+            &format!("{unit}.service"),
+        ])
+    }
+
+    fn logs(&self, name: &str) -> String {
+        let output = self.run("podman", &["logs", &format!("ramlet-{name}")]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn unit_dir(&self) -> PathBuf {
+        self.runtime.join("containers/systemd/ramlet")
+    }
+
+    fn volume_root(&self) -> PathBuf {
+        self.volumes
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/run/ramlet/volumes"))
+    }
+}
+
+/// A spec directory, a secrets directory and a running ramlet.
+struct Agent {
+    scope: Scope,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn ramlet_binary() -> PathBuf {
+    // target/debug/deps/agent-<hash> -> target/debug/ramlet
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("ramlet");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with cargo build -p ramlet",
+        bin.display()
+    );
+    bin
+}
+
+impl Agent {
+    fn new(scope: Scope, name: &str) -> Self {
+        let dir = PathBuf::from(format!("/tmp/ramlet-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["specs", "secrets", "state"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let agent = Self {
+            scope,
+            dir,
+            child: None,
+        };
+        agent.spec(
+            "store",
+            &format!(
+                "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: local}}\nspec:\n  refreshInterval: 1h\n  file: {{directory: {}}}\n",
+                agent.dir.join("secrets").display()
+            ),
+        );
+        agent
+    }
+
+    fn chown(&self) {
+        if !self.scope.system {
+            let status = Command::new("chown")
+                .args(["-R", &self.scope.user])
+                .arg(&self.dir)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
+    fn spec(&self, name: &str, text: &str) {
+        let path = self.dir.join("specs").join(format!("{name}.yaml"));
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, path).unwrap();
+        self.chown();
+    }
+
+    fn remove_spec(&self, name: &str) {
+        std::fs::remove_file(self.dir.join("specs").join(format!("{name}.yaml"))).unwrap();
+    }
+
+    fn secret(&self, name: &str, value: &str) {
+        let tmp = self.dir.join(format!(".{name}.secret.tmp"));
+        std::fs::write(&tmp, value).unwrap();
+        std::fs::rename(tmp, self.dir.join("secrets").join(name)).unwrap();
+        self.chown();
+    }
+
+    fn start(&mut self) {
+        let mut command = self.scope.command(ramlet_binary().to_str().unwrap());
+        command
+            .arg("run")
+            .arg("--spec-dir")
+            .arg(self.dir.join("specs"))
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .arg("--bus")
+            .arg(&self.scope.bus)
+            .arg("--scope")
+            .arg(if self.scope.system { "system" } else { "user" })
+            .arg("--unit-dir")
+            .arg(self.scope.unit_dir())
+            .arg("--volume-root")
+            .arg(self.scope.volume_root())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("ramlet.log")).unwrap());
+        self.child = Some(command.spawn().unwrap());
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // runuser forwards SIGTERM to ramlet.
+            let _ = terminate(child.id());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        std::fs::read_to_string(self.dir.join("state/status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("ramlet.log")).unwrap_or_default()
+    }
+
+    /// Waits until `check` holds, or fails the test with what ramlet logged.
+    fn wait<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\nstatus: {}\nramlet log:\n{}",
+                self.status(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+        // Leave the manager clean for the next test: every spec away, one last reconcile.
+        let _ = std::fs::remove_dir_all(self.dir.join("specs"));
+        std::fs::create_dir_all(self.dir.join("specs")).unwrap();
+        self.chown();
+        self.start();
+        // Not `wait`: a panic here, while a failed test unwinds, would abort the run.
+        let deadline = Instant::now() + Duration::from_mins(1);
+        while std::fs::read_dir(self.scope.unit_dir()).map_or(0, Iterator::count) > 0
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn terminate(pid: u32) -> std::io::Result<()> {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("kill failed"))
+    }
+}
+
+/// A busybox container that prints its mount, each file's mode and content, then waits; it
+/// exits at once on SIGTERM.
+fn container(name: &str, files: &[(&str, &str, &str)], rotation: &str, env: &str) -> String {
+    let mut spec = format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: localhost/busybox:latest\n  network: none\n  \
+         environment: {{MARK: \"{env}\"}}\n  exec:\n    - sh\n    - -c\n    - >-\n      trap 'exit 0' TERM;\n      echo \"MOUNT $(grep ' /run/s ' /proc/self/mountinfo)\";\n      \
+         echo \"MARK $MARK\";\n      for f in /run/s/*; do echo \"FILE $f $(stat -L -c %a $f) $(cat $f)\"; done;\n      \
+         echo \"DIR $(stat -c %a /run/s/..data/)\";\n      while true; do sleep 1 & wait $!; done\n  volumes:\n    - name: s\n      mountPath: /run/s\n      sizeLimit: 64Ki\n      files:\n"
+    );
+    for (path, mode, secret) in files {
+        let _ = write!(
+            spec,
+            "        - path: {path}\n          mode: {mode}\n          secret: {{store: local, name: {secret}}}\n"
+        );
+    }
+    let _ = writeln!(spec, "  rotation: {{strategy: {rotation}}}");
+    spec
+}
+
+/// One `MOUNT` line: fstype and super options of the volume as the container sees it.
+fn mount_line(logs: &str) -> Option<String> {
+    logs.lines()
+        .find(|l| l.starts_with("MOUNT ") && l.len() > 6)
+        .map(str::to_owned)
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+// One scenario, step by step, as an operator lives it: splitting it would restart the agent and
+// the containers between steps, which is what several steps check does not happen.
+#[allow(clippy::too_many_lines)]
+fn user_scope_runs_rotates_edits_adopts_and_removes() {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope.clone(), "user");
+    agent.secret("x", "alpha");
+    agent.secret("y", "beta");
+    agent.spec(
+        "a",
+        &container(
+            "e2e-a",
+            &[("x", "0440", "x"), ("y", "0400", "y")],
+            "restart",
+            "one",
+        ),
+    );
+    agent.spec(
+        "b",
+        &container("e2e-b", &[("y", "0400", "y")], "restart", "one"),
+    );
+    agent.start();
+
+    // New spec: the container reads its secrets from a noswap tmpfs, with the modes asked for.
+    let logs = agent.wait("e2e-a to print its files", Duration::from_mins(1), || {
+        let logs = scope.logs("e2e-a");
+        logs.contains("FILE /run/s/y").then_some(logs)
+    });
+    assert!(logs.contains("FILE /run/s/x 440 alpha"), "{logs}");
+    assert!(logs.contains("FILE /run/s/y 400 beta"), "{logs}");
+    let mount = mount_line(&logs).expect("a MOUNT line");
+    assert!(
+        mount.contains(" - tmpfs ") && mount.contains("noswap"),
+        "{mount}"
+    );
+    assert!(
+        mount.contains(" ro,") || mount.contains(" ro "),
+        "read-only mount: {mount}"
+    );
+    assert!(logs.contains("DIR 700"), "{logs}");
+    let b_id = scope.invocation("e2e-b");
+    let a_id = scope.invocation("e2e-a");
+    assert!(!a_id.is_empty() && !b_id.is_empty());
+    assert!(
+        !std::fs::read_to_string(scope.unit_dir().join("e2e-a.container"))
+            .unwrap()
+            .contains("alpha"),
+        "no secret in the unit file"
+    );
+
+    // Rotation of x: only e2e-a restarts, and reads the new value.
+    let rotated = Instant::now();
+    agent.secret("x", "alpha2");
+    agent.wait(
+        "e2e-a to read the rotated secret",
+        Duration::from_mins(1),
+        || {
+            scope
+                .logs("e2e-a")
+                .contains("FILE /run/s/x 440 alpha2")
+                .then_some(())
+        },
+    );
+    let rotation_latency = rotated.elapsed();
+    assert_ne!(scope.invocation("e2e-a"), a_id, "e2e-a restarted");
+    assert_eq!(
+        scope.invocation("e2e-b"),
+        b_id,
+        "e2e-b does not use x and keeps running"
+    );
+
+    // For comparison, in the same run: a bare restart of the same unit.
+    let bare = Instant::now();
+    let restart = scope.run("systemctl", &["--user", "restart", "e2e-a.service"]);
+    assert!(restart.status.success());
+    let bare_restart = bare.elapsed();
+    let figures = format!(
+        "rotation (secret file written -> container printed new value): {rotation_latency:?}\nbare `systemctl --user restart` of the same unit: {bare_restart:?}\n"
+    );
+    println!("{figures}");
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-figures.txt"),
+        &figures,
+    );
+
+    // Spec edit: the environment changes, so the unit restarts.
+    let a_id = scope.invocation("e2e-a");
+    agent.spec(
+        "a",
+        &container(
+            "e2e-a",
+            &[("x", "0440", "x"), ("y", "0400", "y")],
+            "restart",
+            "two",
+        ),
+    );
+    agent.wait(
+        "e2e-a to restart with MARK two",
+        Duration::from_mins(1),
+        || scope.logs("e2e-a").contains("MARK two").then_some(()),
+    );
+    assert_ne!(scope.invocation("e2e-a"), a_id);
+    assert_eq!(scope.invocation("e2e-b"), b_id);
+
+    // A restart of ramlet adopts both units and restarts neither.
+    let (a_id, updated) = (scope.invocation("e2e-a"), agent.status()["updated"].clone());
+    agent.stop();
+    assert_eq!(
+        scope.active("e2e-a"),
+        "active",
+        "stopping ramlet leaves containers running"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    agent.start();
+    agent.wait("a fresh status", Duration::from_mins(1), || {
+        (agent.status()["updated"] != updated).then_some(())
+    });
+    assert_eq!(scope.invocation("e2e-a"), a_id);
+    assert_eq!(scope.invocation("e2e-b"), b_id);
+
+    // A broken spec and a missing secret: reported where they are, the others keep running.
+    agent.spec("broken", "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {name: broken}\nspec: {image: [\n");
+    agent.spec(
+        "c",
+        &container("e2e-c", &[("z", "0400", "missing")], "restart", "one"),
+    );
+    let status = agent.wait("errors in the status", Duration::from_mins(1), || {
+        let status = agent.status();
+        (status["specs"]["e2e-c"]["reason"] == "SecretUnavailable").then_some(status)
+    });
+    let errors = status["errors"].to_string();
+    assert!(errors.contains("broken.yaml:5:1"), "{errors}");
+    assert_eq!(status["specs"]["e2e-c"]["phase"], "Failed");
+    assert_eq!(scope.invocation("e2e-a"), a_id);
+    assert_eq!(scope.invocation("e2e-b"), b_id);
+    let text = scope.run(
+        ramlet_binary().to_str().unwrap(),
+        &[
+            "status",
+            "--scope",
+            "user",
+            "--state-dir",
+            agent.dir.join("state").to_str().unwrap(),
+        ],
+    );
+    let text_out = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(text.status.code(), Some(1), "{text_out}");
+    assert!(
+        text_out.contains("e2e-c")
+            && text_out.contains("Failed")
+            && text_out.contains("broken.yaml:5:1"),
+        "{text_out}"
+    );
+
+    // Removal: the unit stops, its file goes, its volume is wiped.
+    agent.remove_spec("b");
+    agent.wait("e2e-b to go", Duration::from_mins(1), || {
+        (!scope.unit_dir().join("e2e-b.container").exists() && scope.active("e2e-b") != "active")
+            .then_some(())
+    });
+    assert!(!scope.volume_root().join("e2e-b").exists());
+    assert_eq!(scope.active("e2e-a"), "active");
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn user_scope_multi_file_volume_is_never_seen_half_updated() {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope.clone(), "atomic");
+    agent.secret("pair", r#"{"a":"0","b":"0"}"#);
+    // Reads both files through one resolution of ..data; prints TORN if they ever differ.
+    let spec = "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {name: e2e-pair}\nspec:\n  image: localhost/busybox:latest\n  network: none\n  exec:\n    - sh\n    - -c\n    - >-\n      trap 'exit 0' TERM; last=;\n      while true; do\n      if cd /run/s/..data 2>/dev/null; then a=$(cat a 2>/dev/null); b=$(cat b 2>/dev/null); cd /;\n      if [ -n \"$a\" ] && [ -n \"$b\" ]; then [ \"$a\" != \"$b\" ] && echo \"TORN $a $b\"; [ \"$a\" != \"$last\" ] && echo \"GEN $a\" && last=$a; fi; fi;\n      done\n  volumes:\n    - name: s\n      mountPath: /run/s\n      files:\n        - {path: a, secret: {store: local, name: pair, property: a}}\n        - {path: b, secret: {store: local, name: pair, property: b}}\n  rotation: {strategy: none}\n";
+    agent.spec("pair", spec);
+    agent.start();
+    agent.wait("generation 0", Duration::from_mins(1), || {
+        scope.logs("e2e-pair").contains("GEN 0").then_some(())
+    });
+    let id = scope.invocation("e2e-pair");
+    for generation in 1..=15 {
+        agent.secret(
+            "pair",
+            &format!(r#"{{"a":"{generation}","b":"{generation}"}}"#),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    agent.wait("generation 15", Duration::from_mins(1), || {
+        scope.logs("e2e-pair").contains("GEN 15").then_some(())
+    });
+    let logs = scope.logs("e2e-pair");
+    assert!(!logs.contains("TORN"), "{logs}");
+    assert_eq!(
+        scope.invocation("e2e-pair"),
+        id,
+        "rotation: none leaves the container running"
+    );
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
+    let scope = Scope::system();
+    let mut agent = Agent::new(scope.clone(), "system");
+    agent.secret("x", "root-secret");
+    agent.spec(
+        "s",
+        &container("e2e-sys", &[("x", "0400", "x")], "restart", "one"),
+    );
+    agent.start();
+    let logs = agent.wait(
+        "e2e-sys to print its files",
+        Duration::from_secs(90),
+        || {
+            let logs = scope.logs("e2e-sys");
+            logs.contains("FILE /run/s/x").then_some(logs)
+        },
+    );
+    assert!(logs.contains("FILE /run/s/x 400 root-secret"), "{logs}");
+    let mount = mount_line(&logs).expect("a MOUNT line");
+    assert!(
+        mount.contains(" - tmpfs ") && mount.contains("noswap") && mount.contains("size=64k"),
+        "{mount}"
+    );
+    let volume = scope.volume_root().join("e2e-sys/s");
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        host_mounts
+            .lines()
+            .any(|l| l.contains(&format!(" {} ", volume.display())) && l.contains("noswap")),
+        "ramlet mounted {}",
+        volume.display()
+    );
+
+    let id = scope.invocation("e2e-sys");
+    agent.secret("x", "root-secret-2");
+    agent.wait("the rotated secret", Duration::from_mins(1), || {
+        scope
+            .logs("e2e-sys")
+            .contains("root-secret-2")
+            .then_some(())
+    });
+    assert_ne!(scope.invocation("e2e-sys"), id);
+
+    agent.remove_spec("s");
+    agent.wait("e2e-sys to go", Duration::from_mins(1), || {
+        (!volume.exists() && scope.active("e2e-sys") != "active").then_some(())
+    });
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host_mounts.contains(&format!(" {} ", volume.display())),
+        "the volume is unmounted"
+    );
+}
