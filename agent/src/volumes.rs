@@ -308,7 +308,7 @@ fn check_ram(root: &Path, mountinfo: &str) -> Result<(), VolumeError> {
             path: root.to_owned(),
             why: format!(
                 "it is on {} ({}) mounted at {}, which can reach a disk; mount a tmpfs with noswap \
-                 (or a ramfs) there first, see dist/ramlet-user-volumes@.mount",
+                 (or a ramfs) there first, see dist/run-ramlet-users-UID.mount",
                 holder.fstype, holder.super_options, holder.mount_point
             ),
         })
