@@ -11,7 +11,7 @@
 //! - [`agent`]: the control loop (watchers, timers, signals) around the reconciler;
 //! - [`reconcile`]: one reconcile: specs, secrets, units, observe, [`plan`], apply, status;
 //! - [`plan`]: the pure plan: which actions, in which order;
-//! - [`providers`]: secret providers ([`providers::file`] today);
+//! - [`providers`]: secret providers ([`providers::file`](mod@providers::file) today);
 //! - [`secrets`]: secret bytes (zeroized) and their shaping (JSON property, base64);
 //! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates;
 //! - [`systemd`]: systemd over D-Bus; [`unit_dir`]: ramlet's unit folder;

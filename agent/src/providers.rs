@@ -1,7 +1,7 @@
 //! Secret providers: where secret values come from. One implementation per store kind, behind
 //! [`SecretProvider`] so the reconciler can be tested with an in-memory fake.
 //!
-//! Layout: [`file`] reads a local directory. The AWS and GCP providers are not built yet: a store
+//! Layout: [`file`](mod@file) reads a local directory. The AWS and GCP providers are not built yet: a store
 //! of those kinds makes its containers fail with a clear status, and nothing else.
 
 pub mod file;
