@@ -131,6 +131,7 @@ impl Reconciler {
         let mut writes: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>> = BTreeMap::new();
         let mut keep = BTreeSet::new();
         let mut cache = BTreeMap::new();
+        let ours: BTreeSet<String> = listing.ours.keys().cloned().collect();
         for container in &selected {
             let name = container.name.to_string();
             let kept = listing.ours.contains_key(&name);
@@ -139,6 +140,7 @@ impl Reconciler {
                     container,
                     &catalog,
                     &listing.foreign,
+                    &ours,
                     &mut cache,
                     &mut outcome,
                 )
@@ -235,6 +237,7 @@ impl Reconciler {
         container: &Container,
         catalog: &Catalog,
         foreign: &BTreeSet<String>,
+        ours: &BTreeSet<String>,
         cache: &mut BTreeMap<SecretRef, Result<Secret, String>>,
         outcome: &mut Outcome,
     ) -> Result<
@@ -246,6 +249,20 @@ impl Reconciler {
         (&'static str, String, Vec<SecretVersion>),
     > {
         let name = container.name.to_string();
+        if !ours.contains(&name) {
+            // A new spec: its unit name must be free on the whole host, not only in our folder.
+            let load = self
+                .units
+                .load_state(&service(&name))
+                .await
+                .unwrap_or_default();
+            if !matches!(load.as_str(), "not-found" | "") {
+                let message = format!(
+                    "{name}.service already exists on this host (LoadState={load}) and is not ramlet's; rename the spec"
+                );
+                return Err(("UnitNameTaken", message, Vec::new()));
+            }
+        }
         if foreign.contains(&name) {
             let message = format!(
                 "{}/{name}.container exists and is not ramlet's; rename the spec",

@@ -85,6 +85,9 @@ pub trait UnitManager: Send + Sync {
     fn stop<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
     /// The unit's state.
     fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>>;
+    /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
+    /// `loaded`, `masked`, ... or `not-found`.
+    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>>;
 }
 
 #[zbus::proxy(
@@ -100,6 +103,7 @@ trait Manager {
     fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     #[zbus(signal)]
     fn job_removed(
         &self,
@@ -119,6 +123,8 @@ trait Unit {
     fn active_state(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn sub_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
     #[zbus(property, name = "InvocationID")]
     fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
 }
@@ -242,6 +248,19 @@ impl UnitManager for DbusManager {
                     hex
                 }),
             })
+        })
+    }
+    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
+        Box::pin(async move {
+            let path = ManagerProxy::new(&self.connection)
+                .await?
+                .load_unit(unit)
+                .await?;
+            let unit = UnitProxy::builder(&self.connection)
+                .path(path)?
+                .build()
+                .await?;
+            Ok(unit.load_state().await?)
         })
     }
 }

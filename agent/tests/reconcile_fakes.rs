@@ -24,6 +24,7 @@ struct Host {
     log: Vec<String>,
     secrets: BTreeMap<String, Result<String, ProviderError>>,
     invocations: u32,
+    foreign_units: BTreeSet<String>,
 }
 
 type Shared = Arc<Mutex<Host>>;
@@ -123,6 +124,9 @@ impl UnitManager for Units {
             Ok(())
         })
     }
+    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
+        Box::pin(async move { Ok(self.loaded(unit)) })
+    }
     fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>> {
         Box::pin(async move {
             Ok(self
@@ -137,6 +141,17 @@ impl UnitManager for Units {
                     ..UnitState::default()
                 }))
         })
+    }
+}
+
+impl Units {
+    fn loaded(&self, unit: &str) -> String {
+        let host = self.0.lock().unwrap();
+        if host.units.contains_key(unit) || host.foreign_units.contains(unit) {
+            "loaded".into()
+        } else {
+            "not-found".into()
+        }
     }
 }
 
@@ -389,4 +404,35 @@ async fn a_unit_ramlet_does_not_own_is_never_touched() {
     );
     assert_eq!(reconciler.status().specs["a"].reason, "UnitNameTaken");
     assert!(Path::new(&world.unit_file("a")).exists());
+}
+
+#[tokio::test]
+async fn a_spec_whose_unit_name_is_taken_elsewhere_on_the_host_is_refused() {
+    let world = World::new("taken");
+    world.container("a", "x", "restart");
+    world.container("b", "x", "restart");
+    world.secret("x", Ok("one"));
+    world
+        .host
+        .lock()
+        .unwrap()
+        .foreign_units
+        .insert("a.service".into());
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile().await;
+    assert_eq!(
+        world.take_log(),
+        ["write b/v", "daemon-reload", "start b.service"]
+    );
+    assert!(!world.unit_file("a").exists());
+    let a = &reconciler.status().specs["a"];
+    assert_eq!(
+        (a.phase, a.reason.as_str()),
+        (Phase::Failed, "UnitNameTaken")
+    );
+    assert!(
+        a.message.contains("a.service already exists"),
+        "{}",
+        a.message
+    );
 }

@@ -565,3 +565,54 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
         "the volume is unmounted"
     );
 }
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn user_scope_refuses_a_spec_whose_unit_name_another_unit_has() {
+    let scope = Scope::user();
+    // A unit the user wrote by hand, in the manager's own configuration folder.
+    let units = scope.runtime.join("e2e-config/systemd/user");
+    std::fs::write(
+        units.join("e2e-taken.service"),
+        "[Service]\nExecStart=/bin/sleep 600\n",
+    )
+    .unwrap();
+    assert!(
+        scope
+            .run("systemctl", &["--user", "daemon-reload"])
+            .status
+            .success()
+    );
+    let mut agent = Agent::new(scope.clone(), "taken");
+    agent.secret("x", "value");
+    agent.spec(
+        "t",
+        &container("e2e-taken", &[("x", "0400", "x")], "restart", "one"),
+    );
+    agent.spec(
+        "ok",
+        &container("e2e-fine", &[("x", "0400", "x")], "restart", "one"),
+    );
+    agent.start();
+    let status = agent.wait("the refusal", Duration::from_mins(1), || {
+        let status = agent.status();
+        (status["specs"]["e2e-fine"]["phase"] == "Ready").then_some(status)
+    });
+    assert_eq!(
+        status["specs"]["e2e-taken"]["reason"], "UnitNameTaken",
+        "{status}"
+    );
+    assert!(!scope.unit_dir().join("e2e-taken.container").exists());
+    assert_eq!(
+        scope.active("e2e-taken"),
+        "inactive",
+        "ramlet never started someone else's unit"
+    );
+    std::fs::remove_file(units.join("e2e-taken.service")).unwrap();
+    assert!(
+        scope
+            .run("systemctl", &["--user", "daemon-reload"])
+            .status
+            .success()
+    );
+}
