@@ -42,5 +42,8 @@ if ! runuser -u "$user" -- sh -c 'cd /tmp && podman image exists localhost/busyb
     runuser -u "$user" -- sh -c "cd /tmp && podman import --quiet '$rootfs.tar' localhost/busybox:latest" >/dev/null
 fi
 rm -f "$rootfs.tar"
+# A second tag, so tests can change a spec's image.
+podman tag localhost/busybox:latest localhost/busybox:v2
+runuser -u "$user" -- sh -c 'cd /tmp && podman tag localhost/busybox:latest localhost/busybox:v2'
 runuser -u "$user" -- sh -c 'cd /tmp && podman system migrate' >/dev/null 2>&1 || true
 echo "e2e host ready: user $user (uid $uid)"

@@ -516,9 +516,14 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
     let scope = Scope::system();
     let mut agent = Agent::new(scope.clone(), "system");
     agent.secret("x", "root-secret");
+    agent.secret("y", "other");
     agent.spec(
         "s",
         &container("e2e-sys", &[("x", "0400", "x")], "restart", "one"),
+    );
+    agent.spec(
+        "t",
+        &container("e2e-sib", &[("y", "0440", "y")], "restart", "one"),
     );
     agent.start();
     let logs = agent.wait(
@@ -530,6 +535,7 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
         },
     );
     assert!(logs.contains("FILE /run/s/x 400 root-secret"), "{logs}");
+    assert!(logs.contains("DIR 700"), "{logs}");
     let mount = mount_line(&logs).expect("a MOUNT line");
     assert!(
         mount.contains(" - tmpfs ") && mount.contains("noswap") && mount.contains("size=64k"),
@@ -544,8 +550,15 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
         "ramlet mounted {}",
         volume.display()
     );
+    agent.wait("e2e-sib to run", Duration::from_mins(1), || {
+        scope
+            .logs("e2e-sib")
+            .contains("FILE /run/s/y 440 other")
+            .then_some(())
+    });
 
-    let id = scope.invocation("e2e-sys");
+    // Rotation: only the user of x restarts.
+    let (id, sibling) = (scope.invocation("e2e-sys"), scope.invocation("e2e-sib"));
     agent.secret("x", "root-secret-2");
     agent.wait("the rotated secret", Duration::from_mins(1), || {
         scope
@@ -554,7 +567,41 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
             .then_some(())
     });
     assert_ne!(scope.invocation("e2e-sys"), id);
+    assert_eq!(scope.invocation("e2e-sib"), sibling);
 
+    // An image edit restarts that unit, and only it.
+    let id = scope.invocation("e2e-sys");
+    agent.spec(
+        "t",
+        &container("e2e-sib", &[("y", "0440", "y")], "restart", "one")
+            .replace("busybox:latest", "busybox:v2"),
+    );
+    agent.wait("e2e-sib on the new image", Duration::from_mins(1), || {
+        (scope.invocation("e2e-sib") != sibling && scope.active("e2e-sib") == "active")
+            .then_some(())
+    });
+    assert_eq!(scope.invocation("e2e-sys"), id);
+    let unit = std::fs::read_to_string(scope.unit_dir().join("e2e-sib.container")).unwrap();
+    assert!(unit.contains("Image=localhost/busybox:v2"), "{unit}");
+
+    // A restarted ramlet restarts nothing.
+    let (id, sibling, updated) = (
+        scope.invocation("e2e-sys"),
+        scope.invocation("e2e-sib"),
+        agent.status()["updated"].clone(),
+    );
+    agent.stop();
+    std::thread::sleep(Duration::from_millis(1100));
+    agent.start();
+    agent.wait("a fresh status", Duration::from_mins(1), || {
+        (agent.status()["updated"] != updated).then_some(())
+    });
+    assert_eq!(
+        (scope.invocation("e2e-sys"), scope.invocation("e2e-sib")),
+        (id, sibling)
+    );
+
+    // Removal unmounts.
     agent.remove_spec("s");
     agent.wait("e2e-sys to go", Duration::from_mins(1), || {
         (!volume.exists() && scope.active("e2e-sys") != "active").then_some(())
@@ -564,6 +611,7 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
         !host_mounts.contains(&format!(" {} ", volume.display())),
         "the volume is unmounted"
     );
+    assert_eq!(scope.active("e2e-sib"), "active");
 }
 
 #[test]
