@@ -2,6 +2,9 @@
 //! apply, and record the status. Side effects go through the [`VolumeManager`],
 //! [`UnitManager`] and [`SecretProvider`] traits; the plan itself is [`crate::plan`].
 //!
+//! Layout: this file runs the reconcile and applies the plan; [`desire`] works out what one
+//! container should be (its secrets fetched and shaped, its unit rendered).
+//!
 //! Failure policy: a spec whose file is broken, whose secrets cannot be fetched or whose unit
 //! cannot be rendered is left exactly as it runs now (`Degraded`), or not created (`Failed`);
 //! every other spec goes on.
@@ -11,18 +14,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ramlet_quadlet::PodmanVersion;
-use ramlet_specs::model::{Container, Provider, Rotation, SecretRef};
+use ramlet_specs::model::{Container, Provider};
 use ramlet_specs::{Catalog, load_dir};
 
 use crate::atomic::FileContent;
-use crate::plan::{self, Action, Desired, Observed, OnRotation};
+use crate::plan::{self, Action, Desired, Observed};
 use crate::providers::SecretProvider;
-use crate::secrets::{self, Secret};
 use crate::status::{self, Phase, SecretVersion, SpecStatus, Status};
 use crate::systemd::{UnitManager, UnitState};
 use crate::unit_dir::UnitDir;
-use crate::units::{self, Layout, Scope};
+use crate::units::Layout;
 use crate::volumes::{VolumeManager, VolumeSpec};
+
+mod desire;
 
 /// What a reconcile needs to know about this host.
 #[derive(Debug, Clone)]
@@ -63,12 +67,6 @@ pub struct Reconciler {
     unit_dir: UnitDir,
     providers: ProviderFactory,
     status: Status,
-}
-
-/// A container's secrets, shaped into files per volume.
-struct Fetched {
-    volumes: Vec<(VolumeSpec, Vec<FileContent>)>,
-    versions: Vec<SecretVersion>,
 }
 
 impl Reconciler {
@@ -227,161 +225,6 @@ impl Reconciler {
                 }
                 spec.unit = state;
             }
-        }
-    }
-
-    /// What one container should be: its unit, its changed volumes, its secret versions; or
-    /// why it cannot be (reason, message, versions known so far).
-    async fn desire(
-        &self,
-        container: &Container,
-        catalog: &Catalog,
-        foreign: &BTreeSet<String>,
-        ours: &BTreeSet<String>,
-        cache: &mut BTreeMap<SecretRef, Result<Secret, String>>,
-        outcome: &mut Outcome,
-    ) -> Result<
-        (
-            Desired,
-            Vec<(VolumeSpec, Vec<FileContent>)>,
-            Vec<SecretVersion>,
-        ),
-        (&'static str, String, Vec<SecretVersion>),
-    > {
-        let name = container.name.to_string();
-        if !ours.contains(&name) {
-            // A new spec: its unit name must be free on the whole host, not only in our folder.
-            let load = self
-                .units
-                .load_state(&service(&name))
-                .await
-                .unwrap_or_default();
-            if !matches!(load.as_str(), "not-found" | "") {
-                let message = format!(
-                    "{name}.service already exists on this host (LoadState={load}) and is not ramlet's; rename the spec"
-                );
-                return Err(("UnitNameTaken", message, Vec::new()));
-            }
-        }
-        if foreign.contains(&name) {
-            let message = format!(
-                "{}/{name}.container exists and is not ramlet's; rename the spec",
-                self.unit_dir.path().display()
-            );
-            return Err(("UnitNameTaken", message, Vec::new()));
-        }
-        let fetched = self
-            .fetch(container, catalog, cache, outcome)
-            .await
-            .map_err(|m| ("SecretUnavailable", m, Vec::new()))?;
-        let target = self.settings.target;
-        let text = match units::unit(container, &self.settings.layout, target).render(target) {
-            Ok(text) => text,
-            Err(error) => return Err(("RenderFailed", error.to_string(), fetched.versions)),
-        };
-        let changed: Vec<(VolumeSpec, Vec<FileContent>)> = fetched
-            .volumes
-            .into_iter()
-            .filter(|(spec, files)| self.volumes.differs(spec, files).unwrap_or(true))
-            .collect();
-        let on_rotation = match container.rotation {
-            Rotation::Restart => OnRotation::Restart,
-            Rotation::Reload { .. } => OnRotation::Reload,
-            Rotation::None => OnRotation::Nothing,
-        };
-        let want = Desired {
-            name,
-            unit_text: text,
-            volumes_changed: !changed.is_empty(),
-            on_rotation,
-        };
-        Ok((want, changed, fetched.versions))
-    }
-
-    /// Fetches and shapes every secret of `container`; the first problem is the error.
-    async fn fetch(
-        &self,
-        container: &Container,
-        catalog: &Catalog,
-        cache: &mut BTreeMap<SecretRef, Result<Secret, String>>,
-        outcome: &mut Outcome,
-    ) -> Result<Fetched, String> {
-        let mut fetched = Fetched {
-            volumes: Vec::new(),
-            versions: Vec::new(),
-        };
-        for volume in &container.volumes {
-            let mut files = Vec::new();
-            for file in &volume.files {
-                let reference = &file.secret;
-                let store = catalog
-                    .stores
-                    .get(&reference.store)
-                    .ok_or_else(|| format!("store {} is gone", reference.store))?;
-                outcome.refresh = Some(
-                    outcome
-                        .refresh
-                        .map_or(store.refresh_interval, |r| r.min(store.refresh_interval)),
-                );
-                if let Provider::File { directory } = &store.provider {
-                    outcome.watch.insert(directory.clone());
-                }
-                if !cache.contains_key(reference) {
-                    let provider = (self.providers)(&store.provider);
-                    let result = provider
-                        .fetch(&reference.name, &reference.version)
-                        .await
-                        .map_err(|e| format!("{} (store {}): {e}", file.path, reference.store));
-                    cache.insert(reference.clone(), result);
-                }
-                let secret = cache[reference].clone()?;
-                let bytes = secrets::shape(&secret.bytes, reference)
-                    .map_err(|e| format!("{}: {e}", file.path))?;
-                fetched.versions.push(SecretVersion {
-                    store: reference.store.to_string(),
-                    name: reference.name.clone(),
-                    version: secret.version.clone(),
-                });
-                let (uid, gid) = self
-                    .owner(file.uid, file.gid)
-                    .map_err(|e| format!("{}: {e}", file.path))?;
-                files.push(FileContent {
-                    path: file.path.clone(),
-                    mode: file.mode,
-                    uid,
-                    gid,
-                    bytes,
-                });
-            }
-            let spec = VolumeSpec {
-                spec: container.name.to_string(),
-                volume: volume.name.to_string(),
-                medium: volume.medium,
-                size: volume.size_limit,
-            };
-            let total: usize = files.iter().map(|f| f.bytes.expose().len()).sum();
-            if total as u64 > volume.size_limit {
-                return Err(format!(
-                    "volume {}: its secrets take {total} bytes, more than sizeLimit {}",
-                    volume.name, volume.size_limit
-                ));
-            }
-            fetched.volumes.push((spec, files));
-        }
-        fetched.versions.dedup();
-        Ok(fetched)
-    }
-
-    /// The host owner for a file owned by `uid:gid` in the container.
-    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
-        match self.settings.layout.scope {
-            Scope::System => Ok((Some(uid), Some(gid))),
-            // Rootless: the container's root is the user; other IDs are subordinate IDs ramlet
-            // cannot chown to as the user.
-            Scope::User if uid == 0 && gid == 0 => Ok((None, None)),
-            Scope::User => Err(format!(
-                "owner {uid}:{gid} needs system scope; in user scope files belong to the container's root (the user)"
-            )),
         }
     }
 

@@ -15,6 +15,7 @@
 //! - [`model`]: the validated types the agent trusts;
 //! - `validate`: raw to model, one module per kind;
 //! - [`error`]: [`SpecError`] with file, line, column, field path and a stable kind;
+//! - `parse`: one file's documents, in one pass (two for files that can hold aliases);
 //! - `document`: reads one document, its spec typed by its kind, in a single pass;
 //! - `probe`: first pass over a file: documents, YAML errors, alias-bomb budget, kinds;
 //! - `locate`: finds the line and column of a field path;
@@ -35,6 +36,7 @@ mod fspath;
 mod locate;
 mod mode;
 mod name;
+mod parse;
 
 mod path;
 mod ports;
