@@ -2,7 +2,7 @@
 //! apply, and record the status. Side effects go through the [`VolumeManager`],
 //! [`UnitManager`] and [`SecretProvider`] traits; the plan itself is [`crate::plan`].
 //!
-//! Layout: this file runs the reconcile and applies the plan; [`desire`] works out what one
+//! Layout: this file runs the reconcile and applies the plan; `desire` works out what one
 //! container should be (its secrets fetched and shaped, its unit rendered).
 //!
 //! Failure policy: a spec whose file is broken, whose secrets cannot be fetched or whose unit
