@@ -23,6 +23,9 @@ pub struct Rendered {
 /// Renders the containers declared in `path` (a spec file, or a directory). For a file, the
 /// stores come from the rest of its directory, as the agent would see them.
 pub fn render(path: &Path, layout: &Layout, target: PodmanVersion) -> Result<Rendered, String> {
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
     let (dir, only) = if path.is_dir() {
         (path.to_owned(), None)
     } else {

@@ -87,7 +87,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
     Ok(catalog)
 }
 
-/// Loads spec texts that are already in memory (tests, benchmarks, `validate -`).
+/// Loads spec texts that are already in memory (tests, benchmarks).
 pub fn load_texts(texts: impl IntoIterator<Item = (PathBuf, String)>) -> Catalog {
     let mut catalog = build(
         texts

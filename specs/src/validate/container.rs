@@ -56,7 +56,12 @@ pub(crate) fn validate(
         text::single_line(e).map(str::to_owned)
     });
     let exec = each(&mut f, &path.key("exec"), &spec.exec, |a| {
-        text::single_line(a).map(str::to_owned)
+        text::single_line(a)?;
+        if a.is_empty() {
+            // Quadlet 5.4 ends Exec= at an empty word, dropping every argument after it.
+            return Err((ErrorKind::InvalidValue, "an empty argument cannot reach the container (Quadlet drops the rest of Exec= after it)".into()));
+        }
+        Ok(a.to_owned())
     });
     let mut environment = BTreeMap::new();
     for (key, value) in &spec.environment {
