@@ -15,7 +15,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::path::{Path, PathBuf};
 
 use crate::secrets::SecretBytes;
@@ -38,9 +40,22 @@ pub struct FileContent {
     pub bytes: SecretBytes,
 }
 
-/// Reads the files of the current data folder (content, mode), keyed by path; empty when the
-/// volume has never been written.
-pub fn read_current(dir: &Path) -> io::Result<BTreeMap<String, (SecretBytes, u32)>> {
+/// One file as the volume holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    /// The content.
+    pub bytes: SecretBytes,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// Reads the files of the current data folder, keyed by path; empty when the volume has never
+/// been written.
+pub fn read_current(dir: &Path) -> io::Result<BTreeMap<String, Current>> {
     let mut files = BTreeMap::new();
     let data = dir.join(DATA_LINK);
     if fs::symlink_metadata(&data).is_err() {
@@ -50,11 +65,7 @@ pub fn read_current(dir: &Path) -> io::Result<BTreeMap<String, (SecretBytes, u32
     Ok(files)
 }
 
-fn collect(
-    dir: &Path,
-    prefix: &str,
-    files: &mut BTreeMap<String, (SecretBytes, u32)>,
-) -> io::Result<()> {
+fn collect(dir: &Path, prefix: &str, files: &mut BTreeMap<String, Current>) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -68,23 +79,34 @@ fn collect(
             collect(&entry.path(), &rel, files)?;
         } else {
             let bytes = SecretBytes::new(fs::read(entry.path())?);
-            files.insert(rel, (bytes, meta.permissions().mode() & 0o7777));
+            let mode = meta.permissions().mode() & 0o7777;
+            files.insert(
+                rel,
+                Current {
+                    bytes,
+                    mode,
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                },
+            );
         }
     }
     Ok(())
 }
 
-/// Whether `wanted` differs from what `dir` holds now (content or mode; owners are set on every
-/// write and not compared).
+/// Whether `wanted` differs from what `dir` holds now: content, mode, or an owner the spec sets.
 pub fn differs(dir: &Path, wanted: &[FileContent]) -> io::Result<bool> {
     let current = read_current(dir)?;
     if current.len() != wanted.len() {
         return Ok(true);
     }
     Ok(wanted.iter().any(|f| {
-        current
-            .get(&f.path)
-            .is_none_or(|(bytes, mode)| bytes != &f.bytes || *mode != f.mode)
+        current.get(&f.path).is_none_or(|c| {
+            c.bytes != f.bytes
+                || c.mode != f.mode
+                || f.uid.is_some_and(|u| u != c.uid)
+                || f.gid.is_some_and(|g| g != c.gid)
+        })
     }))
 }
 
@@ -227,6 +249,19 @@ mod tests {
             1,
             "only the current data folder stays: {leftovers:?}"
         );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_owner_change_is_a_change() {
+        let dir = tempdir("owner");
+        let me = fs::metadata(&dir).unwrap().uid();
+        let mut f = file("a", "x", 0o400);
+        f.uid = Some(me);
+        write(&dir, std::slice::from_ref(&f), 0o700, (None, None)).unwrap();
+        assert!(!differs(&dir, std::slice::from_ref(&f)).unwrap());
+        f.uid = Some(me + 1);
+        assert!(differs(&dir, &[f]).unwrap());
         let _ = fs::remove_dir_all(dir);
     }
 
