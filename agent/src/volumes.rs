@@ -122,15 +122,13 @@ impl VolumeManager for RamVolumes {
             .mode(0o700)
             .create(&dir)
             .map_err(io_err("cannot create", &dir))?;
-        if self.scope == Scope::System
-            && mount_point(
-                &dir,
-                &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-            )
-            .is_none()
-        {
+        let mountinfo = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if self.scope == Scope::System && mount_point(&dir, &mountinfo()).is_none() {
             mount(&dir, volume, self.noswap)?;
         }
+        // Checked before every write, not only at start: if the RAM below the volume went away
+        // (an unmount by hand), nothing is written to whatever is underneath.
+        check_ram(&dir, &mountinfo())?;
         Ok(dir)
     }
 
