@@ -225,6 +225,19 @@ impl Agent {
         }
     }
 
+    /// Stops ramlet, runs `while_stopped`, starts it again and waits for its first reconcile.
+    fn restart(&mut self, while_stopped: impl FnOnce()) {
+        let updated = self.status()["updated"].clone();
+        self.stop();
+        while_stopped();
+        // The status timestamp has a resolution of one second.
+        std::thread::sleep(Duration::from_millis(1100));
+        self.start();
+        self.wait("a fresh status", Duration::from_mins(1), || {
+            (self.status()["updated"] != updated).then_some(())
+        });
+    }
+
     fn status(&self) -> serde_json::Value {
         std::fs::read_to_string(self.dir.join("state/status.json"))
             .ok()
@@ -418,17 +431,13 @@ fn user_scope_runs_rotates_edits_adopts_and_removes() {
     assert_eq!(scope.invocation("e2e-b"), b_id);
 
     // A restart of ramlet adopts both units and restarts neither.
-    let (a_id, updated) = (scope.invocation("e2e-a"), agent.status()["updated"].clone());
-    agent.stop();
-    assert_eq!(
-        scope.active("e2e-a"),
-        "active",
-        "stopping ramlet leaves containers running"
-    );
-    std::thread::sleep(Duration::from_millis(1100));
-    agent.start();
-    agent.wait("a fresh status", Duration::from_mins(1), || {
-        (agent.status()["updated"] != updated).then_some(())
+    let a_id = scope.invocation("e2e-a");
+    agent.restart(|| {
+        assert_eq!(
+            scope.active("e2e-a"),
+            "active",
+            "stopping ramlet leaves containers running"
+        );
     });
     assert_eq!(scope.invocation("e2e-a"), a_id);
     assert_eq!(scope.invocation("e2e-b"), b_id);
@@ -585,17 +594,8 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
     assert!(unit.contains("Image=localhost/busybox:v2"), "{unit}");
 
     // A restarted ramlet restarts nothing.
-    let (id, sibling, updated) = (
-        scope.invocation("e2e-sys"),
-        scope.invocation("e2e-sib"),
-        agent.status()["updated"].clone(),
-    );
-    agent.stop();
-    std::thread::sleep(Duration::from_millis(1100));
-    agent.start();
-    agent.wait("a fresh status", Duration::from_mins(1), || {
-        (agent.status()["updated"] != updated).then_some(())
-    });
+    let (id, sibling) = (scope.invocation("e2e-sys"), scope.invocation("e2e-sib"));
+    agent.restart(|| ());
     assert_eq!(
         (scope.invocation("e2e-sys"), scope.invocation("e2e-sib")),
         (id, sibling)
