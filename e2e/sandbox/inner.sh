@@ -75,6 +75,8 @@ teardown() {
         rmdir "$(dirname "$cg")" 2>/dev/null
     done
     stop_rootless_pause
+    # Whatever the test user still runs (a ramlet a test failed to stop) goes with the sandbox.
+    pkill -KILL -u "$uid" 2>/dev/null
     umount -R /run/ramlet /run/user /run/containers 2>/dev/null
 }
 trap teardown EXIT
