@@ -152,15 +152,7 @@ impl Config {
             .or(file.state_dir)
             .unwrap_or_else(|| match scope {
                 Scope::System => PathBuf::from("/run/ramlet/state"),
-                Scope::User => layout
-                    .unit_dir
-                    .parent()
-                    .and_then(Path::parent)
-                    .and_then(Path::parent)
-                    .map_or_else(
-                        || PathBuf::from(format!("/run/user/{uid}/ramlet")),
-                        |runtime| runtime.join("ramlet"),
-                    ),
+                Scope::User => crate::units::user_runtime_dir(uid, runtime_dir).join("ramlet"),
             });
         let bus = parse_bus(flags.bus.or(file.bus).as_deref(), scope)?;
         let host_labels = if let Some(labels) = flags.host_labels {

@@ -128,7 +128,7 @@ impl Reconciler {
         let mut desired = Vec::new();
         let mut writes: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>> = BTreeMap::new();
         let mut keep = BTreeSet::new();
-        let mut cache = BTreeMap::new();
+        let mut cache = desire::Fetches::default();
         let ours: BTreeSet<String> = listing.ours.keys().cloned().collect();
         for container in &selected {
             let name = container.name.to_string();
@@ -182,7 +182,8 @@ impl Reconciler {
         let failures = self.apply(&actions, &desired, &mut writes).await;
         outcome.failed |= !failures.is_empty();
 
-        self.settle_status(&mut next, &failures).await;
+        self.settle_status(&mut next, &failures, &actions, &observed)
+            .await;
         outcome.actions = actions;
         if let Err(error) = next.write(&self.settings.state_dir) {
             tracing::warn!(%error, "cannot write the status file");
@@ -212,14 +213,35 @@ impl Reconciler {
     }
 
     /// Fills in the outcome of the apply and the units' states.
-    async fn settle_status(&self, next: &mut Status, failures: &BTreeMap<String, String>) {
+    /// Units no action touched keep the state observed before the apply; only the others are
+    /// asked again.
+    async fn settle_status(
+        &self,
+        next: &mut Status,
+        failures: &BTreeMap<String, String>,
+        actions: &[Action],
+        observed: &Observed,
+    ) {
+        let touched: BTreeSet<&str> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Start(n) | Action::Restart(n) | Action::Reload(n) | Action::Stop(n) => {
+                    Some(n.as_str())
+                }
+                _ => None,
+            })
+            .collect();
         for (name, spec) in &mut next.specs {
             if let Some(error) = failures.get(name) {
                 spec.phase = Phase::Failed;
                 spec.reason = "ApplyFailed".into();
                 spec.message.clone_from(error);
             }
-            if let Ok(state) = self.units.state(&service(name)).await {
+            let state = match observed.states.get(name) {
+                Some(state) if !touched.contains(name.as_str()) => Ok(state.clone()),
+                _ => self.units.state(&service(name)).await,
+            };
+            if let Ok(state) = state {
                 if spec.phase == Phase::Progressing && state.active_state == "active" {
                     spec.phase = Phase::Ready;
                 }

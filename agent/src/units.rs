@@ -48,8 +48,7 @@ impl Layout {
                 volume_root: "/run/ramlet/volumes".into(),
             },
             Scope::User => {
-                let runtime = runtime_dir
-                    .map_or_else(|| PathBuf::from(format!("/run/user/{uid}")), Path::to_owned);
+                let runtime = user_runtime_dir(uid, runtime_dir);
                 Self {
                     scope,
                     unit_dir: runtime.join("containers/systemd/ramlet"),
@@ -68,8 +67,21 @@ impl Layout {
     /// The host folder of one volume.
     #[must_use]
     pub fn volume_dir(&self, container: &Container, volume: &str) -> PathBuf {
-        self.volume_root.join(container.name.as_str()).join(volume)
+        volume_path(&self.volume_root, container.name.as_str(), volume)
     }
+}
+
+/// The user's runtime directory: `$XDG_RUNTIME_DIR`, or `/run/user/<uid>` when it is unset.
+#[must_use]
+pub fn user_runtime_dir(uid: u32, runtime_dir: Option<&Path>) -> PathBuf {
+    runtime_dir.map_or_else(|| PathBuf::from(format!("/run/user/{uid}")), Path::to_owned)
+}
+
+/// `<volume root>/<spec>/<volume>`: the one place that says where a volume lives, for the unit's
+/// `Volume=` and for the writer alike.
+#[must_use]
+pub fn volume_path(root: &Path, spec: &str, volume: &str) -> PathBuf {
+    root.join(spec).join(volume)
 }
 
 /// `<name>.container`; systemd calls the service `<name>.service`.

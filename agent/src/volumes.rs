@@ -110,7 +110,7 @@ impl RamVolumes {
     }
 
     fn dir(&self, volume: &VolumeSpec) -> PathBuf {
-        self.root.join(&volume.spec).join(&volume.volume)
+        crate::units::volume_path(&self.root, &volume.spec, &volume.volume)
     }
 }
 
@@ -122,13 +122,15 @@ impl VolumeManager for RamVolumes {
             .mode(0o700)
             .create(&dir)
             .map_err(io_err("cannot create", &dir))?;
-        let mountinfo = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        if self.scope == Scope::System && mount_point(&dir, &mountinfo()).is_none() {
+        let read_mountinfo = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mountinfo = read_mountinfo();
+        if self.scope == Scope::System && mount_point(&dir, &mountinfo).is_none() {
             mount(&dir, volume, self.noswap)?;
+            mountinfo = read_mountinfo();
         }
         // Checked before every write, not only at start: if the RAM below the volume went away
         // (an unmount by hand), nothing is written to whatever is underneath.
-        check_ram(&dir, &mountinfo())?;
+        check_ram(&dir, &mountinfo)?;
         Ok(dir)
     }
 

@@ -9,10 +9,19 @@ use ramlet_specs::model::{Container, Provider, Rotation, SecretRef};
 use super::{Outcome, Reconciler, service};
 use crate::atomic::FileContent;
 use crate::plan::{Desired, OnRotation};
+use crate::providers::SecretProvider;
 use crate::secrets::{self, Secret};
 use crate::status::SecretVersion;
 use crate::units::{self, Scope};
 use crate::volumes::VolumeSpec;
+
+/// What one reconcile fetched: one provider per store, one fetch per secret reference, however
+/// many files use it.
+#[derive(Default)]
+pub(super) struct Fetches {
+    providers: BTreeMap<String, Box<dyn SecretProvider>>,
+    secrets: BTreeMap<SecretRef, Result<Secret, String>>,
+}
 
 /// A container's secrets, shaped into files per volume.
 struct Fetched {
@@ -29,7 +38,7 @@ impl Reconciler {
         catalog: &Catalog,
         foreign: &BTreeSet<String>,
         ours: &BTreeSet<String>,
-        cache: &mut BTreeMap<SecretRef, Result<Secret, String>>,
+        cache: &mut Fetches,
         outcome: &mut Outcome,
     ) -> Result<
         (
@@ -94,7 +103,7 @@ impl Reconciler {
         &self,
         container: &Container,
         catalog: &Catalog,
-        cache: &mut BTreeMap<SecretRef, Result<Secret, String>>,
+        cache: &mut Fetches,
         outcome: &mut Outcome,
     ) -> Result<Fetched, String> {
         let mut fetched = Fetched {
@@ -117,15 +126,18 @@ impl Reconciler {
                 if let Provider::File { directory } = &store.provider {
                     outcome.watch.insert(directory.clone());
                 }
-                if !cache.contains_key(reference) {
-                    let provider = (self.providers)(&store.provider);
+                if !cache.secrets.contains_key(reference) {
+                    let provider = cache
+                        .providers
+                        .entry(store.name.to_string())
+                        .or_insert_with(|| (self.providers)(&store.provider));
                     let result = provider
                         .fetch(&reference.name, &reference.version)
                         .await
                         .map_err(|e| format!("{} (store {}): {e}", file.path, reference.store));
-                    cache.insert(reference.clone(), result);
+                    cache.secrets.insert(reference.clone(), result);
                 }
-                let secret = cache[reference].clone()?;
+                let secret = cache.secrets[reference].clone()?;
                 let bytes = secrets::shape(&secret.bytes, reference)
                     .map_err(|e| format!("{}: {e}", file.path))?;
                 fetched.versions.push(SecretVersion {
