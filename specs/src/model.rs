@@ -211,14 +211,34 @@ pub struct SecretRef {
     pub encoding: Encoding,
 }
 
-/// Which version of a secret to read.
+/// Which version of a secret to read. Each store kind accepts its own shapes (`ramlet
+/// validate` refuses the others), so a provider never has to guess what a string means.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SecretVersion {
-    /// The newest enabled version (GCP `latest`, AWS `AWSCURRENT`).
+    /// The newest enabled version: GCP `latest`, the AWS stage `AWSCURRENT`, the file store's
+    /// only version.
     Latest,
-    /// A pinned version: GCP version number, AWS version ID or staging label.
-    Pinned(String),
+    /// GCP: a version number (`3`).
+    Number(u64),
+    /// GCP: a version alias (`prod`).
+    Alias(String),
+    /// AWS: a version ID (`VersionId`).
+    VersionId(String),
+    /// AWS: a staging label (`AWSPREVIOUS` or a custom label), from `versionStage`.
+    Stage(String),
+}
+
+impl std::fmt::Display for SecretVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Latest => f.write_str("latest"),
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Alias(a) => f.write_str(a),
+            Self::VersionId(id) => write!(f, "id {id}"),
+            Self::Stage(stage) => write!(f, "stage {stage}"),
+        }
+    }
 }
 
 /// What a secret rotation does to the container.

@@ -264,9 +264,12 @@ pub struct SecretRef {
     pub store: String,
     /// The secret's name in that store (AWS: name or ARN; GCP: secret ID; file: relative path).
     pub name: String,
-    /// `latest` (default) or a pinned version: a GCP version number, an AWS version ID or
-    /// staging label (such as `AWSPREVIOUS`).
+    /// `latest` (default) or a pinned version: a GCP version number or alias, or an AWS
+    /// version ID (32 to 64 letters, digits and `-`).
     pub version: Option<Scalar>,
+    /// AWS only: the staging label to read (`AWSCURRENT`, `AWSPREVIOUS` or a custom label),
+    /// instead of `version`.
+    pub version_stage: Option<String>,
     /// Take this top-level key of a JSON object secret instead of the whole secret.
     pub property: Option<String>,
     /// How the secret's content is stored: `raw` (default, written as is; binary secrets too)

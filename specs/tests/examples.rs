@@ -64,7 +64,7 @@ fn app_db_aws_takes_json_keys_and_pins_the_previous_key() {
     let previous = &api.volumes[1].files[1].secret;
     assert_eq!(
         previous.version,
-        SecretVersion::Pinned("AWSPREVIOUS".into())
+        SecretVersion::Stage("AWSPREVIOUS".into())
     );
     let edge = [("role".to_owned(), "edge".to_owned())].into();
     let app = [("role".to_owned(), "app".to_owned())].into();

@@ -377,10 +377,17 @@ fn secret_ref(
         .version
         .as_ref()
         .map_or("latest", crate::scalar::Scalar::as_str);
-    let version = f.check(
-        &path.key("version"),
-        text::single_line(version_text).and_then(|v| version(provider, v)),
-    );
+    let version = match &raw.version_stage {
+        None => f.check(
+            &path.key("version"),
+            text::single_line(version_text).and_then(|v| version(provider, v)),
+        ),
+        Some(stage) => f.check(
+            &path.key("versionStage"),
+            text::single_line(stage)
+                .and_then(|s| version_stage(provider, raw.version.is_some(), s)),
+        ),
+    };
     let property = f.optional(&path.key("property"), raw.property.as_deref(), |p| {
         text::single_line(p)?;
         if p.is_empty() {
@@ -430,36 +437,99 @@ fn secret_name(provider: Option<&Provider>, name: &str) -> Check<String> {
     }
 }
 
-/// A version: `latest`, or what the provider can pin.
+/// A version: `latest`, or what the store's provider can pin.
 fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
     if version == "latest" {
         return Ok(SecretVersion::Latest);
     }
-    let (ok, rule) = match provider {
-        None => (true, ""),
-        Some(Provider::Gcp { .. }) => (
-            !version.is_empty()
-                && version.bytes().all(|b| b.is_ascii_digit())
-                && !version.starts_with('0'),
-            "`latest` or a GCP version number such as `3`",
-        ),
-        Some(Provider::Aws { .. }) => (
-            (1..=256).contains(&version.len())
-                && version
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
-            "`latest`, an AWS version ID or a staging label such as `AWSPREVIOUS`",
-        ),
-        Some(Provider::File { .. }) => (false, "`latest`: the file store keeps one version"),
-    };
-    if ok {
-        Ok(SecretVersion::Pinned(version.to_owned()))
-    } else {
-        Err((
-            ErrorKind::InvalidValue,
-            format!("{version:?} is not {rule}"),
-        ))
+    let refuse = |rule: &str| Err((ErrorKind::InvalidValue, format!("{version:?} is not {rule}")));
+    match provider {
+        // The store is unknown (already reported); nothing more to say.
+        None => Ok(SecretVersion::Latest),
+        Some(Provider::Gcp { .. }) => {
+            if let Some(number) = version
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0 && !version.starts_with('0') && !version.starts_with('+'))
+            {
+                Ok(SecretVersion::Number(number))
+            } else if gcp_alias(version) {
+                Ok(SecretVersion::Alias(version.to_owned()))
+            } else {
+                refuse(
+                    "`latest`, a GCP version number such as `3` or a version alias (a lowercase letter, then up to 62 lowercase letters, digits, `-` and `_`)",
+                )
+            }
+        }
+        Some(Provider::Aws { .. }) => {
+            if aws_version_id(version) {
+                Ok(SecretVersion::VersionId(version.to_owned()))
+            } else if aws_stage(version) {
+                Err((
+                    ErrorKind::InvalidValue,
+                    format!(
+                        "{version:?} is not an AWS version ID (32 to 64 letters, digits and `-`); to read a staging label write `versionStage: {version}`"
+                    ),
+                ))
+            } else {
+                refuse("`latest` or an AWS version ID (32 to 64 letters, digits and `-`)")
+            }
+        }
+        Some(Provider::File { .. }) => refuse("`latest`: the file store keeps one version"),
     }
+}
+
+/// `versionStage`: AWS only, and never together with `version`.
+fn version_stage(
+    provider: Option<&Provider>,
+    with_version: bool,
+    stage: &str,
+) -> Check<SecretVersion> {
+    match provider {
+        None => Ok(SecretVersion::Latest),
+        Some(Provider::Aws { .. }) if with_version => Err((
+            ErrorKind::InvalidValue,
+            "set `version` or `versionStage`, not both".to_owned(),
+        )),
+        Some(Provider::Aws { .. }) if stage == "AWSCURRENT" => Ok(SecretVersion::Latest),
+        Some(Provider::Aws { .. }) if aws_stage(stage) => Ok(SecretVersion::Stage(stage.to_owned())),
+        Some(Provider::Aws { .. }) => Err((
+            ErrorKind::InvalidValue,
+            format!(
+                "{stage:?} is not an AWS staging label (1 to 256 letters, digits and `_.-`, such as `AWSPREVIOUS`)"
+            ),
+        )),
+        Some(other) => Err((
+            ErrorKind::InvalidValue,
+            format!(
+                "versionStage is for AWS stores; this secret's store is a {} store (use `version`)",
+                other.kind()
+            ),
+        )),
+    }
+}
+
+/// A GCP version alias: a lowercase letter, then lowercase letters, digits, `-` and `_`.
+fn gcp_alias(alias: &str) -> bool {
+    (1..=63).contains(&alias.len())
+        && alias.starts_with(|c: char| c.is_ascii_lowercase())
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
+}
+
+/// An AWS version ID: a UUID, or the client request token it was made with (32 to 64
+/// characters).
+fn aws_version_id(id: &str) -> bool {
+    (32..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// An AWS staging label.
+fn aws_stage(stage: &str) -> bool {
+    (1..=256).contains(&stage.len())
+        && stage
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 fn rotation(f: &mut Findings, path: &FieldPath, raw: Option<&raw::Rotation>) -> Rotation {
