@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::providers::stores::Due;
 use crate::reconcile::{Reconciler, Settings};
 use crate::systemd::DbusManager;
 use crate::volumes::RamVolumes;
@@ -28,6 +29,16 @@ pub enum Wake {
     Files,
     /// SIGHUP or `ramlet sync`.
     Sync,
+}
+
+impl Wake {
+    /// Which secret stores this wake-up must refresh beyond those that are due.
+    fn due(self) -> Due {
+        match self {
+            Self::Files => Due::Files,
+            Self::Sync => Due::All,
+        }
+    }
 }
 
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -57,12 +68,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         state_dir: config.state_dir.clone(),
     };
     tracing::info!(scope = ?config.layout.scope, spec_dir = %config.spec_dir.display(), unit_dir = %config.layout.unit_dir.display(), podman = %target, "ramlet starting");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut reconciler = Reconciler::new(
         settings,
         Box::new(volumes),
         Box::new(units),
-        Box::new(|p| crate::providers::for_store(p)),
-    );
+        crate::providers::connector(),
+    )
+    .with_shutdown(stop_rx);
 
     let (tx, rx) = mpsc::unbounded_channel();
     let events = tx.clone();
@@ -86,7 +99,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     });
 
-    let result = control_loop(&config, &mut reconciler, &mut watcher, rx, shutdown).await;
+    let result = control_loop(&config, &mut reconciler, &mut watcher, rx, shutdown, &stop_tx).await;
     let _ = std::fs::remove_file(&pid_file);
     crate::notify::notify("STOPPING=1");
     tracing::info!("ramlet stopped; containers keep running");
@@ -99,14 +112,30 @@ async fn control_loop(
     watcher: &mut notify::RecommendedWatcher,
     mut rx: mpsc::UnboundedReceiver<Wake>,
     shutdown: impl Future<Output = ()>,
+    stop: &tokio::sync::watch::Sender<bool>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
+    let mut due = Due::Timers;
     let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
     let mut backoff = BACKOFF_MIN;
     let mut ready = false;
     loop {
         let started = Instant::now();
-        let outcome = reconciler.reconcile().await;
+        let outcome = {
+            let reconcile = reconciler.reconcile(due);
+            tokio::pin!(reconcile);
+            tokio::select! {
+                outcome = &mut reconcile => outcome,
+                () = &mut shutdown => {
+                    // Waiting on a provider ends at once; an apply already under way is
+                    // finished, so no rotation is left half done.
+                    let _ = stop.send(true);
+                    let outcome = reconcile.await;
+                    tracing::info!(stopped_early = outcome.stopped, "shutdown during a reconcile");
+                    return Ok(());
+                }
+            }
+        };
         tracing::info!(
             actions = outcome.actions.len(),
             failed = outcome.failed,
@@ -143,14 +172,19 @@ async fn control_loop(
         tokio::select! {
             () = &mut shutdown => return Ok(()),
             wake = rx.recv() => {
-                if wake.is_none() {
+                let Some(wake) = wake else {
                     return Ok(());
-                }
+                };
+                due = wake.due();
                 // Debounce: an editor or git-sync writes several files at once.
                 tokio::time::sleep(config.debounce).await;
-                while rx.try_recv().is_ok() {}
+                while let Ok(more) = rx.try_recv() {
+                    if more == Wake::Sync {
+                        due = Due::All;
+                    }
+                }
             }
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(wait) => due = Due::Timers,
         }
     }
 }

@@ -1,14 +1,25 @@
 //! Secret providers: where secret values come from. One implementation per store kind, behind
 //! [`SecretProvider`] so the reconciler can be tested with an in-memory fake.
 //!
-//! Layout: [`file`](mod@file) reads a local directory. The AWS and GCP providers are not built yet: a store
-//! of those kinds makes its containers fail with a clear status, and nothing else.
+//! Layout: [`file`](mod@file) reads a local directory, [`aws`] talks to AWS Secrets Manager,
+//! [`gcp`] to Google Cloud Secret Manager; [`stores`] keeps one client per store, decides what
+//! is due, and remembers the last good value of every secret.
+//!
+//! A provider gets every request of its store at once, so it can be cheap: AWS checks versions
+//! with `DescribeSecret` and reads only what changed (in batches), GCP compares the version name
+//! it gets back. Every call is bounded in time ([`Limits`]) and in concurrency.
 
+pub mod aws;
 pub mod file;
+pub mod gcp;
+pub mod stores;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use ramlet_specs::model::{Provider, SecretVersion};
 
 use crate::secrets::Secret;
@@ -16,63 +27,305 @@ use crate::secrets::Secret;
 /// A boxed future, for object-safe async trait methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Why a secret could not be fetched. Messages never hold secret values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderError {
-    /// The secret (or that version of it) does not exist.
-    #[error("secret {name:?} not found")]
-    NotFound {
-        /// The secret's name.
-        name: String,
-    },
+/// The largest secret ramlet accepts from any provider: the largest volume.
+pub const MAX_SECRET_BYTES: u64 = ramlet_specs::MAX_VOLUME_BYTES;
+
+/// What a provider is asked: one secret at one version, and the version ramlet already holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The secret's name in the store.
+    pub name: String,
+    /// Which version.
+    pub version: SecretVersion,
+    /// The provider's version identifier of the value ramlet holds, if any: when the store
+    /// still resolves `version` to it, the provider answers [`Fetched::Unchanged`].
+    pub known: Option<String>,
+}
+
+/// A provider's answer to one [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The version asked for is still the one ramlet holds.
+    Unchanged,
+    /// A value ramlet does not hold yet.
+    New(Secret),
+}
+
+/// How long a call may take and how many run at once, per store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Calls in flight at once.
+    pub concurrency: usize,
+    /// How long one call may take.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What went wrong, in words that stay stable for status, logs and alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// No valid credentials (none found, expired, or refused as unknown).
+    Unauthenticated,
+    /// The credentials are valid but lack a permission.
+    PermissionDenied,
+    /// The secret or the version asked for does not exist.
+    NotFound,
+    /// The version exists but is disabled (GCP).
+    VersionDisabled,
+    /// The version was destroyed (GCP).
+    VersionDestroyed,
+    /// The provider asked ramlet to slow down.
+    Throttled,
+    /// A call took longer than the store's timeout.
+    Timeout,
     /// The secret is larger than ramlet accepts.
-    #[error("secret {name:?} is {size} bytes; the limit is {limit}")]
-    TooLarge {
-        /// The secret's name.
-        name: String,
-        /// Its size.
-        size: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// The provider is unreachable or failed; the last good value stays in place.
-    #[error("{0}")]
-    Unavailable(String),
-    /// This build has no provider for the store's kind.
-    #[error("the {0} provider is not available in this build of ramlet yet")]
-    Unsupported(&'static str),
+    TooLarge,
+    /// The payload failed its checksum; nothing was written.
+    Corrupt,
+    /// The provider could not be reached or failed on its side.
+    Unavailable,
+    /// The store's settings cannot work (a bad endpoint, a client that cannot be built).
+    Misconfigured,
+}
+
+impl ErrorKind {
+    /// The kind's stable name (`permission-denied`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission-denied",
+            Self::NotFound => "not-found",
+            Self::VersionDisabled => "version-disabled",
+            Self::VersionDestroyed => "version-destroyed",
+            Self::Throttled => "throttled",
+            Self::Timeout => "timeout",
+            Self::TooLarge => "too-large",
+            Self::Corrupt => "corrupt",
+            Self::Unavailable => "unavailable",
+            Self::Misconfigured => "misconfigured",
+        }
+    }
+
+    /// The status reason of a spec whose secret failed this way (`PermissionDenied`).
+    #[must_use]
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "Unauthenticated",
+            Self::PermissionDenied => "PermissionDenied",
+            Self::NotFound => "SecretNotFound",
+            Self::VersionDisabled => "SecretVersionDisabled",
+            Self::VersionDestroyed => "SecretVersionDestroyed",
+            Self::Throttled => "ProviderThrottled",
+            Self::Timeout => "ProviderTimeout",
+            Self::TooLarge => "SecretTooLarge",
+            Self::Corrupt => "SecretCorrupt",
+            Self::Unavailable => "ProviderUnavailable",
+            Self::Misconfigured => "StoreMisconfigured",
+        }
+    }
+
+    /// Whether trying again later may work without anybody changing anything.
+    #[must_use]
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::Throttled | Self::Timeout | Self::Unavailable | Self::Corrupt
+        )
+    }
+}
+
+/// Why a secret could not be fetched. Messages never hold secret values; they say what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl ProviderError {
+    /// An error of `kind`, described by `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The secret `name` (or that version of it) does not exist.
+    #[must_use]
+    pub fn not_found(name: &str) -> Self {
+        Self::new(ErrorKind::NotFound, format!("secret {name:?} not found"))
+    }
+
+    /// The secret `name` is `size` bytes, over [`MAX_SECRET_BYTES`].
+    #[must_use]
+    pub fn too_large(name: &str, size: u64) -> Self {
+        Self::new(
+            ErrorKind::TooLarge,
+            format!("secret {name:?} is {size} bytes; the limit is {MAX_SECRET_BYTES}"),
+        )
+    }
+
+    /// The provider is unreachable or failed.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// Its kind.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether trying again later may work without anybody changing anything.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
 }
 
 /// Fetches secret values from one store.
 pub trait SecretProvider: Send + Sync {
-    /// Fetches `name` at `version`.
+    /// Answers every request, in order: one result per request. Implementations bound their
+    /// calls by `limits`.
     fn fetch<'a>(
         &'a self,
-        name: &'a str,
-        version: &'a SecretVersion,
-    ) -> BoxFuture<'a, Result<Secret, ProviderError>>;
+        requests: &'a [Request],
+        limits: Limits,
+    ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>>;
 }
 
-/// A provider that refuses every fetch: for store kinds this build cannot reach.
-#[derive(Debug)]
-pub struct Unsupported(pub &'static str);
+/// Builds the client for a store's settings: once per store, again only when its settings
+/// change.
+pub type Connector = Arc<
+    dyn Fn(&Provider) -> BoxFuture<'static, Result<Arc<dyn SecretProvider>, ProviderError>>
+        + Send
+        + Sync,
+>;
 
-impl SecretProvider for Unsupported {
-    fn fetch<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a SecretVersion,
-    ) -> BoxFuture<'a, Result<Secret, ProviderError>> {
-        Box::pin(async move { Err(ProviderError::Unsupported(self.0)) })
-    }
-}
-
-/// The provider for a store's settings.
+/// The real clients: `file`, `aws` and `gcp`.
 #[must_use]
-pub fn for_store(provider: &Provider) -> Box<dyn SecretProvider> {
-    match provider {
-        Provider::File { directory } => Box::new(file::FileProvider::new(directory.clone())),
-        Provider::Aws { .. } => Box::new(Unsupported("aws")),
-        Provider::Gcp { .. } => Box::new(Unsupported("gcp")),
+pub fn connector() -> Connector {
+    Arc::new(|provider: &Provider| {
+        let provider = provider.clone();
+        Box::pin(async move {
+            let client: Arc<dyn SecretProvider> = match provider {
+                Provider::File { directory } => Arc::new(file::FileProvider::new(directory)),
+                Provider::Aws { region, endpoint } => {
+                    Arc::new(aws::AwsProvider::connect(&region, endpoint.as_deref()).await?)
+                }
+                Provider::Gcp { project, endpoint } => {
+                    Arc::new(gcp::GcpProvider::connect(&project, endpoint.as_deref()).await?)
+                }
+            };
+            Ok(client)
+        })
+    })
+}
+
+/// Runs `calls`, at most `limits.concurrency` at once, each cut off after `limits.timeout`;
+/// results come back in the calls' order. (A plain loop rather than stream combinators: their
+/// closures trip rustc's higher-ranked lifetime check inside boxed `Send` futures.)
+pub async fn each_bounded<R, Fut>(limits: Limits, calls: Vec<Fut>) -> Vec<Result<R, ProviderError>>
+where
+    Fut: Future<Output = Result<R, ProviderError>>,
+{
+    // Unordered, so that one slow call never holds back the start of the next.
+    let mut waiting = calls.into_iter().enumerate();
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    let start = |(i, call)| async move { (i, bounded(limits, call).await) };
+    for call in waiting.by_ref().take(limits.concurrency.max(1)) {
+        running.push(start(call));
+    }
+    let mut results = Vec::new();
+    while let Some(result) = running.next().await {
+        results.push(result);
+        if let Some(call) = waiting.next() {
+            running.push(start(call));
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
+/// Cuts one call off after `limits.timeout`.
+pub async fn bounded<R>(
+    limits: Limits,
+    call: impl Future<Output = Result<R, ProviderError>>,
+) -> Result<R, ProviderError> {
+    tokio::time::timeout(limits.timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ProviderError::new(
+                ErrorKind::Timeout,
+                format!("no answer within {} s", limits.timeout.as_secs()),
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts calls in flight; a call cut off by its timeout is dropped, and counted out too.
+    struct InFlight<'a>(&'a AtomicUsize);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_are_bounded_in_time_and_number() {
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let items: Vec<u64> = (0..20).collect();
+        let limits = Limits {
+            concurrency: 3,
+            timeout: Duration::from_secs(10),
+        };
+        let calls: Vec<_> = items
+            .iter()
+            .map(|i| {
+                let (running, peak) = (&running, &peak);
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    let _guard = InFlight(running);
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    // Item 7 hangs longer than the timeout.
+                    let wait = if *i == 7 { 60 } else { 1 };
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                    Ok(*i * 2)
+                }
+            })
+            .collect();
+        let started = tokio::time::Instant::now();
+        let results = each_bounded(limits, calls).await;
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+        assert_eq!(results[3], Ok(6));
+        assert_eq!(results[7].as_ref().unwrap_err().kind(), ErrorKind::Timeout);
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 19);
+        // 19 one-second calls three at a time (7 s), and item 7 (started at 2 s) cut off at 12 s, holding back nobody.
+        assert!(started.elapsed() <= Duration::from_secs(12), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn transient_kinds_are_the_ones_that_heal_alone() {
+        assert!(ErrorKind::Throttled.is_transient());
+        assert!(ErrorKind::Unavailable.is_transient());
+        assert!(!ErrorKind::PermissionDenied.is_transient());
+        assert!(!ErrorKind::NotFound.is_transient());
+        assert_eq!(ErrorKind::PermissionDenied.as_str(), "permission-denied");
     }
 }

@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use ramlet_quadlet::PodmanVersion;
 use ramlet_specs::model::{Container, Provider};
+use tokio::sync::watch;
 use ramlet_specs::{Catalog, load_dir};
 
 use crate::atomic::FileContent;
 use crate::plan::{self, Action, Desired, Observed};
-use crate::providers::SecretProvider;
+use crate::providers::stores::{Due, Stores};
+use crate::providers::{Connector, Limits};
 use crate::status::{self, Phase, SecretVersion, SpecStatus, Status};
 use crate::systemd::{UnitManager, UnitState};
 use crate::unit_dir::UnitDir;
@@ -43,16 +45,15 @@ pub struct Settings {
     pub state_dir: PathBuf,
 }
 
-/// Makes the provider for a store.
-pub type ProviderFactory = Box<dyn Fn(&Provider) -> Box<dyn SecretProvider> + Send + Sync>;
-
 /// What the agent loop needs after a reconcile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// Whether anything failed (the loop retries with backoff).
     pub failed: bool,
-    /// The shortest refresh interval of the stores in use.
+    /// When the first store is due for its next refresh.
     pub refresh: Option<Duration>,
+    /// The reconcile stopped early for shutdown, before changing anything.
+    pub stopped: bool,
     /// The `file` stores' directories, to watch.
     pub watch: BTreeSet<PathBuf>,
     /// The actions applied.
@@ -65,8 +66,9 @@ pub struct Reconciler {
     volumes: Box<dyn VolumeManager>,
     units: Box<dyn UnitManager>,
     unit_dir: UnitDir,
-    providers: ProviderFactory,
+    stores: Stores,
     status: Status,
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl Reconciler {
@@ -76,7 +78,7 @@ impl Reconciler {
         settings: Settings,
         volumes: Box<dyn VolumeManager>,
         units: Box<dyn UnitManager>,
-        providers: ProviderFactory,
+        connector: Connector,
     ) -> Self {
         let status = Status::read(&settings.state_dir).unwrap_or_default();
         let unit_dir = UnitDir::new(settings.layout.unit_dir.clone());
@@ -85,9 +87,18 @@ impl Reconciler {
             volumes,
             units,
             unit_dir,
-            providers,
+            stores: Stores::new(connector, Limits::default()),
             status,
+            stopping: None,
         }
+    }
+
+    /// Stops waiting for secret providers as soon as `stopping` turns true: a hung provider
+    /// never delays shutdown. Nothing has been changed on the host at that point.
+    #[must_use]
+    pub fn with_shutdown(mut self, stopping: watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stopping);
+        self
     }
 
     /// The last status written.
@@ -96,8 +107,9 @@ impl Reconciler {
         &self.status
     }
 
-    /// Runs one reconcile.
-    pub async fn reconcile(&mut self) -> Outcome {
+    /// Runs one reconcile; `due` says which stores must be asked even if their timers have
+    /// not fired.
+    pub async fn reconcile(&mut self, due: Due) -> Outcome {
         let dir = self.settings.spec_dir.clone();
         let catalog = match tokio::task::spawn_blocking(move || load_dir(&dir)).await {
             Ok(Ok(catalog)) => catalog,
@@ -109,6 +121,7 @@ impl Reconciler {
             updated: now.clone(),
             specs: BTreeMap::new(),
             errors: catalog.errors.iter().map(ToString::to_string).collect(),
+            stores: BTreeMap::new(),
         };
         let mut outcome = Outcome {
             failed: !catalog.errors.is_empty(),
@@ -125,10 +138,37 @@ impl Reconciler {
             }
         };
         let selected: Vec<&Container> = catalog.selected(&self.settings.host_labels).collect();
+        let references = selected
+            .iter()
+            .flat_map(|c| &c.volumes)
+            .flat_map(|v| &v.files)
+            .map(|f| &f.secret);
+        let refresh = self.stores.refresh(&catalog.stores, references, due);
+        if let Some(mut stopping) = self.stopping.clone() {
+            tokio::select! {
+                () = refresh => {}
+                _ = stopping.wait_for(|s| *s) => {
+                    return Outcome { stopped: true, ..Outcome::default() };
+                }
+            }
+        } else {
+            refresh.await;
+        }
+        for container in &selected {
+            for volume in &container.volumes {
+                for file in &volume.files {
+                    if let Some(Provider::File { directory }) =
+                        catalog.stores.get(&file.secret.store).map(|s| &s.provider)
+                    {
+                        outcome.watch.insert(directory.clone());
+                    }
+                }
+            }
+        }
+        next.stores = self.stores.status();
         let mut desired = Vec::new();
         let mut writes: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>> = BTreeMap::new();
         let mut keep = BTreeSet::new();
-        let mut cache = desire::Fetches::default();
         let ours: BTreeSet<String> = listing.ours.keys().cloned().collect();
         for container in &selected {
             let name = container.name.to_string();
@@ -139,8 +179,6 @@ impl Reconciler {
                     &catalog,
                     &listing.foreign,
                     &ours,
-                    &mut cache,
-                    &mut outcome,
                 )
                 .await
             {
@@ -185,6 +223,7 @@ impl Reconciler {
         self.settle_status(&mut next, &failures, &actions, &observed)
             .await;
         outcome.actions = actions;
+        outcome.refresh = self.stores.next_due();
         if let Err(error) = next.write(&self.settings.state_dir) {
             tracing::warn!(%error, "cannot write the status file");
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::providers::stores::StoreStatus;
 use crate::systemd::UnitState;
 
 /// The status file's name in the state directory.
@@ -67,6 +68,9 @@ pub struct Status {
     pub specs: BTreeMap<String, SpecStatus>,
     /// Spec errors, one line each (`file:line:column: field: message [kind]`).
     pub errors: Vec<String>,
+    /// Per secret store in use: healthy or why not.
+    #[serde(default)]
+    pub stores: BTreeMap<String, StoreStatus>,
 }
 
 impl Status {

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use ramlet::atomic::FileContent;
 use ramlet::plan::Action;
-use ramlet::providers::{BoxFuture, ProviderError, SecretProvider};
+use ramlet::providers::stores::Due;
+use ramlet::providers::{
+    BoxFuture, Connector, Fetched, Limits, ProviderError, Request, SecretProvider,
+};
 use ramlet::reconcile::{Reconciler, Settings};
 use ramlet::secrets::{Secret, SecretBytes};
 use ramlet::status::Phase;
@@ -15,7 +18,6 @@ use ramlet::systemd::{SystemdError, UnitManager, UnitState};
 use ramlet::units::{Layout, Scope};
 use ramlet::volumes::{VolumeError, VolumeManager, VolumeSpec};
 use ramlet_quadlet::PodmanVersion;
-use ramlet_specs::model::SecretVersion as Version;
 
 #[derive(Default)]
 struct Host {
@@ -25,6 +27,10 @@ struct Host {
     secrets: BTreeMap<String, Result<String, ProviderError>>,
     invocations: u32,
     foreign_units: BTreeSet<String>,
+    /// Every secret the provider was asked for, in order.
+    asked: Vec<String>,
+    /// How many clients were built.
+    connects: u32,
 }
 
 type Shared = Arc<Mutex<Host>>;
@@ -159,21 +165,41 @@ struct Provider(Shared);
 impl SecretProvider for Provider {
     fn fetch<'a>(
         &'a self,
-        name: &'a str,
-        _: &'a Version,
-    ) -> BoxFuture<'a, Result<Secret, ProviderError>> {
+        requests: &'a [Request],
+        _: Limits,
+    ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>> {
         Box::pin(async move {
-            let host = self.0.lock().unwrap();
-            match host.secrets.get(name) {
-                Some(Ok(value)) => Ok(Secret {
-                    bytes: SecretBytes::new(value.clone().into_bytes()),
-                    version: format!("v-{}", value.len()),
-                }),
-                Some(Err(error)) => Err(error.clone()),
-                None => Err(ProviderError::NotFound { name: name.into() }),
+            let mut host = self.0.lock().unwrap();
+            let mut answers = Vec::new();
+            for request in requests {
+                host.asked.push(request.name.clone());
+                answers.push(match host.secrets.get(&request.name) {
+                    Some(Ok(value)) => {
+                        let version = format!("v-{value}");
+                        if request.known.as_ref() == Some(&version) {
+                            Ok(Fetched::Unchanged)
+                        } else {
+                            Ok(Fetched::New(Secret {
+                                bytes: SecretBytes::new(value.clone().into_bytes()),
+                                version,
+                            }))
+                        }
+                    }
+                    Some(Err(error)) => Err(error.clone()),
+                    None => Err(ProviderError::not_found(&request.name)),
+                });
             }
+            answers
         })
     }
+}
+
+fn connector(host: Shared) -> Connector {
+    Arc::new(move |_| {
+        host.lock().unwrap().connects += 1;
+        let provider: Arc<dyn SecretProvider> = Arc::new(Provider(host.clone()));
+        Box::pin(async move { Ok(provider) })
+    })
 }
 
 struct World {
@@ -229,12 +255,11 @@ impl World {
             target: PodmanVersion::V5_4,
             state_dir: self.dir.join("state"),
         };
-        let host = self.host.clone();
         Reconciler::new(
             settings,
             Box::new(Volumes(self.host.clone())),
             Box::new(Units(self.host.clone())),
-            Box::new(move |_| Box::new(Provider(host.clone()))),
+            connector(self.host.clone()),
         )
     }
 
@@ -263,7 +288,7 @@ async fn a_new_spec_is_created_in_order_and_then_left_alone() {
     world.container("a", "x", "restart");
     world.secret("x", Ok("one"));
     let mut reconciler = world.reconciler();
-    let outcome = reconciler.reconcile().await;
+    let outcome = reconciler.reconcile(Due::All).await;
     assert!(!outcome.failed, "{:?}", reconciler.status());
     assert_eq!(
         world.take_log(),
@@ -271,8 +296,8 @@ async fn a_new_spec_is_created_in_order_and_then_left_alone() {
     );
     assert!(world.unit_file("a").exists());
     assert_eq!(reconciler.status().specs["a"].phase, Phase::Ready);
-    assert_eq!(reconciler.status().specs["a"].secrets[0].version, "v-3");
-    reconciler.reconcile().await;
+    assert_eq!(reconciler.status().specs["a"].secrets[0].version, "v-one");
+    reconciler.reconcile(Due::All).await;
     assert!(
         world.take_log().is_empty(),
         "a second reconcile changes nothing"
@@ -289,12 +314,12 @@ async fn a_rotation_touches_only_the_containers_that_use_the_secret() {
     world.secret("x", Ok("one"));
     world.secret("y", Ok("other"));
     let mut reconciler = world.reconciler();
-    reconciler.reconcile().await;
+    reconciler.reconcile(Due::All).await;
     world.take_log();
     let b_before = world.invocation("b.service");
 
     world.secret("x", Ok("two"));
-    let outcome = reconciler.reconcile().await;
+    let outcome = reconciler.reconcile(Due::All).await;
     assert_eq!(
         world.take_log(),
         [
@@ -317,15 +342,15 @@ async fn a_provider_outage_keeps_the_last_good_secret_and_the_container() {
     world.secret("x", Ok("one"));
     world.secret("y", Ok("other"));
     let mut reconciler = world.reconciler();
-    reconciler.reconcile().await;
+    reconciler.reconcile(Due::All).await;
     world.take_log();
 
     world.secret(
         "x",
-        Err(ProviderError::Unavailable("connection refused".into())),
+        Err(ProviderError::unavailable("connection refused")),
     );
     world.container("b", "y", "none");
-    let outcome = reconciler.reconcile().await;
+    let outcome = reconciler.reconcile(Due::All).await;
     assert!(outcome.failed);
     let log = world.take_log();
     assert!(
@@ -336,7 +361,7 @@ async fn a_provider_outage_keeps_the_last_good_secret_and_the_container() {
     let a = &reconciler.status().specs["a"];
     assert_eq!(
         (a.phase, a.reason.as_str()),
-        (Phase::Degraded, "SecretUnavailable")
+        (Phase::Degraded, "ProviderUnavailable")
     );
     assert!(a.message.contains("connection refused"));
     assert_eq!(reconciler.status().specs["b"].phase, Phase::Ready);
@@ -347,10 +372,10 @@ async fn a_restarted_agent_adopts_what_runs_and_restarts_nothing() {
     let world = World::new("adopt");
     world.container("a", "x", "restart");
     world.secret("x", Ok("one"));
-    world.reconciler().reconcile().await;
+    world.reconciler().reconcile(Due::All).await;
     world.take_log();
     let mut fresh = world.reconciler();
-    let outcome = fresh.reconcile().await;
+    let outcome = fresh.reconcile(Due::All).await;
     assert!(outcome.actions.is_empty(), "{:?}", outcome.actions);
     assert!(world.take_log().is_empty());
 }
@@ -362,7 +387,7 @@ async fn a_broken_spec_keeps_running_and_a_removed_one_is_torn_down() {
     world.container("b", "x", "restart");
     world.secret("x", Ok("one"));
     let mut reconciler = world.reconciler();
-    reconciler.reconcile().await;
+    reconciler.reconcile(Due::All).await;
     world.take_log();
 
     world.spec(
@@ -370,7 +395,7 @@ async fn a_broken_spec_keeps_running_and_a_removed_one_is_torn_down() {
         "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {name: a}\nspec: [\n",
     );
     std::fs::remove_file(world.dir.join("specs/b.yaml")).unwrap();
-    reconciler.reconcile().await;
+    reconciler.reconcile(Due::All).await;
     assert_eq!(
         world.take_log(),
         ["stop b.service", "daemon-reload", "wipe b"]
@@ -396,7 +421,7 @@ async fn a_unit_ramlet_does_not_own_is_never_touched() {
     std::fs::create_dir_all(world.dir.join("units")).unwrap();
     std::fs::write(world.unit_file("a"), "[Container]\nImage=mine\n").unwrap();
     let mut reconciler = world.reconciler();
-    reconciler.reconcile().await;
+    reconciler.reconcile(Due::All).await;
     assert!(world.take_log().is_empty());
     assert_eq!(
         std::fs::read_to_string(world.unit_file("a")).unwrap(),
@@ -419,7 +444,7 @@ async fn a_spec_whose_unit_name_is_taken_elsewhere_on_the_host_is_refused() {
         .foreign_units
         .insert("a.service".into());
     let mut reconciler = world.reconciler();
-    reconciler.reconcile().await;
+    reconciler.reconcile(Due::All).await;
     assert_eq!(
         world.take_log(),
         ["write b/v", "daemon-reload", "start b.service"]

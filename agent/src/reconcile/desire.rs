@@ -1,27 +1,18 @@
-//! What one container should be: its secrets fetched (once per reconcile, however many files
-//! use them) and shaped into files, its owners mapped to the scope, its unit rendered.
+//! What one container should be: its secrets (already refreshed by the stores, once however
+//! many files use them) shaped into files, its owners mapped to the scope, its unit rendered.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use ramlet_specs::Catalog;
-use ramlet_specs::model::{Container, Provider, Rotation, SecretRef};
+use ramlet_specs::model::{Container, Rotation};
 
-use super::{Outcome, Reconciler, service};
+use super::{Reconciler, service};
 use crate::atomic::FileContent;
 use crate::plan::{Desired, OnRotation};
-use crate::providers::SecretProvider;
-use crate::secrets::{self, Secret};
+use crate::secrets;
 use crate::status::SecretVersion;
 use crate::units::{self, Scope};
 use crate::volumes::VolumeSpec;
-
-/// What one reconcile fetched: one provider per store, one fetch per secret reference, however
-/// many files use it.
-#[derive(Default)]
-pub(super) struct Fetches {
-    providers: BTreeMap<String, Box<dyn SecretProvider>>,
-    secrets: BTreeMap<SecretRef, Result<Secret, String>>,
-}
 
 /// A container's secrets, shaped into files per volume.
 struct Fetched {
@@ -38,8 +29,6 @@ impl Reconciler {
         catalog: &Catalog,
         foreign: &BTreeSet<String>,
         ours: &BTreeSet<String>,
-        cache: &mut Fetches,
-        outcome: &mut Outcome,
     ) -> Result<
         (
             Desired,
@@ -71,9 +60,8 @@ impl Reconciler {
             return Err(("UnitNameTaken", message, Vec::new()));
         }
         let fetched = self
-            .fetch(container, catalog, cache, outcome)
-            .await
-            .map_err(|m| ("SecretUnavailable", m, Vec::new()))?;
+            .fetch(container, catalog)
+            .map_err(|(reason, message)| (reason, message, Vec::new()))?;
         let target = self.settings.target;
         let text = match units::unit(container, &self.settings.layout, target).render(target) {
             Ok(text) => text,
@@ -98,14 +86,14 @@ impl Reconciler {
         Ok((want, changed, fetched.versions))
     }
 
-    /// Fetches and shapes every secret of `container`; the first problem is the error.
-    async fn fetch(
+    /// Shapes every secret of `container` from the stores' last good values; the first
+    /// problem is the error (status reason, message).
+    fn fetch(
         &self,
         container: &Container,
         catalog: &Catalog,
-        cache: &mut Fetches,
-        outcome: &mut Outcome,
-    ) -> Result<Fetched, String> {
+    ) -> Result<Fetched, (&'static str, String)> {
+        let unavailable = |message: String| ("SecretUnavailable", message);
         let mut fetched = Fetched {
             volumes: Vec::new(),
             versions: Vec::new(),
@@ -114,32 +102,22 @@ impl Reconciler {
             let mut files = Vec::new();
             for file in &volume.files {
                 let reference = &file.secret;
-                let store = catalog
-                    .stores
-                    .get(&reference.store)
-                    .ok_or_else(|| format!("store {} is gone", reference.store))?;
-                outcome.refresh = Some(
-                    outcome
-                        .refresh
-                        .map_or(store.refresh_interval, |r| r.min(store.refresh_interval)),
-                );
-                if let Provider::File { directory } = &store.provider {
-                    outcome.watch.insert(directory.clone());
+                if !catalog.stores.contains_key(&reference.store) {
+                    return Err(unavailable(format!("store {} is gone", reference.store)));
                 }
-                if !cache.secrets.contains_key(reference) {
-                    let provider = cache
-                        .providers
-                        .entry(store.name.to_string())
-                        .or_insert_with(|| (self.providers)(&store.provider));
-                    let result = provider
-                        .fetch(&reference.name, &reference.version)
-                        .await
-                        .map_err(|e| format!("{} (store {}): {e}", file.path, reference.store));
-                    cache.secrets.insert(reference.clone(), result);
-                }
-                let secret = cache.secrets[reference].clone()?;
+                let secret = self.stores.get(reference).map_err(|e| {
+                    (
+                        e.kind().reason(),
+                        format!(
+                            "{} (store {}, {}): {e}",
+                            file.path,
+                            reference.store,
+                            e.kind().as_str()
+                        ),
+                    )
+                })?;
                 let bytes = secrets::shape(&secret.bytes, reference)
-                    .map_err(|e| format!("{}: {e}", file.path))?;
+                    .map_err(|e| unavailable(format!("{}: {e}", file.path)))?;
                 fetched.versions.push(SecretVersion {
                     store: reference.store.to_string(),
                     name: reference.name.clone(),
@@ -147,7 +125,7 @@ impl Reconciler {
                 });
                 let (uid, gid) = self
                     .owner(file.uid, file.gid)
-                    .map_err(|e| format!("{}: {e}", file.path))?;
+                    .map_err(|e| unavailable(format!("{}: {e}", file.path)))?;
                 files.push(FileContent {
                     path: file.path.clone(),
                     mode: file.mode,
@@ -164,10 +142,10 @@ impl Reconciler {
             };
             let total: usize = files.iter().map(|f| f.bytes.expose().len()).sum();
             if total as u64 > volume.size_limit {
-                return Err(format!(
+                return Err(unavailable(format!(
                     "volume {}: its secrets take {total} bytes, more than sizeLimit {}",
                     volume.name, volume.size_limit
-                ));
+                )));
             }
             fetched.volumes.push((spec, files));
         }

@@ -1,0 +1,346 @@
+//! The secret stores in use: one client per store (built once, rebuilt only when the store's
+//! settings change), each store on its own refresh timer with jitter and its own backoff, and
+//! the last good value of every secret in memory (zeroized when dropped).
+//!
+//! A refresh asks each store only for what is due: every secret of a store whose timer fired,
+//! and, in any store, the secrets a spec edit newly references. References are deduped by
+//! (store, name, version) first, so 50 specs sharing a secret cost one call. Stores are
+//! refreshed concurrently: a slow store costs at most its timeout, and afterwards waits out its
+//! own backoff without delaying the others.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ramlet_specs::model::{Provider, SecretRef, SecretStore, SecretVersion};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{
+    Connector, ErrorKind, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request,
+    SecretProvider,
+};
+use crate::secrets::Secret;
+
+/// The shortest backoff after a failed refresh.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// The longest backoff: a store that keeps failing is tried every 5 minutes at most.
+pub const BACKOFF_MAX: Duration = Duration::from_mins(5);
+
+/// Which stores a refresh must ask even if their timers have not fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Only stores whose timer fired (and new references anywhere).
+    Timers,
+    /// Also every `file` store (a file changed on disk).
+    Files,
+    /// Every store (`ramlet sync`, SIGHUP).
+    All,
+}
+
+/// A secret at one version in one store.
+type Key = (String, SecretVersion);
+
+/// One secret's last good value and last error.
+#[derive(Debug, Default)]
+struct Entry {
+    value: Option<Secret>,
+    error: Option<ProviderError>,
+}
+
+/// One store: its client, timer, backoff and secrets.
+struct Store {
+    provider: Provider,
+    interval: Duration,
+    client: Result<Arc<dyn SecretProvider>, ProviderError>,
+    next_due: Instant,
+    backoff: Duration,
+    entries: BTreeMap<Key, Entry>,
+    last_refresh: Option<String>,
+}
+
+/// How one store is doing, for the status file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStatus {
+    /// `aws`, `gcp` or `file`.
+    pub kind: String,
+    /// Whether its last refresh answered every secret.
+    pub healthy: bool,
+    /// The error kind of its first failing secret (`permission-denied`), empty when healthy.
+    pub error_kind: String,
+    /// What went wrong and what to do, empty when healthy.
+    pub message: String,
+    /// How many secrets of it are in use.
+    pub secrets: usize,
+    /// When it last answered (RFC 3339, UTC).
+    pub last_refresh: String,
+    /// Seconds until it is asked again.
+    pub next_refresh_secs: u64,
+}
+
+/// Every store in use.
+pub struct Stores {
+    connector: Connector,
+    limits: Limits,
+    stores: BTreeMap<String, Store>,
+}
+
+impl Stores {
+    /// No stores yet; clients are made by `connector` when first needed.
+    #[must_use]
+    pub fn new(connector: Connector, limits: Limits) -> Self {
+        Self {
+            connector,
+            limits,
+            stores: BTreeMap::new(),
+        }
+    }
+
+    /// Brings the secrets that `references` name up to date: builds missing or changed
+    /// clients, then asks each store, concurrently, for what is due. Stores and secrets no
+    /// longer referenced are forgotten (and their values wiped).
+    pub async fn refresh<'a>(
+        &mut self,
+        stores: &BTreeMap<ramlet_specs::model::Name, SecretStore>,
+        references: impl IntoIterator<Item = &'a SecretRef>,
+        due: Due,
+    ) {
+        let now = Instant::now();
+        let mut wanted: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
+        for reference in references {
+            if stores.contains_key(&reference.store) {
+                wanted
+                    .entry(reference.store.to_string())
+                    .or_default()
+                    .insert((reference.name.clone(), reference.version.clone()));
+            }
+        }
+        self.stores.retain(|name, _| wanted.contains_key(name));
+
+        // Clients first: a new store, or one whose settings changed, gets a new client.
+        let mut connecting = Vec::new();
+        for name in wanted.keys() {
+            let spec = stores.values().find(|s| s.name.as_str() == name).expect("wanted stores exist");
+            let current = self.stores.get(name);
+            let rebuild = current.is_none_or(|s| s.provider != spec.provider);
+            let retry = current.is_some_and(|s| s.client.is_err() && s.next_due <= now);
+            if rebuild || retry {
+                connecting.push((name.clone(), spec.provider.clone()));
+            }
+        }
+        let limits = self.limits;
+        let clients = futures_util::future::join_all(connecting.into_iter().map(
+            |(name, provider)| {
+                let connect = (self.connector)(&provider);
+                async move {
+                    let client = super::bounded(limits, connect).await;
+                    (name, provider, client)
+                }
+            },
+        ))
+        .await;
+        for (name, provider, client) in clients {
+            if let Err(error) = &client {
+                tracing::warn!(store = %name, kind = error.kind().as_str(), %error, "cannot build the store's client");
+            }
+            let store = self.stores.entry(name).or_insert_with(|| Store {
+                provider: provider.clone(),
+                interval: Duration::ZERO,
+                client: Err(ProviderError::unavailable("not connected yet")),
+                next_due: now,
+                backoff: BACKOFF_MIN,
+                entries: BTreeMap::new(),
+                last_refresh: None,
+            });
+            if store.provider != provider {
+                // Other settings, maybe another account: what the old client read is not
+                // this store's any more.
+                store.entries.clear();
+                store.next_due = now;
+                store.provider = provider;
+            }
+            store.client = client;
+        }
+
+        // Then what is due, per store.
+        let mut work = Vec::new();
+        for (name, keys) in &wanted {
+            let spec = stores.values().find(|s| s.name.as_str() == name).expect("wanted stores exist");
+            let store = self.stores.get_mut(name).expect("every wanted store exists");
+            store.interval = spec.refresh_interval;
+            store.entries.retain(|key, _| keys.contains(key));
+            let forced = match due {
+                Due::Timers => false,
+                Due::Files => matches!(store.provider, Provider::File { .. }),
+                Due::All => true,
+            };
+            let whole = forced || store.next_due <= now;
+            let requests: Vec<Request> = keys
+                .iter()
+                .filter(|key| whole || !store.entries.contains_key(*key))
+                .map(|(secret, version)| Request {
+                    name: secret.clone(),
+                    version: version.clone(),
+                    known: store
+                        .entries
+                        .get(&(secret.clone(), version.clone()))
+                        .and_then(|e| e.value.as_ref())
+                        .map(|v| v.version.clone()),
+                })
+                .collect();
+            if requests.is_empty() {
+                continue;
+            }
+            work.push((name.clone(), whole, store.client.clone(), requests));
+        }
+        let answers = futures_util::future::join_all(work.into_iter().map(
+            |(name, whole, client, requests)| async move {
+                let answers = match &client {
+                    Ok(client) => client.fetch(&requests, limits).await,
+                    Err(error) => requests.iter().map(|_| Err(error.clone())).collect(),
+                };
+                (name, whole, requests, answers)
+            },
+        ))
+        .await;
+
+        let stamp = crate::status::now_rfc3339();
+        for (name, whole, requests, answers) in answers {
+            let store = self.stores.get_mut(&name).expect("asked stores exist");
+            let mut throttled = false;
+            let mut failed = false;
+            for (request, answer) in requests.into_iter().zip(answers) {
+                let entry = store
+                    .entries
+                    .entry((request.name.clone(), request.version.clone()))
+                    .or_default();
+                match answer.and_then(|fetched| checked(&request.name, fetched)) {
+                    Ok(Fetched::Unchanged) => entry.error = None,
+                    Ok(Fetched::New(secret)) => {
+                        tracing::info!(store = %name, secret = %request.name, version = %secret.version, "new secret version");
+                        entry.value = Some(secret);
+                        entry.error = None;
+                    }
+                    Err(error) => {
+                        tracing::warn!(store = %name, secret = %request.name, kind = error.kind().as_str(), %error, "secret fetch failed");
+                        throttled |= error.kind() == ErrorKind::Throttled;
+                        failed = true;
+                        entry.error = Some(error);
+                    }
+                }
+            }
+            if failed {
+                // Throttling backs off past the interval; other errors retry at least as
+                // often as the interval, so a fixed permission is seen without anybody.
+                let wait = if throttled {
+                    store.backoff
+                } else {
+                    store.backoff.min(store.interval)
+                };
+                store.next_due = now + jitter(wait);
+                store.backoff = (store.backoff * 2).min(BACKOFF_MAX);
+            } else {
+                store.last_refresh = Some(stamp.clone());
+                if whole {
+                    store.backoff = BACKOFF_MIN;
+                    store.next_due = now + jitter(store.interval);
+                }
+            }
+        }
+    }
+
+    /// The last good value of `reference`, or why there is none or it may be stale.
+    pub fn get(&self, reference: &SecretRef) -> Result<&Secret, ProviderError> {
+        let store = self.stores.get(reference.store.as_str()).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Misconfigured,
+                format!("store {} is not in use", reference.store),
+            )
+        })?;
+        let entry = store
+            .entries
+            .get(&(reference.name.clone(), reference.version.clone()));
+        match entry {
+            Some(Entry {
+                error: Some(error), ..
+            }) => Err(error.clone()),
+            Some(Entry {
+                value: Some(value), ..
+            }) => Ok(value),
+            _ => Err(ProviderError::unavailable("not fetched yet")),
+        }
+    }
+
+    /// How long until the first store is due, if any store is in use.
+    #[must_use]
+    pub fn next_due(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.stores
+            .values()
+            .map(|s| s.next_due.saturating_duration_since(now))
+            .min()
+    }
+
+    /// Each store's health, for the status file.
+    #[must_use]
+    pub fn status(&self) -> BTreeMap<String, StoreStatus> {
+        let now = Instant::now();
+        self.stores
+            .iter()
+            .map(|(name, store)| {
+                let error = store
+                    .client
+                    .as_ref()
+                    .err()
+                    .or_else(|| store.entries.values().find_map(|e| e.error.as_ref()));
+                let status = StoreStatus {
+                    kind: store.provider.kind().to_owned(),
+                    healthy: error.is_none(),
+                    error_kind: error.map(|e| e.kind().as_str().to_owned()).unwrap_or_default(),
+                    message: error.map(ToString::to_string).unwrap_or_default(),
+                    secrets: store.entries.len(),
+                    last_refresh: store.last_refresh.clone().unwrap_or_default(),
+                    next_refresh_secs: store.next_due.saturating_duration_since(now).as_secs(),
+                };
+                (name.clone(), status)
+            })
+            .collect()
+    }
+}
+
+/// Refuses values over [`MAX_SECRET_BYTES`], whatever the provider let through.
+fn checked(name: &str, fetched: Fetched) -> Result<Fetched, ProviderError> {
+    if let Fetched::New(secret) = &fetched {
+        let size = secret.bytes.expose().len() as u64;
+        if size > MAX_SECRET_BYTES {
+            return Err(ProviderError::too_large(name, size));
+        }
+    }
+    Ok(fetched)
+}
+
+/// `wait` give or take 10%, so that a fleet of hosts does not call a provider in lockstep.
+fn jitter(wait: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    // A fraction in [0.9, 1.1).
+    #[allow(clippy::cast_precision_loss)] // 53 bits of randomness are plenty
+    let factor = 0.9 + 0.2 * ((random >> 11) as f64 / (1u64 << 53) as f64);
+    wait.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent_and_varies() {
+        let base = Duration::from_secs(100);
+        let samples: BTreeSet<u128> = (0..50).map(|_| jitter(base).as_millis()).collect();
+        assert!(samples.iter().all(|ms| (90_000..110_000).contains(ms)));
+        assert!(samples.len() > 10, "jitter does not vary: {samples:?}");
+    }
+}
