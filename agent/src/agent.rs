@@ -99,7 +99,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     });
 
-    let result = control_loop(&config, &mut reconciler, &mut watcher, rx, shutdown, &stop_tx).await;
+    let result = control_loop(
+        &config,
+        &mut reconciler,
+        &mut watcher,
+        rx,
+        shutdown,
+        &stop_tx,
+    )
+    .await;
     let _ = std::fs::remove_file(&pid_file);
     crate::notify::notify("STOPPING=1");
     tracing::info!("ramlet stopped; containers keep running");

@@ -317,7 +317,11 @@ mod tests {
         assert_eq!(results[7].as_ref().unwrap_err().kind(), ErrorKind::Timeout);
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 19);
         // 19 one-second calls three at a time (7 s), and item 7 (started at 2 s) cut off at 12 s, holding back nobody.
-        assert!(started.elapsed() <= Duration::from_secs(12), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() <= Duration::from_secs(12),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

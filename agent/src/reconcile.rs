@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use ramlet_quadlet::PodmanVersion;
 use ramlet_specs::model::{Container, Provider};
-use tokio::sync::watch;
 use ramlet_specs::{Catalog, load_dir};
+use tokio::sync::watch;
 
 use crate::atomic::FileContent;
 use crate::plan::{self, Action, Desired, Observed};
@@ -174,12 +174,7 @@ impl Reconciler {
             let name = container.name.to_string();
             let kept = listing.ours.contains_key(&name);
             match self
-                .desire(
-                    container,
-                    &catalog,
-                    &listing.foreign,
-                    &ours,
-                )
+                .desire(container, &catalog, &listing.foreign, &ours)
                 .await
             {
                 Ok((want, changed, versions)) => {

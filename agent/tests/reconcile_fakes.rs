@@ -345,10 +345,7 @@ async fn a_provider_outage_keeps_the_last_good_secret_and_the_container() {
     reconciler.reconcile(Due::All).await;
     world.take_log();
 
-    world.secret(
-        "x",
-        Err(ProviderError::unavailable("connection refused")),
-    );
+    world.secret("x", Err(ProviderError::unavailable("connection refused")));
     world.container("b", "y", "none");
     let outcome = reconciler.reconcile(Due::All).await;
     assert!(outcome.failed);

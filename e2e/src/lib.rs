@@ -1,4 +1,6 @@
 //! End-to-end tests for ramlet, against the real peers: the Quadlet generator (Podman 5.4.2's,
-//! installed by `scripts/install-quadlet`), and, as the agent grows, a sandboxed systemd user
-//! manager, Podman and the secret-manager peers. The tests live in `tests/`; this library is
-//! empty.
+//! installed by `scripts/install-quadlet`), a sandboxed systemd user manager and Podman, moto's
+//! AWS Secrets Manager and the project's Google Cloud Secret Manager fake. The tests live in
+//! `tests/`; this library starts the secret-manager peers for them ([`peers`]).
+
+pub mod peers;

@@ -62,10 +62,7 @@ fn app_db_aws_takes_json_keys_and_pins_the_previous_key() {
     assert_eq!(props, [Some("username"), Some("password")]);
     assert_eq!(db.size_limit, 64 * 1024);
     let previous = &api.volumes[1].files[1].secret;
-    assert_eq!(
-        previous.version,
-        SecretVersion::Stage("AWSPREVIOUS".into())
-    );
+    assert_eq!(previous.version, SecretVersion::Stage("AWSPREVIOUS".into()));
     let edge = [("role".to_owned(), "edge".to_owned())].into();
     let app = [("role".to_owned(), "app".to_owned())].into();
     assert_eq!(catalog.selected(&edge).count(), 0);

@@ -132,7 +132,10 @@ impl AwsProvider {
             let id = failure.secret_id.unwrap_or_default();
             let code = failure.error_code.unwrap_or_default();
             let message = failure.message.unwrap_or_default();
-            found.insert(id.clone(), Err(by_code(&id, "GetSecretValue", &code, &message)));
+            found.insert(
+                id.clone(),
+                Err(by_code(&id, "GetSecretValue", &code, &message)),
+            );
         }
         Ok(names.iter().map(|n| found.remove(*n)).collect())
     }
@@ -147,7 +150,8 @@ impl SecretProvider for AwsProvider {
         Box::pin(async move {
             let calls = requests.iter().map(|r| self.describe(r)).collect();
             let described = super::each_bounded(limits, calls).await;
-            let mut results: Vec<Option<Result<Fetched, ProviderError>>> = vec![None; requests.len()];
+            let mut results: Vec<Option<Result<Fetched, ProviderError>>> =
+                vec![None; requests.len()];
             let mut current = Vec::new();
             let mut pinned = Vec::new();
             for (i, described) in described.into_iter().enumerate() {
@@ -163,8 +167,10 @@ impl SecretProvider for AwsProvider {
             // Several current versions: in batches. One alone costs the same either way.
             if current.len() > 1 {
                 for chunk in current.chunks(BATCH) {
-                    let names: Vec<&str> =
-                        chunk.iter().map(|(i, _)| requests[*i].name.as_str()).collect();
+                    let names: Vec<&str> = chunk
+                        .iter()
+                        .map(|(i, _)| requests[*i].name.as_str())
+                        .collect();
                     match super::bounded(limits, self.batch(&names)).await {
                         Ok(answers) => {
                             for ((i, _), answer) in chunk.iter().zip(answers) {
@@ -292,10 +298,9 @@ fn by_code(name: &str, operation: &str, code: &str, message: &str) -> ProviderEr
             ErrorKind::Unauthenticated,
             "; the credentials were refused: check the host's role or keys".to_owned(),
         ),
-        "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => (
-            ErrorKind::Throttled,
-            "; ramlet backs off".to_owned(),
-        ),
+        "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+            (ErrorKind::Throttled, "; ramlet backs off".to_owned())
+        }
         "InvalidRequestException" if message.contains("deletion") => {
             (ErrorKind::NotFound, String::new())
         }

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 
 use ramlet_specs::model::SecretVersion;
 
-use super::{
-    BoxFuture, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request, SecretProvider,
-};
+use super::{BoxFuture, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request, SecretProvider};
 use crate::secrets::{Secret, SecretBytes};
 
 /// Reads secrets from a directory.
@@ -32,7 +30,10 @@ impl FileProvider {
             std::io::ErrorKind::NotFound => ProviderError::not_found(name),
             std::io::ErrorKind::PermissionDenied => ProviderError::new(
                 super::ErrorKind::PermissionDenied,
-                format!("cannot read {}: {e}; let ramlet's user read it", path.display()),
+                format!(
+                    "cannot read {}: {e}; let ramlet's user read it",
+                    path.display()
+                ),
             ),
             _ => ProviderError::unavailable(format!("cannot read {}: {e}", path.display())),
         })?;
@@ -110,7 +111,10 @@ mod tests {
             known,
         };
         let mut got = provider
-            .fetch(&[ask("prod/db", None), ask("nope", None)], Limits::default())
+            .fetch(
+                &[ask("prod/db", None), ask("nope", None)],
+                Limits::default(),
+            )
             .await;
         let Ok(Fetched::New(secret)) = got.remove(0) else {
             panic!("prod/db was not read")

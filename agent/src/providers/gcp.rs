@@ -32,8 +32,9 @@ impl GcpProvider {
         if let Some(endpoint) = endpoint {
             builder = builder.with_endpoint(endpoint.trim_end_matches('/'));
             if endpoint.starts_with("http://") {
-                builder = builder
-                    .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+                builder = builder.with_credentials(
+                    google_cloud_auth::credentials::anonymous::Builder::new().build(),
+                );
             }
         }
         let client = builder.build().await.map_err(|e| {
@@ -58,7 +59,10 @@ impl GcpProvider {
             // Validation admits only the shapes above for a GCP store.
             _ => "latest".to_owned(),
         };
-        format!("projects/{}/secrets/{name}/versions/{version}", self.project)
+        format!(
+            "projects/{}/secrets/{name}/versions/{version}",
+            self.project
+        )
     }
 
     async fn access(&self, request: &Request) -> Result<Fetched, ProviderError> {
@@ -127,7 +131,9 @@ fn error(resource: &str, e: &google_cloud_gax::error::Error) -> ProviderError {
     if e.is_authentication() {
         return ProviderError::new(
             ErrorKind::Unauthenticated,
-            format!("{resource}: no usable credentials ({e}); check GOOGLE_APPLICATION_CREDENTIALS or the host's service account"),
+            format!(
+                "{resource}: no usable credentials ({e}); check GOOGLE_APPLICATION_CREDENTIALS or the host's service account"
+            ),
         );
     }
     let Some(status) = e.status() else {

@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{
-    Connector, ErrorKind, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request,
-    SecretProvider,
+    Connector, ErrorKind, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request, SecretProvider,
 };
 use crate::secrets::Secret;
 
@@ -122,7 +121,10 @@ impl Stores {
         // Clients first: a new store, or one whose settings changed, gets a new client.
         let mut connecting = Vec::new();
         for name in wanted.keys() {
-            let spec = stores.values().find(|s| s.name.as_str() == name).expect("wanted stores exist");
+            let spec = stores
+                .values()
+                .find(|s| s.name.as_str() == name)
+                .expect("wanted stores exist");
             let current = self.stores.get(name);
             let rebuild = current.is_none_or(|s| s.provider != spec.provider);
             let retry = current.is_some_and(|s| s.client.is_err() && s.next_due <= now);
@@ -131,16 +133,15 @@ impl Stores {
             }
         }
         let limits = self.limits;
-        let clients = futures_util::future::join_all(connecting.into_iter().map(
-            |(name, provider)| {
+        let clients =
+            futures_util::future::join_all(connecting.into_iter().map(|(name, provider)| {
                 let connect = (self.connector)(&provider);
                 async move {
                     let client = super::bounded(limits, connect).await;
                     (name, provider, client)
                 }
-            },
-        ))
-        .await;
+            }))
+            .await;
         for (name, provider, client) in clients {
             if let Err(error) = &client {
                 tracing::warn!(store = %name, kind = error.kind().as_str(), %error, "cannot build the store's client");
@@ -167,8 +168,14 @@ impl Stores {
         // Then what is due, per store.
         let mut work = Vec::new();
         for (name, keys) in &wanted {
-            let spec = stores.values().find(|s| s.name.as_str() == name).expect("wanted stores exist");
-            let store = self.stores.get_mut(name).expect("every wanted store exists");
+            let spec = stores
+                .values()
+                .find(|s| s.name.as_str() == name)
+                .expect("wanted stores exist");
+            let store = self
+                .stores
+                .get_mut(name)
+                .expect("every wanted store exists");
             store.interval = spec.refresh_interval;
             store.entries.retain(|key, _| keys.contains(key));
             let forced = match due {
@@ -298,7 +305,9 @@ impl Stores {
                 let status = StoreStatus {
                     kind: store.provider.kind().to_owned(),
                     healthy: error.is_none(),
-                    error_kind: error.map(|e| e.kind().as_str().to_owned()).unwrap_or_default(),
+                    error_kind: error
+                        .map(|e| e.kind().as_str().to_owned())
+                        .unwrap_or_default(),
                     message: error.map(ToString::to_string).unwrap_or_default(),
                     secrets: store.entries.len(),
                     last_refresh: store.last_refresh.clone().unwrap_or_default(),

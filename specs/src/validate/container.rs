@@ -442,7 +442,12 @@ fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
     if version == "latest" {
         return Ok(SecretVersion::Latest);
     }
-    let refuse = |rule: &str| Err((ErrorKind::InvalidValue, format!("{version:?} is not {rule}")));
+    let refuse = |rule: &str| {
+        Err((
+            ErrorKind::InvalidValue,
+            format!("{version:?} is not {rule}"),
+        ))
+    };
     match provider {
         // The store is unknown (already reported); nothing more to say.
         None => Ok(SecretVersion::Latest),
@@ -492,7 +497,9 @@ fn version_stage(
             "set `version` or `versionStage`, not both".to_owned(),
         )),
         Some(Provider::Aws { .. }) if stage == "AWSCURRENT" => Ok(SecretVersion::Latest),
-        Some(Provider::Aws { .. }) if aws_stage(stage) => Ok(SecretVersion::Stage(stage.to_owned())),
+        Some(Provider::Aws { .. }) if aws_stage(stage) => {
+            Ok(SecretVersion::Stage(stage.to_owned()))
+        }
         Some(Provider::Aws { .. }) => Err((
             ErrorKind::InvalidValue,
             format!(
