@@ -137,33 +137,16 @@ impl Reconciler {
                 ));
             }
         };
-        let selected: Vec<&Container> = catalog.selected(&self.settings.host_labels).collect();
-        let references = selected
-            .iter()
-            .flat_map(|c| &c.volumes)
-            .flat_map(|v| &v.files)
-            .map(|f| &f.secret);
-        let refresh = self.stores.refresh(&catalog.stores, references, due);
-        if let Some(mut stopping) = self.stopping.clone() {
-            tokio::select! {
-                () = refresh => {}
-                _ = stopping.wait_for(|s| *s) => {
-                    return Outcome { stopped: true, ..Outcome::default() };
-                }
-            }
-        } else {
-            refresh.await;
-        }
-        for container in &selected {
-            for volume in &container.volumes {
-                for file in &volume.files {
-                    if let Some(Provider::File { directory }) =
-                        catalog.stores.get(&file.secret.store).map(|s| &s.provider)
-                    {
-                        outcome.watch.insert(directory.clone());
-                    }
-                }
-            }
+        let labels = self.settings.host_labels.clone();
+        let selected: Vec<&Container> = catalog.selected(&labels).collect();
+        if self
+            .refresh_secrets(&catalog, &selected, due, &mut outcome)
+            .await
+        {
+            return Outcome {
+                stopped: true,
+                ..Outcome::default()
+            };
         }
         next.stores = self.stores.status();
         let mut desired = Vec::new();
@@ -224,6 +207,44 @@ impl Reconciler {
         }
         self.status = next;
         outcome
+    }
+
+    /// Refreshes what is due of the secrets `selected` uses and notes the `file` stores to
+    /// watch; returns true when shutdown cut the wait on the providers short.
+    async fn refresh_secrets(
+        &mut self,
+        catalog: &Catalog,
+        selected: &[&Container],
+        due: Due,
+        outcome: &mut Outcome,
+    ) -> bool {
+        let references = selected
+            .iter()
+            .flat_map(|c| &c.volumes)
+            .flat_map(|v| &v.files)
+            .map(|f| &f.secret);
+        let refresh = self.stores.refresh(&catalog.stores, references, due);
+        if let Some(mut stopping) = self.stopping.clone() {
+            tokio::select! {
+                () = refresh => {}
+                _ = stopping.wait_for(|s| *s) => return true,
+            }
+        } else {
+            refresh.await;
+        }
+        for reference in selected
+            .iter()
+            .flat_map(|c| &c.volumes)
+            .flat_map(|v| &v.files)
+            .map(|f| &f.secret)
+        {
+            if let Some(Provider::File { directory }) =
+                catalog.stores.get(&reference.store).map(|s| &s.provider)
+            {
+                outcome.watch.insert(directory.clone());
+            }
+        }
+        false
     }
 
     /// What the host holds: ramlet's units, their states, the specs with volumes.

@@ -26,6 +26,9 @@ pub fn venv() -> PathBuf {
 }
 
 /// A free port on 127.0.0.1.
+///
+/// # Panics
+/// When the loopback has no free port.
 #[must_use]
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -4,7 +4,8 @@
 //! Needs the peers' virtualenv (`scripts/install-peers`) and, for moto, the static test
 //! credentials that `scripts/test` exports (`AWS_ACCESS_KEY_ID=testing`, ...).
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use ramlet::providers::ErrorKind;
 use ramlet::providers::stores::{Due, Stores};
@@ -21,7 +22,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A catalog with one store and one container per secret reference (`name[@version]` for GCP,
 /// `name` or `name~STAGE` for AWS).
-fn catalog(dir: &PathBuf, store: &str, references: &[&str]) -> Catalog {
+fn catalog(dir: &Path, store: &str, references: &[&str]) -> Catalog {
     let mut text = format!(
         "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: s}}\nspec: {{{store}}}\n"
     );
@@ -35,9 +36,11 @@ fn catalog(dir: &PathBuf, store: &str, references: &[&str]) -> Catalog {
             }
             _ => format!("{{store: s, name: {reference}}}"),
         };
-        text.push_str(&format!(
+        write!(
+            text,
             "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: c{i}}}\nspec:\n  image: localhost/busybox\n  volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {secret}\n"
-        ));
+        )
+        .unwrap();
     }
     std::fs::write(dir.join("specs/all.yaml"), text).unwrap();
     let catalog = ramlet_specs::load_dir(&dir.join("specs")).unwrap();
@@ -91,6 +94,7 @@ async fn aws_client(aws: &Aws) -> aws_sdk_secretsmanager::Client {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one story: a secret's life against the peer, step by step
 async fn aws_checks_with_one_describe_and_reads_only_what_changed() {
     aws_credentials();
     let dir = scratch("aws");

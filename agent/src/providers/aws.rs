@@ -57,7 +57,7 @@ impl AwsProvider {
             .secret_id(name)
             .send()
             .await
-            .map_err(|e| error(name, "DescribeSecret", e))?;
+            .map_err(|e| error(name, "DescribeSecret", &e))?;
         let stages = out.version_ids_to_stages().cloned().unwrap_or_default();
         let with_stage = |stage: &str| {
             stages
@@ -92,7 +92,7 @@ impl AwsProvider {
             .version_id(version_id)
             .send()
             .await
-            .map_err(|e| error(name, "GetSecretValue", e))?;
+            .map_err(|e| error(name, "GetSecretValue", &e))?;
         value(
             name,
             out.version_id.unwrap_or_else(|| version_id.to_owned()),
@@ -113,7 +113,7 @@ impl AwsProvider {
             .set_secret_id_list(Some(names.iter().map(|n| (*n).to_owned()).collect()))
             .send()
             .await
-            .map_err(|e| error(&names.join(", "), "BatchGetSecretValue", e))?;
+            .map_err(|e| error(&names.join(", "), "BatchGetSecretValue", &e))?;
         let mut found: BTreeMap<String, Result<Fetched, ProviderError>> = BTreeMap::new();
         for entry in out.secret_values.unwrap_or_default() {
             let keys: Vec<String> = entry.name.iter().chain(entry.arn.iter()).cloned().collect();
@@ -239,12 +239,12 @@ fn value(
 }
 
 /// What a failed call means, and what to do about it.
-fn error<E, R>(name: &str, operation: &str, e: SdkError<E, R>) -> ProviderError
+fn error<E, R>(name: &str, operation: &str, e: &SdkError<E, R>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match &e {
+    match e {
         SdkError::ServiceError(service) => {
             let err = service.err();
             by_code(
@@ -259,7 +259,7 @@ where
             format!("{operation} {name:?}: timed out"),
         ),
         _ => {
-            let text = DisplayErrorContext(&e).to_string();
+            let text = DisplayErrorContext(e).to_string();
             if text.contains("credentials") {
                 ProviderError::new(
                     ErrorKind::Unauthenticated,

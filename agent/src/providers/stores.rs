@@ -83,7 +83,7 @@ pub struct StoreStatus {
 pub struct Stores {
     connector: Connector,
     limits: Limits,
-    stores: BTreeMap<String, Store>,
+    by_name: BTreeMap<String, Store>,
 }
 
 impl Stores {
@@ -93,7 +93,7 @@ impl Stores {
         Self {
             connector,
             limits,
-            stores: BTreeMap::new(),
+            by_name: BTreeMap::new(),
         }
     }
 
@@ -107,25 +107,48 @@ impl Stores {
         due: Due,
     ) {
         let now = Instant::now();
-        let mut wanted: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
+        let mut wanted: BTreeMap<String, (&SecretStore, BTreeSet<Key>)> = BTreeMap::new();
         for reference in references {
-            if stores.contains_key(&reference.store) {
+            if let Some(store) = stores.get(&reference.store) {
                 wanted
                     .entry(reference.store.to_string())
-                    .or_default()
+                    .or_insert_with(|| (store, BTreeSet::new()))
+                    .1
                     .insert((reference.name.clone(), reference.version.clone()));
             }
         }
-        self.stores.retain(|name, _| wanted.contains_key(name));
+        self.by_name.retain(|name, _| wanted.contains_key(name));
+        self.connect(&wanted, now).await;
+        let work = self.due(&wanted, due, now);
+        let limits = self.limits;
+        let answers = futures_util::future::join_all(work.into_iter().map(
+            |(name, whole, client, requests)| async move {
+                let answers = match &client {
+                    Ok(client) => client.fetch(&requests, limits).await,
+                    Err(error) => requests.iter().map(|_| Err(error.clone())).collect(),
+                };
+                (name, whole, requests, answers)
+            },
+        ))
+        .await;
+        let stamp = crate::status::now_rfc3339();
+        for (name, whole, requests, answers) in answers {
+            if let Some(store) = self.by_name.get_mut(&name) {
+                store.record(&name, whole, requests, answers, now, &stamp);
+            }
+        }
+    }
 
-        // Clients first: a new store, or one whose settings changed, gets a new client.
+    /// Builds a client for every store that is new, whose settings changed, or whose last
+    /// attempt failed and is due again.
+    async fn connect(
+        &mut self,
+        wanted: &BTreeMap<String, (&SecretStore, BTreeSet<Key>)>,
+        now: Instant,
+    ) {
         let mut connecting = Vec::new();
-        for name in wanted.keys() {
-            let spec = stores
-                .values()
-                .find(|s| s.name.as_str() == name)
-                .expect("wanted stores exist");
-            let current = self.stores.get(name);
+        for (name, (spec, _)) in wanted {
+            let current = self.by_name.get(name);
             let rebuild = current.is_none_or(|s| s.provider != spec.provider);
             let retry = current.is_some_and(|s| s.client.is_err() && s.next_due <= now);
             if rebuild || retry {
@@ -146,7 +169,7 @@ impl Stores {
             if let Err(error) = &client {
                 tracing::warn!(store = %name, kind = error.kind().as_str(), %error, "cannot build the store's client");
             }
-            let store = self.stores.entry(name).or_insert_with(|| Store {
+            let store = self.by_name.entry(name).or_insert_with(|| Store {
                 provider: provider.clone(),
                 interval: Duration::ZERO,
                 client: Err(ProviderError::unavailable("not connected yet")),
@@ -164,18 +187,21 @@ impl Stores {
             }
             store.client = client;
         }
+    }
 
-        // Then what is due, per store.
+    /// Per store, what to ask now: everything when its timer fired or `due` forces it, else
+    /// only the references it has never answered.
+    fn due(
+        &mut self,
+        wanted: &BTreeMap<String, (&SecretStore, BTreeSet<Key>)>,
+        due: Due,
+        now: Instant,
+    ) -> Vec<Work> {
         let mut work = Vec::new();
-        for (name, keys) in &wanted {
-            let spec = stores
-                .values()
-                .find(|s| s.name.as_str() == name)
-                .expect("wanted stores exist");
-            let store = self
-                .stores
-                .get_mut(name)
-                .expect("every wanted store exists");
+        for (name, (spec, keys)) in wanted {
+            let Some(store) = self.by_name.get_mut(name) else {
+                continue;
+            };
             store.interval = spec.refresh_interval;
             store.entries.retain(|key, _| keys.contains(key));
             let forced = match due {
@@ -187,80 +213,26 @@ impl Stores {
             let requests: Vec<Request> = keys
                 .iter()
                 .filter(|key| whole || !store.entries.contains_key(*key))
-                .map(|(secret, version)| Request {
-                    name: secret.clone(),
-                    version: version.clone(),
+                .map(|key| Request {
+                    name: key.0.clone(),
+                    version: key.1.clone(),
                     known: store
                         .entries
-                        .get(&(secret.clone(), version.clone()))
+                        .get(key)
                         .and_then(|e| e.value.as_ref())
                         .map(|v| v.version.clone()),
                 })
                 .collect();
-            if requests.is_empty() {
-                continue;
-            }
-            work.push((name.clone(), whole, store.client.clone(), requests));
-        }
-        let answers = futures_util::future::join_all(work.into_iter().map(
-            |(name, whole, client, requests)| async move {
-                let answers = match &client {
-                    Ok(client) => client.fetch(&requests, limits).await,
-                    Err(error) => requests.iter().map(|_| Err(error.clone())).collect(),
-                };
-                (name, whole, requests, answers)
-            },
-        ))
-        .await;
-
-        let stamp = crate::status::now_rfc3339();
-        for (name, whole, requests, answers) in answers {
-            let store = self.stores.get_mut(&name).expect("asked stores exist");
-            let mut throttled = false;
-            let mut failed = false;
-            for (request, answer) in requests.into_iter().zip(answers) {
-                let entry = store
-                    .entries
-                    .entry((request.name.clone(), request.version.clone()))
-                    .or_default();
-                match answer.and_then(|fetched| checked(&request.name, fetched)) {
-                    Ok(Fetched::Unchanged) => entry.error = None,
-                    Ok(Fetched::New(secret)) => {
-                        tracing::info!(store = %name, secret = %request.name, version = %secret.version, "new secret version");
-                        entry.value = Some(secret);
-                        entry.error = None;
-                    }
-                    Err(error) => {
-                        tracing::warn!(store = %name, secret = %request.name, kind = error.kind().as_str(), %error, "secret fetch failed");
-                        throttled |= error.kind() == ErrorKind::Throttled;
-                        failed = true;
-                        entry.error = Some(error);
-                    }
-                }
-            }
-            if failed {
-                // Throttling backs off past the interval; other errors retry at least as
-                // often as the interval, so a fixed permission is seen without anybody.
-                let wait = if throttled {
-                    store.backoff
-                } else {
-                    store.backoff.min(store.interval)
-                };
-                store.next_due = now + jitter(wait);
-                store.backoff = (store.backoff * 2).min(BACKOFF_MAX);
-            } else {
-                store.last_refresh = Some(stamp.clone());
-                if whole {
-                    store.backoff = BACKOFF_MIN;
-                    store.next_due = now + jitter(store.interval);
-                }
+            if !requests.is_empty() {
+                work.push((name.clone(), whole, store.client.clone(), requests));
             }
         }
+        work
     }
 
     /// The last good value of `reference`, or why there is none or it may be stale.
     pub fn get(&self, reference: &SecretRef) -> Result<&Secret, ProviderError> {
-        let store = self.stores.get(reference.store.as_str()).ok_or_else(|| {
+        let store = self.by_name.get(reference.store.as_str()).ok_or_else(|| {
             ProviderError::new(
                 ErrorKind::Misconfigured,
                 format!("store {} is not in use", reference.store),
@@ -284,7 +256,7 @@ impl Stores {
     #[must_use]
     pub fn next_due(&self) -> Option<Duration> {
         let now = Instant::now();
-        self.stores
+        self.by_name
             .values()
             .map(|s| s.next_due.saturating_duration_since(now))
             .min()
@@ -294,7 +266,7 @@ impl Stores {
     #[must_use]
     pub fn status(&self) -> BTreeMap<String, StoreStatus> {
         let now = Instant::now();
-        self.stores
+        self.by_name
             .iter()
             .map(|(name, store)| {
                 let error = store
@@ -318,6 +290,69 @@ impl Stores {
             .collect()
     }
 }
+
+impl Store {
+    /// Takes a refresh's answers: new values replace old ones, errors keep the last good
+    /// value; then sets the store's next due time (its interval, or its backoff).
+    fn record(
+        &mut self,
+        name: &str,
+        whole: bool,
+        requests: Vec<Request>,
+        answers: Vec<Result<Fetched, ProviderError>>,
+        now: Instant,
+        stamp: &str,
+    ) {
+        let mut throttled = false;
+        let mut failed = false;
+        for (request, answer) in requests.into_iter().zip(answers) {
+            let entry = self
+                .entries
+                .entry((request.name.clone(), request.version.clone()))
+                .or_default();
+            match answer.and_then(|fetched| checked(&request.name, fetched)) {
+                Ok(Fetched::Unchanged) => entry.error = None,
+                Ok(Fetched::New(secret)) => {
+                    tracing::info!(store = %name, secret = %request.name, version = %secret.version, "new secret version");
+                    entry.value = Some(secret);
+                    entry.error = None;
+                }
+                Err(error) => {
+                    tracing::warn!(store = %name, secret = %request.name, kind = error.kind().as_str(), %error, "secret fetch failed");
+                    throttled |= error.kind() == ErrorKind::Throttled;
+                    failed = true;
+                    entry.error = Some(error);
+                }
+            }
+        }
+        if failed {
+            // Throttling backs off past the interval; other errors retry at least as often
+            // as the interval, so a fixed permission is seen without anybody.
+            let wait = if throttled {
+                self.backoff
+            } else {
+                self.backoff.min(self.interval)
+            };
+            self.next_due = now + jitter(wait);
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        } else {
+            self.last_refresh = Some(stamp.to_owned());
+            if whole {
+                self.backoff = BACKOFF_MIN;
+                self.next_due = now + jitter(self.interval);
+            }
+        }
+    }
+}
+
+/// One store's share of a refresh: its name, whether it is a whole refresh, its client and
+/// what to ask.
+type Work = (
+    String,
+    bool,
+    Result<Arc<dyn SecretProvider>, ProviderError>,
+    Vec<Request>,
+);
 
 /// Refuses values over [`MAX_SECRET_BYTES`], whatever the provider let through.
 fn checked(name: &str, fetched: Fetched) -> Result<Fetched, ProviderError> {
