@@ -111,6 +111,30 @@ impl Status {
                 spec.message
             );
         }
+        if !self.stores.is_empty() {
+            let width = self
+                .stores
+                .keys()
+                .map(String::len)
+                .max()
+                .unwrap_or(5)
+                .max(5);
+            let _ = writeln!(
+                out,
+                "\n{:width$}  {:4}  {:9}  {:8}  MESSAGE",
+                "STORE", "KIND", "HEALTHY", "NEXT"
+            );
+            for (name, store) in &self.stores {
+                let _ = writeln!(
+                    out,
+                    "{name:width$}  {:4}  {:9}  {:8}  {}",
+                    store.kind,
+                    if store.healthy { "yes" } else { "no" },
+                    format!("{}s", store.next_refresh_secs),
+                    store.message
+                );
+            }
+        }
         for error in &self.errors {
             let _ = writeln!(out, "error: {error}");
         }
