@@ -1,6 +1,6 @@
 //! One reconcile: read the specs, fetch the secrets, render the units, observe the host, plan,
 //! apply, and record the status. Side effects go through the [`VolumeManager`],
-//! [`UnitManager`] and [`SecretProvider`] traits; the plan itself is [`crate::plan`].
+//! [`UnitManager`] and [`SecretProvider`](crate::providers::SecretProvider) traits; the plan itself is [`crate::plan`].
 //!
 //! Layout: this file runs the reconcile and applies the plan; `desire` works out what one
 //! container should be (its secrets fetched and shaped, its unit rendered).
