@@ -218,12 +218,22 @@ impl Reconciler {
         due: Due,
         outcome: &mut Outcome,
     ) -> bool {
-        let references = selected
+        let references: Vec<_> = selected
             .iter()
             .flat_map(|c| &c.volumes)
             .flat_map(|v| &v.files)
-            .map(|f| &f.secret);
-        let refresh = self.stores.refresh(&catalog.stores, references, due);
+            .map(|f| &f.secret)
+            .collect();
+        for reference in &references {
+            if let Some(Provider::File { directory }) =
+                catalog.stores.get(&reference.store).map(|s| &s.provider)
+            {
+                outcome.watch.insert(directory.clone());
+            }
+        }
+        let refresh = self
+            .stores
+            .refresh(&catalog.stores, references.iter().copied(), due);
         if let Some(mut stopping) = self.stopping.clone() {
             tokio::select! {
                 () = refresh => {}
@@ -231,18 +241,6 @@ impl Reconciler {
             }
         } else {
             refresh.await;
-        }
-        for reference in selected
-            .iter()
-            .flat_map(|c| &c.volumes)
-            .flat_map(|v| &v.files)
-            .map(|f| &f.secret)
-        {
-            if let Some(Provider::File { directory }) =
-                catalog.stores.get(&reference.store).map(|s| &s.provider)
-            {
-                outcome.watch.insert(directory.clone());
-            }
         }
         false
     }

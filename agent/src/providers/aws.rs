@@ -227,13 +227,9 @@ fn value(
             )));
         }
     };
-    let bytes = SecretBytes::new(bytes);
-    let size = bytes.expose().len() as u64;
-    if size > super::MAX_SECRET_BYTES {
-        return Err(ProviderError::too_large(name, size));
-    }
+    // The size limit is checked once for every provider, in `stores`.
     Ok(Fetched::New(Secret {
-        bytes,
+        bytes: SecretBytes::new(bytes),
         version: version_id,
     }))
 }

@@ -101,10 +101,7 @@ impl GcpProvider {
                 ));
             }
         }
-        let size = bytes.expose().len() as u64;
-        if size > super::MAX_SECRET_BYTES {
-            return Err(ProviderError::too_large(&request.name, size));
-        }
+        // The size limit is checked once for every provider, in `stores`.
         Ok(Fetched::New(Secret {
             bytes,
             version: number,
