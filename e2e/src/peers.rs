@@ -6,6 +6,8 @@
 //! Calls are counted from those logs, at the wire. Every peer is killed when dropped.
 
 use std::net::{TcpListener, TcpStream};
+
+use base64::Engine as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,53 +39,92 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Stands for the port in a peer's arguments.
+const PORT: &str = "{port}";
+
 /// One peer process, restartable on the same port.
 #[derive(Debug)]
 pub struct Peer {
     program: PathBuf,
+    /// Arguments; [`PORT`] stands for the port.
     args: Vec<String>,
     /// Its port on 127.0.0.1.
     pub port: u16,
     child: Option<Child>,
+    /// What it printed (stdout and stderr), where its "listening" line is looked for.
+    output: PathBuf,
     log: Option<PathBuf>,
 }
 
 impl Peer {
-    fn spawn(program: PathBuf, args: Vec<String>, port: u16, log: Option<PathBuf>) -> Self {
+    /// Starts `program` on a free port. Another test may take the port between the look-up
+    /// and the peer's bind: a peer that exits before it says it listens gets another port.
+    fn spawn(program: PathBuf, args: Vec<String>, output: PathBuf, log: Option<PathBuf>) -> Self {
         let mut peer = Self {
             program,
             args,
-            port,
+            port: 0,
             child: None,
+            output,
             log,
         };
-        peer.start();
-        peer
+        for _ in 0..5 {
+            peer.port = free_port();
+            if peer.try_start() {
+                return peer;
+            }
+        }
+        panic!("{} found no free port in 5 tries", peer.program.display())
     }
 
-    /// Starts it (again) and waits until it accepts connections.
+    /// Starts it again on its port.
     ///
     /// # Panics
     /// When it cannot be started or does not listen within 30 s.
     pub fn start(&mut self) {
         assert!(
+            self.try_start(),
+            "{} exited before listening on {}",
+            self.program.display(),
+            self.port
+        );
+    }
+
+    /// Starts it and waits until it prints that it listens on its port (its own bind, not
+    /// somebody else's socket); false when it exits first.
+    fn try_start(&mut self) -> bool {
+        assert!(
             self.program.exists(),
             "{} is missing: run scripts/install-peers (scripts/test does)",
             self.program.display()
         );
+        let output = std::fs::File::create(&self.output).expect("the peer's output file");
+        let port = self.port.to_string();
         let child = Command::new(&self.program)
-            .args(&self.args)
+            .args(self.args.iter().map(|a| a.replace(PORT, &port)))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output.try_clone().expect("the peer's output file"))
+            .stderr(output)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.program.display()));
-        self.child = Some(child);
+        let child = self.child.insert(child);
+        // moto (werkzeug) says "Running on http://127.0.0.1:PORT", our peers "listening on
+        // 127.0.0.1:PORT".
+        let listening = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            let printed = std::fs::read_to_string(&self.output).unwrap_or_default();
+            if printed.contains(&listening) && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return true;
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                self.child = None;
+                return false;
+            }
             assert!(
                 Instant::now() < deadline,
-                "{} does not listen on {}",
+                "{} does not listen on {}:\n{printed}",
                 self.program.display(),
                 self.port
             );
@@ -155,19 +196,12 @@ impl Aws {
     /// Starts moto and its proxy; their logs go to `dir`.
     #[must_use]
     pub fn start(dir: &Path) -> Self {
-        let moto_port = free_port();
         let moto = Peer::spawn(
             venv().join("bin/moto_server"),
-            vec![
-                "-H".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                moto_port.to_string(),
-            ],
-            moto_port,
+            vec!["-H".into(), "127.0.0.1".into(), "-p".into(), PORT.into()],
+            dir.join("moto.out"),
             None,
         );
-        let port = free_port();
         let log = dir.join("aws-calls.log");
         let proxy = Peer::spawn(
             python(),
@@ -177,13 +211,13 @@ impl Aws {
                     .display()
                     .to_string(),
                 "--port".into(),
-                port.to_string(),
+                PORT.into(),
                 "--to".into(),
-                moto_port.to_string(),
+                moto.port.to_string(),
                 "--log".into(),
                 log.display().to_string(),
             ],
-            port,
+            dir.join("proxy.out"),
             Some(log),
         );
         Self { moto, proxy }
@@ -207,7 +241,6 @@ impl Gcp {
     /// Starts the fake; its call log goes to `dir`.
     #[must_use]
     pub fn start(dir: &Path) -> Self {
-        let port = free_port();
         let log = dir.join("gcp-calls.log");
         let fake = Peer::spawn(
             python(),
@@ -217,13 +250,13 @@ impl Gcp {
                     .display()
                     .to_string(),
                 "--port".into(),
-                port.to_string(),
+                PORT.into(),
                 "--project".into(),
                 format!("{}={}", GCP_PROJECT.0, GCP_PROJECT.1),
                 "--log".into(),
                 log.display().to_string(),
             ],
-            port,
+            dir.join("gcp.out"),
             Some(log),
         );
         Self { fake }
@@ -291,7 +324,10 @@ impl Gcp {
         let (status, body) = self.call(
             "POST",
             &format!("/v1/projects/{}/secrets/{id}:addVersion", GCP_PROJECT.0),
-            &format!(r#"{{"payload": {{"data": "{}"}}}}"#, base64(data)),
+            &format!(
+                r#"{{"payload": {{"data": "{}"}}}}"#,
+                base64::engine::general_purpose::STANDARD.encode(data)
+            ),
         );
         assert_eq!(status, 200, "{body}");
         let name = body.split("/versions/").nth(1).unwrap_or_default();
@@ -333,26 +369,4 @@ impl Gcp {
         );
         assert_eq!(status, 200, "{body}");
     }
-}
-
-/// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
