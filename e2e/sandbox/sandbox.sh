@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command inside a sandbox with real systemd user managers: one for the unprivileged test
-# user (user scope, rootless Podman) and one for root (system scope, rootful Podman), as
-# ../../../shared/DESIGN.md describes. Never boots systemd as PID 1. Root only.
+# user (user scope, rootless Podman) and one for root (system scope, rootful Podman), in a private
+# mount and cgroup namespace (inner.sh says how, step by step). Never boots systemd as PID 1.
+# Root only.
 #
 #   e2e/sandbox/sandbox.sh COMMAND [ARGS...]
 #
