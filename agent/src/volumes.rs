@@ -144,21 +144,13 @@ impl VolumeManager for RamVolumes {
 
     fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
         let dir = self.prepare(volume)?;
-        // The data folder is 0700 when one user owns every file, else traversable only (0711):
-        // file modes then decide who reads what.
-        let owners: BTreeSet<Option<u32>> = files.iter().map(|f| f.uid).collect();
-        let (mode, owner) = match owners.into_iter().collect::<Vec<_>>().as_slice() {
-            [uid] => (0o700, (*uid, files.first().and_then(|f| f.gid))),
-            _ => (0o711, (None, None)),
-        };
+        let (mode, owner) = folder_access(files);
         // The mount point itself must let the container reach the data folder.
-        fs::set_permissions(
-            &dir,
-            fs::Permissions::from_mode(if mode == 0o700 { 0o700 } else { 0o711 }),
-        )
-        .map_err(io_err("cannot set permissions on", &dir))?;
-        if let (Some(uid), gid) = owner {
-            std::os::unix::fs::chown(&dir, Some(uid), gid).map_err(io_err("cannot chown", &dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .map_err(io_err("cannot set permissions on", &dir))?;
+        if owner != (None, None) {
+            std::os::unix::fs::chown(&dir, owner.0, owner.1)
+                .map_err(io_err("cannot chown", &dir))?;
         }
         atomic::write(&dir, files, mode, owner).map_err(io_err("cannot write", &dir))
     }
@@ -287,6 +279,26 @@ fn unescape_octal(field: &str) -> String {
     out
 }
 
+/// The mode and owner of a volume's folders (mount point and data folder) for `files`.
+///
+/// One owner (uid and gid) for every file: the folders are that owner's, 0700, plus traverse
+/// (`x`) for the group or for others when some file's mode lets them read it, so that
+/// `uid: 0, gid: 70, mode: 0440` is readable by group 70. Several owners: traverse for all
+/// (0711), and each file's own mode decides who reads it.
+fn folder_access(files: &[FileContent]) -> (u32, (Option<u32>, Option<u32>)) {
+    let uids: BTreeSet<Option<u32>> = files.iter().map(|f| f.uid).collect();
+    let gids: BTreeSet<Option<u32>> = files.iter().map(|f| f.gid).collect();
+    match (uids.len(), gids.len()) {
+        (1, 1) => {
+            let group = files.iter().any(|f| f.mode & 0o070 != 0);
+            let others = files.iter().any(|f| f.mode & 0o007 != 0);
+            let mode = 0o700 | (u32::from(group) << 3) | u32::from(others);
+            (mode, (files[0].uid, files[0].gid))
+        }
+        _ => (0o711, (None, None)),
+    }
+}
+
 /// Checks that `root` lies on a noswap tmpfs or a ramfs (the deepest mount that holds it).
 fn check_ram(root: &Path, mountinfo: &str) -> Result<(), VolumeError> {
     let holder = mounts(mountinfo)
@@ -344,6 +356,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ext4"), "{err}");
+    }
+
+    fn file(mode: u32, uid: Option<u32>, gid: Option<u32>) -> FileContent {
+        FileContent {
+            path: "f".into(),
+            mode,
+            uid,
+            gid,
+            bytes: crate::secrets::SecretBytes::new(b"x".to_vec()),
+        }
+    }
+
+    #[test]
+    fn folders_let_exactly_the_readers_of_the_files_through() {
+        // PostgreSQL's key: root's, readable by group 70.
+        assert_eq!(
+            folder_access(&[file(0o440, Some(0), Some(70))]),
+            (0o710, (Some(0), Some(70)))
+        );
+        assert_eq!(
+            folder_access(&[file(0o400, Some(1000), None), file(0o600, Some(1000), None)]),
+            (0o700, (Some(1000), None))
+        );
+        assert_eq!(folder_access(&[file(0o444, None, None)]).0, 0o711);
+        assert_eq!(
+            folder_access(&[file(0o400, Some(101), Some(101)), file(0o444, None, None)]),
+            (0o711, (None, None))
+        );
     }
 
     #[test]

@@ -125,6 +125,8 @@ struct Agent {
     scope: Scope,
     dir: PathBuf,
     child: Option<Child>,
+    /// More `ramlet run` arguments.
+    args: Vec<String>,
 }
 
 fn ramlet_binary() -> PathBuf {
@@ -150,6 +152,7 @@ impl Agent {
             scope,
             dir,
             child: None,
+            args: Vec::new(),
         };
         agent.spec(
             "store",
@@ -207,6 +210,7 @@ impl Agent {
             .arg(self.scope.unit_dir())
             .arg("--volume-root")
             .arg(self.scope.volume_root())
+            .args(&self.args)
             // moto checks no signature; these keys only reach the test's own loopback peer.
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -829,4 +833,228 @@ fn user_scope_cloud_stores_rotate_and_survive_outages() {
 #[ignore = "needs the e2e sandbox (scripts/test runs it)"]
 fn system_scope_cloud_stores_rotate_and_survive_outages() {
     cloud_stores(Scope::system(), "e2e-cloud-s");
+}
+
+/// The documents of `examples/<name>/*.yaml`, by file stem.
+fn example(name: &str) -> Vec<(String, serde_yaml::Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    let mut docs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (stem, serde_yaml::from_str(&text).unwrap())
+        })
+        .collect();
+    docs.sort_by(|a, b| a.0.cmp(&b.0));
+    docs
+}
+
+/// Points an example at this sandbox: each store at its peer (the GCP fake knows one project),
+/// each container at the local busybox running `script` (no registry here) with no network
+/// (the sandbox has none, so published ports go). Everything else stays as the example says.
+fn localize(doc: &mut serde_yaml::Value, aws: &str, gcp: &str, script: &str) {
+    let spec = &mut doc["spec"];
+    if let Some(store) = spec.get_mut("aws") {
+        store["endpoint"] = aws.into();
+    } else if let Some(store) = spec.get_mut("gcp") {
+        store["endpoint"] = gcp.into();
+        store["project"] = ramlet_e2e::peers::GCP_PROJECT.0.into();
+    } else if spec.get("image").is_some() {
+        spec["image"] = "localhost/busybox:latest".into();
+        spec["exec"] = serde_yaml::Value::Sequence(vec![
+            "sh".into(),
+            "-c".into(),
+            format!("trap 'exit 0' TERM; {script}; while true; do sleep 1 & wait $!; done").into(),
+        ]);
+        spec["network"] = "none".into();
+        spec.as_mapping_mut().unwrap().remove("publishPorts");
+    }
+}
+
+/// The repository's cloud examples, as written, against the peers (see `localize` for the
+/// little that changes). On a host labelled `role=edge`, `web-tls-gcp` runs and a renewed
+/// certificate reaches the container by SIGHUP, without a restart. Relabelled `role=app`, the
+/// host drops it and runs `app-db-aws` as user 1000: the database fields (group-readable) and
+/// the signing key's `AWSCURRENT` and `AWSPREVIOUS` versions all move on a rotation.
+#[allow(clippy::too_many_lines)] // one story, step by step
+fn cloud_examples(scope: Scope, name: &str) {
+    let mut agent = Agent::new(scope, name);
+    let aws = ramlet_e2e::peers::Aws::start(&agent.dir);
+    let gcp = ramlet_e2e::peers::Gcp::start(&agent.dir);
+    let show = |files: &[&str]| {
+        files
+            .iter()
+            .map(|f| format!("echo \"FILE {f} $(stat -L -c '%a %u' {f}) $(cat {f})\""))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let tls = show(&["/etc/nginx/tls/tls.key", "/etc/nginx/tls/tls.crt"]);
+    let web_script = format!("show() {{ {tls}; }}; trap 'echo RELOAD; show' HUP; show");
+    let db = show(&[
+        "/run/secrets/db/username",
+        "/run/secrets/db/password",
+        "/run/secrets/signing/jwt.key",
+        "/run/secrets/signing/jwt-previous.key",
+    ]);
+    let api_script = format!("echo \"ID $(id -u):$(id -g)\"; {db}");
+    for (example_name, script) in [("web-tls-gcp", &web_script), ("app-db-aws", &api_script)] {
+        for (stem, mut doc) in example(example_name) {
+            localize(&mut doc, &aws.endpoint(), &gcp.endpoint(), script);
+            agent.spec(
+                &format!("{example_name}-{stem}"),
+                &serde_yaml::to_string(&doc).unwrap(),
+            );
+        }
+    }
+    gcp.create("nginx-tls-key");
+    gcp.add_version("nginx-tls-key", b"key-1");
+    gcp.create("nginx-tls-cert");
+    gcp.add_version("nginx-tls-cert", b"cert-1");
+    agent.args = vec!["--host-labels".into(), "role=edge".into()];
+    agent.start();
+    let logs_show = |agent: &Agent, unit: &str, lines: &[&str]| {
+        let logs = agent.scope.logs(unit);
+        lines.iter().all(|l| logs.contains(l)).then_some(logs)
+    };
+    agent.wait("web's TLS files", Duration::from_mins(2), || {
+        logs_show(
+            &agent,
+            "web",
+            &[
+                "FILE /etc/nginx/tls/tls.key 400 101 key-1",
+                "FILE /etc/nginx/tls/tls.crt 444 0 cert-1",
+            ],
+        )
+    });
+    let status = agent.status();
+    assert_eq!(status["specs"]["web"]["phase"], "Ready", "{status}");
+    assert!(
+        status["specs"].get("api").is_none(),
+        "api is not for role=edge: {status}"
+    );
+
+    // A renewed certificate: SIGHUP, the same invocation.
+    let invocation = agent.scope.invocation("web");
+    gcp.add_version("nginx-tls-cert", b"cert-2");
+    ramlet::agent::sync(&agent.dir.join("state")).unwrap();
+    agent.wait(
+        "web reloaded with the new certificate",
+        Duration::from_secs(40),
+        || {
+            logs_show(
+                &agent,
+                "web",
+                &["RELOAD", "FILE /etc/nginx/tls/tls.crt 444 0 cert-2"],
+            )
+        },
+    );
+    assert_eq!(
+        agent.scope.invocation("web"),
+        invocation,
+        "a reload restarted web"
+    );
+
+    // The host becomes an app server: web goes, api comes.
+    let moto = |args: &[&str]| {
+        let status = Command::new(ramlet_e2e::peers::venv().join("bin/python3"))
+            .args(["-c", "import boto3, sys; c = boto3.client('secretsmanager', region_name='eu-west-1', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing'); getattr(c, sys.argv[2])(**dict(a.split('=', 1) for a in sys.argv[3:]))"])
+            .arg(format!("http://127.0.0.1:{}", aws.moto.port))
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "moto {args:?}");
+    };
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    moto(&[
+        "create_secret",
+        "Name=prod/db",
+        r#"SecretString={"username": "app", "password": "pw-1", "host": "db.internal"}"#,
+    ]);
+    moto(&[
+        "create_secret",
+        "Name=prod/jwt-signing-key",
+        &format!("SecretString={}", b64("jwt-1")),
+    ]);
+    moto(&[
+        "put_secret_value",
+        "SecretId=prod/jwt-signing-key",
+        &format!("SecretString={}", b64("jwt-2")),
+    ]);
+    agent.args = vec!["--host-labels".into(), "role=app".into()];
+    agent.restart(|| {});
+    let api_files = |password: &str, current: &str, previous: &str| {
+        [
+            "ID 1000:1000".to_owned(),
+            "FILE /run/secrets/db/username 440 0 app".to_owned(),
+            format!("FILE /run/secrets/db/password 440 0 {password}"),
+            format!("FILE /run/secrets/signing/jwt.key 400 1000 {current}"),
+            format!("FILE /run/secrets/signing/jwt-previous.key 400 1000 {previous}"),
+        ]
+    };
+    let wanted = api_files("pw-1", "jwt-2", "jwt-1");
+    agent.wait(
+        "api's files, read as user 1000",
+        Duration::from_mins(2),
+        || {
+            logs_show(
+                &agent,
+                "api",
+                &wanted.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        },
+    );
+    agent.wait(
+        "web stopped and its unit gone",
+        Duration::from_secs(30),
+        || {
+            (!agent.scope.unit_dir().join("web.container").exists()
+                && agent.scope.active("web") != "active")
+                .then_some(())
+        },
+    );
+    let status = agent.status();
+    assert_eq!(status["specs"]["api"]["phase"], "Ready", "{status}");
+    assert!(status["specs"].get("web").is_none(), "{status}");
+
+    // A rotation: every file moves, the previous key included.
+    let invocation = agent.scope.invocation("api");
+    moto(&[
+        "put_secret_value",
+        "SecretId=prod/db",
+        r#"SecretString={"username": "app", "password": "pw-2", "host": "db.internal"}"#,
+    ]);
+    moto(&[
+        "put_secret_value",
+        "SecretId=prod/jwt-signing-key",
+        &format!("SecretString={}", b64("jwt-3")),
+    ]);
+    ramlet::agent::sync(&agent.dir.join("state")).unwrap();
+    let wanted = api_files("pw-2", "jwt-3", "jwt-2");
+    agent.wait(
+        "api restarted with the rotated values",
+        Duration::from_secs(40),
+        || {
+            logs_show(
+                &agent,
+                "api",
+                &wanted.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        },
+    );
+    assert_ne!(agent.scope.invocation("api"), invocation);
+    drop(agent);
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn system_scope_runs_the_cloud_examples_against_the_peers() {
+    cloud_examples(Scope::system(), "e2e-examples");
 }
