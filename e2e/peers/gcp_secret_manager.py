@@ -18,7 +18,8 @@ GET .../versions/V:access, POST .../versions/V:enable|:disable|:destroy.
 
 Test controls live outside /v1 and never touch secrets: POST /fake/hang?seconds=N makes every
 later API call wait N seconds (0 ends it); POST /fake/deny?secret=S answers PERMISSION_DENIED
-for S ("" ends it). Every API call is logged to --log as one line "METHOD PATH" (no bodies), so
+for S ("" ends it); POST /fake/corrupt?secret=S flips a bit of S's payloads on the way out, with
+the checksum of the real data, as a corruption in transit would ("" ends it). Every API call is logged to --log as one line "METHOD PATH" (no bodies), so
 tests count calls at the wire.
 
     gcp_secret_manager.py --port 8085 --project acme-prod=123456789012 --log calls.log
@@ -85,6 +86,7 @@ class Store:
         self.lock = threading.Lock()
         self.hang = 0.0
         self.denied = set()
+        self.corrupt = set()
 
     def project(self, project):
         if project.isdigit():
@@ -200,6 +202,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/fake/deny":
             secret = query.get("secret", [""])[0]
             store.denied = {secret} if secret else set()
+        elif path == "/fake/corrupt":
+            secret = query.get("secret", [""])[0]
+            store.corrupt = {secret} if secret else set()
         else:
             return self._send(404, {"error": {"code": 404, "message": "no such control",
                                               "status": "NOT_FOUND"}})
@@ -258,8 +263,9 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(400, f"Secret Version [{version['name']}] is in {version['state']} state.",
                                    "FAILED_PRECONDITION")
                 data = version["data"]
+                sent = bytes([data[0] ^ 1]) + data[1:] if m[2] in store.corrupt and data else data
                 return 200, {"name": version["name"], "payload": {
-                    "data": base64.b64encode(data).decode(), "dataCrc32c": str(crc32c(data))}}
+                    "data": base64.b64encode(sent).decode(), "dataCrc32c": str(crc32c(data))}}
             if m[4] is None and method == "GET":
                 return 200, version_json(version, int_enums)
             if m[4] in ("enable", "disable", "destroy") and method == "POST":

@@ -305,5 +305,22 @@ async fn gcp_reads_latest_numbers_and_aliases_and_says_why_a_version_fails() {
     let _ = gcp.call("POST", "/fake/deny?secret=", "");
     refresh(&mut stores, &all, Due::All).await;
     assert_eq!(value(&stores, &all, 24).unwrap().0, "x");
+
+    // A payload that does not match its CRC32C is refused, never handed on; it heals too.
+    let (status, _) = gcp.call("POST", "/fake/corrupt?secret=tls-key", "");
+    assert_eq!(status, 200);
+    gcp.add_version("tls-key", b"key-4");
+    refresh(&mut stores, &all, Due::All).await;
+    assert_eq!(value(&stores, &all, 0), Err(ErrorKind::Corrupt));
+    let c0 = all.containers.values().find(|c| c.name.as_str() == "c0").unwrap();
+    let reference = &c0.volumes[0].files[0].secret;
+    let message = stores.get(reference).unwrap_err().to_string();
+    assert!(message.contains("CRC32C"), "{message}");
+    let _ = gcp.call("POST", "/fake/corrupt?secret=", "");
+    refresh(&mut stores, &all, Due::All).await;
+    assert_eq!(
+        value(&stores, &all, 0).unwrap(),
+        ("key-4".into(), "4".into())
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
