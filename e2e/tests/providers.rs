@@ -312,7 +312,11 @@ async fn gcp_reads_latest_numbers_and_aliases_and_says_why_a_version_fails() {
     gcp.add_version("tls-key", b"key-4");
     refresh(&mut stores, &all, Due::All).await;
     assert_eq!(value(&stores, &all, 0), Err(ErrorKind::Corrupt));
-    let c0 = all.containers.values().find(|c| c.name.as_str() == "c0").unwrap();
+    let c0 = all
+        .containers
+        .values()
+        .find(|c| c.name.as_str() == "c0")
+        .unwrap();
     let reference = &c0.volumes[0].files[0].secret;
     let message = stores.get(reference).unwrap_err().to_string();
     assert!(message.contains("CRC32C"), "{message}");

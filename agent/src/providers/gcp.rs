@@ -154,7 +154,8 @@ fn error(resource: &str, e: &google_cloud_gax::error::Error) -> ProviderError {
         ),
         Code::FailedPrecondition if message.contains("DESTROYED") => (
             ErrorKind::VersionDestroyed,
-            "; a destroyed version is gone for good: add a new version or pin an enabled one".to_owned(),
+            "; a destroyed version is gone for good: add a new version or pin an enabled one"
+                .to_owned(),
         ),
         Code::FailedPrecondition if message.contains("DISABLED") => (
             ErrorKind::VersionDisabled,
