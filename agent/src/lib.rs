@@ -22,7 +22,6 @@ pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod notify;
-pub mod plan;
 pub mod podman;
 pub mod providers;
 pub mod reconcile;

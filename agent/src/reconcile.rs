@@ -1,6 +1,6 @@
 //! One reconcile: read the specs, fetch the secrets, render the units, observe the host, plan,
 //! apply, and record the status. Side effects go through the [`VolumeManager`],
-//! [`UnitManager`] and [`SecretProvider`](crate::providers::SecretProvider) traits; the plan itself is [`crate::plan`].
+//! [`UnitManager`] and [`SecretProvider`](crate::providers::SecretProvider) traits; the plan itself is [`plan`].
 //!
 //! Layout: this file runs the reconcile and applies the plan; `desire` works out what one
 //! container should be (its secrets fetched and shaped, its unit rendered).
@@ -19,7 +19,7 @@ use ramlet_specs::{Catalog, load_dir};
 use tokio::sync::watch;
 
 use crate::atomic::FileContent;
-use crate::plan::{self, Action, Desired, Observed};
+use plan::{Action, Desired, Observed};
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
 use crate::status::{self, Phase, SecretVersion, SpecStatus, Status};
@@ -29,6 +29,7 @@ use crate::units::Layout;
 use crate::volumes::{VolumeManager, VolumeSpec};
 
 mod desire;
+pub mod plan;
 
 /// What a reconcile needs to know about this host.
 #[derive(Debug, Clone)]

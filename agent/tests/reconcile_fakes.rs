@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ramlet::atomic::FileContent;
-use ramlet::plan::Action;
+use ramlet::reconcile::plan::Action;
 use ramlet::providers::stores::Due;
 use ramlet::providers::{
     BoxFuture, Connector, Fetched, Limits, ProviderError, Request, SecretProvider,

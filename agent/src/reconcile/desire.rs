@@ -8,7 +8,7 @@ use ramlet_specs::model::{Container, Rotation};
 
 use super::{Reconciler, service};
 use crate::atomic::FileContent;
-use crate::plan::{Desired, OnRotation};
+use super::plan::{Desired, OnRotation};
 use crate::secrets;
 use crate::status::SecretVersion;
 use crate::units::{self, Scope};
