@@ -9,8 +9,7 @@
 //! - [`podman`]: which Podman and Quadlet this host has;
 //! - [`config`]: `ramlet run`'s configuration (file, flags, per-scope defaults);
 //! - [`agent`]: the control loop (watchers, timers, signals) around the reconciler;
-//! - [`reconcile`]: one reconcile: specs, secrets, units, observe, [`plan`], apply, status;
-//! - [`plan`]: the pure plan: which actions, in which order;
+//! - [`reconcile`]: one reconcile: specs, secrets, units, observe, plan ([`reconcile::plan`], pure), apply, status;
 //! - [`providers`]: secret providers ([`providers::file`](mod@providers::file) today);
 //! - [`secrets`]: secret bytes (zeroized) and their shaping (JSON property, base64);
 //! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates;

@@ -19,7 +19,6 @@ use ramlet_specs::{Catalog, load_dir};
 use tokio::sync::watch;
 
 use crate::atomic::FileContent;
-use plan::{Action, Desired, Observed};
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
 use crate::status::{self, Phase, SecretVersion, SpecStatus, Status};
@@ -27,8 +26,12 @@ use crate::systemd::{UnitManager, UnitState};
 use crate::unit_dir::UnitDir;
 use crate::units::Layout;
 use crate::volumes::{VolumeManager, VolumeSpec};
+use owed::{Journal, Owed};
+use plan::{Action, Desired, Observed};
 
+mod apply;
 mod desire;
+pub mod owed;
 pub mod plan;
 
 /// What a reconcile needs to know about this host.
@@ -70,6 +73,9 @@ pub struct Reconciler {
     stores: Stores,
     status: Status,
     stopping: Option<watch::Receiver<bool>>,
+    journal: Journal,
+    /// What the journal holds: work owed by earlier reconciles (or an earlier run).
+    owed: Owed,
 }
 
 impl Reconciler {
@@ -83,6 +89,15 @@ impl Reconciler {
     ) -> Self {
         let status = Status::read(&settings.state_dir).unwrap_or_default();
         let unit_dir = UnitDir::new(settings.layout.unit_dir.clone());
+        let journal = Journal::new(&settings.state_dir);
+        let owed = journal.read();
+        if !owed.is_empty() {
+            tracing::info!(
+                jobs = owed.jobs.len(),
+                daemon_reload = owed.daemon_reload,
+                "work owed by the last run is done first"
+            );
+        }
         Self {
             settings,
             volumes,
@@ -91,6 +106,8 @@ impl Reconciler {
             stores: Stores::new(connector, Limits::default()),
             status,
             stopping: None,
+            journal,
+            owed,
         }
     }
 
@@ -196,7 +213,9 @@ impl Reconciler {
 
         let observed = self.observe(listing.ours, &desired).await;
         let actions = plan::plan(&desired, &observed, &keep);
-        let failures = self.apply(&actions, &desired, &mut writes).await;
+        let failures = self
+            .apply(&actions, &desired, &mut writes, &observed, &keep)
+            .await;
         outcome.failed |= !failures.is_empty();
 
         self.settle_status(&mut next, &failures, &actions, &observed)
@@ -250,6 +269,7 @@ impl Reconciler {
     async fn observe(&self, units: BTreeMap<String, String>, desired: &[Desired]) -> Observed {
         let mut observed = Observed {
             units,
+            owed: self.owed.clone(),
             ..Observed::default()
         };
         observed.volume_specs = self.volumes.specs().unwrap_or_default();
@@ -279,9 +299,7 @@ impl Reconciler {
         let touched: BTreeSet<&str> = actions
             .iter()
             .filter_map(|a| match a {
-                Action::Start(n) | Action::Restart(n) | Action::Reload(n) | Action::Stop(n) => {
-                    Some(n.as_str())
-                }
+                Action::Job(_, n) => Some(n.as_str()),
                 _ => None,
             })
             .collect();
@@ -345,91 +363,6 @@ impl Reconciler {
                 next.specs.insert(name.clone(), spec);
             }
         }
-    }
-
-    /// Applies the plan; returns the specs that failed and why. Teardown goes on past errors.
-    async fn apply(
-        &self,
-        actions: &[Action],
-        desired: &[Desired],
-        writes: &mut BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
-    ) -> BTreeMap<String, String> {
-        let mut failed: BTreeMap<String, String> = BTreeMap::new();
-        let text = |name: &str| {
-            desired
-                .iter()
-                .find(|d| d.name == name)
-                .map(|d| d.unit_text.as_str())
-                .unwrap_or_default()
-        };
-        for action in actions {
-            let result: Result<(), String> = match action {
-                Action::WriteVolumes(name) => {
-                    let mut result = Ok(());
-                    for (spec, files) in writes.remove(name).unwrap_or_default() {
-                        if let Err(error) = self.volumes.write(&spec, &files) {
-                            result = Err(error.to_string());
-                            break;
-                        }
-                    }
-                    result
-                }
-                Action::WriteUnit(name) if !failed.contains_key(name) => self
-                    .unit_dir
-                    .write(name, text(name))
-                    .map_err(|e| e.to_string()),
-                Action::Stop(name) => self
-                    .units
-                    .stop(&service(name))
-                    .await
-                    .map_err(|e| e.to_string()),
-                Action::RemoveUnit(name) => self.unit_dir.remove(name).map_err(|e| e.to_string()),
-                Action::DaemonReload => self.units.daemon_reload().await.map_err(|e| e.to_string()),
-                Action::Start(name) if !failed.contains_key(name) => self
-                    .units
-                    .start(&service(name))
-                    .await
-                    .map_err(|e| e.to_string()),
-                Action::Restart(name) if !failed.contains_key(name) => self
-                    .units
-                    .restart(&service(name))
-                    .await
-                    .map_err(|e| e.to_string()),
-                Action::Reload(name) if !failed.contains_key(name) => self
-                    .units
-                    .reload(&service(name))
-                    .await
-                    .map_err(|e| e.to_string()),
-                Action::RemoveVolumes(name) => {
-                    self.volumes.remove_spec(name).map_err(|e| e.to_string())
-                }
-                _ => Ok(()),
-            };
-            tracing::info!(action = ?action, ok = result.is_ok(), "applied");
-            if let Err(error) = result {
-                tracing::warn!(action = ?action, %error, "action failed");
-                let name = match action {
-                    Action::DaemonReload => "*".to_owned(),
-                    Action::WriteVolumes(n)
-                    | Action::WriteUnit(n)
-                    | Action::Stop(n)
-                    | Action::RemoveUnit(n)
-                    | Action::Start(n)
-                    | Action::Restart(n)
-                    | Action::Reload(n)
-                    | Action::RemoveVolumes(n) => n.clone(),
-                };
-                failed.entry(name).or_insert(error);
-            }
-        }
-        if let Some(error) = failed.remove("*") {
-            for d in desired {
-                failed
-                    .entry(d.name.clone())
-                    .or_insert_with(|| format!("daemon-reload failed: {error}"));
-            }
-        }
-        failed
     }
 
     fn fail_all(&mut self, message: &str) -> Outcome {

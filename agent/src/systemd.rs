@@ -1,17 +1,60 @@
-//! systemd over D-Bus: daemon-reload, start, restart, reload, stop, and unit state. Behind
-//! [`UnitManager`], so the reconciler can be tested with an in-memory fake; [`DbusManager`] is
-//! the real one, tested in `e2e/`.
+//! systemd over D-Bus: daemon-reload, unit jobs (start, restart, reload, stop) and unit state.
+//! Behind [`UnitManager`], so the reconciler can be tested with an in-memory fake;
+//! [`DbusManager`] is the real one, tested in `e2e/`.
 //!
 //! Every job is waited for: ramlet subscribes to `JobRemoved` before it queues the job, then waits
-//! for that job's result, with a timeout.
+//! for that job's result, with a timeout. Every other call has a timeout too. A lost bus is not
+//! fatal: the connection is dropped on a bus error and made again by the next call (the agent's
+//! backoff paces the attempts), and the job subscription is renewed before every job, so a
+//! `daemon-reexec` (which forgets subscribers) never leaves a job unseen.
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_lite::StreamExt as _;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 
 use crate::providers::BoxFuture;
+
+/// How long one D-Bus method call may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A job on a unit.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Job {
+    /// Start the unit (a no-op when it runs).
+    Start,
+    /// Restart it (starts it when it is not running).
+    Restart,
+    /// Reload it (`ExecReload=`, the spec's signal).
+    Reload,
+    /// Stop it.
+    Stop,
+}
+
+impl Job {
+    /// The verb, as `systemctl` spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Restart => "restart",
+            Self::Reload => "reload",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a systemd call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,22 +63,20 @@ pub enum SystemdError {
     #[error("D-Bus: {0}")]
     Bus(String),
     /// The job finished with a result other than `done`.
-    #[error("{verb} {unit}: job {result}")]
+    #[error("{job} {unit}: job {result}")]
     Job {
         /// What was asked.
-        verb: &'static str,
+        job: Job,
         /// The unit.
         unit: String,
         /// systemd's result: `failed`, `timeout`, `dependency`, `canceled`, ...
         result: String,
     },
-    /// The job did not finish in time.
-    #[error("{verb} {unit}: no result after {0:?}", .timeout)]
+    /// The job or call did not finish in time.
+    #[error("{what}: no answer after {timeout:?}")]
     Timeout {
-        /// What was asked.
-        verb: &'static str,
-        /// The unit.
-        unit: String,
+        /// What was asked (`restart web.service`, `daemon-reload`, ...).
+        what: String,
         /// How long ramlet waited.
         timeout: Duration,
     },
@@ -49,7 +90,7 @@ impl From<zbus::Error> for SystemdError {
 
 /// What systemd says about a unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct UnitState {
     /// `active`, `inactive`, `failed`, `activating`, ...; `not-loaded` when systemd has no such
     /// unit.
@@ -58,6 +99,12 @@ pub struct UnitState {
     pub sub_state: String,
     /// The invocation ID (changes on every start), in hex; empty when never started.
     pub invocation_id: String,
+    /// The service's `Result` (`success`, `exit-code`, `signal`, `timeout`, `core-dump`,
+    /// `start-limit-hit`, ...): why it last stopped or failed.
+    pub result: String,
+    /// The main process's last exit status (`ExecMainStatus`): an exit code, or a signal number
+    /// when `result` is `signal`.
+    pub exec_main_status: i32,
 }
 
 impl UnitState {
@@ -75,14 +122,8 @@ impl UnitState {
 pub trait UnitManager: Send + Sync {
     /// `daemon-reload`: regenerates Quadlet units.
     fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>>;
-    /// Starts `unit` and waits for the job.
-    fn start<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
-    /// Restarts `unit` and waits for the job.
-    fn restart<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
-    /// Reloads `unit` (`ExecReload=`/`ReloadSignal=`) and waits for the job.
-    fn reload<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
-    /// Stops `unit` and waits for the job.
-    fn stop<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
+    /// Runs `job` on `unit` and waits for its result.
+    fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
     /// The unit's state.
     fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>>;
     /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
@@ -129,6 +170,17 @@ trait Unit {
     fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
 }
 
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Service {
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
+}
+
 /// Which bus to reach systemd on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bus {
@@ -141,45 +193,110 @@ pub enum Bus {
 }
 
 /// systemd's manager over D-Bus.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DbusManager {
-    connection: zbus::Connection,
+    bus: Bus,
+    /// The connection, made again after a bus error.
+    connection: Mutex<Option<zbus::Connection>>,
     job_timeout: Duration,
 }
 
+/// Runs `call` with [`CALL_TIMEOUT`].
+async fn timed<T>(
+    what: impl FnOnce() -> String,
+    call: impl Future<Output = Result<T, SystemdError>>,
+) -> Result<T, SystemdError> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| SystemdError::Timeout {
+            what: what(),
+            timeout: CALL_TIMEOUT,
+        })?
+}
+
 impl DbusManager {
-    /// Connects to systemd on `bus` and subscribes to job signals.
+    /// Connects to systemd on `bus` (fails when it cannot: ramlet does not start without
+    /// systemd).
     pub async fn connect(bus: &Bus, job_timeout: Duration) -> Result<Self, SystemdError> {
-        let connection = match bus {
-            Bus::System => zbus::Connection::system().await?,
-            Bus::Session => zbus::Connection::session().await?,
-            Bus::Address(address) => {
-                zbus::connection::Builder::address(address.as_str())?
-                    .build()
-                    .await?
-            }
-        };
-        ManagerProxy::new(&connection).await?.subscribe().await?;
-        Ok(Self {
-            connection,
+        let manager = Self {
+            bus: bus.clone(),
+            connection: Mutex::new(None),
             job_timeout,
-        })
+        };
+        let _connection = manager.connection().await?;
+        Ok(manager)
     }
 
-    async fn job(&self, verb: &'static str, unit: &str) -> Result<(), SystemdError> {
-        let manager = ManagerProxy::new(&self.connection).await?;
-        // Subscribe first, so the job cannot finish unseen.
-        let mut removed = manager.receive_job_removed().await?;
-        let job = match verb {
-            "start" => manager.start_unit(unit, "replace").await?,
-            "restart" => manager.restart_unit(unit, "replace").await?,
-            "reload" => manager.reload_unit(unit, "replace").await?,
-            _ => manager.stop_unit(unit, "replace").await?,
+    /// The live connection, or a new one.
+    async fn connection(&self) -> Result<zbus::Connection, SystemdError> {
+        if let Some(connection) = self.connection.lock().expect("not poisoned").clone() {
+            return Ok(connection);
+        }
+        let connect = async {
+            Ok::<_, SystemdError>(match &self.bus {
+                Bus::System => zbus::Connection::system().await?,
+                Bus::Session => zbus::Connection::session().await?,
+                Bus::Address(address) => {
+                    zbus::connection::Builder::address(address.as_str())?
+                        .build()
+                        .await?
+                }
+            })
         };
+        let connection = timed(|| "connect to the bus".into(), connect).await?;
+        tracing::info!(bus = ?self.bus, "connected to systemd");
+        *self.connection.lock().expect("not poisoned") = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs `call` on the connection; a bus error or a timeout drops the connection, so the
+    /// next call makes a new one.
+    async fn call<T, F>(
+        &self,
+        what: impl FnOnce() -> String,
+        call: impl FnOnce(zbus::Connection) -> F,
+    ) -> Result<T, SystemdError>
+    where
+        F: Future<Output = Result<T, SystemdError>>,
+    {
+        let connection = self.connection().await?;
+        let result = timed(what, call(connection)).await;
+        if matches!(&result, Err(SystemdError::Timeout { .. }))
+            || matches!(&result, Err(SystemdError::Bus(message)) if lost(message))
+        {
+            tracing::warn!("the bus connection is lost; the next call connects again");
+            *self.connection.lock().expect("not poisoned") = None;
+        }
+        result
+    }
+
+    async fn run_job(&self, job: Job, unit: &str) -> Result<(), SystemdError> {
+        let what = || format!("{job} {unit}");
+        let (connection, mut removed, queued) = self
+            .call(what, |connection| async move {
+                let manager = ManagerProxy::new(&connection).await?;
+                // systemd forgets its subscribers on daemon-reexec: subscribe again each time.
+                match manager.subscribe().await {
+                    Ok(()) => {}
+                    Err(zbus::Error::MethodError(name, _, _))
+                        if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" => {}
+                    Err(error) => return Err(error.into()),
+                }
+                // Listen first, so the job cannot finish unseen.
+                let removed = manager.receive_job_removed().await?;
+                let queued = match job {
+                    Job::Start => manager.start_unit(unit, "replace").await?,
+                    Job::Restart => manager.restart_unit(unit, "replace").await?,
+                    Job::Reload => manager.reload_unit(unit, "replace").await?,
+                    Job::Stop => manager.stop_unit(unit, "replace").await?,
+                };
+                Ok((connection, removed, queued))
+            })
+            .await?;
         let wait = async {
             while let Some(signal) = removed.next().await {
                 let args = signal.args()?;
-                if args.job.as_str() == job.as_str() {
+                if args.job.as_str() == queued.as_str() {
                     return Ok(args.result.to_owned());
                 }
             }
@@ -188,15 +305,16 @@ impl DbusManager {
         let result = tokio::time::timeout(self.job_timeout, wait)
             .await
             .map_err(|_| SystemdError::Timeout {
-                verb,
-                unit: unit.to_owned(),
+                what: what(),
                 timeout: self.job_timeout,
-            })??;
+            })?;
+        drop(connection);
+        let result = result?;
         if result == "done" {
             Ok(())
         } else {
             Err(SystemdError::Job {
-                verb,
+                job,
                 unit: unit.to_owned(),
                 result,
             })
@@ -204,63 +322,76 @@ impl DbusManager {
     }
 }
 
+/// Whether a D-Bus error means the connection itself is gone.
+fn lost(message: &str) -> bool {
+    [
+        "closed",
+        "Broken pipe",
+        "Connection reset",
+        "Disconnected",
+        "not connected",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 impl UnitManager for DbusManager {
     fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>> {
-        Box::pin(async move { Ok(ManagerProxy::new(&self.connection).await?.reload().await?) })
+        Box::pin(self.call(
+            || "daemon-reload".into(),
+            |connection| async move { Ok(ManagerProxy::new(&connection).await?.reload().await?) },
+        ))
     }
-    fn start<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
-        Box::pin(self.job("start", unit))
-    }
-    fn restart<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
-        Box::pin(self.job("restart", unit))
-    }
-    fn reload<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
-        Box::pin(self.job("reload", unit))
-    }
-    fn stop<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
-        Box::pin(self.job("stop", unit))
+    fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
+        Box::pin(self.run_job(job, unit))
     }
     fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>> {
-        Box::pin(async move {
-            let manager = ManagerProxy::new(&self.connection).await?;
-            let path = match manager.get_unit(unit).await {
-                Ok(path) => path,
-                Err(zbus::Error::MethodError(name, _, _))
-                    if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
-                {
-                    return Ok(UnitState {
-                        active_state: "not-loaded".into(),
-                        ..UnitState::default()
-                    });
-                }
-                Err(error) => return Err(error.into()),
-            };
-            let unit = UnitProxy::builder(&self.connection)
-                .path(path)?
-                .build()
-                .await?;
-            let invocation = unit.invocation_id().await?;
-            Ok(UnitState {
-                active_state: unit.active_state().await?,
-                sub_state: unit.sub_state().await?,
-                invocation_id: invocation.iter().fold(String::new(), |mut hex, b| {
-                    let _ = write!(hex, "{b:02x}");
-                    hex
-                }),
-            })
-        })
+        Box::pin(self.call(
+            move || format!("state of {unit}"),
+            move |connection| async move {
+                let manager = ManagerProxy::new(&connection).await?;
+                let path = match manager.get_unit(unit).await {
+                    Ok(path) => path,
+                    Err(zbus::Error::MethodError(name, _, _))
+                        if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
+                    {
+                        return Ok(UnitState {
+                            active_state: "not-loaded".into(),
+                            ..UnitState::default()
+                        });
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                let service = ServiceProxy::builder(&connection)
+                    .path(path.clone())?
+                    .build()
+                    .await?;
+                let unit = UnitProxy::builder(&connection).path(path)?.build().await?;
+                let invocation = unit.invocation_id().await?;
+                Ok(UnitState {
+                    active_state: unit.active_state().await?,
+                    sub_state: unit.sub_state().await?,
+                    invocation_id: invocation.iter().fold(String::new(), |mut hex, b| {
+                        let _ = write!(hex, "{b:02x}");
+                        hex
+                    }),
+                    result: service.result().await.unwrap_or_default(),
+                    exec_main_status: service.exec_main_status().await.unwrap_or_default(),
+                })
+            },
+        ))
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
-        Box::pin(async move {
-            let path = ManagerProxy::new(&self.connection)
-                .await?
-                .load_unit(unit)
-                .await?;
-            let unit = UnitProxy::builder(&self.connection)
-                .path(path)?
-                .build()
-                .await?;
-            Ok(unit.load_state().await?)
-        })
+        Box::pin(self.call(
+            move || format!("load state of {unit}"),
+            move |connection| async move {
+                let path = ManagerProxy::new(&connection)
+                    .await?
+                    .load_unit(unit)
+                    .await?;
+                let unit = UnitProxy::builder(&connection).path(path)?.build().await?;
+                Ok(unit.load_state().await?)
+            },
+        ))
     }
 }

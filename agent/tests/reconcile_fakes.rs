@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ramlet::atomic::FileContent;
-use ramlet::reconcile::plan::Action;
 use ramlet::providers::stores::Due;
 use ramlet::providers::{
     BoxFuture, Connector, Fetched, Limits, ProviderError, Request, SecretProvider,
 };
+use ramlet::reconcile::plan::Action;
 use ramlet::reconcile::{Reconciler, Settings};
 use ramlet::secrets::{Secret, SecretBytes};
 use ramlet::status::Phase;
-use ramlet::systemd::{SystemdError, UnitManager, UnitState};
+use ramlet::systemd::{Job, SystemdError, UnitManager, UnitState};
 use ramlet::units::{Layout, Scope};
 use ramlet::volumes::{VolumeError, VolumeManager, VolumeSpec};
 use ramlet_quadlet::PodmanVersion;
@@ -31,6 +31,9 @@ struct Host {
     asked: Vec<String>,
     /// How many clients were built.
     connects: u32,
+    /// Calls (`restart a.service`, `daemon-reload`, `state a.service`) that fail once: the
+    /// error, and whether the job happened anyway (systemd finished it, ramlet lost track).
+    faults: BTreeMap<String, (SystemdError, bool)>,
 }
 
 type Shared = Arc<Mutex<Host>>;
@@ -76,76 +79,67 @@ impl VolumeManager for Volumes {
 
 struct Units(Shared);
 impl Units {
-    fn act(&self, verb: &str, unit: &str) {
+    /// Runs `job` on `unit`, or fails as a fault says (once).
+    fn act(&self, job: Job, unit: &str) -> Result<(), SystemdError> {
         let mut host = self.0.lock().unwrap();
-        host.log.push(format!("{verb} {unit}"));
+        let call = format!("{job} {unit}");
+        let fault = host.faults.remove(&call);
+        host.log.push(call);
+        if let Some((error, false)) = fault {
+            return Err(error);
+        }
         host.invocations += 1;
         let id = format!("{:04}", host.invocations);
-        match verb {
-            "start" | "restart" => {
+        match job {
+            Job::Start | Job::Restart => {
                 host.units.insert(
                     unit.into(),
                     UnitState {
                         active_state: "active".into(),
                         sub_state: "running".into(),
                         invocation_id: id,
+                        ..UnitState::default()
                     },
                 );
             }
-            "stop" => {
+            Job::Stop => {
                 host.units.remove(unit);
             }
-            _ => {}
+            Job::Reload => {}
+        }
+        match fault {
+            Some((error, _)) => Err(error),
+            None => Ok(()),
         }
     }
 }
 impl UnitManager for Units {
     fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>> {
         Box::pin(async move {
-            self.0.lock().unwrap().log.push("daemon-reload".into());
-            Ok(())
+            let mut host = self.0.lock().unwrap();
+            host.log.push("daemon-reload".into());
+            match host.faults.remove("daemon-reload") {
+                Some((error, _)) => Err(error),
+                None => Ok(()),
+            }
         })
     }
-    fn start<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
-        Box::pin(async move {
-            self.act("start", unit);
-            Ok(())
-        })
-    }
-    fn restart<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
-        Box::pin(async move {
-            self.act("restart", unit);
-            Ok(())
-        })
-    }
-    fn reload<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
-        Box::pin(async move {
-            self.act("reload", unit);
-            Ok(())
-        })
-    }
-    fn stop<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
-        Box::pin(async move {
-            self.act("stop", unit);
-            Ok(())
-        })
+    fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
+        Box::pin(async move { self.act(job, unit) })
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(async move { Ok(self.loaded(unit)) })
     }
     fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>> {
         Box::pin(async move {
-            Ok(self
-                .0
-                .lock()
-                .unwrap()
-                .units
-                .get(unit)
-                .cloned()
-                .unwrap_or_else(|| UnitState {
-                    active_state: "inactive".into(),
-                    ..UnitState::default()
-                }))
+            let mut host = self.0.lock().unwrap();
+            if let Some((error, _)) = host.faults.remove(&format!("state {unit}")) {
+                return Err(error);
+            }
+            Ok(host.units.get(unit).cloned().unwrap_or_else(|| UnitState {
+                active_state: "inactive".into(),
+                ..UnitState::default()
+            }))
         })
     }
 }
@@ -330,7 +324,11 @@ async fn a_rotation_touches_only_the_containers_that_use_the_secret() {
             "reload c.service"
         ]
     );
-    assert!(outcome.actions.contains(&Action::Restart("a".into())));
+    assert!(
+        outcome
+            .actions
+            .contains(&Action::Job(Job::Restart, "a".into()))
+    );
     assert_eq!(world.invocation("b.service"), b_before, "b does not use x");
 }
 
@@ -457,4 +455,173 @@ async fn a_spec_whose_unit_name_is_taken_elsewhere_on_the_host_is_refused() {
         "{}",
         a.message
     );
+}
+
+impl World {
+    /// Makes `call` fail once with `error`; `happened`: the job is done anyway.
+    fn fault(&self, call: &str, error: SystemdError, happened: bool) {
+        self.host
+            .lock()
+            .unwrap()
+            .faults
+            .insert(call.into(), (error, happened));
+    }
+
+    /// Three containers on secret `x` (restart, reload) and `y`, all running.
+    async fn running(&self) -> Reconciler {
+        self.container("a", "x", "restart");
+        self.container("b", "y", "restart");
+        self.container("c", "x", "reload");
+        self.secret("x", Ok("one"));
+        self.secret("y", Ok("other"));
+        let mut reconciler = self.reconciler();
+        reconciler.reconcile(Due::All).await;
+        self.take_log();
+        reconciler
+    }
+}
+
+fn job_failed(job: Job, unit: &str) -> SystemdError {
+    SystemdError::Job {
+        job,
+        unit: unit.into(),
+        result: "failed".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_restart_or_reload_is_issued_again_and_then_never() {
+    let world = World::new("failed-job");
+    let mut reconciler = world.running().await;
+    world.fault(
+        "restart a.service",
+        job_failed(Job::Restart, "a.service"),
+        false,
+    );
+    world.fault(
+        "reload c.service",
+        job_failed(Job::Reload, "c.service"),
+        false,
+    );
+    world.secret("x", Ok("two"));
+    let outcome = reconciler.reconcile(Due::All).await;
+    assert!(outcome.failed);
+    assert_eq!(
+        world.take_log(),
+        [
+            "write a/v",
+            "write c/v",
+            "restart a.service",
+            "reload c.service"
+        ]
+    );
+    let a = &reconciler.status().specs["a"];
+    assert_eq!(a.phase, Phase::Failed);
+    assert!(
+        a.message.contains("restart a.service: job failed"),
+        "{}",
+        a.message
+    );
+
+    // Nothing differs on disk any more; the restart and the reload are still owed.
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(world.take_log(), ["restart a.service", "reload c.service"]);
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(
+        world.take_log(),
+        Vec::<String>::new(),
+        "paid once, never again"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_daemon_reload_is_issued_again_with_the_restart_it_holds_back() {
+    let world = World::new("failed-reload");
+    let mut reconciler = world.running().await;
+    world.fault(
+        "daemon-reload",
+        SystemdError::Bus("Connection reset".into()),
+        false,
+    );
+    world.container("b", "y", "reload");
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(world.take_log(), ["daemon-reload"]);
+    assert!(world.unit_file("b").exists());
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(world.take_log(), ["daemon-reload", "restart b.service"]);
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(world.take_log(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_restart_owed_when_ramlet_died_is_done_by_the_next_ramlet() {
+    let world = World::new("owed-across-runs");
+    let mut reconciler = world.running().await;
+    let b = world.invocation("b.service");
+    // The restart never happens (ramlet is killed before it, as far as the host can tell).
+    world.fault(
+        "restart a.service",
+        SystemdError::Bus("Connection reset".into()),
+        false,
+    );
+    world.secret("x", Ok("two"));
+    reconciler.reconcile(Due::All).await;
+    world.take_log();
+    drop(reconciler);
+
+    let mut next = world.reconciler();
+    next.reconcile(Due::All).await;
+    assert_eq!(
+        world.take_log(),
+        ["restart a.service"],
+        "c's reload was done"
+    );
+    next.reconcile(Due::All).await;
+    assert_eq!(world.take_log(), Vec::<String>::new());
+    assert_eq!(
+        world.invocation("b.service"),
+        b,
+        "b's content never changed"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_that_finished_while_ramlet_lost_track_is_not_done_twice() {
+    let world = World::new("lost-track");
+    let mut reconciler = world.running().await;
+    world.fault(
+        "restart a.service",
+        SystemdError::Timeout {
+            what: "restart a.service".into(),
+            timeout: std::time::Duration::from_secs(90),
+        },
+        true,
+    );
+    world.secret("y", Ok("two"));
+    world.container("a", "y", "restart");
+    reconciler.reconcile(Due::All).await;
+    world.take_log();
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(world.take_log(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_state_systemd_did_not_answer_never_loses_a_rotation() {
+    let world = World::new("state-error");
+    let mut reconciler = world.running().await;
+    world.fault(
+        "state a.service",
+        SystemdError::Bus("Connection reset".into()),
+        false,
+    );
+    world.fault(
+        "state b.service",
+        SystemdError::Bus("Connection reset".into()),
+        false,
+    );
+    world.secret("x", Ok("two"));
+    reconciler.reconcile(Due::All).await;
+    let log = world.take_log();
+    assert!(log.contains(&"restart a.service".to_owned()), "{log:?}");
+    assert!(!log.contains(&"restart b.service".to_owned()), "{log:?}");
 }

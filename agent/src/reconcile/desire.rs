@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use ramlet_specs::Catalog;
 use ramlet_specs::model::{Container, Rotation};
 
+use super::plan::{Desired, OnRotation};
 use super::{Reconciler, service};
 use crate::atomic::FileContent;
-use super::plan::{Desired, OnRotation};
 use crate::secrets;
 use crate::status::SecretVersion;
 use crate::units::{self, Scope};

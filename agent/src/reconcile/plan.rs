@@ -1,13 +1,16 @@
 //! The pure half of a reconcile: from what should be and what is, the list of actions, in the
 //! order they must run. No IO; `reconcile` gathers the inputs and applies the plan.
 //!
-//! Order (DESIGN.md): fill volumes, write unit files, stop and unlink units whose spec is gone,
-//! one daemon-reload for the whole batch, start / restart / reload units, then unmount and wipe
-//! the volumes of removed specs. Only what changed is touched.
+//! Order: fill volumes, write unit files, stop and unlink units whose spec is gone, one
+//! daemon-reload for the whole batch, start / restart / reload units, then unmount and wipe
+//! the volumes of removed specs. Only what changed is touched, plus what an earlier reconcile
+//! still owes ([`super::owed`]): a restart whose volume or unit was written but whose job
+//! never succeeded is issued now.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::systemd::UnitState;
+use super::owed::Owed;
+use crate::systemd::{Job, UnitState};
 
 /// How a container takes a secret rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +30,7 @@ pub struct Desired {
     pub name: String,
     /// The rendered unit file.
     pub unit_text: String,
-    /// Whether any of its volumes must be (re)written.
+    /// Whether any of its volumes differs from what it should hold.
     pub volumes_changed: bool,
     /// What a secret rotation does.
     pub on_rotation: OnRotation,
@@ -38,10 +41,12 @@ pub struct Desired {
 pub struct Observed {
     /// ramlet's unit files, by spec name: their text.
     pub units: BTreeMap<String, String>,
-    /// Unit states, by spec name.
+    /// Unit states, by spec name; a unit systemd could not be asked about is absent (unknown).
     pub states: BTreeMap<String, UnitState>,
     /// Specs that have volumes.
     pub volume_specs: BTreeSet<String>,
+    /// What earlier reconciles left owed.
+    pub owed: Owed,
 }
 
 /// One step of a plan.
@@ -51,20 +56,75 @@ pub enum Action {
     WriteVolumes(String),
     /// Write the unit file of a spec.
     WriteUnit(String),
-    /// Stop a removed spec's unit.
-    Stop(String),
-    /// Delete a removed spec's unit file.
+    /// Delete a removed spec's unit file (after its unit stopped).
     RemoveUnit(String),
     /// One daemon-reload.
     DaemonReload,
-    /// Start a unit.
-    Start(String),
-    /// Restart a unit (changed unit, or rotation with `restart`).
-    Restart(String),
-    /// Reload a unit (rotation with `reload`).
-    Reload(String),
+    /// A job on a spec's unit: stop (removed spec), start, restart or reload.
+    Job(Job, String),
     /// Unmount and wipe a removed spec's volumes.
     RemoveVolumes(String),
+}
+
+impl Action {
+    /// The spec it is about (none for the daemon-reload).
+    #[must_use]
+    pub fn spec(&self) -> Option<&str> {
+        match self {
+            Self::DaemonReload => None,
+            Self::WriteVolumes(name)
+            | Self::WriteUnit(name)
+            | Self::RemoveUnit(name)
+            | Self::Job(_, name)
+            | Self::RemoveVolumes(name) => Some(name),
+        }
+    }
+}
+
+/// The stronger of two jobs: a restart also does what a reload or a start would.
+fn stronger(a: Option<Job>, b: Option<Job>) -> Option<Job> {
+    match (a, b) {
+        (Some(Job::Restart), _) | (_, Some(Job::Restart)) => Some(Job::Restart),
+        (Some(Job::Start), Some(Job::Reload)) | (Some(Job::Reload), Some(Job::Start)) => {
+            Some(Job::Restart)
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+/// The job `d` needs, if any.
+fn job_for(d: &Desired, observed: &Observed) -> Option<Job> {
+    let state = observed.states.get(&d.name);
+    let owed = observed
+        .owed
+        .jobs
+        .get(&d.name)
+        .filter(|o| !state.is_some_and(|s| o.settled_by(s)))
+        .map(|o| o.job);
+    let unit_changed = observed.units.get(&d.name) != Some(&d.unit_text);
+    let change = if unit_changed {
+        Some(Job::Restart)
+    } else if d.volumes_changed {
+        match d.on_rotation {
+            OnRotation::Restart => Some(Job::Restart),
+            OnRotation::Reload => Some(Job::Reload),
+            OnRotation::Nothing => None,
+        }
+    } else {
+        None
+    };
+    match state {
+        // Down: a start loads whatever is new.
+        Some(state) if !state.is_up() => Some(Job::Start),
+        Some(_) => stronger(owed, change),
+        // Unknown (systemd did not answer): what is owed or changed is done the safe way, a
+        // restart starts a stopped unit too; a start of a running unit does nothing.
+        None => match stronger(owed, change) {
+            Some(Job::Reload) => Some(Job::Reload),
+            Some(_) => Some(Job::Restart),
+            None => Some(Job::Start),
+        },
+    }
 }
 
 /// Computes the actions that take the host from `observed` to `desired`. Specs in `keep` are
@@ -76,29 +136,13 @@ pub fn plan(desired: &[Desired], observed: &Observed, keep: &BTreeSet<String>) -
     let mut writes = Vec::new();
     let mut runs = Vec::new();
     for d in desired {
-        let existing = observed.units.get(&d.name);
-        let unit_changed = existing != Some(&d.unit_text);
-        let up = observed.states.get(&d.name).is_some_and(UnitState::is_up);
         if d.volumes_changed {
             volumes.push(Action::WriteVolumes(d.name.clone()));
         }
-        if unit_changed {
+        if observed.units.get(&d.name) != Some(&d.unit_text) {
             writes.push(Action::WriteUnit(d.name.clone()));
         }
-        let run = if !up {
-            Some(Action::Start(d.name.clone()))
-        } else if unit_changed {
-            Some(Action::Restart(d.name.clone()))
-        } else if d.volumes_changed {
-            match d.on_rotation {
-                OnRotation::Restart => Some(Action::Restart(d.name.clone())),
-                OnRotation::Reload => Some(Action::Reload(d.name.clone())),
-                OnRotation::Nothing => None,
-            }
-        } else {
-            None
-        };
-        runs.extend(run);
+        runs.extend(job_for(d, observed).map(|job| Action::Job(job, d.name.clone())));
     }
     let wanted: BTreeSet<&str> = desired
         .iter()
@@ -112,7 +156,7 @@ pub fn plan(desired: &[Desired], observed: &Observed, keep: &BTreeSet<String>) -
         .keys()
         .filter(|n| !wanted.contains(n.as_str()))
     {
-        removals.push(Action::Stop(name.clone()));
+        removals.push(Action::Job(Job::Stop, name.clone()));
         removals.push(Action::RemoveUnit(name.clone()));
     }
     for name in observed
@@ -122,7 +166,7 @@ pub fn plan(desired: &[Desired], observed: &Observed, keep: &BTreeSet<String>) -
     {
         cleanups.push(Action::RemoveVolumes(name.clone()));
     }
-    let reload = !writes.is_empty() || !removals.is_empty();
+    let reload = !writes.is_empty() || !removals.is_empty() || observed.owed.daemon_reload;
     let mut actions = volumes;
     actions.extend(writes);
     actions.extend(removals);
@@ -132,6 +176,35 @@ pub fn plan(desired: &[Desired], observed: &Observed, keep: &BTreeSet<String>) -
     actions.extend(runs);
     actions.extend(cleanups);
     actions
+}
+
+/// What `actions` will owe once they start: every start, restart and reload in them (with the
+/// invocation each unit runs under now), the daemon-reload if any, and what `keep` (specs left
+/// alone this time) still owed.
+#[must_use]
+pub fn owed_by(actions: &[Action], observed: &Observed, keep: &BTreeSet<String>) -> Owed {
+    let mut owed = Owed {
+        daemon_reload: actions.contains(&Action::DaemonReload),
+        jobs: observed
+            .owed
+            .jobs
+            .iter()
+            .filter(|(name, _)| keep.contains(*name))
+            .map(|(name, job)| (name.clone(), job.clone()))
+            .collect(),
+    };
+    for action in actions {
+        if let Action::Job(job @ (Job::Start | Job::Restart | Job::Reload), name) = action {
+            let since = observed
+                .states
+                .get(name)
+                .map(|s| s.invocation_id.clone())
+                .unwrap_or_default();
+            owed.jobs
+                .insert(name.clone(), super::owed::OwedJob { job: *job, since });
+        }
+    }
+    owed
 }
 
 #[cfg(test)]
@@ -152,6 +225,7 @@ mod tests {
             active_state: "active".into(),
             sub_state: "running".into(),
             invocation_id: "ab".into(),
+            ..UnitState::default()
         }
     }
 
@@ -166,16 +240,29 @@ mod tests {
                 .map(|(n, _)| ((*n).to_owned(), running()))
                 .collect(),
             volume_specs: units.iter().map(|(n, _)| (*n).to_owned()).collect(),
+            owed: Owed::default(),
         }
     }
 
-    use Action::*;
+    use Action::{DaemonReload, RemoveUnit, RemoveVolumes, WriteUnit, WriteVolumes};
+
+    fn job(job: Job, name: &str) -> Action {
+        Action::Job(job, name.into())
+    }
 
     #[test]
     fn a_new_spec_gets_volumes_then_unit_then_one_reload_then_start() {
+        let mut new = Observed::default();
+        new.states.insert(
+            "web".into(),
+            UnitState {
+                active_state: "inactive".into(),
+                ..UnitState::default()
+            },
+        );
         let plan = plan(
             &[desired("web", "u1", true, OnRotation::Restart)],
-            &Observed::default(),
+            &new,
             &BTreeSet::new(),
         );
         assert_eq!(
@@ -184,7 +271,7 @@ mod tests {
                 WriteVolumes("web".into()),
                 WriteUnit("web".into()),
                 DaemonReload,
-                Start("web".into())
+                job(Job::Start, "web")
             ]
         );
     }
@@ -218,8 +305,8 @@ mod tests {
                 WriteVolumes("a".into()),
                 WriteVolumes("c".into()),
                 WriteVolumes("d".into()),
-                Restart("a".into()),
-                Reload("c".into())
+                job(Job::Restart, "a"),
+                job(Job::Reload, "c")
             ]
         );
     }
@@ -241,8 +328,8 @@ mod tests {
                 WriteUnit("a".into()),
                 WriteUnit("b".into()),
                 DaemonReload,
-                Restart("a".into()),
-                Restart("b".into())
+                job(Job::Restart, "a"),
+                job(Job::Restart, "b")
             ]
         );
     }
@@ -257,7 +344,7 @@ mod tests {
         assert_eq!(
             plan,
             [
-                Stop("gone".into()),
+                job(Job::Stop, "gone"),
                 RemoveUnit("gone".into()),
                 DaemonReload,
                 RemoveVolumes("gone".into())
@@ -281,7 +368,7 @@ mod tests {
             &seen,
             &BTreeSet::new(),
         );
-        assert_eq!(plan, [Start("a".into())]);
+        assert_eq!(plan, [job(Job::Start, "a")]);
     }
 
     #[test]
@@ -299,5 +386,91 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    fn owe(observed: &mut Observed, name: &str, job: Job, since: &str) {
+        observed.owed.jobs.insert(
+            name.into(),
+            crate::reconcile::owed::OwedJob {
+                job,
+                since: since.into(),
+            },
+        );
+    }
+
+    #[test]
+    fn owed_work_is_done_even_when_nothing_differs_any_more() {
+        // The volume was swapped and the unit written; the restart and reload never happened.
+        let mut seen = observed(&[("a", "ua"), ("b", "ub"), ("c", "uc")]);
+        owe(&mut seen, "a", Job::Restart, "ab");
+        owe(&mut seen, "b", Job::Reload, "ab");
+        seen.owed.daemon_reload = true;
+        let specs = [
+            desired("a", "ua", false, OnRotation::Restart),
+            desired("b", "ub", false, OnRotation::Reload),
+            desired("c", "uc", false, OnRotation::Restart),
+        ];
+        assert_eq!(
+            plan(&specs, &seen, &BTreeSet::new()),
+            [DaemonReload, job(Job::Restart, "a"), job(Job::Reload, "b")]
+        );
+    }
+
+    #[test]
+    fn owed_work_already_done_by_a_new_invocation_is_not_done_twice() {
+        let mut seen = observed(&[("a", "ua")]);
+        owe(&mut seen, "a", Job::Restart, "an-older-invocation");
+        let specs = [desired("a", "ua", false, OnRotation::Restart)];
+        assert!(plan(&specs, &seen, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn an_owed_reload_and_a_changed_unit_make_one_restart() {
+        let mut seen = observed(&[("a", "old")]);
+        owe(&mut seen, "a", Job::Reload, "ab");
+        let specs = [desired("a", "new", false, OnRotation::Reload)];
+        assert_eq!(
+            plan(&specs, &seen, &BTreeSet::new()),
+            [WriteUnit("a".into()), DaemonReload, job(Job::Restart, "a")]
+        );
+    }
+
+    #[test]
+    fn an_unknown_state_never_loses_a_rotation_and_never_restarts_an_unchanged_unit() {
+        let mut seen = observed(&[("a", "ua"), ("b", "ub")]);
+        seen.states.clear();
+        let specs = [
+            desired("a", "ua", true, OnRotation::Restart),
+            desired("b", "ub", false, OnRotation::Restart),
+        ];
+        assert_eq!(
+            plan(&specs, &seen, &BTreeSet::new()),
+            [
+                WriteVolumes("a".into()),
+                job(Job::Restart, "a"),
+                job(Job::Start, "b")
+            ]
+        );
+    }
+
+    #[test]
+    fn what_a_plan_owes_keeps_the_debts_of_specs_left_alone() {
+        let mut seen = observed(&[("a", "ua"), ("kept", "uk"), ("gone", "ug")]);
+        owe(&mut seen, "kept", Job::Restart, "ab");
+        owe(&mut seen, "gone", Job::Restart, "ab");
+        let keep: BTreeSet<String> = ["kept".to_owned()].into();
+        let actions = [
+            WriteVolumes("a".into()),
+            DaemonReload,
+            job(Job::Restart, "a"),
+            job(Job::Stop, "gone"),
+        ];
+        let owed = owed_by(&actions, &seen, &keep);
+        assert!(owed.daemon_reload);
+        assert_eq!(
+            owed.jobs.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["a", "kept"]
+        );
+        assert_eq!(owed.jobs["a"].since, "ab");
     }
 }

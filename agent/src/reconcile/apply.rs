@@ -1,0 +1,123 @@
+//! Applying a plan: each action through the host traits, in the plan's order, with the owed
+//! work journaled before the first change and cleared job by job as each succeeds.
+//!
+//! A failed action fails its spec only: that spec's later actions are skipped (a unit whose
+//! volume could not be written is not restarted; a unit that did not stop keeps its file and
+//! volumes), every other spec goes on. A failed daemon-reload fails every spec's jobs; they stay
+//! owed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::owed::Owed;
+use super::plan::{self, Action, Desired, Observed};
+use super::{Reconciler, service};
+use crate::atomic::FileContent;
+use crate::systemd::Job;
+use crate::volumes::VolumeSpec;
+
+/// The specs that failed, and why.
+pub(super) type Failures = BTreeMap<String, String>;
+
+impl Reconciler {
+    /// Applies `actions`; returns the specs that failed and why.
+    pub(super) async fn apply(
+        &mut self,
+        actions: &[Action],
+        desired: &[Desired],
+        writes: &mut BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
+        observed: &Observed,
+        keep: &BTreeSet<String>,
+    ) -> Failures {
+        let mut failed = Failures::new();
+        let mut owed = plan::owed_by(actions, observed, keep);
+        if let Err(error) = self.record(&owed) {
+            // Without the journal a crash could lose a restart: change nothing this time.
+            for d in desired {
+                failed.insert(
+                    d.name.clone(),
+                    format!("cannot write the owed-work journal, so nothing was changed: {error}"),
+                );
+            }
+            return failed;
+        }
+        let text = |name: &str| {
+            desired
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| d.unit_text.as_str())
+                .unwrap_or_default()
+        };
+        for action in actions {
+            if action.spec().is_some_and(|name| failed.contains_key(name)) {
+                continue;
+            }
+            let result: Result<(), String> = match action {
+                Action::WriteVolumes(name) => writes
+                    .remove(name)
+                    .unwrap_or_default()
+                    .iter()
+                    .try_for_each(|(spec, files)| self.volumes.write(spec, files))
+                    .map_err(|e| e.to_string()),
+                Action::WriteUnit(name) => self
+                    .unit_dir
+                    .write(name, text(name))
+                    .map_err(|e| e.to_string()),
+                Action::RemoveUnit(name) => self.unit_dir.remove(name).map_err(|e| e.to_string()),
+                Action::DaemonReload => self.units.daemon_reload().await.map_err(|e| e.to_string()),
+                Action::Job(job, name) => self
+                    .units
+                    .job(*job, &service(name))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Action::RemoveVolumes(name) => {
+                    self.volumes.remove_spec(name).map_err(|e| e.to_string())
+                }
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(action = ?action, "applied");
+                    if settle(action, &mut owed) {
+                        let _ = self.record(&owed);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(action = ?action, %error, "action failed");
+                    match action.spec() {
+                        Some(name) => {
+                            failed.entry(name.to_owned()).or_insert(error);
+                        }
+                        None => {
+                            // No daemon-reload: no unit may run its new file yet.
+                            for d in desired {
+                                failed
+                                    .entry(d.name.clone())
+                                    .or_insert_with(|| format!("daemon-reload failed: {error}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        failed
+    }
+
+    /// Writes `owed` to the journal when it differs from what the journal holds (`self.owed`).
+    fn record(&mut self, owed: &Owed) -> std::io::Result<()> {
+        if *owed != self.owed {
+            self.journal.write(owed)?;
+            self.owed = owed.clone();
+        }
+        Ok(())
+    }
+}
+
+/// Clears what a successful `action` paid off; returns whether anything was cleared.
+fn settle(action: &Action, owed: &mut Owed) -> bool {
+    match action {
+        Action::DaemonReload => std::mem::take(&mut owed.daemon_reload),
+        Action::Job(Job::Start | Job::Restart | Job::Reload, name) => {
+            owed.jobs.remove(name).is_some()
+        }
+        _ => false,
+    }
+}

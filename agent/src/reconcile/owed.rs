@@ -1,0 +1,164 @@
+//! Owed work: the jobs a change requires, written to the state directory before the change
+//! lands on the host and cleared as each job succeeds, so that no interruption (SIGKILL between
+//! a volume swap and its restart, a failed or timed-out job, a failed daemon-reload, a lost bus)
+//! ever loses a restart.
+//!
+//! Each owed job remembers the unit's invocation ID when it was owed: if the unit runs under
+//! another invocation later (the job finished after ramlet died, or somebody restarted it), the
+//! new process already sees the new content and the debt is settled without a second restart.
+//! A reload has no such witness: after a crash at the wrong moment it may be sent twice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::systemd::{Job, UnitState};
+
+/// The journal's file name in the state directory.
+pub const OWED_FILE: &str = "owed.json";
+
+/// One owed job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwedJob {
+    /// What is owed: start, restart or reload.
+    pub job: Job,
+    /// The unit's invocation ID when the job became owed (empty: not running then).
+    pub since: String,
+}
+
+impl OwedJob {
+    /// Whether `state` shows the job done anyway: a start or restart is done once the unit
+    /// runs under an invocation other than the one it was owed under.
+    #[must_use]
+    pub fn settled_by(&self, state: &UnitState) -> bool {
+        self.job != Job::Reload
+            && state.is_up()
+            && !state.invocation_id.is_empty()
+            && state.invocation_id != self.since
+    }
+}
+
+/// Everything owed on this host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Owed {
+    /// A unit file was written or removed and systemd has not reloaded since.
+    pub daemon_reload: bool,
+    /// Jobs owed, by spec name.
+    pub jobs: BTreeMap<String, OwedJob>,
+}
+
+impl Owed {
+    /// Whether nothing is owed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        !self.daemon_reload && self.jobs.is_empty()
+    }
+}
+
+/// The journal file of a state directory.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    path: PathBuf,
+}
+
+impl Journal {
+    /// The journal in `state_dir`.
+    #[must_use]
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            path: state_dir.join(OWED_FILE),
+        }
+    }
+
+    /// What the journal holds; nothing when it is missing. One that cannot be read (it is
+    /// only ever replaced by a rename, so this takes a hand) is reported and read as empty:
+    /// restarting every container on a guess would be worse than the debt it may hold.
+    #[must_use]
+    pub fn read(&self) -> Owed {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Owed::default(),
+            Err(error) => {
+                tracing::warn!(file = %self.path.display(), %error, "cannot read the owed-work journal; reading it as empty");
+                return Owed::default();
+            }
+        };
+        serde_json::from_str(&text).unwrap_or_else(|error| {
+            tracing::warn!(file = %self.path.display(), %error, "the owed-work journal is unreadable; reading it as empty");
+            Owed::default()
+        })
+    }
+
+    /// Replaces the journal atomically (a new file renamed over the old one).
+    ///
+    /// # Errors
+    /// When the state directory cannot be written: the caller must not change the host then.
+    pub fn write(&self, owed: &Owed) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{OWED_FILE}.tmp"));
+        std::fs::write(
+            &tmp,
+            serde_json::to_string_pretty(owed).map_err(std::io::Error::other)? + "\n",
+        )?;
+        std::fs::rename(tmp, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(invocation: &str) -> UnitState {
+        UnitState {
+            active_state: "active".into(),
+            invocation_id: invocation.into(),
+            ..UnitState::default()
+        }
+    }
+
+    #[test]
+    fn a_restart_is_settled_by_a_new_invocation_only() {
+        let owed = OwedJob {
+            job: Job::Restart,
+            since: "aa".into(),
+        };
+        assert!(!owed.settled_by(&up("aa")));
+        assert!(owed.settled_by(&up("bb")));
+        let mut failed = up("bb");
+        failed.active_state = "failed".into();
+        assert!(!owed.settled_by(&failed), "a unit that is down still owes");
+        let reload = OwedJob {
+            job: Job::Reload,
+            since: "aa".into(),
+        };
+        assert!(!reload.settled_by(&up("bb")));
+    }
+
+    #[test]
+    fn the_journal_survives_a_round_trip_and_starts_empty() {
+        let dir = std::env::temp_dir().join(format!("ramlet-owed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let journal = Journal::new(&dir);
+        assert_eq!(journal.read(), Owed::default());
+        let mut owed = Owed {
+            daemon_reload: true,
+            ..Owed::default()
+        };
+        owed.jobs.insert(
+            "web".into(),
+            OwedJob {
+                job: Job::Restart,
+                since: "aa".into(),
+            },
+        );
+        journal.write(&owed).unwrap();
+        assert_eq!(journal.read(), owed);
+        std::fs::write(dir.join(OWED_FILE), "{").unwrap();
+        assert_eq!(journal.read(), Owed::default());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
