@@ -282,7 +282,8 @@ fn unescape_octal(field: &str) -> String {
 /// The mode and owner of a volume's folders (mount point and data folder) for `files`.
 ///
 /// One owner (uid and gid) for every file: the folders are that owner's, 0700, plus traverse
-/// (`x`) for the group or for others when some file's mode lets them read it, so that
+/// (`x`) for the group (a group other than root's) or for others when some file's mode lets
+/// them read it, so that
 /// `uid: 0, gid: 70, mode: 0440` is readable by group 70. Several owners: traverse for all
 /// (0711), and each file's own mode decides who reads it.
 fn folder_access(files: &[FileContent]) -> (u32, (Option<u32>, Option<u32>)) {
@@ -290,7 +291,9 @@ fn folder_access(files: &[FileContent]) -> (u32, (Option<u32>, Option<u32>)) {
     let gids: BTreeSet<Option<u32>> = files.iter().map(|f| f.gid).collect();
     match (uids.len(), gids.len()) {
         (1, 1) => {
-            let group = files.iter().any(|f| f.mode & 0o070 != 0);
+            // Root's group (the default) gets no way in: only a group the spec names does.
+            let named_group = files[0].gid.is_some_and(|gid| gid != 0);
+            let group = named_group && files.iter().any(|f| f.mode & 0o070 != 0);
             let others = files.iter().any(|f| f.mode & 0o007 != 0);
             let mode = 0o700 | (u32::from(group) << 3) | u32::from(others);
             (mode, (files[0].uid, files[0].gid))
@@ -379,7 +382,8 @@ mod tests {
             folder_access(&[file(0o400, Some(1000), None), file(0o600, Some(1000), None)]),
             (0o700, (Some(1000), None))
         );
-        assert_eq!(folder_access(&[file(0o444, None, None)]).0, 0o711);
+        assert_eq!(folder_access(&[file(0o444, None, None)]).0, 0o701);
+        assert_eq!(folder_access(&[file(0o440, Some(0), Some(0))]).0, 0o700);
         assert_eq!(
             folder_access(&[file(0o400, Some(101), Some(101)), file(0o444, None, None)]),
             (0o711, (None, None))

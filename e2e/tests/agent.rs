@@ -732,7 +732,10 @@ fn cloud_stores(scope: Scope, name: &str) {
         Duration::from_mins(2),
         || shows(&agent, "aws-one", "gcp-one"),
     );
-    assert_eq!(agent.status()["specs"][name]["phase"], "Ready");
+    // The container prints before ramlet writes the status of the reconcile that started it.
+    agent.wait("Ready", Duration::from_secs(30), || {
+        (agent.status()["specs"][name]["phase"] == "Ready").then_some(())
+    });
 
     // New versions upstream reach the container within one refresh interval (10 s).
     moto(&[
@@ -931,8 +934,10 @@ fn cloud_examples(scope: Scope, name: &str) {
             ],
         )
     });
-    let status = agent.status();
-    assert_eq!(status["specs"]["web"]["phase"], "Ready", "{status}");
+    let status = agent.wait("web Ready", Duration::from_secs(30), || {
+        let status = agent.status();
+        (status["specs"]["web"]["phase"] == "Ready").then_some(status)
+    });
     assert!(
         status["specs"].get("api").is_none(),
         "api is not for role=edge: {status}"
@@ -1020,8 +1025,10 @@ fn cloud_examples(scope: Scope, name: &str) {
                 .then_some(())
         },
     );
-    let status = agent.status();
-    assert_eq!(status["specs"]["api"]["phase"], "Ready", "{status}");
+    let status = agent.wait("api Ready", Duration::from_secs(30), || {
+        let status = agent.status();
+        (status["specs"]["api"]["phase"] == "Ready").then_some(status)
+    });
     assert!(status["specs"].get("web").is_none(), "{status}");
 
     // A rotation: every file moves, the previous key included.
