@@ -5,11 +5,11 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use notify::Watcher as _;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -45,8 +45,41 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_mins(1);
 const DEFAULT_REFRESH: Duration = Duration::from_mins(5);
 
-/// Runs the agent until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+/// The signals the agent answers, registered as the process starts (a signal that arrives
+/// before its handler exists would end the process).
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Registers SIGTERM, SIGINT and SIGHUP; call inside the runtime, before anything else.
+    ///
+    /// # Errors
+    /// When the runtime cannot register a handler.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(config: Config, signals: Signals) -> Result<()> {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
     let target = match config.podman_version {
         Some(version) => version,
         None => crate::podman::detect_version()?,
@@ -85,17 +118,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     })
     .context("cannot watch files")?;
-    watcher
-        .watch(&config.spec_dir, notify::RecursiveMode::Recursive)
-        .with_context(|| format!("cannot watch {}", config.spec_dir.display()))?;
-    let hup = tx.clone();
+    let mut watches = crate::watch::Watches::new(config.spec_dir.clone());
+    watches.update(&mut watcher, &BTreeSet::new());
+    let sync = tx.clone();
     tokio::spawn(async move {
-        if let Ok(mut signal) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            while signal.recv().await.is_some() {
-                let _ = hup.send(Wake::Sync);
-            }
+        while hup.recv().await.is_some() {
+            let _ = sync.send(Wake::Sync);
         }
     });
 
@@ -103,6 +131,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         &config,
         &mut reconciler,
         &mut watcher,
+        &mut watches,
         rx,
         shutdown,
         &stop_tx,
@@ -118,13 +147,13 @@ async fn control_loop(
     config: &Config,
     reconciler: &mut Reconciler,
     watcher: &mut notify::RecommendedWatcher,
+    watches: &mut crate::watch::Watches,
     mut rx: mpsc::UnboundedReceiver<Wake>,
     shutdown: impl Future<Output = ()>,
     stop: &tokio::sync::watch::Sender<bool>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
     let mut due = Due::Timers;
-    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
     let mut backoff = BACKOFF_MIN;
     let mut ready = false;
     loop {
@@ -150,7 +179,7 @@ async fn control_loop(
             took_ms = started.elapsed().as_millis(),
             "reconciled"
         );
-        update_watches(watcher, &mut watched, &outcome.watch);
+        watches.update(watcher, &outcome.watch);
         let status = reconciler.status();
         let ready_count = status
             .specs
@@ -193,27 +222,6 @@ async fn control_loop(
                 }
             }
             () = tokio::time::sleep(wait) => due = Due::Timers,
-        }
-    }
-}
-
-fn update_watches(
-    watcher: &mut notify::RecommendedWatcher,
-    watched: &mut BTreeSet<PathBuf>,
-    wanted: &BTreeSet<PathBuf>,
-) {
-    for dir in watched.difference(wanted).cloned().collect::<Vec<_>>() {
-        let _ = watcher.unwatch(&dir);
-        watched.remove(&dir);
-    }
-    for dir in wanted.difference(&watched.clone()) {
-        match watcher.watch(dir, notify::RecursiveMode::Recursive) {
-            Ok(()) => {
-                watched.insert(dir.clone());
-            }
-            Err(error) => {
-                tracing::warn!(dir = %dir.display(), %error, "cannot watch a file store; it is refreshed on its interval");
-            }
         }
     }
 }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use ramlet_quadlet::PodmanVersion;
 
+use anyhow::Context as _;
+
 use crate::config::{Config, ConfigError, Flags};
 use crate::units::{Layout, Scope};
 
@@ -197,7 +199,12 @@ fn run_agent(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(crate::agent::run(config, shutdown_signal()));
+    let result = runtime.block_on(async {
+        // First of all: a SIGTERM, SIGINT or SIGHUP that arrives while ramlet starts or runs its
+        // first reconcile is handled, not fatal.
+        let signals = crate::agent::Signals::install().context("cannot handle signals")?;
+        crate::agent::run(config, signals).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -205,21 +212,6 @@ fn run_agent(config: Config) -> ExitCode {
             eprintln!("ramlet: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }
 

@@ -8,9 +8,10 @@
 //! - [`render`]: `ramlet render`, the units for a spec file or directory;
 //! - [`podman`]: which Podman and Quadlet this host has;
 //! - [`config`]: `ramlet run`'s configuration (file, flags, per-scope defaults);
-//! - [`agent`]: the control loop (watchers, timers, signals) around the reconciler;
+//! - [`agent`]: the control loop (timers, signals) around the reconciler; [`watch`]: what it
+//!   watches (the spec directory through symlink swaps, `file` stores);
 //! - [`reconcile`]: one reconcile: specs, secrets, units, observe, plan ([`reconcile::plan`], pure), apply, status;
-//! - [`providers`]: secret providers ([`providers::file`](mod@providers::file) today);
+//! - [`providers`]: secret providers (`file`, `aws`, `gcp`) and the stores' timers and backoff;
 //! - [`secrets`]: secret bytes (zeroized) and their shaping (JSON property, base64);
 //! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates;
 //! - [`systemd`]: systemd over D-Bus; [`unit_dir`]: ramlet's unit folder;
@@ -32,6 +33,7 @@ pub mod unit_dir;
 pub mod units;
 pub mod validate;
 pub mod volumes;
+pub mod watch;
 
 /// Exit status for bad usage or configuration (sysexits' `EX_USAGE`).
 pub const EX_USAGE: u8 = 64;

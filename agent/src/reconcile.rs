@@ -199,6 +199,9 @@ impl Reconciler {
                     let phase = if kept && reason != "UnitNameTaken" {
                         keep.insert(name.clone());
                         Phase::Degraded
+                    } else if reason == "SystemdUnavailable" {
+                        // Not refused: it waits for systemd to answer.
+                        Phase::Degraded
                     } else {
                         Phase::Failed
                     };
@@ -317,9 +320,43 @@ impl Reconciler {
                 if spec.phase == Phase::Progressing && state.active_state == "active" {
                     spec.phase = Phase::Ready;
                 }
+                if state.active_state == "failed" || failures.contains_key(name) {
+                    if spec.phase == Phase::Progressing {
+                        spec.phase = Phase::Failed;
+                        spec.reason = "UnitFailed".into();
+                    }
+                    let why = self.why_failed(name, &state);
+                    spec.message = if spec.message.is_empty() {
+                        why
+                    } else {
+                        format!("{}; {why}", spec.message)
+                    };
+                }
                 spec.unit = state;
             }
         }
+    }
+
+    /// What systemd says about a failed unit, and where its log is.
+    fn why_failed(&self, name: &str, state: &UnitState) -> String {
+        let user = if self.settings.layout.scope == crate::units::Scope::User {
+            "--user "
+        } else {
+            ""
+        };
+        let result = match state.result.as_str() {
+            "" | "success" => String::new(),
+            "exit-code" => format!(
+                "the container exited with status {} (Result=exit-code); ",
+                state.exec_main_status
+            ),
+            "signal" | "core-dump" => format!(
+                "the container was killed by signal {} (Result={}); ",
+                state.exec_main_status, state.result
+            ),
+            other => format!("Result={other}; "),
+        };
+        format!("{result}its log: journalctl {user}-u {}", service(name))
     }
 
     /// Running specs whose spec file is broken now are kept as they are.

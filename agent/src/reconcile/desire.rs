@@ -40,12 +40,19 @@ impl Reconciler {
         let name = container.name.to_string();
         if !ours.contains(&name) {
             // A new spec: its unit name must be free on the whole host, not only in our folder.
+            // A unit name systemd could not be asked about is not known to be free: the spec
+            // waits rather than risk shadowing a vendor unit.
             let load = self
                 .units
                 .load_state(&service(&name))
                 .await
-                .unwrap_or_default();
-            if !matches!(load.as_str(), "not-found" | "") {
+                .map_err(|error| {
+                    let message = format!(
+                        "cannot tell whether {name}.service is free on this host ({error}); the spec waits until systemd answers"
+                    );
+                    ("SystemdUnavailable", message, Vec::new())
+                })?;
+            if load != "not-found" {
                 let message = format!(
                     "{name}.service already exists on this host (LoadState={load}) and is not ramlet's; rename the spec"
                 );
