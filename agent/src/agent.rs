@@ -44,6 +44,8 @@ impl Wake {
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_mins(1);
 const DEFAULT_REFRESH: Duration = Duration::from_mins(5);
+/// How long a reconcile may go on after SIGTERM: ramlet exits within 5 s.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// The signals the agent answers, registered as the process starts (a signal that arrives
 /// before its handler exists would end the process).
@@ -164,11 +166,15 @@ async fn control_loop(
             tokio::select! {
                 outcome = &mut reconcile => outcome,
                 () = &mut shutdown => {
-                    // Waiting on a provider ends at once; an apply already under way is
-                    // finished, so no rotation is left half done.
+                    // Waiting on a provider ends at once; an apply under way gets a moment to
+                    // finish, then is dropped: what it owed is in the journal, and the next
+                    // start does it (a job already queued runs on in systemd regardless).
                     let _ = stop.send(true);
-                    let outcome = reconcile.await;
-                    tracing::info!(stopped_early = outcome.stopped, "shutdown during a reconcile");
+                    if let Ok(outcome) = tokio::time::timeout(SHUTDOWN_GRACE, reconcile).await {
+                        tracing::info!(stopped_early = outcome.stopped, "shutdown during a reconcile");
+                    } else {
+                        tracing::info!("shutdown cut a reconcile short; its owed work is journaled for the next start");
+                    }
                     return Ok(());
                 }
             }

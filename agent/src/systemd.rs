@@ -5,8 +5,9 @@
 //! Every job is waited for: ramlet subscribes to `JobRemoved` before it queues the job, then waits
 //! for that job's result, with a timeout. Every other call has a timeout too. A lost bus is not
 //! fatal: the connection is dropped on a bus error and made again by the next call (the agent's
-//! backoff paces the attempts), and the job subscription is renewed before every job, so a
-//! `daemon-reexec` (which forgets subscribers) never leaves a job unseen.
+//! backoff paces the attempts). `Subscribe` is called before every job (systemd sends its
+//! signals to subscribers; a manager that was re-executed may have dropped ours); a job whose
+//! result is never seen times out and stays owed.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -275,7 +276,7 @@ impl DbusManager {
         let (connection, mut removed, queued) = self
             .call(what, |connection| async move {
                 let manager = ManagerProxy::new(&connection).await?;
-                // systemd forgets its subscribers on daemon-reexec: subscribe again each time.
+                // Subscribe each time: a re-executed manager may have dropped the subscription.
                 match manager.subscribe().await {
                     Ok(()) => {}
                     Err(zbus::Error::MethodError(name, _, _))
