@@ -1,7 +1,9 @@
 //! `ramlet run`: the control loop. File events (specs and `file` stores, debounced), refresh
 //! timers, SIGHUP and `ramlet sync` all become one stream of wake-ups; each wake-up runs one
-//! reconcile. Errors are retried with capped exponential backoff. SIGTERM and SIGINT end the loop
-//! and leave the containers running.
+//! reconcile. Errors are retried with capped exponential backoff ([`Policy`]). SIGTERM and
+//! SIGINT end the loop within 5 s and leave the containers running. [`control_loop`] takes its
+//! wake-ups as a channel and its reconciler as a trait, so its timing is tested on tokio's
+//! paused clock.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -15,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::providers::stores::Due;
-use crate::reconcile::{Reconciler, Settings};
+use crate::reconcile::{Outcome, Reconciler, Settings};
 use crate::systemd::DbusManager;
 use crate::volumes::RamVolumes;
 
@@ -129,14 +131,23 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         }
     });
 
+    let mut ready = false;
     let result = control_loop(
-        &config,
         &mut reconciler,
-        &mut watcher,
-        &mut watches,
         rx,
         shutdown,
         &stop_tx,
+        config.debounce,
+        |reconciler: &Reconciler, outcome: &Outcome| {
+            watches.update(&mut watcher, &outcome.watch);
+            let message = status_line(reconciler.status());
+            crate::notify::notify(&if ready {
+                message
+            } else {
+                format!("READY=1\n{message}")
+            });
+            ready = true;
+        },
     )
     .await;
     let _ = std::fs::remove_file(&pid_file);
@@ -145,19 +156,75 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     result
 }
 
-async fn control_loop(
-    config: &Config,
-    reconciler: &mut Reconciler,
-    watcher: &mut notify::RecommendedWatcher,
-    watches: &mut crate::watch::Watches,
+/// What the loop drives: [`Reconciler`], or a fake in tests.
+pub trait Reconcile {
+    /// Runs one reconcile.
+    fn reconcile(&mut self, due: Due) -> impl Future<Output = Outcome>;
+}
+
+impl Reconcile for Reconciler {
+    fn reconcile(&mut self, due: Due) -> impl Future<Output = Outcome> {
+        Reconciler::reconcile(self, due)
+    }
+}
+
+/// The `STATUS=` line for systemd.
+fn status_line(status: &crate::status::Status) -> String {
+    let ready = status
+        .specs
+        .values()
+        .filter(|s| s.phase == crate::status::Phase::Ready)
+        .count();
+    format!(
+        "STATUS={ready}/{} specs ready, {} spec errors",
+        status.specs.len(),
+        status.errors.len()
+    )
+}
+
+/// When to reconcile again after `outcome`: the next store refresh, or sooner with capped
+/// exponential backoff (1 s doubling to 1 min) while reconciles fail.
+#[derive(Debug)]
+pub struct Policy {
+    backoff: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            backoff: BACKOFF_MIN,
+        }
+    }
+}
+
+impl Policy {
+    /// How long to wait, if nothing wakes the loop sooner.
+    pub fn wait(&mut self, outcome: &Outcome) -> Duration {
+        let refresh = outcome.refresh.unwrap_or(DEFAULT_REFRESH);
+        if outcome.failed {
+            let wait = self.backoff;
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            wait.min(refresh)
+        } else {
+            self.backoff = BACKOFF_MIN;
+            refresh
+        }
+    }
+}
+
+/// Reconciles, then waits for a wake-up (debounced), the next refresh or the backoff, until
+/// `shutdown`; `after` sees each outcome (watches, `sd_notify`).
+pub async fn control_loop<R: Reconcile>(
+    reconciler: &mut R,
     mut rx: mpsc::UnboundedReceiver<Wake>,
     shutdown: impl Future<Output = ()>,
     stop: &tokio::sync::watch::Sender<bool>,
+    debounce: Duration,
+    mut after: impl FnMut(&R, &Outcome),
 ) -> Result<()> {
     tokio::pin!(shutdown);
     let mut due = Due::Timers;
-    let mut backoff = BACKOFF_MIN;
-    let mut ready = false;
+    let mut policy = Policy::default();
     loop {
         let started = Instant::now();
         let outcome = {
@@ -185,33 +252,8 @@ async fn control_loop(
             took_ms = started.elapsed().as_millis(),
             "reconciled"
         );
-        watches.update(watcher, &outcome.watch);
-        let status = reconciler.status();
-        let ready_count = status
-            .specs
-            .values()
-            .filter(|s| s.phase == crate::status::Phase::Ready)
-            .count();
-        let message = format!(
-            "STATUS={ready_count}/{} specs ready, {} spec errors",
-            status.specs.len(),
-            status.errors.len()
-        );
-        crate::notify::notify(&if ready {
-            message
-        } else {
-            format!("READY=1\n{message}")
-        });
-        ready = true;
-
-        let wait = if outcome.failed {
-            let wait = backoff;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            wait.min(outcome.refresh.unwrap_or(DEFAULT_REFRESH))
-        } else {
-            backoff = BACKOFF_MIN;
-            outcome.refresh.unwrap_or(DEFAULT_REFRESH)
-        };
+        after(reconciler, &outcome);
+        let wait = policy.wait(&outcome);
         tokio::select! {
             () = &mut shutdown => return Ok(()),
             wake = rx.recv() => {
@@ -220,11 +262,9 @@ async fn control_loop(
                 };
                 due = wake.due();
                 // Debounce: an editor or git-sync writes several files at once.
-                tokio::time::sleep(config.debounce).await;
+                tokio::time::sleep(debounce).await;
                 while let Ok(more) = rx.try_recv() {
-                    if more == Wake::Sync {
-                        due = Due::All;
-                    }
+                    due = due.max(more.due());
                 }
             }
             () = tokio::time::sleep(wait) => due = Due::Timers,
@@ -247,4 +287,126 @@ pub fn sync(state_dir: &Path) -> Result<()> {
     )
     .with_context(|| format!("cannot signal ramlet (pid {pid})"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records when each reconcile ran and with what; answers with scripted outcomes.
+    struct Fake {
+        start: Instant,
+        calls: Vec<(Duration, Due)>,
+        outcome: Outcome,
+        /// A reconcile that never ends (a hung apply).
+        hang: bool,
+    }
+
+    impl Reconcile for Fake {
+        async fn reconcile(&mut self, due: Due) -> Outcome {
+            self.calls.push((self.start.elapsed(), due));
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            self.outcome.clone()
+        }
+    }
+
+    fn fake(outcome: Outcome) -> Fake {
+        Fake {
+            start: Instant::now(),
+            calls: Vec::new(),
+            outcome,
+            hang: false,
+        }
+    }
+
+    /// Runs the loop until `until` of paused time, sending `wakes` at their times.
+    async fn run(reconciler: &mut Fake, wakes: Vec<(u64, Wake)>, until: Duration) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop, _) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let start = Instant::now();
+            for (ms, wake) in wakes {
+                tokio::time::sleep_until(start + Duration::from_millis(ms)).await;
+                let _ = tx.send(wake);
+            }
+            std::future::pending::<()>().await;
+        });
+        let shutdown = tokio::time::sleep(until);
+        control_loop(
+            reconciler,
+            rx,
+            shutdown,
+            &stop,
+            Duration::from_millis(200),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    }
+
+    fn secs(calls: &[(Duration, Due)]) -> Vec<f64> {
+        calls.iter().map(|(at, _)| at.as_secs_f64()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_events_is_one_reconcile_after_the_debounce() {
+        let mut reconciler = fake(Outcome {
+            refresh: Some(Duration::from_hours(1)),
+            ..Outcome::default()
+        });
+        let wakes = vec![
+            (1000, Wake::Files),
+            (1050, Wake::Files),
+            (1100, Wake::Sync),
+            (1150, Wake::Files),
+        ];
+        run(&mut reconciler, wakes, Duration::from_secs(5)).await;
+        assert_eq!(
+            reconciler.calls,
+            [
+                (Duration::ZERO, Due::Timers),
+                (Duration::from_millis(1200), Due::All)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_doubling_to_a_minute_and_never_past_the_refresh() {
+        let mut reconciler = fake(Outcome {
+            failed: true,
+            refresh: Some(Duration::from_secs(45)),
+            ..Outcome::default()
+        });
+        run(&mut reconciler, Vec::new(), Duration::from_secs(200)).await;
+        let at = secs(&reconciler.calls);
+        let gaps: Vec<f64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(gaps[..7], [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 45.0]);
+        assert!(reconciler.calls.iter().all(|(_, due)| *due == Due::Timers));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_loop_sleeps_until_the_next_refresh() {
+        let mut reconciler = fake(Outcome {
+            refresh: Some(Duration::from_secs(30)),
+            ..Outcome::default()
+        });
+        run(&mut reconciler, Vec::new(), Duration::from_secs(100)).await;
+        assert_eq!(secs(&reconciler.calls), [0.0, 30.0, 60.0, 90.0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_a_hung_reconcile_returns_within_five_seconds() {
+        let mut reconciler = fake(Outcome::default());
+        reconciler.hang = true;
+        let start = Instant::now();
+        run(&mut reconciler, Vec::new(), Duration::from_secs(1)).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(reconciler.calls.len(), 1);
+    }
 }

@@ -27,8 +27,9 @@ pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// The longest backoff: a store that keeps failing is tried every 5 minutes at most.
 pub const BACKOFF_MAX: Duration = Duration::from_mins(5);
 
-/// Which stores a refresh must ask even if their timers have not fired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which stores a refresh must ask even if their timers have not fired; ordered by how much
+/// each asks (merging wake-ups keeps the largest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Due {
     /// Only stores whose timer fired (and new references anywhere).
     Timers,
