@@ -23,6 +23,7 @@ use futures_util::StreamExt as _;
 use ramlet_specs::model::{Provider, SecretVersion};
 
 use crate::secrets::Secret;
+use crate::status::Reason;
 
 /// A boxed future, for object-safe async trait methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -117,19 +118,19 @@ impl ErrorKind {
 
     /// The status reason of a spec whose secret failed this way (`PermissionDenied`).
     #[must_use]
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> Reason {
         match self {
-            Self::Unauthenticated => "Unauthenticated",
-            Self::PermissionDenied => "PermissionDenied",
-            Self::NotFound => "SecretNotFound",
-            Self::VersionDisabled => "SecretVersionDisabled",
-            Self::VersionDestroyed => "SecretVersionDestroyed",
-            Self::Throttled => "ProviderThrottled",
-            Self::Timeout => "ProviderTimeout",
-            Self::TooLarge => "SecretTooLarge",
-            Self::Corrupt => "SecretCorrupt",
-            Self::Unavailable => "ProviderUnavailable",
-            Self::Misconfigured => "StoreMisconfigured",
+            Self::Unauthenticated => Reason::Unauthenticated,
+            Self::PermissionDenied => Reason::PermissionDenied,
+            Self::NotFound => Reason::SecretNotFound,
+            Self::VersionDisabled => Reason::SecretVersionDisabled,
+            Self::VersionDestroyed => Reason::SecretVersionDestroyed,
+            Self::Throttled => Reason::ProviderThrottled,
+            Self::Timeout => Reason::ProviderTimeout,
+            Self::TooLarge => Reason::SecretTooLarge,
+            Self::Corrupt => Reason::SecretCorrupt,
+            Self::Unavailable => Reason::ProviderUnavailable,
+            Self::Misconfigured => Reason::StoreMisconfigured,
         }
     }
 

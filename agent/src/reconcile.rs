@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::atomic::FileContent;
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
-use crate::status::{self, Phase, SecretVersion, SpecStatus, Status};
+use crate::status::{self, Phase, Reason, SecretVersion, SpecStatus, Status};
 use crate::systemd::{UnitManager, UnitState};
 use crate::unit_dir::UnitDir;
 use crate::units::Layout;
@@ -187,7 +187,7 @@ impl Reconciler {
                             container,
                             &now,
                             Phase::Progressing,
-                            "Applied",
+                            Reason::Applied,
                             String::new(),
                             versions,
                         ),
@@ -196,10 +196,10 @@ impl Reconciler {
                 Err((reason, message, versions)) => {
                     outcome.failed = true;
                     // A spec that runs already keeps running as it is; a new one is not created.
-                    let phase = if kept && reason != "UnitNameTaken" {
+                    let phase = if kept && reason != Reason::UnitNameTaken {
                         keep.insert(name.clone());
                         Phase::Degraded
-                    } else if reason == "SystemdUnavailable" {
+                    } else if reason == Reason::SystemdUnavailable {
                         // Not refused: it waits for systemd to answer.
                         Phase::Degraded
                     } else {
@@ -309,7 +309,7 @@ impl Reconciler {
         for (name, spec) in &mut next.specs {
             if let Some(error) = failures.get(name) {
                 spec.phase = Phase::Failed;
-                spec.reason = "ApplyFailed".into();
+                spec.reason = Reason::ApplyFailed;
                 spec.message.clone_from(error);
             }
             let state = match observed.states.get(name) {
@@ -323,7 +323,7 @@ impl Reconciler {
                 if state.active_state == "failed" || failures.contains_key(name) {
                     if spec.phase == Phase::Progressing {
                         spec.phase = Phase::Failed;
-                        spec.reason = "UnitFailed".into();
+                        spec.reason = Reason::UnitFailed;
                     }
                     let why = self.why_failed(name, &state);
                     spec.message = if spec.message.is_empty() {
@@ -385,7 +385,7 @@ impl Reconciler {
                 keep.insert(name.clone());
                 let mut spec = last.cloned().unwrap_or_else(|| SpecStatus {
                     phase: Phase::Degraded,
-                    reason: String::new(),
+                    reason: Reason::InvalidSpec,
                     message: String::new(),
                     file: PathBuf::new(),
                     last_reconcile: String::new(),
@@ -393,7 +393,7 @@ impl Reconciler {
                     unit: UnitState::default(),
                 });
                 spec.phase = Phase::Degraded;
-                spec.reason = "InvalidSpec".into();
+                spec.reason = Reason::InvalidSpec;
                 spec.message =
                     "its spec file has errors; the last applied version keeps running".into();
                 now.clone_into(&mut spec.last_reconcile);
@@ -418,13 +418,13 @@ fn spec_status(
     container: &Container,
     now: &str,
     phase: Phase,
-    reason: &str,
+    reason: Reason,
     message: String,
     secrets: Vec<SecretVersion>,
 ) -> SpecStatus {
     SpecStatus {
         phase,
-        reason: reason.to_owned(),
+        reason,
         message,
         file: container.origin.file.clone(),
         last_reconcile: now.to_owned(),

@@ -38,14 +38,99 @@ pub struct SecretVersion {
     pub version: String,
 }
 
+/// Why a spec is in its phase: short, stable, for alerts and scripts (the message says the
+/// rest, for people).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reason {
+    /// Everything the spec asks for is in place.
+    #[default]
+    Applied,
+    /// A volume, unit file or job failed this time (the message says which); owed jobs are
+    /// retried.
+    ApplyFailed,
+    /// systemd reports the unit failed (its Result and exit status are in the message).
+    UnitFailed,
+    /// The spec's file has errors; the last applied version keeps running.
+    InvalidSpec,
+    /// Another unit on this host has the spec's name.
+    UnitNameTaken,
+    /// systemd did not answer whether the unit name is free; the spec waits.
+    SystemdUnavailable,
+    /// The unit could not be rendered.
+    RenderFailed,
+    /// A secret's value cannot become its file (no such property, not base64, over sizeLimit).
+    SecretUnavailable,
+    /// The store refused the credentials, or found none.
+    Unauthenticated,
+    /// The store denied access.
+    PermissionDenied,
+    /// No such secret, version or stage.
+    SecretNotFound,
+    /// The version is disabled (GCP).
+    SecretVersionDisabled,
+    /// The version is destroyed (GCP).
+    SecretVersionDestroyed,
+    /// The store throttles ramlet; it backs off.
+    ProviderThrottled,
+    /// The store did not answer in time.
+    ProviderTimeout,
+    /// The store cannot be reached or is failing.
+    ProviderUnavailable,
+    /// The secret is larger than any volume can hold.
+    SecretTooLarge,
+    /// The payload failed its checksum.
+    SecretCorrupt,
+    /// The store's settings are wrong.
+    StoreMisconfigured,
+    /// A reason this version of ramlet does not know (read from a newer status file).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Reason {
+    /// Its name, as the status file spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "Applied",
+            Self::ApplyFailed => "ApplyFailed",
+            Self::UnitFailed => "UnitFailed",
+            Self::InvalidSpec => "InvalidSpec",
+            Self::UnitNameTaken => "UnitNameTaken",
+            Self::SystemdUnavailable => "SystemdUnavailable",
+            Self::RenderFailed => "RenderFailed",
+            Self::SecretUnavailable => "SecretUnavailable",
+            Self::Unauthenticated => "Unauthenticated",
+            Self::PermissionDenied => "PermissionDenied",
+            Self::SecretNotFound => "SecretNotFound",
+            Self::SecretVersionDisabled => "SecretVersionDisabled",
+            Self::SecretVersionDestroyed => "SecretVersionDestroyed",
+            Self::ProviderThrottled => "ProviderThrottled",
+            Self::ProviderTimeout => "ProviderTimeout",
+            Self::ProviderUnavailable => "ProviderUnavailable",
+            Self::SecretTooLarge => "SecretTooLarge",
+            Self::SecretCorrupt => "SecretCorrupt",
+            Self::StoreMisconfigured => "StoreMisconfigured",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that `ramlet status` can line it up in a column.
+        f.pad(self.as_str())
+    }
+}
+
 /// The status of one spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpecStatus {
     /// The phase.
     pub phase: Phase,
-    /// A short, stable reason (`Applied`, `SecretUnavailable`, `InvalidSpec`, ...).
-    pub reason: String,
+    /// Why it is in its phase.
+    pub reason: Reason,
     /// What happened, for people.
     pub message: String,
     /// The spec file.

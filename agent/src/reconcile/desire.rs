@@ -10,7 +10,7 @@ use super::plan::{Desired, OnRotation};
 use super::{Reconciler, service};
 use crate::atomic::FileContent;
 use crate::secrets;
-use crate::status::SecretVersion;
+use crate::status::{Reason, SecretVersion};
 use crate::units::{self, Scope};
 use crate::volumes::VolumeSpec;
 
@@ -35,7 +35,7 @@ impl Reconciler {
             Vec<(VolumeSpec, Vec<FileContent>)>,
             Vec<SecretVersion>,
         ),
-        (&'static str, String, Vec<SecretVersion>),
+        (Reason, String, Vec<SecretVersion>),
     > {
         let name = container.name.to_string();
         if !ours.contains(&name) {
@@ -50,13 +50,13 @@ impl Reconciler {
                     let message = format!(
                         "cannot tell whether {name}.service is free on this host ({error}); the spec waits until systemd answers"
                     );
-                    ("SystemdUnavailable", message, Vec::new())
+                    (Reason::SystemdUnavailable, message, Vec::new())
                 })?;
             if load != "not-found" {
                 let message = format!(
                     "{name}.service already exists on this host (LoadState={load}) and is not ramlet's; rename the spec"
                 );
-                return Err(("UnitNameTaken", message, Vec::new()));
+                return Err((Reason::UnitNameTaken, message, Vec::new()));
             }
         }
         if foreign.contains(&name) {
@@ -64,7 +64,7 @@ impl Reconciler {
                 "{}/{name}.container exists and is not ramlet's; rename the spec",
                 self.unit_dir.path().display()
             );
-            return Err(("UnitNameTaken", message, Vec::new()));
+            return Err((Reason::UnitNameTaken, message, Vec::new()));
         }
         let fetched = self
             .fetch(container, catalog)
@@ -72,7 +72,7 @@ impl Reconciler {
         let target = self.settings.target;
         let text = match units::unit(container, &self.settings.layout, target).render(target) {
             Ok(text) => text,
-            Err(error) => return Err(("RenderFailed", error.to_string(), fetched.versions)),
+            Err(error) => return Err((Reason::RenderFailed, error.to_string(), fetched.versions)),
         };
         let changed: Vec<(VolumeSpec, Vec<FileContent>)> = fetched
             .volumes
@@ -95,12 +95,8 @@ impl Reconciler {
 
     /// Shapes every secret of `container` from the stores' last good values; the first
     /// problem is the error (status reason, message).
-    fn fetch(
-        &self,
-        container: &Container,
-        catalog: &Catalog,
-    ) -> Result<Fetched, (&'static str, String)> {
-        let unavailable = |message: String| ("SecretUnavailable", message);
+    fn fetch(&self, container: &Container, catalog: &Catalog) -> Result<Fetched, (Reason, String)> {
+        let unavailable = |message: String| (Reason::SecretUnavailable, message);
         let mut fetched = Fetched {
             volumes: Vec::new(),
             versions: Vec::new(),
