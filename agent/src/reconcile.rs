@@ -281,11 +281,17 @@ impl Reconciler {
             .map(|d| d.name.clone())
             .chain(observed.units.keys().cloned())
             .collect();
-        for name in names {
-            if let Ok(state) = self.units.state(&service(&name)).await {
-                observed.states.insert(name, state);
-            }
-        }
+        let services: Vec<String> = names.iter().map(|n| service(n)).collect();
+        observed.states = self
+            .units
+            .states(&services)
+            .await
+            .into_iter()
+            .filter_map(|(unit, state)| {
+                unit.strip_suffix(".service")
+                    .map(|name| (name.to_owned(), state))
+            })
+            .collect();
         observed
     }
 
@@ -306,17 +312,28 @@ impl Reconciler {
                 _ => None,
             })
             .collect();
+        let ask: Vec<String> = next
+            .specs
+            .keys()
+            .filter(|n| touched.contains(n.as_str()) || !observed.states.contains_key(*n))
+            .map(|n| service(n))
+            .collect();
+        let asked = if ask.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.units.states(&ask).await
+        };
         for (name, spec) in &mut next.specs {
             if let Some(error) = failures.get(name) {
                 spec.phase = Phase::Failed;
                 spec.reason = Reason::ApplyFailed;
                 spec.message.clone_from(error);
             }
-            let state = match observed.states.get(name) {
-                Some(state) if !touched.contains(name.as_str()) => Ok(state.clone()),
-                _ => self.units.state(&service(name)).await,
-            };
-            if let Ok(state) = state {
+            let state = asked
+                .get(&service(name))
+                .or_else(|| observed.states.get(name))
+                .cloned();
+            if let Some(state) = state {
                 if spec.phase == Phase::Progressing && state.active_state == "active" {
                     spec.phase = Phase::Ready;
                 }

@@ -127,6 +127,22 @@ pub trait UnitManager: Send + Sync {
     fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
     /// The unit's state.
     fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>>;
+    /// The states of several units, each one systemd answered for (a unit it could not be
+    /// asked about is left out: unknown). One call per unit unless the manager does better.
+    fn states<'a>(
+        &'a self,
+        units: &'a [String],
+    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>> {
+        Box::pin(async move {
+            let mut states = std::collections::BTreeMap::new();
+            for unit in units {
+                if let Ok(state) = self.state(unit).await {
+                    states.insert(unit.clone(), state);
+                }
+            }
+            states
+        })
+    }
     /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
     /// `loaded`, `masked`, ... or `not-found`.
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>>;
@@ -146,6 +162,24 @@ trait Manager {
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    #[allow(clippy::type_complexity)] // systemd's own signature: a(ssssssouso)
+    fn list_units_by_names(
+        &self,
+        names: &[&str],
+    ) -> zbus::Result<
+        Vec<(
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            OwnedObjectPath,
+            u32,
+            String,
+            OwnedObjectPath,
+        )>,
+    >;
     #[zbus(signal)]
     fn job_removed(
         &self,
@@ -323,6 +357,14 @@ impl DbusManager {
     }
 }
 
+/// Bytes as lowercase hex (an invocation ID as `systemctl show` prints it).
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
+}
+
 /// Whether a D-Bus error means the connection itself is gone.
 fn lost(message: &str) -> bool {
     [
@@ -372,15 +414,85 @@ impl UnitManager for DbusManager {
                 Ok(UnitState {
                     active_state: unit.active_state().await?,
                     sub_state: unit.sub_state().await?,
-                    invocation_id: invocation.iter().fold(String::new(), |mut hex, b| {
-                        let _ = write!(hex, "{b:02x}");
-                        hex
-                    }),
+                    invocation_id: hex(&invocation),
                     result: service.result().await.unwrap_or_default(),
                     exec_main_status: service.exec_main_status().await.unwrap_or_default(),
                 })
             },
         ))
+    }
+    fn states<'a>(
+        &'a self,
+        units: &'a [String],
+    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>> {
+        Box::pin(async move {
+            let listed = self
+                .call(
+                    || "list units".into(),
+                    |connection| async move {
+                        let names: Vec<&str> = units.iter().map(String::as_str).collect();
+                        let manager = ManagerProxy::new(&connection).await?;
+                        Ok((connection, manager.list_units_by_names(&names).await?))
+                    },
+                )
+                .await;
+            let Ok((connection, listed)) = listed else {
+                return std::collections::BTreeMap::new();
+            };
+            let mut states = std::collections::BTreeMap::new();
+            for (name, _, load, active, sub, _, path, ..) in listed {
+                let mut state = UnitState {
+                    active_state: if load == "not-found" {
+                        "not-loaded".into()
+                    } else {
+                        active
+                    },
+                    sub_state: sub,
+                    ..UnitState::default()
+                };
+                // The invocation (always) and why it stopped (only when it failed): the few
+                // properties the list does not carry.
+                if load != "not-found" {
+                    let is_failed = state.active_state == "failed";
+                    let details = self
+                        .call(
+                            || format!("state of {name}"),
+                            |connection| async move {
+                                let unit = UnitProxy::builder(&connection)
+                                    .path(path.clone())?
+                                    .build()
+                                    .await?;
+                                let invocation = unit.invocation_id().await?;
+                                let failed = if is_failed {
+                                    let service = ServiceProxy::builder(&connection)
+                                        .path(path)?
+                                        .build()
+                                        .await?;
+                                    Some((
+                                        service.result().await.unwrap_or_default(),
+                                        service.exec_main_status().await.unwrap_or_default(),
+                                    ))
+                                } else {
+                                    None
+                                };
+                                Ok((invocation, failed))
+                            },
+                        )
+                        .await;
+                    let Ok((invocation, failed)) = details else {
+                        continue;
+                    };
+                    state.invocation_id = hex(&invocation);
+                    if let Some((result, status)) = failed {
+                        state.result = result;
+                        state.exec_main_status = status;
+                    }
+                }
+                states.insert(name, state);
+            }
+            drop(connection);
+            states
+        })
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(self.call(

@@ -422,7 +422,10 @@ async fn a_unit_ramlet_does_not_own_is_never_touched() {
         std::fs::read_to_string(world.unit_file("a")).unwrap(),
         "[Container]\nImage=mine\n"
     );
-    assert_eq!(reconciler.status().specs["a"].reason.as_str(), "UnitNameTaken");
+    assert_eq!(
+        reconciler.status().specs["a"].reason.as_str(),
+        "UnitNameTaken"
+    );
     assert!(Path::new(&world.unit_file("a")).exists());
 }
 
