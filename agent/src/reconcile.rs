@@ -2,8 +2,10 @@
 //! apply, and record the status. Side effects go through the [`VolumeManager`],
 //! [`UnitManager`] and [`SecretProvider`](crate::providers::SecretProvider) traits; the plan itself is [`plan`].
 //!
-//! Layout: this file runs the reconcile and applies the plan; `desire` works out what one
-//! container should be (its secrets fetched and shaped, its unit rendered).
+//! Layout: this file runs the steps in order; `desire` works out what one container should be
+//! (its secrets shaped, its unit rendered); `observe` gathers the host's facts; [`plan`] (pure)
+//! turns desire and facts into actions; `apply` runs them, with [`owed`] journaling the jobs
+//! they owe; `status` writes each spec's phase, reason and unit state.
 //!
 //! Failure policy: a spec whose file is broken, whose secrets cannot be fetched or whose unit
 //! cannot be rendered is left exactly as it runs now (`Degraded`), or not created (`Failed`);
@@ -21,18 +23,22 @@ use tokio::sync::watch;
 use crate::atomic::FileContent;
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
-use crate::status::{self, Phase, Reason, SecretVersion, SpecStatus, Status};
-use crate::systemd::{UnitManager, UnitState};
+use crate::status::{Phase, Reason, Status};
+use crate::systemd::UnitManager;
 use crate::unit_dir::UnitDir;
 use crate::units::Layout;
 use crate::volumes::{VolumeManager, VolumeSpec};
 use owed::{Journal, Owed};
-use plan::{Action, Desired, Observed};
+use plan::Action;
 
 mod apply;
 mod desire;
+mod observe;
 pub mod owed;
 pub mod plan;
+mod status;
+
+use status::spec_status;
 
 /// What a reconcile needs to know about this host.
 #[derive(Debug, Clone)]
@@ -134,7 +140,7 @@ impl Reconciler {
             Ok(Err(error)) => return self.fail_all(&error.to_string()),
             Err(error) => return self.fail_all(&error.to_string()),
         };
-        let now = status::now_rfc3339();
+        let now = crate::status::now_rfc3339();
         let mut next = Status {
             updated: now.clone(),
             specs: BTreeMap::new(),
@@ -268,185 +274,15 @@ impl Reconciler {
         false
     }
 
-    /// What the host holds: ramlet's units, their states, the specs with volumes.
-    async fn observe(&self, units: BTreeMap<String, String>, desired: &[Desired]) -> Observed {
-        let mut observed = Observed {
-            units,
-            owed: self.owed.clone(),
-            ..Observed::default()
-        };
-        observed.volume_specs = self.volumes.specs().unwrap_or_default();
-        let names: BTreeSet<String> = desired
-            .iter()
-            .map(|d| d.name.clone())
-            .chain(observed.units.keys().cloned())
-            .collect();
-        let services: Vec<String> = names.iter().map(|n| service(n)).collect();
-        observed.states = self
-            .units
-            .states(&services)
-            .await
-            .into_iter()
-            .filter_map(|(unit, state)| {
-                unit.strip_suffix(".service")
-                    .map(|name| (name.to_owned(), state))
-            })
-            .collect();
-        observed
-    }
-
-    /// Fills in the outcome of the apply and the units' states.
-    /// Units no action touched keep the state observed before the apply; only the others are
-    /// asked again.
-    async fn settle_status(
-        &self,
-        next: &mut Status,
-        failures: &BTreeMap<String, String>,
-        actions: &[Action],
-        observed: &Observed,
-    ) {
-        let touched: BTreeSet<&str> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Job(_, n) => Some(n.as_str()),
-                _ => None,
-            })
-            .collect();
-        let ask: Vec<String> = next
-            .specs
-            .keys()
-            .filter(|n| touched.contains(n.as_str()) || !observed.states.contains_key(*n))
-            .map(|n| service(n))
-            .collect();
-        let asked = if ask.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.units.states(&ask).await
-        };
-        for (name, spec) in &mut next.specs {
-            if let Some(error) = failures.get(name) {
-                spec.phase = Phase::Failed;
-                spec.reason = Reason::ApplyFailed;
-                spec.message.clone_from(error);
-            }
-            let state = asked
-                .get(&service(name))
-                .or_else(|| observed.states.get(name))
-                .cloned();
-            if let Some(state) = state {
-                if spec.phase == Phase::Progressing && state.active_state == "active" {
-                    spec.phase = Phase::Ready;
-                }
-                if state.active_state == "failed" || failures.contains_key(name) {
-                    if spec.phase == Phase::Progressing {
-                        spec.phase = Phase::Failed;
-                        spec.reason = Reason::UnitFailed;
-                    }
-                    let why = self.why_failed(name, &state);
-                    spec.message = if spec.message.is_empty() {
-                        why
-                    } else {
-                        format!("{}; {why}", spec.message)
-                    };
-                }
-                spec.unit = state;
-            }
-        }
-    }
-
-    /// What systemd says about a failed unit, and where its log is.
-    fn why_failed(&self, name: &str, state: &UnitState) -> String {
-        let user = if self.settings.layout.scope == crate::units::Scope::User {
-            "--user "
-        } else {
-            ""
-        };
-        let result = match state.result.as_str() {
-            "" | "success" => String::new(),
-            "exit-code" => format!(
-                "the container exited with status {} (Result=exit-code); ",
-                state.exec_main_status
-            ),
-            "signal" | "core-dump" => format!(
-                "the container was killed by signal {} (Result={}); ",
-                state.exec_main_status, state.result
-            ),
-            other => format!("Result={other}; "),
-        };
-        format!("{result}its log: journalctl {user}-u {}", service(name))
-    }
-
-    /// Running specs whose spec file is broken now are kept as they are.
-    fn keep_broken(
-        &self,
-        catalog: &Catalog,
-        ours: &BTreeMap<String, String>,
-        keep: &mut BTreeSet<String>,
-        next: &mut Status,
-        now: &str,
-    ) {
-        let broken: BTreeSet<&PathBuf> = catalog.errors.iter().map(|e| &e.file).collect();
-        for name in ours.keys() {
-            if next.specs.contains_key(name)
-                || catalog.containers.keys().any(|n| n.as_str() == name)
-            {
-                continue;
-            }
-            let last = self.status.specs.get(name);
-            let file_broken = match last {
-                Some(spec) => broken.contains(&spec.file),
-                // No record of where it came from: keep it while any file is broken.
-                None => !broken.is_empty(),
-            };
-            if file_broken {
-                keep.insert(name.clone());
-                let mut spec = last.cloned().unwrap_or_else(|| SpecStatus {
-                    phase: Phase::Degraded,
-                    reason: Reason::InvalidSpec,
-                    message: String::new(),
-                    file: PathBuf::new(),
-                    last_reconcile: String::new(),
-                    secrets: Vec::new(),
-                    unit: UnitState::default(),
-                });
-                spec.phase = Phase::Degraded;
-                spec.reason = Reason::InvalidSpec;
-                spec.message =
-                    "its spec file has errors; the last applied version keeps running".into();
-                now.clone_into(&mut spec.last_reconcile);
-                next.specs.insert(name.clone(), spec);
-            }
-        }
-    }
-
     fn fail_all(&mut self, message: &str) -> Outcome {
         tracing::error!(%message, "reconcile failed");
         self.status.errors = vec![message.to_owned()];
-        self.status.updated = status::now_rfc3339();
+        self.status.updated = crate::status::now_rfc3339();
         let _ = self.status.write(&self.settings.state_dir);
         Outcome {
             failed: true,
             ..Outcome::default()
         }
-    }
-}
-
-fn spec_status(
-    container: &Container,
-    now: &str,
-    phase: Phase,
-    reason: Reason,
-    message: String,
-    secrets: Vec<SecretVersion>,
-) -> SpecStatus {
-    SpecStatus {
-        phase,
-        reason,
-        message,
-        file: container.origin.file.clone(),
-        last_reconcile: now.to_owned(),
-        secrets,
-        unit: UnitState::default(),
     }
 }
 
