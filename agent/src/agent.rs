@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -21,8 +20,7 @@ use crate::reconcile::{Outcome, Reconciler, Settings};
 use crate::systemd::DbusManager;
 use crate::volumes::RamVolumes;
 
-/// The pid file's name in the state directory (`ramlet sync` signals that process).
-pub const PID_FILE: &str = "ramlet.pid";
+pub use crate::pidfile::{PID_FILE, sync};
 
 /// Why the loop woke up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +82,12 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
             _ = int.recv() => {}
         }
     };
+    protect_memory();
+    // First the claim on the state directory: a second agent stops here, before it touches
+    // anything.
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
+    let pid_file = crate::pidfile::PidFile::claim(&config.state_dir)?;
     let target = match config.podman_version {
         Some(version) => version,
         None => crate::podman::detect_version()?,
@@ -92,11 +96,6 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     let units = DbusManager::connect(&config.bus, config.job_timeout)
         .await
         .context("cannot reach systemd")?;
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
-    let pid_file = config.state_dir.join(PID_FILE);
-    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
-        .with_context(|| format!("cannot write {}", pid_file.display()))?;
     let settings = Settings {
         spec_dir: config.spec_dir.clone(),
         layout: config.layout.clone(),
@@ -150,10 +149,25 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         },
     )
     .await;
-    let _ = std::fs::remove_file(&pid_file);
+    drop(pid_file);
     crate::notify::notify("STOPPING=1");
     tracing::info!("ramlet stopped; containers keep running");
     result
+}
+
+/// Keeps the secrets in this process's memory out of core dumps and away from other processes
+/// of the same user: not dumpable (no core file, no ptrace by peers, `/proc/<pid>/mem` and
+/// `environ` root's) and a core size limit of 0. Failures are logged: they only weaken a second
+/// line of defence.
+fn protect_memory() {
+    if let Err(error) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!(%error, "cannot make ramlet non-dumpable");
+    }
+    if let Err(error) =
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+    {
+        tracing::warn!(%error, "cannot set ramlet's core size limit to 0");
+    }
 }
 
 /// What the loop drives: [`Reconciler`], or a fake in tests.
@@ -270,23 +284,6 @@ pub async fn control_loop<R: Reconcile>(
             () = tokio::time::sleep(wait) => due = Due::Timers,
         }
     }
-}
-
-/// Sends SIGHUP to the running agent whose state directory is `state_dir` (`ramlet sync`).
-pub fn sync(state_dir: &Path) -> Result<()> {
-    let pid_file = state_dir.join(PID_FILE);
-    let text = std::fs::read_to_string(&pid_file)
-        .with_context(|| format!("no running ramlet: cannot read {}", pid_file.display()))?;
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .with_context(|| format!("{} holds no pid", pid_file.display()))?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .with_context(|| format!("cannot signal ramlet (pid {pid})"))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -252,8 +252,8 @@ fn status(state_dir: &std::path::Path, format: Format) -> ExitCode {
     }
 }
 
-/// The real user ID of this process.
+/// The real user ID of this process (not `/proc/self`'s owner: that is root once the agent
+/// makes itself non-dumpable).
 fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+    nix::unistd::getuid().as_raw()
 }

@@ -15,13 +15,15 @@
 //! - [`secrets`]: secret bytes (zeroized) and their shaping (JSON property, base64);
 //! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates;
 //! - [`systemd`]: systemd over D-Bus; [`unit_dir`]: ramlet's unit folder;
-//! - [`status`]: the status file and `ramlet status`; [`notify`]: `sd_notify`.
+//! - [`status`]: the status file and `ramlet status`; [`notify`]: `sd_notify`; [`pidfile`]: the
+//!   agent's locked pid file and `ramlet sync`.
 
 pub mod agent;
 pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod notify;
+pub mod pidfile;
 pub mod podman;
 pub mod providers;
 pub mod reconcile;

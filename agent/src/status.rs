@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -169,9 +170,16 @@ impl Status {
     pub fn write(&self, state_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         let tmp = state_dir.join(".status.json.tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n",
+        let _ = std::fs::remove_file(&tmp);
+        // 0600: which secrets and stores a host uses is its owner's business.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        std::io::Write::write_all(
+            &mut file,
+            (serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n").as_bytes(),
         )?;
         std::fs::rename(tmp, state_dir.join(STATUS_FILE))
     }

@@ -19,6 +19,10 @@ use ramlet_specs::model::Medium;
 use crate::atomic::{self, FileContent};
 use crate::units::Scope;
 
+/// The file that marks a spec's folder under the volume root as ramlet's. Spec names are DNS
+/// labels, so no volume can be called this.
+pub const OWNED_MARKER: &str = ".ramlet-volumes";
+
 /// What a volume needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeSpec {
@@ -117,6 +121,17 @@ impl RamVolumes {
 impl VolumeManager for RamVolumes {
     fn prepare(&self, volume: &VolumeSpec) -> Result<PathBuf, VolumeError> {
         let dir = self.dir(volume);
+        let spec_dir = self.root.join(&volume.spec);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&spec_dir)
+            .map_err(io_err("cannot create", &spec_dir))?;
+        // The marker goes in before any volume: only folders that carry it are ever removed.
+        let marker = spec_dir.join(OWNED_MARKER);
+        if !marker.exists() {
+            fs::write(&marker, b"").map_err(io_err("cannot mark", &marker))?;
+        }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -157,7 +172,8 @@ impl VolumeManager for RamVolumes {
 
     fn remove_spec(&self, spec: &str) -> Result<(), VolumeError> {
         let spec_dir = self.root.join(spec);
-        if !spec_dir.exists() {
+        if !spec_dir.join(OWNED_MARKER).is_file() {
+            // Not ramlet's (or gone already): never touched.
             return Ok(());
         }
         let mut errors = Vec::new();
@@ -166,6 +182,9 @@ impl VolumeManager for RamVolumes {
             .flatten()
         {
             let dir = entry.path();
+            if entry.file_name() == OWNED_MARKER {
+                continue;
+            }
             // Teardown keeps going: every volume is tried, every failure reported.
             if self.scope == Scope::System
                 && let Err(e) = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH)
@@ -176,6 +195,14 @@ impl VolumeManager for RamVolumes {
             if let Err(e) = fs::remove_dir_all(&dir) {
                 errors.push(format!("cannot remove {}: {e}", dir.display()));
             }
+        }
+        if errors.is_empty()
+            && let Err(e) = fs::remove_file(spec_dir.join(OWNED_MARKER))
+        {
+            errors.push(format!(
+                "cannot remove the marker in {}: {e}",
+                spec_dir.display()
+            ));
         }
         if let Err(e) = fs::remove_dir(&spec_dir) {
             errors.push(format!("cannot remove {}: {e}", spec_dir.display()));
@@ -197,9 +224,11 @@ impl VolumeManager for RamVolumes {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
             Err(e) => return Err(io_err("cannot list", &self.root)(e)),
         };
+        // Only the folders ramlet made: a folder somebody else keeps under the root is not a
+        // volume to collect.
         Ok(entries
             .flatten()
-            .filter(|e| e.path().is_dir())
+            .filter(|e| e.path().join(OWNED_MARKER).is_file())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect())
     }
@@ -388,6 +417,28 @@ mod tests {
             folder_access(&[file(0o400, Some(101), Some(101)), file(0o444, None, None)]),
             (0o711, (None, None))
         );
+    }
+
+    #[test]
+    fn only_folders_ramlet_marked_are_collected() {
+        let root = std::env::temp_dir().join(format!("ramlet-gc-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("not-ramlet/vol")).unwrap();
+        fs::write(root.join("not-ramlet/vol/keep"), b"mine").unwrap();
+        fs::create_dir_all(root.join("web/tls")).unwrap();
+        fs::write(root.join("web").join(OWNED_MARKER), b"").unwrap();
+        fs::write(root.join("web/tls/key"), b"x").unwrap();
+        let volumes = RamVolumes {
+            root: root.clone(),
+            scope: Scope::User,
+            noswap: true,
+        };
+        assert_eq!(volumes.specs().unwrap(), ["web".to_owned()].into());
+        volumes.remove_spec("not-ramlet").unwrap();
+        assert_eq!(fs::read(root.join("not-ramlet/vol/keep")).unwrap(), b"mine");
+        volumes.remove_spec("web").unwrap();
+        assert!(!root.join("web").exists());
+        let _ = fs::remove_dir_all(root);
     }
 
     #[test]

@@ -69,8 +69,30 @@ pub(crate) fn host_directory(value: &str) -> Check<String> {
     if value.split('/').any(|s| s == "..") {
         return fail("has a `..` segment; write the path normalised");
     }
-    Ok(value.trim_end_matches('/').to_owned()).map(|s| if s.is_empty() { "/".into() } else { s })
+    let path = value.trim_end_matches('/');
+    let path = if path.is_empty() { "/" } else { path };
+    if SYSTEM_ROOTS.contains(&path) {
+        return fail(
+            "is a system directory; give the store a folder of its own, such as `/etc/ramlet/secrets`",
+        );
+    }
+    if PSEUDO_FILESYSTEMS.iter().any(|p| is_within(path, p)) {
+        return fail(
+            "is in a kernel pseudo-filesystem; give the store a folder of its own, such as `/etc/ramlet/secrets`",
+        );
+    }
+    Ok(path.to_owned())
 }
+
+/// Directories a `file` store may not be: each holds far more than secrets, and is watched
+/// recursively and read by ramlet (often as root).
+const SYSTEM_ROOTS: &[&str] = &[
+    "/", "/bin", "/boot", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt", "/opt",
+    "/root", "/run", "/sbin", "/srv", "/tmp", "/usr", "/var",
+];
+
+/// Trees a `file` store may not be in at all.
+const PSEUDO_FILESYSTEMS: &[&str] = &["/proc", "/sys", "/dev"];
 
 /// Whether `path` is `dir` or below it, segment-wise.
 pub(crate) fn is_within(path: &str, dir: &str) -> bool {
@@ -83,6 +105,30 @@ pub(crate) fn is_within(path: &str, dir: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_directories_are_a_folder_of_their_own() {
+        for good in [
+            "/etc/ramlet/secrets",
+            "/srv/secrets/",
+            "/run/ramlet-secrets",
+            "/var/lib/app",
+        ] {
+            assert!(host_directory(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "/",
+            "/etc",
+            "/etc/",
+            "/root",
+            "/proc/self",
+            "/sys",
+            "/dev/shm/x",
+            "relative",
+        ] {
+            assert!(host_directory(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn relative_paths() {

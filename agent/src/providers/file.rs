@@ -1,8 +1,8 @@
 //! The `file` store: one file per secret under a directory (`prod/db` is `<directory>/prod/db`).
-//! Its version is the file's modification time and size, so a rewrite is a rotation.
+//! Its version is the file's modification time and inode, so a rewrite is a rotation.
 
 use std::io::Read as _;
-use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::PathBuf;
 
 use ramlet_specs::model::SecretVersion;
@@ -26,22 +26,42 @@ impl FileProvider {
     fn read(&self, name: &str) -> Result<Secret, ProviderError> {
         // `name` is validated relative, without `..` (ramlet_specs::fspath).
         let path = self.directory.join(name);
-        let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ProviderError::not_found(name),
-            std::io::ErrorKind::PermissionDenied => ProviderError::new(
-                super::ErrorKind::PermissionDenied,
-                format!(
-                    "cannot read {}: {e}; let ramlet's user read it",
-                    path.display()
+        // Only a regular file is read: no link is followed at the last step (ELOOP), and a FIFO
+        // or device opens without blocking and is refused by the type check below.
+        let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits())
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => ProviderError::not_found(name),
+                _ if e.raw_os_error() == Some(nix::libc::ELOOP) => ProviderError::new(
+                    super::ErrorKind::NotFound,
+                    format!(
+                        "{} is a symbolic link; a file store reads only regular files",
+                        path.display()
+                    ),
                 ),
-            ),
-            _ => ProviderError::unavailable(format!("cannot read {}: {e}", path.display())),
-        })?;
+                std::io::ErrorKind::PermissionDenied => ProviderError::new(
+                    super::ErrorKind::PermissionDenied,
+                    format!(
+                        "cannot read {}: {e}; let ramlet's user read it",
+                        path.display()
+                    ),
+                ),
+                _ => ProviderError::unavailable(format!("cannot read {}: {e}", path.display())),
+            })?;
         let meta = file
             .metadata()
             .map_err(|e| ProviderError::unavailable(e.to_string()))?;
         if !meta.is_file() {
-            return Err(ProviderError::not_found(name));
+            return Err(ProviderError::new(
+                super::ErrorKind::NotFound,
+                format!(
+                    "{} is not a regular file; a file store reads only regular files",
+                    path.display()
+                ),
+            ));
         }
         if meta.len() > MAX_SECRET_BYTES {
             return Err(ProviderError::too_large(name, meta.len()));
@@ -55,11 +75,13 @@ impl FileProvider {
             })?;
         Ok(Secret {
             bytes: SecretBytes::new(std::mem::take(&mut *bytes)),
+            // Not the size: status files show versions, and a size says something about a
+            // secret. A rewrite changes the mtime; a rename over it, the inode.
             version: format!(
-                "mtime:{}.{:09}/size:{}",
+                "mtime:{}.{:09}/inode:{}",
                 meta.mtime(),
                 meta.mtime_nsec(),
-                meta.len()
+                meta.ino()
             ),
         })
     }
@@ -127,6 +149,33 @@ mod tests {
             .fetch(&[ask("prod/db", Some(secret.version))], Limits::default())
             .await;
         assert_eq!(again, [Ok(Fetched::Unchanged)]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_fifo_or_a_link_is_refused_at_once_never_waited_on() {
+        let dir = std::env::temp_dir().join(format!("ramlet-file-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::write(dir.join("real"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let provider = FileProvider::new(dir.clone());
+        let ask = |name: &str| Request {
+            name: name.into(),
+            version: SecretVersion::Latest,
+            known: None,
+        };
+        let answers = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            provider.fetch(&[ask("fifo"), ask("link")], Limits::default()),
+        )
+        .await
+        .expect("a FIFO must not block the store");
+        for answer in answers {
+            let error = answer.unwrap_err().to_string();
+            assert!(error.contains("only regular files"), "{error}");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }
