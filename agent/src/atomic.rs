@@ -55,15 +55,43 @@ pub struct Current {
 
 /// Reads the files of the current data folder, keyed by path; empty when the volume has never
 /// been written.
+///
+/// A writable volume's container can put anything here, so nothing is followed: `..data` must
+/// be a link to a `..`-named folder beside it, folders are entered only when they are real
+/// folders, and only regular files are read (opened without following a link and without
+/// blocking, then checked with `fstat`). Anything else reads as [`Strange`]: the volume differs
+/// and is rewritten.
 pub fn read_current(dir: &Path) -> io::Result<BTreeMap<String, Current>> {
     let mut files = BTreeMap::new();
-    let data = dir.join(DATA_LINK);
-    if fs::symlink_metadata(&data).is_err() {
-        return Ok(files);
+    let link = dir.join(DATA_LINK);
+    let target = match fs::read_link(&link) {
+        Ok(target) => target,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(files),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => return Err(strange(&link)),
+        Err(e) => return Err(e),
+    };
+    let name = target.to_str().unwrap_or_default();
+    if !name.starts_with("..") || name.contains('/') || name == ".." {
+        return Err(strange(&link));
+    }
+    let data = dir.join(name);
+    if !fs::symlink_metadata(&data)?.file_type().is_dir() {
+        return Err(strange(&data));
     }
     collect(&data, "", &mut files)?;
     Ok(files)
 }
+
+/// The error for something ramlet did not put in a volume.
+fn strange(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, Strange(path.to_owned()))
+}
+
+/// Something in a volume that ramlet did not put there (a link, FIFO, device or a `..data`
+/// pointing elsewhere): the volume is rewritten, and nothing behind it is read.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is not what ramlet wrote", .0.display())]
+pub struct Strange(pub PathBuf);
 
 fn collect(dir: &Path, prefix: &str, files: &mut BTreeMap<String, Current>) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
@@ -74,29 +102,60 @@ fn collect(dir: &Path, prefix: &str, files: &mut BTreeMap<String, Current>) -> i
         } else {
             format!("{prefix}/{name}")
         };
-        let meta = entry.metadata()?;
-        if meta.is_dir() {
+        // `file_type` does not follow links.
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
             collect(&entry.path(), &rel, files)?;
+        } else if kind.is_file() {
+            files.insert(rel, read_regular(&entry.path())?);
         } else {
-            let bytes = SecretBytes::new(fs::read(entry.path())?);
-            let mode = meta.permissions().mode() & 0o7777;
-            files.insert(
-                rel,
-                Current {
-                    bytes,
-                    mode,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                },
-            );
+            return Err(strange(&entry.path()));
         }
     }
     Ok(())
 }
 
+/// Reads a regular file without following a link or blocking on a FIFO swapped in.
+fn read_regular(path: &Path) -> io::Result<Current> {
+    use std::io::Read as _;
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                strange(path)
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(strange(path));
+    }
+    let mut bytes =
+        zeroize::Zeroizing::new(Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0)));
+    file.take(crate::providers::MAX_SECRET_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(Current {
+        bytes: SecretBytes::new(std::mem::take(&mut *bytes)),
+        mode: meta.permissions().mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+    })
+}
+
 /// Whether `wanted` differs from what `dir` holds now: content, mode, or an owner the spec sets.
 pub fn differs(dir: &Path, wanted: &[FileContent]) -> io::Result<bool> {
-    let current = read_current(dir)?;
+    let current = match read_current(dir) {
+        Ok(current) => current,
+        Err(e) if matches!(e.get_ref(), Some(inner) if inner.is::<Strange>()) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "a volume holds something ramlet did not write; rewriting it");
+            return Ok(true);
+        }
+        Err(e) => return Err(e),
+    };
     if current.len() != wanted.len() {
         return Ok(true);
     }
@@ -270,6 +329,30 @@ mod tests {
         let dir = tempdir("mode");
         write(&dir, &[file("a", "x", 0o400)], 0o700, (None, None)).unwrap();
         assert!(differs(&dir, &[file("a", "x", 0o440)]).unwrap());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn what_a_container_swaps_in_is_never_followed_nor_waited_on() {
+        let dir = tempdir("strange");
+        let files = [file("a", "x", 0o400)];
+        write(&dir, &files, 0o700, (None, None)).unwrap();
+        let data = fs::read_link(dir.join(DATA_LINK)).unwrap();
+        // A FIFO in the data folder: answered at once, "differs".
+        nix::unistd::mkfifo(&dir.join(&data).join("b"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(differs(&dir, &files).unwrap());
+        fs::remove_file(dir.join(&data).join("b")).unwrap();
+        // A file swapped for a link to the host's files.
+        fs::remove_file(dir.join(&data).join("a")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.join(&data).join("a")).unwrap();
+        assert!(differs(&dir, &files).unwrap());
+        // `..data` pointed at the host's root.
+        fs::remove_file(dir.join(DATA_LINK)).unwrap();
+        std::os::unix::fs::symlink("/", dir.join(DATA_LINK)).unwrap();
+        assert!(differs(&dir, &files).unwrap());
+        // A rewrite puts it right.
+        write(&dir, &files, 0o700, (None, None)).unwrap();
+        assert!(!differs(&dir, &files).unwrap());
         let _ = fs::remove_dir_all(dir);
     }
 }
