@@ -1,5 +1,7 @@
 //! Applying a plan: each action through the host traits, in the plan's order, with the owed
-//! work journaled before the first change and cleared job by job as each succeeds.
+//! work journaled before the first change and cleared job by job as each succeeds. The starts,
+//! restarts and reloads after the daemon-reload run concurrently (bounded), so a secret shared
+//! by 20 containers restarts them together, not one after another.
 //!
 //! A failed action fails its spec only: that spec's later actions are skipped (a unit whose
 //! volume could not be written is not restarted; a unit that did not stop keeps its file and
@@ -8,12 +10,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::owed::Owed;
+use futures_util::StreamExt as _;
+
+use super::owed::{Journal, Owed};
 use super::plan::{self, Action, Desired, Observed};
 use super::{Reconciler, service};
 use crate::atomic::FileContent;
 use crate::systemd::Job;
 use crate::volumes::VolumeSpec;
+
+/// How many unit jobs run at once. systemd queues them all anyway; the bound keeps a host with
+/// hundreds of specs from starting hundreds of Podman processes in the same second.
+pub(super) const JOBS_AT_ONCE: usize = 32;
 
 /// The specs that failed, and why.
 pub(super) type Failures = BTreeMap<String, String>;
@@ -47,10 +55,18 @@ impl Reconciler {
                 .map(|d| d.unit_text.as_str())
                 .unwrap_or_default()
         };
+        // Starts, restarts and reloads (contiguous, after the daemon-reload) run together.
+        let mut batch: Vec<(Job, String)> = Vec::new();
         for action in actions {
             if action.spec().is_some_and(|name| failed.contains_key(name)) {
                 continue;
             }
+            if let Action::Job(job @ (Job::Start | Job::Restart | Job::Reload), name) = action {
+                batch.push((*job, name.clone()));
+                continue;
+            }
+            self.run_jobs(std::mem::take(&mut batch), &mut owed, &mut failed)
+                .await;
             let result: Result<(), String> = match action {
                 Action::WriteVolumes(name) => writes
                     .remove(name)
@@ -98,17 +114,63 @@ impl Reconciler {
                 }
             }
         }
+        self.run_jobs(batch, &mut owed, &mut failed).await;
         failed
+    }
+
+    /// Runs `batch` concurrently, at most [`JOBS_AT_ONCE`] at a time, each awaited on its own
+    /// result: a slow or failing unit never holds back the others. Each success is cleared
+    /// from the journal as it lands.
+    async fn run_jobs(
+        &mut self,
+        batch: Vec<(Job, String)>,
+        owed: &mut Owed,
+        failed: &mut Failures,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let units = &*self.units;
+        let jobs: Vec<_> = batch
+            .into_iter()
+            .map(|(job, name)| async move {
+                let result = units.job(job, &service(&name)).await;
+                (job, name, result)
+            })
+            .collect();
+        let mut running = futures_util::stream::iter(jobs).buffer_unordered(JOBS_AT_ONCE);
+        while let Some((job, name, result)) = running.next().await {
+            let action = Action::Job(job, name);
+            match result {
+                Ok(()) => {
+                    tracing::info!(action = ?action, "applied");
+                    if settle(&action, owed) {
+                        let _ = record(&self.journal, &mut self.owed, owed);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(action = ?action, %error, "action failed");
+                    if let Action::Job(_, name) = action {
+                        failed.entry(name).or_insert_with(|| error.to_string());
+                    }
+                }
+            }
+        }
     }
 
     /// Writes `owed` to the journal when it differs from what the journal holds (`self.owed`).
     fn record(&mut self, owed: &Owed) -> std::io::Result<()> {
-        if *owed != self.owed {
-            self.journal.write(owed)?;
-            self.owed = owed.clone();
-        }
-        Ok(())
+        record(&self.journal, &mut self.owed, owed)
     }
+}
+
+/// Writes `owed` to `journal` when it differs from `journaled` (what the journal holds).
+fn record(journal: &Journal, journaled: &mut Owed, owed: &Owed) -> std::io::Result<()> {
+    if owed != journaled {
+        journal.write(owed)?;
+        journaled.clone_from(owed);
+    }
+    Ok(())
 }
 
 /// Clears what a successful `action` paid off; returns whether anything was cleared.
