@@ -96,6 +96,9 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     let units = DbusManager::connect(&config.bus, config.job_timeout)
         .await
         .context("cannot reach systemd")?;
+    if volumes.mounts_per_volume() {
+        same_mounts_as_systemd(&units, &config.layout.volume_root).await?;
+    }
     let settings = Settings {
         spec_dir: config.spec_dir.clone(),
         layout: config.layout.clone(),
@@ -115,13 +118,14 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let events = tx.clone();
+    let mut watches = crate::watch::Watches::new(config.spec_dir.clone());
+    let relevant = watches.relevant();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
+        if event.is_ok_and(|e| !e.kind.is_access() && relevant.wakes(&e.paths)) {
             let _ = events.send(Wake::Files);
         }
     })
     .context("cannot watch files")?;
-    let mut watches = crate::watch::Watches::new(config.spec_dir.clone());
     watches.update(&mut watcher, &BTreeSet::new());
     let sync = tx.clone();
     tokio::spawn(async move {
@@ -168,6 +172,32 @@ fn protect_memory() {
     {
         tracing::warn!(%error, "cannot set ramlet's core size limit to 0");
     }
+}
+
+/// Checks that the tmpfs ramlet mounts per volume will be seen by the systemd manager (and the
+/// Podman it starts): both must share one mount namespace. A hardened unit (`PrivateTmp=`,
+/// `ProtectSystem=`, ...) gives ramlet a namespace of its own, where each mount would be
+/// ramlet's alone and every container would see an empty folder.
+async fn same_mounts_as_systemd(units: &DbusManager, root: &std::path::Path) -> Result<()> {
+    let fix = format!(
+        "mount a noswap tmpfs at {} first (dist/run-ramlet-volumes.mount), so that ramlet only makes folders in it, or run ramlet in the host's mount namespace",
+        root.display()
+    );
+    let pid = units
+        .manager_pid()
+        .await
+        .with_context(|| format!("cannot tell which systemd manager ramlet talks to; {fix}"))?;
+    let ours = std::fs::read_link("/proc/self/ns/mnt").context("cannot read /proc/self/ns/mnt")?;
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .with_context(|| format!("cannot see the mount namespace of systemd (pid {pid}); {fix}"))?;
+    anyhow::ensure!(
+        ours == theirs,
+        "ramlet would mount a tmpfs per volume under {}, but it runs in a mount namespace of its own ({} against systemd's {}): Podman would never see those mounts; {fix}",
+        root.display(),
+        ours.display(),
+        theirs.display()
+    );
+    Ok(())
 }
 
 /// What the loop drives: [`Reconciler`], or a fake in tests.

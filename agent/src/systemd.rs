@@ -262,6 +262,36 @@ impl DbusManager {
         Ok(manager)
     }
 
+    /// The process ID of the systemd manager on the bus.
+    ///
+    /// # Errors
+    /// When the bus does not say.
+    pub async fn manager_pid(&self) -> Result<u32, SystemdError> {
+        self.call(
+            || "the manager's pid".into(),
+            |connection| async move {
+                // On a bus, ask the bus who owns systemd's name; on systemd's own socket (no
+                // bus in between, as `unix:path=/run/user/UID/systemd/private`), the peer is
+                // systemd itself.
+                if connection.unique_name().is_some() {
+                    let bus = zbus::fdo::DBusProxy::new(&connection).await?;
+                    let name = zbus::names::BusName::try_from("org.freedesktop.systemd1")
+                        .map_err(|e| SystemdError::Bus(e.to_string()))?;
+                    if let Ok(pid) = bus.get_connection_unix_process_id(name).await {
+                        return Ok(pid);
+                    }
+                }
+                connection
+                    .peer_creds()
+                    .await
+                    .map_err(|e| SystemdError::Bus(e.to_string()))?
+                    .process_id()
+                    .ok_or_else(|| SystemdError::Bus("the peer's credentials carry no pid".into()))
+            },
+        )
+        .await
+    }
+
     /// The live connection, or a new one.
     async fn connection(&self) -> Result<zbus::Connection, SystemdError> {
         if let Some(connection) = self.connection.lock().expect("not poisoned").clone() {

@@ -1,12 +1,20 @@
 //! RAM volumes: where secret files live on the host. Behind [`VolumeManager`], so the reconciler
 //! can be tested with an in-memory fake; [`RamVolumes`] is the real one.
 //!
-//! - System scope (root): one tmpfs per volume, mounted `noswap,size=,mode=` under the volume
-//!   root; ramfs where the spec asks for it, or where the kernel is older than 6.4 and has no
-//!   `noswap`.
-//! - User scope: a folder per volume inside a volume root that an administrator mounted (a noswap
-//!   tmpfs or a ramfs the user owns, see `dist/`); ramlet checks it at start and refuses to write
-//!   secrets anywhere swappable or persistent.
+//! Two ways to hold them:
+//! - Folders: a folder per volume inside a volume root that an administrator mounted as RAM (a
+//!   noswap tmpfs or a ramfs: `dist/run-ramlet-volumes.mount` in system scope,
+//!   `dist/run-ramlet-users-UID.mount` in user scope). ramlet mounts nothing, so it can run in a
+//!   hardened unit with its own mount namespace: what it writes lands on the admin's tmpfs, which
+//!   Podman sees too. User scope always works this way; system scope does when its root is such
+//!   a mount.
+//! - Mounts (system scope, volume root not itself RAM): one tmpfs per volume, mounted
+//!   `noswap,size=,mode=` under the volume root; ramfs where the spec asks for it, or where the
+//!   kernel is older than 6.4 and has no `noswap`. A mount made in a private mount namespace is
+//!   invisible to Podman, so the agent checks that it shares systemd's (see `agent`).
+//!
+//! Either way every folder is checked to be RAM before each write, and ramlet refuses to write
+//! secrets anywhere swappable or persistent.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -86,31 +94,45 @@ pub trait VolumeManager: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct RamVolumes {
     root: PathBuf,
-    scope: Scope,
     noswap: bool,
+    /// One tmpfs per volume (else folders in an admin-mounted RAM root).
+    mounts: bool,
 }
 
 impl RamVolumes {
     /// Volumes under `root`. In user scope, checks that `root` is a noswap tmpfs or a ramfs and
-    /// refuses otherwise; in system scope, creates `root` (0700).
+    /// refuses otherwise; in system scope, creates `root` (0700) and mounts one tmpfs per volume
+    /// unless `root` is itself a noswap tmpfs or a ramfs (then it holds folders, as in user
+    /// scope).
     pub fn new(root: PathBuf, scope: Scope) -> Result<Self, VolumeError> {
         let noswap = kernel_has_noswap();
-        match scope {
-            Scope::User => check_ram(
-                &root,
-                &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-            )?,
-            Scope::System => fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&root)
-                .map_err(io_err("cannot create", &root))?,
-        }
+        let mountinfo = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mounts = match scope {
+            Scope::User => {
+                check_ram(&root, &mountinfo())?;
+                false
+            }
+            Scope::System => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&root)
+                    .map_err(io_err("cannot create", &root))?;
+                check_ram(&root, &mountinfo()).is_err()
+            }
+        };
         Ok(Self {
             root,
-            scope,
             noswap,
+            mounts,
         })
+    }
+
+    /// Whether ramlet mounts a tmpfs per volume (system scope, a root that is not RAM itself),
+    /// rather than making folders in an admin-mounted RAM root.
+    #[must_use]
+    pub fn mounts_per_volume(&self) -> bool {
+        self.mounts
     }
 
     fn dir(&self, volume: &VolumeSpec) -> PathBuf {
@@ -139,7 +161,7 @@ impl VolumeManager for RamVolumes {
             .map_err(io_err("cannot create", &dir))?;
         let read_mountinfo = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut mountinfo = read_mountinfo();
-        if self.scope == Scope::System && mount_point(&dir, &mountinfo).is_none() {
+        if self.mounts && mount_point(&dir, &mountinfo).is_none() {
             mount(&dir, volume, self.noswap)?;
             mountinfo = read_mountinfo();
         }
@@ -186,7 +208,7 @@ impl VolumeManager for RamVolumes {
                 continue;
             }
             // Teardown keeps going: every volume is tried, every failure reported.
-            if self.scope == Scope::System
+            if self.mounts
                 && let Err(e) = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH)
                 && e != nix::errno::Errno::EINVAL
             {
@@ -430,8 +452,8 @@ mod tests {
         fs::write(root.join("web/tls/key"), b"x").unwrap();
         let volumes = RamVolumes {
             root: root.clone(),
-            scope: Scope::User,
             noswap: true,
+            mounts: false,
         };
         assert_eq!(volumes.specs().unwrap(), ["web".to_owned()].into());
         volumes.remove_spec("not-ramlet").unwrap();

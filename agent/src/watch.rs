@@ -9,11 +9,43 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use notify::{RecursiveMode, Watcher as _};
 
+/// Which changed paths wake the loop: anything in the spec directory or a `file` store, but in
+/// the folders watched only because they hold a link on the way (or the spec directory), only
+/// that link or the spec directory itself: ramlet's own log or state beside the spec directory
+/// must not wake it again and again.
+#[derive(Debug, Clone, Default)]
+pub struct Relevant(Arc<RwLock<Paths>>);
+
+#[derive(Debug, Default)]
+struct Paths {
+    /// Everything below these.
+    trees: Vec<PathBuf>,
+    /// Exactly these.
+    exact: BTreeSet<PathBuf>,
+}
+
+impl Relevant {
+    /// Whether an event on `paths` should wake the loop (one without paths, such as an
+    /// overflow, always does).
+    #[must_use]
+    pub fn wakes(&self, paths: &[PathBuf]) -> bool {
+        let Ok(known) = self.0.read() else {
+            return true;
+        };
+        paths.is_empty()
+            || paths
+                .iter()
+                .any(|p| known.exact.contains(p) || known.trees.iter().any(|t| p.starts_with(t)))
+    }
+}
+
 /// The watches the loop keeps.
 pub struct Watches {
+    relevant: Relevant,
     spec_dir: PathBuf,
     /// The spec directory's real path, watched recursively.
     target: Option<PathBuf>,
@@ -28,11 +60,18 @@ impl Watches {
     #[must_use]
     pub fn new(spec_dir: PathBuf) -> Self {
         Self {
+            relevant: Relevant::default(),
             spec_dir,
             target: None,
             holders: BTreeSet::new(),
             stores: BTreeSet::new(),
         }
+    }
+
+    /// The filter for the watcher's events, kept current by [`Watches::update`].
+    #[must_use]
+    pub fn relevant(&self) -> Relevant {
+        self.relevant.clone()
     }
 
     /// Moves the watches to where the spec directory is now, and to the `file` stores in
@@ -87,6 +126,24 @@ impl Watches {
                 }
             }
         }
+        if let Ok(mut known) = self.relevant.0.write() {
+            known.trees = self
+                .target
+                .iter()
+                .chain(&self.stores)
+                .cloned()
+                .chain(std::iter::once(self.spec_dir.clone()))
+                .collect();
+            known.exact = self
+                .spec_dir
+                .ancestors()
+                .filter(|a| {
+                    *a == self.spec_dir
+                        || std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink())
+                })
+                .map(Path::to_path_buf)
+                .collect();
+        }
     }
 }
 
@@ -109,6 +166,28 @@ fn holders(spec_dir: &Path) -> BTreeSet<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_spec_directory_and_its_links_wake_from_the_folders_beside_them() {
+        let root = std::env::temp_dir().join(format!("ramlet-relevant-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("rev-1")).unwrap();
+        std::os::unix::fs::symlink("rev-1", root.join("specs")).unwrap();
+        let mut watches = Watches::new(root.join("specs"));
+        let mut watcher = notify::recommended_watcher(|_| {}).unwrap();
+        watches.update(&mut watcher, &BTreeSet::new());
+        let relevant = watches.relevant();
+        let real = std::fs::canonicalize(root.join("rev-1")).unwrap();
+        assert!(relevant.wakes(&[real.join("web.yaml")]));
+        assert!(relevant.wakes(&[root.join("specs")]), "the link swapped");
+        assert!(
+            !relevant.wakes(&[root.join("ramlet.log")]),
+            "a log beside the specs"
+        );
+        assert!(!relevant.wakes(&[root.join("state/status.json")]));
+        assert!(relevant.wakes(&[]));
+        let _ = std::fs::remove_dir_all(root);
+    }
 
     #[test]
     fn the_folders_holding_each_link_are_watched() {

@@ -74,11 +74,18 @@ impl Reconciler {
                     .iter()
                     .try_for_each(|(spec, files)| self.volumes.write(spec, files))
                     .map_err(|e| e.to_string()),
-                Action::WriteUnit(name) => self
-                    .unit_dir
-                    .write(name, text(name))
-                    .map_err(|e| e.to_string()),
-                Action::RemoveUnit(name) => self.unit_dir.remove(name).map_err(|e| e.to_string()),
+                Action::WriteUnit(name) => self.unit_dir.write(name, text(name)).map_err(|e| {
+                    format!(
+                        "cannot write {}/{name}.container: {e}",
+                        self.unit_dir.path().display()
+                    )
+                }),
+                Action::RemoveUnit(name) => self.unit_dir.remove(name).map_err(|e| {
+                    format!(
+                        "cannot remove {}/{name}.container: {e}",
+                        self.unit_dir.path().display()
+                    )
+                }),
                 Action::DaemonReload => self.units.daemon_reload().await.map_err(|e| e.to_string()),
                 Action::Job(job, name) => self
                     .units

@@ -30,11 +30,13 @@ pub struct OwedJob {
 
 impl OwedJob {
     /// Whether `state` shows the job done anyway: a start or restart is done once the unit
-    /// runs under an invocation other than the one it was owed under.
+    /// is active under an invocation other than the one it was owed under. One still
+    /// activating is not: a start that hangs (seen with two rootful Podman starts cut short
+    /// together) would otherwise be taken for paid, and the container would never run.
     #[must_use]
     pub fn settled_by(&self, state: &UnitState) -> bool {
         self.job != Job::Reload
-            && state.is_up()
+            && state.active_state == "active"
             && !state.invocation_id.is_empty()
             && state.invocation_id != self.since
     }
@@ -131,6 +133,12 @@ mod tests {
         let mut failed = up("bb");
         failed.active_state = "failed".into();
         assert!(!owed.settled_by(&failed), "a unit that is down still owes");
+        let mut starting = up("bb");
+        starting.active_state = "activating".into();
+        assert!(
+            !owed.settled_by(&starting),
+            "a start under way is not paid yet"
+        );
         let reload = OwedJob {
             job: Job::Reload,
             since: "aa".into(),
