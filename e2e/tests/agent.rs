@@ -690,15 +690,7 @@ fn cloud_stores(scope: Scope, name: &str) {
     let mut agent = Agent::new(scope, name);
     let mut aws = ramlet_e2e::peers::Aws::start(&agent.dir);
     let gcp = ramlet_e2e::peers::Gcp::start(&agent.dir);
-    let moto = |args: &[&str]| {
-        let status = Command::new(ramlet_e2e::peers::venv().join("bin/python3"))
-            .args(["-c", "import boto3, sys; c = boto3.client('secretsmanager', region_name='eu-west-1', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing'); getattr(c, sys.argv[2])(**dict(a.split('=', 1) for a in sys.argv[3:]))"])
-            .arg(format!("http://127.0.0.1:{}", aws.moto.port))
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "moto {args:?}");
-    };
+    let moto = |args: &[&str]| moto(&aws, args);
     moto(&[
         "create_secret",
         "Name=app/db",
@@ -846,6 +838,18 @@ fn system_scope_cloud_stores_rotate_and_survive_outages() {
     cloud_stores(Scope::system(), "e2e-cloud-s");
 }
 
+/// Calls moto's Secrets Manager (eu-west-1) directly, as an operator would with the AWS CLI:
+/// `moto(&aws, &["put_secret_value", "SecretId=app/db", "SecretString=..."])`.
+fn moto(aws: &ramlet_e2e::peers::Aws, args: &[&str]) {
+    let status = Command::new(ramlet_e2e::peers::venv().join("bin/python3"))
+        .args(["-c", "import boto3, sys; c = boto3.client('secretsmanager', region_name='eu-west-1', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing'); getattr(c, sys.argv[2])(**dict(a.split('=', 1) for a in sys.argv[3:]))"])
+        .arg(format!("http://127.0.0.1:{}", aws.moto.port))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "moto {args:?}");
+}
+
 /// The documents of `examples/<name>/*.yaml`, by file stem.
 fn example(name: &str) -> Vec<(String, serde_yaml::Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -973,15 +977,7 @@ fn cloud_examples(scope: Scope, name: &str) {
     );
 
     // The host becomes an app server: web goes, api comes.
-    let moto = |args: &[&str]| {
-        let status = Command::new(ramlet_e2e::peers::venv().join("bin/python3"))
-            .args(["-c", "import boto3, sys; c = boto3.client('secretsmanager', region_name='eu-west-1', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing'); getattr(c, sys.argv[2])(**dict(a.split('=', 1) for a in sys.argv[3:]))"])
-            .arg(format!("http://127.0.0.1:{}", aws.moto.port))
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "moto {args:?}");
-    };
+    let moto = |args: &[&str]| moto(&aws, args);
     let b64 = |s: &str| {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(s)
@@ -1653,12 +1649,21 @@ fn through_dist_unit(scope: &Scope, name: &str) {
         // here is not locked, so the test's folders live on one. Not under /run: the sandbox's
         // /run is no mount point, so a service with `ProtectProc=` gets an empty one.
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", "size=1g,mode=0755", "tmpfs"])
             .arg(&base)
             .status()
             .unwrap();
         assert!(status.success(), "mount the test's base");
     }
+    // The unit's private /tmp hides a checkout under /tmp (CI's may be): the binary under test
+    // runs from the test's own folder.
+    let binary = if scope.system {
+        let copy = base.join("ramlet");
+        std::fs::copy(ramlet_binary(), &copy).unwrap();
+        copy
+    } else {
+        ramlet_binary()
+    };
     let agent = Agent::new_in(scope.clone(), name, &base);
     let volumes = if scope.system {
         let root = agent.dir.join("volumes");
@@ -1691,7 +1696,7 @@ fn through_dist_unit(scope: &Scope, name: &str) {
     .unwrap();
     let exec = format!(
         "ExecStart={} run --scope {} --spec-dir {} --state-dir {} --bus {} --unit-dir {} --volume-root {}",
-        ramlet_binary().display(),
+        binary.display(),
         if scope.system { "system" } else { "user" },
         agent.dir.join("specs").display(),
         agent.dir.join("state").display(),
