@@ -1812,12 +1812,16 @@ fn through_dist_unit(scope: &Scope, name: &str) {
     );
     println!("{shipped} ({name}): the container read its secret and its rotation");
     let stopped = scope.run("systemctl", &["--user", "stop", &unit_name]);
-    assert!(stopped.status.success(), "{stopped:?}");
-    assert_eq!(
-        scope.active(name),
-        "active",
-        "stopping ramlet's unit stopped the container"
+    assert!(stopped.status.success(), "{stopped:?}\n{}", journal());
+    let running = agent.wait(
+        "the container still running after ramlet's unit stopped",
+        Duration::from_secs(10),
+        || {
+            let state = scope.active(name);
+            (state == "active").then_some(state)
+        },
     );
+    assert_eq!(running, "active");
     let _ = std::fs::remove_file(units.join(&unit_name));
     let _ = scope.run("systemctl", &["--user", "daemon-reload"]);
     // Drop's clean-up runs ramlet directly; the volumes stay on the test's tmpfs till it goes.
