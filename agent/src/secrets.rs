@@ -57,39 +57,75 @@ pub enum ShapeError {
 
 /// Turns a fetched secret into the file content the spec asks for: the JSON property if one is
 /// named (a string is written as is, any other value as JSON), then base64-decoded if asked.
-/// Errors never quote the content.
+/// Errors never quote the content. Copies are kept to what cannot be avoided, and each is wiped:
+/// the other properties of a JSON secret are skipped, not parsed into strings, and base64 is
+/// decoded into a buffer sized up front (no reallocation leaves a copy behind).
 pub fn shape(secret: &SecretBytes, reference: &SecretRef) -> Result<SecretBytes, ShapeError> {
     let selected = match &reference.property {
         None => secret.clone(),
-        Some(property) => {
-            let object: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(secret.expose())
-                    .map_err(|_| ShapeError::NotJsonObject(property.clone()))?;
-            match object.get(property) {
-                Some(serde_json::Value::String(text)) => {
-                    SecretBytes::new(text.clone().into_bytes())
-                }
-                Some(other) => SecretBytes::new(other.to_string().into_bytes()),
-                None => return Err(ShapeError::MissingProperty(property.clone())),
-            }
-        }
+        Some(property) => property_of(secret.expose(), property)?,
     };
     match reference.encoding {
         Encoding::Raw => Ok(selected),
         Encoding::Base64 => {
-            let text: Vec<u8> = selected
-                .expose()
-                .iter()
-                .copied()
-                .filter(|b| !b.is_ascii_whitespace())
-                .collect();
-            let text = Zeroizing::new(text);
+            let text: Zeroizing<Vec<u8>> = Zeroizing::new(
+                selected
+                    .expose()
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect(),
+            );
+            let mut out =
+                Zeroizing::new(Vec::with_capacity(base64::decoded_len_estimate(text.len())));
             base64::engine::general_purpose::STANDARD
-                .decode(&*text)
-                .map(SecretBytes::new)
-                .map_err(|_| ShapeError::NotBase64)
+                .decode_vec(&*text, &mut out)
+                .map_err(|_| ShapeError::NotBase64)?;
+            Ok(SecretBytes::new(std::mem::take(&mut *out)))
         }
     }
+}
+
+/// The value of `property` in a JSON object, without keeping the other values: they are
+/// skipped by the parser, never turned into strings that would outlive this call unwiped.
+fn property_of(json: &[u8], property: &str) -> Result<SecretBytes, ShapeError> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
+    struct Pick<'p>(&'p str);
+
+    impl<'de> Visitor<'de> for Pick<'_> {
+        type Value = Option<SecretBytes>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == self.0 && found.is_none() {
+                    let value: serde_json::Value = map.next_value()?;
+                    found = Some(match value {
+                        // Moved, not copied.
+                        serde_json::Value::String(text) => SecretBytes::new(text.into_bytes()),
+                        other => {
+                            SecretBytes::new(Zeroizing::new(other.to_string()).as_bytes().to_vec())
+                        }
+                    });
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    let mut parser = serde_json::Deserializer::from_slice(json);
+    let found = parser
+        .deserialize_map(Pick(property))
+        .and_then(|found| parser.end().map(|()| found))
+        .map_err(|_| ShapeError::NotJsonObject(property.to_owned()))?;
+    found.ok_or_else(|| ShapeError::MissingProperty(property.to_owned()))
 }
 
 #[cfg(test)]
@@ -117,6 +153,25 @@ mod tests {
         assert_eq!(got.expose(), b"5432");
         let err = shape(&secret, &reference(Some("host"), Encoding::Raw)).unwrap_err();
         assert_eq!(err, ShapeError::MissingProperty("host".into()));
+    }
+
+    #[test]
+    fn a_property_is_found_among_escaped_and_nested_values_and_nothing_else_is_needed() {
+        let secret = SecretBytes::new(
+            br#"{"a":{"deep":["x",1]},"password":"p\"w\u00e9","b":"other"}"#.to_vec(),
+        );
+        let got = shape(&secret, &reference(Some("password"), Encoding::Raw)).unwrap();
+        assert_eq!(got.expose(), "p\"w\u{e9}".as_bytes());
+        let got = shape(&secret, &reference(Some("a"), Encoding::Raw)).unwrap();
+        assert_eq!(got.expose(), br#"{"deep":["x",1]}"#);
+        for not_an_object in [&b"[1,2]"[..], b"\"text\"", b"{\"a\":1} trailing"] {
+            let err = shape(
+                &SecretBytes::new(not_an_object.to_vec()),
+                &reference(Some("a"), Encoding::Raw),
+            )
+            .unwrap_err();
+            assert_eq!(err, ShapeError::NotJsonObject("a".into()));
+        }
     }
 
     #[test]
