@@ -108,9 +108,7 @@ fn property_of(json: &[u8], property: &str) -> Result<SecretBytes, ShapeError> {
                     found = Some(match value {
                         // Moved, not copied.
                         serde_json::Value::String(text) => SecretBytes::new(text.into_bytes()),
-                        other => {
-                            SecretBytes::new(Zeroizing::new(other.to_string()).as_bytes().to_vec())
-                        }
+                        other => SecretBytes::new(other.to_string().into_bytes()),
                     });
                 } else {
                     map.next_value::<IgnoredAny>()?;
