@@ -1081,8 +1081,15 @@ struct Invocations {
 use std::collections::BTreeSet;
 
 impl Invocations {
-    fn watch(scope: &Scope, units: &[String]) -> Self {
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    /// Samples `units`, starting from the invocations they run under now (taken by the caller
+    /// before it changes anything: the first sample may come after a restart began).
+    fn watch(scope: &Scope, units: &[String], now: &[(String, String)]) -> Self {
+        let initial: std::collections::BTreeMap<String, BTreeSet<String>> = now
+            .iter()
+            .filter(|(_, id)| !id.is_empty())
+            .map(|(unit, id)| (unit.clone(), [id.clone()].into()))
+            .collect();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(initial));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (scope, units) = (scope.clone(), units.to_vec());
         let (seen2, stop2) = (seen.clone(), stop.clone());
@@ -1228,12 +1235,10 @@ fn system_scope_sigkill_at_random_points_loses_no_work_and_repeats_none() {
     let rounds = 32;
     let mut next_spec = 4;
     for round in 0..rounds {
-        let before: std::collections::BTreeMap<String, String> =
-            invocations(&scope, &specs.keys().cloned().collect::<Vec<_>>())
-                .into_iter()
-                .collect();
         let watched: Vec<String> = specs.keys().cloned().collect();
-        let sampler = Invocations::watch(&scope, &watched);
+        let now = invocations(&scope, &watched);
+        let before: std::collections::BTreeMap<String, String> = now.iter().cloned().collect();
+        let sampler = Invocations::watch(&scope, &watched, &now);
         // What changes, and which containers must restart.
         let (what, changed): (&str, BTreeSet<String>) = match round % 4 {
             0 => {
@@ -1571,7 +1576,7 @@ fn user_scope_a_shared_secret_restarts_its_twenty_consumers_together() {
             .then_some(())
     });
 
-    let sampler = Invocations::watch(&scope, &names);
+    let sampler = Invocations::watch(&scope, &names, &before);
     let rotated = Instant::now();
     agent.secret("shared", "two");
     agent.wait("all 20 restarted", Duration::from_mins(3), || {
