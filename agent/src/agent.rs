@@ -127,6 +127,17 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     })
     .context("cannot watch files")?;
     watches.update(&mut watcher, &BTreeSet::new());
+    // systemd's watchdog: fed from the runtime, so it fires when something blocks the runtime's
+    // thread (a blocking read, a deadlock), not when a reconcile waits on a slow job.
+    if let Some(every) = crate::notify::watchdog_interval() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                crate::notify::notify("WATCHDOG=1");
+            }
+        });
+    }
     let sync = tx.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {

@@ -1,6 +1,8 @@
-//! `sd_notify`: tells systemd when ramlet is ready and what it is doing (`Type=notify` units).
+//! `sd_notify`: tells systemd when ramlet is ready and what it is doing (`Type=notify` units),
+//! and keeps its watchdog fed (`WatchdogSec=`).
 
 use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
 
 /// Sends `message` (such as `READY=1\nSTATUS=...`) to `$NOTIFY_SOCKET`, if systemd set one.
 /// Failures are ignored: ramlet works the same without a supervisor.
@@ -19,4 +21,46 @@ pub fn notify(message: &str) {
     } else {
         socket.send_to(message.as_bytes(), &path)
     };
+}
+
+/// How often to send `WATCHDOG=1`, when systemd asks for it: half of `$WATCHDOG_USEC`, if
+/// `$WATCHDOG_PID` (when set) is this process.
+#[must_use]
+pub fn watchdog_interval() -> Option<Duration> {
+    watchdog_interval_from(
+        std::env::var("WATCHDOG_USEC").ok().as_deref(),
+        std::env::var("WATCHDOG_PID").ok().as_deref(),
+        std::process::id(),
+    )
+}
+
+fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok()?;
+    if let Some(pid) = pid
+        && pid.trim().parse::<u32>().ok()? != me
+    {
+        return None;
+    }
+    (usec > 0).then(|| Duration::from_micros(usec / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_is_fed_twice_per_period_and_only_by_the_process_it_names() {
+        assert_eq!(
+            watchdog_interval_from(Some("60000000"), None, 7),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            watchdog_interval_from(Some("60000000"), Some("7"), 7),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(watchdog_interval_from(Some("60000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_interval_from(None, None, 7), None);
+        assert_eq!(watchdog_interval_from(Some("0"), None, 7), None);
+        assert_eq!(watchdog_interval_from(Some("x"), None, 7), None);
+    }
 }
