@@ -1073,6 +1073,8 @@ fn system_scope_runs_the_cloud_examples_against_the_peers() {
 /// Every unit's invocation IDs seen while the closure ran, sampled every 100 ms from one
 /// `systemctl show` call; a restart takes far longer than that, so none is missed.
 struct Invocations {
+    scope: Scope,
+    units: Vec<String>,
     seen: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -1091,6 +1093,7 @@ impl Invocations {
             .collect();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(initial));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sampled_scope, sampled_units) = (scope.clone(), units.to_vec());
         let (scope, units) = (scope.clone(), units.to_vec());
         let (seen2, stop2) = (seen.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -1109,18 +1112,28 @@ impl Invocations {
             }
         });
         Self {
+            scope: sampled_scope,
+            units: sampled_units,
             seen,
             stop,
             thread: Some(thread),
         }
     }
 
+    /// Stops sampling and returns what was seen, with one last sample: the caller may just
+    /// have seen a state the sampler's last round came too early for.
     fn finish(mut self) -> std::collections::BTreeMap<String, BTreeSet<String>> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             thread.join().unwrap();
         }
-        self.seen.lock().unwrap().clone()
+        let mut seen = self.seen.lock().unwrap().clone();
+        for (unit, id) in invocations(&self.scope, &self.units) {
+            if !id.is_empty() {
+                seen.entry(unit).or_default().insert(id);
+            }
+        }
+        seen
     }
 }
 
