@@ -238,7 +238,8 @@ fn status_line(status: &crate::status::Status) -> String {
 }
 
 /// When to reconcile again after `outcome`: the next store refresh, or sooner with capped
-/// exponential backoff (1 s doubling to 1 min) while reconciles fail.
+/// exponential backoff (1 s doubling to 1 min) while reconciles fail or units are still on
+/// their way up.
 #[derive(Debug)]
 pub struct Policy {
     backoff: Duration,
@@ -256,7 +257,7 @@ impl Policy {
     /// How long to wait, if nothing wakes the loop sooner.
     pub fn wait(&mut self, outcome: &Outcome) -> Duration {
         let refresh = outcome.refresh.unwrap_or(DEFAULT_REFRESH);
-        if outcome.failed {
+        if outcome.failed || outcome.settling {
             let wait = self.backoff;
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
             wait.min(refresh)
@@ -422,6 +423,19 @@ mod tests {
         let gaps: Vec<f64> = at.windows(2).map(|w| w[1] - w[0]).collect();
         assert_eq!(gaps[..7], [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 45.0]);
         assert!(reconciler.calls.iter().all(|(_, due)| *due == Due::Timers));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_unit_still_starting_is_looked_at_again_soon_then_less_often() {
+        let mut reconciler = fake(Outcome {
+            settling: true,
+            refresh: Some(Duration::from_hours(1)),
+            ..Outcome::default()
+        });
+        run(&mut reconciler, Vec::new(), Duration::from_secs(200)).await;
+        let at = secs(&reconciler.calls);
+        let gaps: Vec<f64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(gaps[..7], [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -68,6 +68,9 @@ pub struct Outcome {
     pub watch: BTreeSet<PathBuf>,
     /// The actions applied.
     pub actions: Vec<Action>,
+    /// Some unit was still on its way up (or systemd did not say) when the reconcile ended:
+    /// the loop looks again soon, so a start that hangs or fails later is seen and retried.
+    pub settling: bool,
 }
 
 /// The reconciler and its side-effect drivers.
@@ -231,6 +234,7 @@ impl Reconciler {
             .await;
         outcome.actions = actions;
         outcome.refresh = self.stores.next_due();
+        outcome.settling = next.specs.values().any(|s| s.phase == Phase::Progressing);
         if let Err(error) = next.write(&self.settings.state_dir) {
             tracing::warn!(%error, "cannot write the status file");
         }
