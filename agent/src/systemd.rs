@@ -125,24 +125,12 @@ pub trait UnitManager: Send + Sync {
     fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>>;
     /// Runs `job` on `unit` and waits for its result.
     fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
-    /// The unit's state.
-    fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>>;
-    /// The states of several units, each one systemd answered for (a unit it could not be
-    /// asked about is left out: unknown). One call per unit unless the manager does better.
+    /// The states of `units`, each one systemd answered for (a unit it could not be asked
+    /// about is left out: unknown).
     fn states<'a>(
         &'a self,
         units: &'a [String],
-    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>> {
-        Box::pin(async move {
-            let mut states = std::collections::BTreeMap::new();
-            for unit in units {
-                if let Ok(state) = self.state(unit).await {
-                    states.insert(unit.clone(), state);
-                }
-            }
-            states
-        })
-    }
+    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>>;
     /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
     /// `loaded`, `masked`, ... or `not-found`.
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>>;
@@ -417,39 +405,6 @@ impl UnitManager for DbusManager {
     }
     fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
         Box::pin(self.run_job(job, unit))
-    }
-    fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>> {
-        Box::pin(self.call(
-            move || format!("state of {unit}"),
-            move |connection| async move {
-                let manager = ManagerProxy::new(&connection).await?;
-                let path = match manager.get_unit(unit).await {
-                    Ok(path) => path,
-                    Err(zbus::Error::MethodError(name, _, _))
-                        if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
-                    {
-                        return Ok(UnitState {
-                            active_state: "not-loaded".into(),
-                            ..UnitState::default()
-                        });
-                    }
-                    Err(error) => return Err(error.into()),
-                };
-                let service = ServiceProxy::builder(&connection)
-                    .path(path.clone())?
-                    .build()
-                    .await?;
-                let unit = UnitProxy::builder(&connection).path(path)?.build().await?;
-                let invocation = unit.invocation_id().await?;
-                Ok(UnitState {
-                    active_state: unit.active_state().await?,
-                    sub_state: unit.sub_state().await?,
-                    invocation_id: hex(&invocation),
-                    result: service.result().await.unwrap_or_default(),
-                    exec_main_status: service.exec_main_status().await.unwrap_or_default(),
-                })
-            },
-        ))
     }
     fn states<'a>(
         &'a self,

@@ -130,16 +130,21 @@ impl UnitManager for Units {
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(async move { Ok(self.loaded(unit)) })
     }
-    fn state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<UnitState, SystemdError>> {
+    fn states<'a>(&'a self, units: &'a [String]) -> BoxFuture<'a, BTreeMap<String, UnitState>> {
         Box::pin(async move {
             let mut host = self.0.lock().unwrap();
-            if let Some((error, _)) = host.faults.remove(&format!("state {unit}")) {
-                return Err(error);
+            let mut states = BTreeMap::new();
+            for unit in units {
+                // A faulted unit is one systemd did not answer for: left out.
+                if host.faults.remove(&format!("state {unit}")).is_none() {
+                    let state = host.units.get(unit).cloned().unwrap_or_else(|| UnitState {
+                        active_state: "inactive".into(),
+                        ..UnitState::default()
+                    });
+                    states.insert(unit.clone(), state);
+                }
             }
-            Ok(host.units.get(unit).cloned().unwrap_or_else(|| UnitState {
-                active_state: "inactive".into(),
-                ..UnitState::default()
-            }))
+            states
         })
     }
 }
