@@ -98,7 +98,8 @@ impl Watches {
                 }
             }
         }
-        let holders = holders(&self.spec_dir);
+        let followed = followed(&self.spec_dir);
+        let holders = holders(&followed);
         for gone in self.holders.difference(&holders) {
             let _ = watcher.unwatch(gone);
         }
@@ -134,33 +135,30 @@ impl Watches {
                 .cloned()
                 .chain(std::iter::once(self.spec_dir.clone()))
                 .collect();
-            known.exact = self
-                .spec_dir
-                .ancestors()
-                .filter(|a| {
-                    *a == self.spec_dir
-                        || std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink())
-                })
-                .map(Path::to_path_buf)
-                .collect();
+            known.exact = followed.into_iter().collect();
         }
     }
 }
 
-/// The folders to watch, not recursively, for `spec_dir` to be followed: the one holding each
-/// symlink on its path, and its own parent (so that its creation or removal is seen).
-fn holders(spec_dir: &Path) -> BTreeSet<PathBuf> {
-    let mut dirs = BTreeSet::new();
-    if let Some(parent) = spec_dir.parent().filter(|p| p.is_dir()) {
-        dirs.insert(parent.to_owned());
-    }
-    for ancestor in spec_dir.ancestors() {
-        let is_link = std::fs::symlink_metadata(ancestor).is_ok_and(|m| m.file_type().is_symlink());
-        if is_link && let Some(parent) = ancestor.parent().filter(|p| p.is_dir()) {
-            dirs.insert(parent.to_owned());
-        }
-    }
-    dirs
+/// The paths whose change moves the spec directory: itself, and each symlink on its way.
+fn followed(spec_dir: &Path) -> Vec<PathBuf> {
+    spec_dir
+        .ancestors()
+        .filter(|a| {
+            *a == spec_dir || std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink())
+        })
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// The folders to watch, not recursively, for `spec_dir` to be followed: the ones that hold
+/// the paths of [`followed`].
+fn holders(followed: &[PathBuf]) -> BTreeSet<PathBuf> {
+    followed
+        .iter()
+        .filter_map(|path| path.parent().filter(|p| p.is_dir()))
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 #[cfg(test)]
@@ -196,10 +194,10 @@ mod tests {
         std::fs::create_dir_all(root.join("git/rev-1/specs")).unwrap();
         std::os::unix::fs::symlink("rev-1", root.join("git/current")).unwrap();
         let spec_dir = root.join("git/current/specs");
-        let found = holders(&spec_dir);
+        let found = holders(&followed(&spec_dir));
         assert!(found.contains(&root.join("git")), "{found:?}");
         assert!(found.contains(&root.join("git/current")), "{found:?}");
-        let plain = holders(&root.join("git/rev-1/specs"));
+        let plain = holders(&followed(&root.join("git/rev-1/specs")));
         assert_eq!(plain, [root.join("git/rev-1")].into());
         let _ = std::fs::remove_dir_all(root);
     }

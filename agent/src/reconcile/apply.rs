@@ -38,7 +38,7 @@ impl Reconciler {
     ) -> Failures {
         let mut failed = Failures::new();
         let mut owed = plan::owed_by(actions, observed, keep);
-        if let Err(error) = self.record(&owed) {
+        if let Err(error) = record(&self.journal, &mut self.owed, &owed) {
             // Without the journal a crash could lose a restart: change nothing this time.
             for d in desired {
                 failed.insert(
@@ -100,7 +100,7 @@ impl Reconciler {
                 Ok(()) => {
                     tracing::info!(action = ?action, "applied");
                     if settle(action, &mut owed) {
-                        let _ = self.record(&owed);
+                        let _ = record(&self.journal, &mut self.owed, &owed);
                     }
                 }
                 Err(error) => {
@@ -163,11 +163,6 @@ impl Reconciler {
                 }
             }
         }
-    }
-
-    /// Writes `owed` to the journal when it differs from what the journal holds (`self.owed`).
-    fn record(&mut self, owed: &Owed) -> std::io::Result<()> {
-        record(&self.journal, &mut self.owed, owed)
     }
 }
 
