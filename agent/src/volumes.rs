@@ -16,11 +16,12 @@
 //! Either way every folder is checked to be RAM before each write, and ramlet refuses to write
 //! secrets anywhere swappable or persistent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use ramlet_specs::model::Medium;
 
@@ -91,12 +92,24 @@ pub trait VolumeManager: Send + Sync {
 }
 
 /// The real volumes, under a volume root.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RamVolumes {
     root: PathBuf,
     noswap: bool,
     /// One tmpfs per volume (else folders in an admin-mounted RAM root).
     mounts: bool,
+    /// What ramlet last wrote (or found, once after a start) in each volume folder: a no-op
+    /// reconcile compares against this instead of reading the files back.
+    written: Mutex<HashMap<PathBuf, Written>>,
+}
+
+/// What a volume folder holds, as ramlet last wrote or read it.
+#[derive(Debug)]
+struct Written {
+    /// The data folder `..data` named then.
+    data: String,
+    /// The files in it.
+    files: Vec<FileContent>,
 }
 
 impl RamVolumes {
@@ -125,6 +138,7 @@ impl RamVolumes {
             root,
             noswap,
             mounts,
+            written: Mutex::default(),
         })
     }
 
@@ -137,6 +151,32 @@ impl RamVolumes {
 
     fn dir(&self, volume: &VolumeSpec) -> PathBuf {
         crate::units::volume_path(&self.root, &volume.spec, &volume.volume)
+    }
+
+    /// Whether `files` differ from what ramlet recorded for `dir`, if `..data` still names the
+    /// data folder it recorded (`None`: not known).
+    fn known_differs(&self, dir: &Path, data: &str, files: &[FileContent]) -> Option<bool> {
+        let written = self.written.lock().ok()?;
+        let known = written.get(dir).filter(|w| w.data == data)?;
+        Some(known.files.as_slice() != files)
+    }
+
+    fn record(&self, dir: PathBuf, data: String, files: &[FileContent]) {
+        if let Ok(mut written) = self.written.lock() {
+            written.insert(
+                dir,
+                Written {
+                    data,
+                    files: files.to_vec(),
+                },
+            );
+        }
+    }
+
+    fn forget(&self, dir: &Path) {
+        if let Ok(mut written) = self.written.lock() {
+            written.remove(dir);
+        }
     }
 }
 
@@ -176,7 +216,30 @@ impl VolumeManager for RamVolumes {
         if !dir.exists() {
             return Ok(true);
         }
-        atomic::differs(&dir, files).map_err(io_err("cannot read", &dir))
+        // Known: one readlink says the folder is still the one ramlet left; nothing is read.
+        let data = match atomic::data_name(&dir) {
+            Ok(data) => data,
+            Err(e) if atomic::is_strange(&e) => None,
+            Err(e) => return Err(io_err("cannot read", &dir)(e)),
+        };
+        if let Some(differs) = data.and_then(|data| self.known_differs(&dir, &data, files)) {
+            return Ok(differs);
+        }
+        // Not known (a start, or the folder was changed under ramlet): read back once, safely.
+        match atomic::read_current(&dir) {
+            Ok(current) if !current.differs(files) => {
+                if let Some(data) = current.data {
+                    self.record(dir, data, files);
+                }
+                Ok(false)
+            }
+            Ok(_) => Ok(true),
+            Err(e) if atomic::is_strange(&e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "a volume holds something ramlet did not write; rewriting it");
+                Ok(true)
+            }
+            Err(e) => Err(io_err("cannot read", &dir)(e)),
+        }
     }
 
     fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
@@ -189,11 +252,17 @@ impl VolumeManager for RamVolumes {
             std::os::unix::fs::chown(&dir, owner.0, owner.1)
                 .map_err(io_err("cannot chown", &dir))?;
         }
-        atomic::write(&dir, files, mode, owner).map_err(io_err("cannot write", &dir))
+        self.forget(&dir);
+        let data = atomic::write(&dir, files, mode, owner).map_err(io_err("cannot write", &dir))?;
+        self.record(dir, data, files);
+        Ok(())
     }
 
     fn remove_spec(&self, spec: &str) -> Result<(), VolumeError> {
         let spec_dir = self.root.join(spec);
+        if let Ok(mut written) = self.written.lock() {
+            written.retain(|dir, _| !dir.starts_with(&spec_dir));
+        }
         if !spec_dir.join(OWNED_MARKER).is_file() {
             // Not ramlet's (or gone already): never touched.
             return Ok(());
@@ -454,12 +523,51 @@ mod tests {
             root: root.clone(),
             noswap: true,
             mounts: false,
+            written: Mutex::default(),
         };
         assert_eq!(volumes.specs().unwrap(), ["web".to_owned()].into());
         volumes.remove_spec("not-ramlet").unwrap();
         assert_eq!(fs::read(root.join("not-ramlet/vol/keep")).unwrap(), b"mine");
         volumes.remove_spec("web").unwrap();
         assert!(!root.join("web").exists());
+        let _ = fs::remove_dir_all(root);
+    }
+
+    /// A no-op reconcile compares against what ramlet wrote, not against the files: only a moved
+    /// `..data` (or a start, with nothing recorded) makes it read the volume back.
+    #[test]
+    fn a_known_volume_is_not_read_back_until_its_data_link_moves() {
+        let root = std::env::temp_dir().join(format!("ramlet-known-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let volumes = RamVolumes {
+            root: root.clone(),
+            noswap: true,
+            mounts: false,
+            written: Mutex::default(),
+        };
+        let spec = VolumeSpec {
+            spec: "web".into(),
+            volume: "tls".into(),
+            medium: Medium::Tmpfs,
+            size: 65536,
+        };
+        let dir = volumes.dir(&spec);
+        fs::create_dir_all(&dir).unwrap();
+        let mut wanted = file(0o400, None, None);
+        wanted.bytes = crate::secrets::SecretBytes::new(b"v1".to_vec());
+        let wanted = [wanted];
+        atomic::write(&dir, &wanted, 0o700, (None, None)).unwrap();
+        // Not known yet (as after a start): read back once, then recorded.
+        assert!(!volumes.differs(&spec, &wanted).unwrap());
+        // Changed in place behind ramlet's back, `..data` unmoved: not read, so not seen.
+        let data = atomic::data_name(&dir).unwrap().unwrap();
+        fs::write(dir.join(&data).join("f"), "edited").unwrap();
+        assert!(!volumes.differs(&spec, &wanted).unwrap());
+        // `..data` moved: read back, and the edit is seen.
+        fs::rename(dir.join(&data), dir.join("..moved")).unwrap();
+        fs::remove_file(dir.join(atomic::DATA_LINK)).unwrap();
+        std::os::unix::fs::symlink("..moved", dir.join(atomic::DATA_LINK)).unwrap();
+        assert!(volumes.differs(&spec, &wanted).unwrap());
         let _ = fs::remove_dir_all(root);
     }
 

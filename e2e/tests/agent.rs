@@ -630,6 +630,113 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
     assert_eq!(scope.active("e2e-sib"), "active");
 }
 
+/// A root agent and a container that can write its volume: whatever the container leaves at
+/// the names ramlet uses (a FIFO, links out of the volume, a folder at the temporary link's
+/// name, a data folder swapped for a link) never makes the agent read, write or wait outside
+/// the volume, and every rotation still lands at once.
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn system_scope_a_writable_volume_cannot_steer_the_agent() {
+    let scope = Scope::system();
+    let mut agent = Agent::new(scope.clone(), "writable");
+    agent.secret("x", "w1");
+    let spec = container("e2e-w", &[("x", "0400", "x")], "none", "one").replace(
+        "      mountPath: /run/s\n",
+        "      mountPath: /run/s\n      readOnly: false\n",
+    );
+    agent.spec("w", &spec);
+    agent.start();
+    agent.wait("e2e-w to print its file", Duration::from_mins(1), || {
+        scope
+            .logs("e2e-w")
+            .contains("FILE /run/s/x 400 w1")
+            .then_some(())
+    });
+    let volume = scope.volume_root().join("e2e-w/s");
+    // What the container aims at: a folder on the host, outside every volume.
+    let outside = agent.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("x"), "host file").unwrap();
+    let snapshot = || {
+        let mut seen: Vec<(String, String)> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let content = std::fs::read_to_string(e.path()).unwrap_or_default();
+                (e.file_name().to_string_lossy().into_owned(), content)
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let before = snapshot();
+    let out = outside.display();
+    let attacks = [
+        (
+            "a FIFO in the data folder",
+            "mkfifo /run/s/..data/fifo".to_owned(),
+        ),
+        (
+            "..data linked out of the volume",
+            format!("ln -sfn {out} /run/s/..data"),
+        ),
+        (
+            "a folder at the temporary link's name",
+            "mkdir /run/s/..data_tmp && touch /run/s/..data_tmp/keep".to_owned(),
+        ),
+        (
+            "a file's name linked out of the volume",
+            format!("ln -sfn {out}/x /run/s/x"),
+        ),
+        (
+            "the data folder swapped for a link out",
+            format!(
+                "d=$(readlink /run/s/..data) && mv /run/s/$d /run/s/..moved && ln -s {out} /run/s/$d"
+            ),
+        ),
+    ];
+    let mut slowest = Duration::ZERO;
+    for (round, (what, script)) in attacks.iter().enumerate() {
+        let done = scope.run("podman", &["exec", "ramlet-e2e-w", "sh", "-c", script]);
+        assert!(
+            done.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let value = format!("w{}", round + 2);
+        let start = Instant::now();
+        agent.secret("x", &value);
+        agent.wait(
+            &format!("the rotation after {what}"),
+            Duration::from_secs(30),
+            || (std::fs::read_to_string(volume.join("x")).ok()? == value).then_some(()),
+        );
+        let took = start.elapsed();
+        println!(
+            "{what}: the next rotation landed in {} ms",
+            took.as_millis()
+        );
+        slowest = slowest.max(took);
+        assert_eq!(
+            snapshot(),
+            before,
+            "{what}: something outside the volume changed"
+        );
+    }
+    // Nothing hung: the agent still answers, and says the spec is fine.
+    assert_eq!(
+        agent.status()["specs"]["e2e-w"]["phase"],
+        "Ready",
+        "{}",
+        agent.status()
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a rotation took {} ms after a container's tampering (bound: 1 s)",
+        slowest.as_millis()
+    );
+}
+
 #[test]
 #[ignore = "needs the e2e sandbox (scripts/test runs it)"]
 fn user_scope_refuses_a_spec_whose_unit_name_another_unit_has() {
