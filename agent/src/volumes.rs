@@ -83,6 +83,11 @@ pub trait VolumeManager: Send + Sync {
     fn prepare(&self, volume: &VolumeSpec) -> Result<PathBuf, VolumeError>;
     /// Whether `files` differ from what the volume holds.
     fn differs(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<bool, VolumeError>;
+    /// Whether the volume is mounted with another medium or size than `volume` asks for: the
+    /// next write mounts a new one, and the container must restart to see it.
+    fn mount_differs(&self, _volume: &VolumeSpec) -> bool {
+        false
+    }
     /// Writes `files` atomically.
     fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError>;
     /// Unmounts and removes every volume of `spec`.
@@ -101,6 +106,8 @@ pub struct RamVolumes {
     /// What ramlet last wrote (or found, once after a start) in each volume folder: a no-op
     /// reconcile compares against this instead of reading the files back.
     written: Mutex<HashMap<PathBuf, Written>>,
+    /// The mounts ramlet made (or found, once after a start): medium and tmpfs size, by folder.
+    mounted: Mutex<HashMap<PathBuf, (String, Option<u64>)>>,
 }
 
 /// What a volume folder holds, as ramlet last wrote or read it.
@@ -139,6 +146,7 @@ impl RamVolumes {
             noswap,
             mounts,
             written: Mutex::default(),
+            mounted: Mutex::default(),
         })
     }
 
@@ -177,6 +185,9 @@ impl RamVolumes {
         if let Ok(mut written) = self.written.lock() {
             written.remove(dir);
         }
+        if let Ok(mut mounted) = self.mounted.lock() {
+            mounted.remove(dir);
+        }
     }
 }
 
@@ -201,9 +212,30 @@ impl VolumeManager for RamVolumes {
             .map_err(io_err("cannot create", &dir))?;
         let read_mountinfo = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut mountinfo = read_mountinfo();
-        if self.mounts && mount_point(&dir, &mountinfo).is_none() {
-            mount(&dir, volume, self.noswap)?;
-            mountinfo = read_mountinfo();
+        if self.mounts {
+            if self.mount_differs(volume) {
+                // Another medium or size: a new mount. The running container keeps the old one
+                // until the restart the plan issues, so it never sees a half-filled volume.
+                tracing::info!(dir = %dir.display(), "the volume's medium or size changed; mounting a new one");
+                self.forget(&dir);
+                nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+                    VolumeError::Io {
+                        what: "cannot unmount",
+                        path: dir.clone(),
+                        source: e.into(),
+                    }
+                })?;
+                mountinfo = read_mountinfo();
+            }
+            if mount_point(&dir, &mountinfo).is_none() {
+                mount(&dir, volume, self.noswap)?;
+                mountinfo = read_mountinfo();
+            }
+            if let Some(current) = mount_point(&dir, &mountinfo)
+                && let Ok(mut mounted) = self.mounted.lock()
+            {
+                mounted.insert(dir.clone(), current.kind());
+            }
         }
         // Checked before every write, not only at start: if the RAM below the volume went away
         // (an unmount by hand), nothing is written to whatever is underneath.
@@ -242,6 +274,28 @@ impl VolumeManager for RamVolumes {
         }
     }
 
+    fn mount_differs(&self, volume: &VolumeSpec) -> bool {
+        if !self.mounts {
+            return false;
+        }
+        let dir = self.dir(volume);
+        let Ok(mut mounted) = self.mounted.lock() else {
+            return false;
+        };
+        let known = if let Some(known) = mounted.get(&dir) {
+            known.clone()
+        } else {
+            // Once per volume after a start; not mounted yet is not a difference.
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let Some(current) = mount_point(&dir, &mountinfo) else {
+                return false;
+            };
+            mounted.entry(dir).or_insert(current.kind()).clone()
+        };
+        let (fstype, size) = mount_kind(volume, self.noswap);
+        known != (fstype.to_owned(), size)
+    }
+
     fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
         let dir = self.prepare(volume)?;
         let (mode, owner) = folder_access(files);
@@ -262,6 +316,9 @@ impl VolumeManager for RamVolumes {
         let spec_dir = self.root.join(spec);
         if let Ok(mut written) = self.written.lock() {
             written.retain(|dir, _| !dir.starts_with(&spec_dir));
+        }
+        if let Ok(mut mounted) = self.mounted.lock() {
+            mounted.retain(|dir, _| !dir.starts_with(&spec_dir));
         }
         if !spec_dir.join(OWNED_MARKER).is_file() {
             // Not ramlet's (or gone already): never touched.
@@ -325,13 +382,42 @@ impl VolumeManager for RamVolumes {
     }
 }
 
+/// The size of a memory page, as tmpfs counts a file's size against its limit.
+pub const PAGE: u64 = 4096;
+
+/// The bytes tmpfs charges for `files`: whole pages per file (a 100-byte secret takes 4 KiB).
+/// `sizeLimit` bounds this.
+#[must_use]
+pub fn footprint(files: &[FileContent]) -> u64 {
+    files
+        .iter()
+        .map(|f| (f.bytes.expose().len() as u64).div_ceil(PAGE) * PAGE)
+        .sum()
+}
+
+/// The size a volume's tmpfs is mounted with: twice `sizeLimit` in whole pages, since a rotation
+/// holds the old and the new files at once until the swap.
+#[must_use]
+pub fn mount_size(size_limit: u64) -> u64 {
+    2 * size_limit.div_ceil(PAGE) * PAGE
+}
+
+/// The filesystem a volume is mounted with, and its size (tmpfs only).
+fn mount_kind(volume: &VolumeSpec, noswap: bool) -> (&'static str, Option<u64>) {
+    match (volume.medium, noswap) {
+        (Medium::Tmpfs, true) => ("tmpfs", Some(mount_size(volume.size))),
+        // ramfs never swaps; it has no size limit (the secrets are small and ramlet bounds them).
+        _ => ("ramfs", None),
+    }
+}
+
 fn mount(dir: &Path, volume: &VolumeSpec, noswap: bool) -> Result<(), VolumeError> {
     use nix::mount::{MsFlags, mount};
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let (fstype, options) = match (volume.medium, noswap) {
-        (Medium::Tmpfs, true) => ("tmpfs", format!("noswap,size={},mode=0700", volume.size)),
-        // ramfs never swaps; it has no size limit (the secrets are small and ramlet bounds them).
-        _ => ("ramfs", "mode=0700".to_owned()),
+    let (fstype, size) = mount_kind(volume, noswap);
+    let options = match size {
+        Some(size) => format!("noswap,size={size},mode=0700"),
+        None => "mode=0700".to_owned(),
     };
     mount(
         Some("ramlet"),
@@ -371,6 +457,21 @@ struct MountInfo<'a> {
     mount_point: String,
     fstype: &'a str,
     super_options: &'a str,
+}
+
+impl MountInfo<'_> {
+    /// Its filesystem type, and for tmpfs its size in bytes (mountinfo shows `size=` in KiB).
+    fn kind(&self) -> (String, Option<u64>) {
+        let size = self
+            .super_options
+            .split(',')
+            .find_map(|o| o.strip_prefix("size="))
+            .and_then(|k| k.strip_suffix('k'))
+            .and_then(|k| k.parse::<u64>().ok())
+            .map(|k| k * 1024);
+        let size = if self.fstype == "tmpfs" { size } else { None };
+        (self.fstype.to_owned(), size)
+    }
 }
 
 fn mounts(mountinfo: &str) -> impl Iterator<Item = MountInfo<'_>> {
@@ -524,6 +625,7 @@ mod tests {
             noswap: true,
             mounts: false,
             written: Mutex::default(),
+            mounted: Mutex::default(),
         };
         assert_eq!(volumes.specs().unwrap(), ["web".to_owned()].into());
         volumes.remove_spec("not-ramlet").unwrap();
@@ -544,6 +646,7 @@ mod tests {
             noswap: true,
             mounts: false,
             written: Mutex::default(),
+            mounted: Mutex::default(),
         };
         let spec = VolumeSpec {
             spec: "web".into(),
@@ -569,6 +672,27 @@ mod tests {
         std::os::unix::fs::symlink("..moved", dir.join(atomic::DATA_LINK)).unwrap();
         assert!(volumes.differs(&spec, &wanted).unwrap());
         let _ = fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn sizes_count_whole_pages_and_leave_room_for_the_swap() {
+        let sized = |len: usize| FileContent {
+            bytes: crate::secrets::SecretBytes::new(vec![b'x'; len]),
+            ..file(0o400, None, None)
+        };
+        assert_eq!(footprint(&[sized(100)]), 4096);
+        assert_eq!(footprint(&[sized(100), sized(4097), sized(0)]), 4096 * 3);
+        // 4Ki, the smallest sizeLimit, holds a 100-byte secret, and the mount holds it twice.
+        assert_eq!(mount_size(4096), 8192);
+        assert_eq!(mount_size(5000), 4 * 4096);
+        let line = "99 30 0:50 / /srv/v/web/tls rw - tmpfs ramlet rw,size=8k,mode=700,noswap";
+        let mount = mounts(line).next().unwrap();
+        assert_eq!(mount.kind(), ("tmpfs".to_owned(), Some(8192)));
+        let line = "99 30 0:50 / /srv/v/web/tls rw - ramfs ramlet rw,mode=700";
+        assert_eq!(
+            mounts(line).next().unwrap().kind(),
+            ("ramfs".to_owned(), None)
+        );
     }
 
     #[test]

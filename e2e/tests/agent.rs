@@ -537,6 +537,7 @@ fn user_scope_multi_file_volume_is_never_seen_half_updated() {
 
 #[test]
 #[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+#[allow(clippy::too_many_lines)] // one story, step by step: each step builds on the last
 fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
     let scope = Scope::system();
     let mut agent = Agent::new(scope.clone(), "system");
@@ -563,7 +564,8 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
     assert!(logs.contains("DIR 700"), "{logs}");
     let mount = mount_line(&logs).expect("a MOUNT line");
     assert!(
-        mount.contains(" - tmpfs ") && mount.contains("noswap") && mount.contains("size=64k"),
+        // Twice sizeLimit: room for the old and new files during a rotation's swap.
+        mount.contains(" - tmpfs ") && mount.contains("noswap") && mount.contains("size=128k"),
         "{mount}"
     );
     let volume = scope.volume_root().join("e2e-sys/s");
@@ -609,6 +611,41 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
     let unit = std::fs::read_to_string(scope.unit_dir().join("e2e-sib.container")).unwrap();
     assert!(unit.contains("Image=localhost/busybox:v2"), "{unit}");
 
+    // A sizeLimit edit mounts a new volume, which the container sees after a restart; at the
+    // smallest size (4Ki: one page, twice for the swap) a 100-byte secret still rotates.
+    let sys = |extra: &str| {
+        container("e2e-sys", &[("x", "0400", "x")], "restart", "one")
+            .replace("sizeLimit: 64Ki", &format!("sizeLimit: 4Ki{extra}"))
+    };
+    let (id, sib) = (scope.invocation("e2e-sys"), scope.invocation("e2e-sib"));
+    agent.spec("s", &sys(""));
+    agent.wait("e2e-sys on a 4Ki volume", Duration::from_mins(1), || {
+        let mount = mount_line(&scope.logs("e2e-sys"))?;
+        (scope.invocation("e2e-sys") != id && mount.contains("size=8k")).then_some(())
+    });
+    assert_eq!(scope.invocation("e2e-sib"), sib, "only e2e-sys restarts");
+    let hundred = "r".repeat(100);
+    agent.secret("x", &hundred);
+    agent.wait(
+        "a rotation in the 4Ki volume",
+        Duration::from_mins(1),
+        || scope.logs("e2e-sys").contains(&hundred).then_some(()),
+    );
+    // A medium edit: ramfs from the next start on.
+    let id = scope.invocation("e2e-sys");
+    agent.spec("s", &sys("\n      medium: ramfs"));
+    agent.wait("e2e-sys on ramfs", Duration::from_mins(1), || {
+        let mount = mount_line(&scope.logs("e2e-sys"))?;
+        (scope.invocation("e2e-sys") != id && mount.contains(" - ramfs ")).then_some(())
+    });
+    assert!(
+        scope
+            .logs("e2e-sys")
+            .contains(&format!("FILE /run/s/x 400 {hundred}")),
+        "{}",
+        scope.logs("e2e-sys")
+    );
+
     // A restarted ramlet restarts nothing.
     let (id, sibling) = (scope.invocation("e2e-sys"), scope.invocation("e2e-sib"));
     agent.restart(|| ());
@@ -640,10 +677,13 @@ fn system_scope_a_writable_volume_cannot_steer_the_agent() {
     let scope = Scope::system();
     let mut agent = Agent::new(scope.clone(), "writable");
     agent.secret("x", "w1");
-    let spec = container("e2e-w", &[("x", "0400", "x")], "none", "one").replace(
-        "      mountPath: /run/s\n",
-        "      mountPath: /run/s\n      readOnly: false\n",
-    );
+    let spec = container("e2e-w", &[("x", "0400", "x")], "none", "one")
+        .replace(
+            "      mountPath: /run/s\n",
+            "      mountPath: /run/s\n      readOnly: false\n",
+        )
+        // The smallest volume: each rotation below holds two copies for a moment.
+        .replace("sizeLimit: 64Ki", "sizeLimit: 4Ki");
     agent.spec("w", &spec);
     agent.start();
     agent.wait("e2e-w to print its file", Duration::from_mins(1), || {

@@ -12,7 +12,7 @@ use crate::atomic::FileContent;
 use crate::secrets;
 use crate::status::{Reason, SecretVersion};
 use crate::units::{self, Scope};
-use crate::volumes::VolumeSpec;
+use crate::volumes::{self, VolumeSpec};
 
 /// A container's secrets, shaped into files per volume.
 struct Fetched {
@@ -74,10 +74,15 @@ impl Reconciler {
             Ok(text) => text,
             Err(error) => return Err((Reason::RenderFailed, error.to_string(), fetched.versions)),
         };
+        let mut remount = false;
         let changed: Vec<(VolumeSpec, Vec<FileContent>)> = fetched
             .volumes
             .into_iter()
-            .filter(|(spec, files)| self.volumes.differs(spec, files).unwrap_or(true))
+            .filter(|(spec, files)| {
+                let new_mount = self.volumes.mount_differs(spec);
+                remount |= new_mount;
+                new_mount || self.volumes.differs(spec, files).unwrap_or(true)
+            })
             .collect();
         let on_rotation = match container.rotation {
             Rotation::Restart => OnRotation::Restart,
@@ -88,6 +93,7 @@ impl Reconciler {
             name,
             unit_text: text,
             volumes_changed: !changed.is_empty(),
+            remount,
             on_rotation,
         };
         Ok((want, changed, fetched.versions))
@@ -143,11 +149,13 @@ impl Reconciler {
                 medium: volume.medium,
                 size: volume.size_limit,
             };
-            let total: usize = files.iter().map(|f| f.bytes.expose().len()).sum();
-            if total as u64 > volume.size_limit {
+            let footprint = volumes::footprint(&files);
+            if footprint > volume.size_limit {
                 return Err(unavailable(format!(
-                    "volume {}: its secrets take {total} bytes, more than sizeLimit {}",
-                    volume.name, volume.size_limit
+                    "volume {}: its secrets take {footprint} bytes as tmpfs counts them ({} bytes per file at least), more than sizeLimit {}",
+                    volume.name,
+                    volumes::PAGE,
+                    volume.size_limit
                 )));
             }
             fetched.volumes.push((spec, files));

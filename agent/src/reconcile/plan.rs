@@ -32,6 +32,9 @@ pub struct Desired {
     pub unit_text: String,
     /// Whether any of its volumes differs from what it should hold.
     pub volumes_changed: bool,
+    /// Whether a volume gets a new mount (its medium or size changed): the container only sees
+    /// it after a restart, whatever the rotation strategy.
+    pub remount: bool,
     /// What a secret rotation does.
     pub on_rotation: OnRotation,
 }
@@ -102,7 +105,7 @@ fn job_for(d: &Desired, observed: &Observed) -> Option<Job> {
         .filter(|o| !state.is_some_and(|s| o.settled_by(s)))
         .map(|o| o.job);
     let unit_changed = observed.units.get(&d.name) != Some(&d.unit_text);
-    let change = if unit_changed {
+    let change = if unit_changed || d.remount {
         Some(Job::Restart)
     } else if d.volumes_changed {
         match d.on_rotation {
@@ -216,6 +219,7 @@ mod tests {
             name: name.into(),
             unit_text: text.into(),
             volumes_changed,
+            remount: false,
             on_rotation,
         }
     }
