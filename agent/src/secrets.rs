@@ -7,14 +7,16 @@ use base64::Engine as _;
 use ramlet_specs::model::{Encoding, SecretRef};
 use zeroize::Zeroizing;
 
-/// A secret's bytes. `Debug` shows the length only; the bytes are wiped when dropped.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret's bytes. `Debug` shows the length only; while they live their pages are locked in
+/// RAM and left out of core dumps ([`crate::memlock`]), and they are wiped when dropped.
+#[derive(PartialEq, Eq)]
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
 
 impl SecretBytes {
-    /// Wraps bytes.
+    /// Takes over `bytes` (the same buffer: no copy is left behind).
     #[must_use]
     pub fn new(bytes: Vec<u8>) -> Self {
+        crate::memlock::lock(&bytes);
         Self(Zeroizing::new(bytes))
     }
 
@@ -22,6 +24,20 @@ impl SecretBytes {
     #[must_use]
     pub fn expose(&self) -> &[u8] {
         &self.0
+    }
+}
+
+impl Clone for SecretBytes {
+    fn clone(&self) -> Self {
+        Self::new(self.0.to_vec())
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        // Wiped before its pages may be swapped again (Zeroizing wipes once more, harmlessly).
+        zeroize::Zeroize::zeroize(&mut self.0[..]);
+        crate::memlock::unlock(&self.0);
     }
 }
 
