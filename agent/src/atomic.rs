@@ -25,6 +25,7 @@ use nix::fcntl::{AtFlags, OFlag, openat, readlinkat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, symlinkat, unlinkat};
 
+use crate::labels::{self, Label};
 use crate::secrets::SecretBytes;
 
 /// The symlink that names the current data folder.
@@ -260,8 +261,16 @@ pub fn write(
     files: &[FileContent],
     dir_mode: u32,
     dir_owner: (Option<u32>, Option<u32>),
+    selinux: labels::Mode,
 ) -> io::Result<String> {
     let root = open_dir(nix::fcntl::AT_FDCWD, dir.as_os_str())?;
+    // What Podman's `:Z` gave the volume folder, for everything made in it (see `labels`).
+    let label = Label::of_folder(selinux, &root)?;
+    let label_link = |name: &str| {
+        label
+            .as_ref()
+            .map_or(Ok(()), |l| l.apply_to_link(&dir.join(name)))
+    };
     let new_name = format!("..{}", timestamp());
     mkdirat(&root, new_name.as_str(), Mode::S_IRWXU)?;
     let result = (|| {
@@ -270,8 +279,11 @@ pub fn write(
         if made.st_uid != nix::unistd::geteuid().as_raw() || made.st_mode & 0o777 != 0o700 {
             return Err(strange(&dir.join(&new_name)));
         }
+        if let Some(label) = &label {
+            label.apply(&data)?;
+        }
         for file in files {
-            write_file(&data, file, dir_mode, dir_owner)?;
+            write_file(&data, file, dir_mode, dir_owner, label.as_ref())?;
         }
         set_owner_and_mode(&data, dir_owner, dir_mode)?;
         // Swap ..data in one rename (whatever sits at the temporary name goes first, even a
@@ -282,6 +294,7 @@ pub fn write(
             Err(e) => return Err(e),
         }
         symlinkat(new_name.as_str(), &root, DATA_LINK_TMP)?;
+        label_link(DATA_LINK_TMP)?;
         renameat(&root, DATA_LINK_TMP, &root, DATA_LINK)?;
         Ok(())
     })();
@@ -304,13 +317,17 @@ pub fn write(
                 let tmp = format!("..link_tmp.{top}");
                 let _ = remove_entry(&root, dir, &tmp);
                 symlinkat(target.as_str(), &root, tmp.as_str())?;
+                label_link(&tmp)?;
                 if let Err(e) = renameat(&root, tmp.as_str(), &root, *top) {
                     // A folder of the same name: removed first.
                     remove_entry(&root, dir, top)?;
                     renameat(&root, tmp.as_str(), &root, *top).map_err(|_| io::Error::from(e))?;
                 }
             }
-            Err(nix::errno::Errno::ENOENT) => symlinkat(target.as_str(), &root, *top)?,
+            Err(nix::errno::Errno::ENOENT) => {
+                symlinkat(target.as_str(), &root, *top)?;
+                label_link(top)?;
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -342,6 +359,7 @@ fn write_file(
     file: &FileContent,
     dir_mode: u32,
     dir_owner: (Option<u32>, Option<u32>),
+    label: Option<&Label>,
 ) -> io::Result<()> {
     let mut segments: Vec<&str> = file.path.split('/').collect();
     let name = segments.pop().unwrap_or_default();
@@ -350,6 +368,9 @@ fn write_file(
         match mkdirat(&parent, segment, Mode::S_IRWXU) {
             Ok(()) => {
                 let child = open_dir(&parent, OsStr::new(segment))?;
+                if let Some(label) = label {
+                    label.apply(&child)?;
+                }
                 set_owner_and_mode(&child, dir_owner, dir_mode)?;
                 parent = child;
             }
@@ -364,6 +385,9 @@ fn write_file(
         Mode::S_IRUSR | Mode::S_IWUSR,
     )?;
     let mut out = fs::File::from(fd);
+    if let Some(label) = label {
+        label.apply(&out)?;
+    }
     out.write_all(file.bytes.expose())?;
     set_owner_and_mode(&out, (file.uid, file.gid), file.mode)
 }
@@ -430,7 +454,7 @@ mod tests {
             file("certs/tls.crt", "c1", 0o444),
         ];
         assert!(differs(&dir, &v1).unwrap());
-        write(&dir, &v1, 0o711, (None, None)).unwrap();
+        write(&dir, &v1, 0o711, (None, None), labels::Mode::Off).unwrap();
         assert_eq!(fs::read_to_string(dir.join("user")).unwrap(), "app");
         assert_eq!(fs::read_to_string(dir.join("certs/tls.crt")).unwrap(), "c1");
         assert_eq!(
@@ -441,7 +465,7 @@ mod tests {
 
         let v2 = [file("user", "app2", 0o440)];
         assert!(differs(&dir, &v2).unwrap());
-        write(&dir, &v2, 0o711, (None, None)).unwrap();
+        write(&dir, &v2, 0o711, (None, None), labels::Mode::Off).unwrap();
         assert_eq!(fs::read_to_string(dir.join("user")).unwrap(), "app2");
         assert!(
             fs::symlink_metadata(dir.join("certs")).is_err(),
@@ -466,7 +490,14 @@ mod tests {
         let me = fs::metadata(&dir).unwrap().uid();
         let mut f = file("a", "x", 0o400);
         f.uid = Some(me);
-        write(&dir, std::slice::from_ref(&f), 0o700, (None, None)).unwrap();
+        write(
+            &dir,
+            std::slice::from_ref(&f),
+            0o700,
+            (None, None),
+            labels::Mode::Off,
+        )
+        .unwrap();
         assert!(!differs(&dir, std::slice::from_ref(&f)).unwrap());
         f.uid = Some(me + 1);
         assert!(differs(&dir, &[f]).unwrap());
@@ -476,7 +507,14 @@ mod tests {
     #[test]
     fn a_mode_change_is_a_change() {
         let dir = tempdir("mode");
-        write(&dir, &[file("a", "x", 0o400)], 0o700, (None, None)).unwrap();
+        write(
+            &dir,
+            &[file("a", "x", 0o400)],
+            0o700,
+            (None, None),
+            labels::Mode::Off,
+        )
+        .unwrap();
         assert!(differs(&dir, &[file("a", "x", 0o440)]).unwrap());
         let _ = fs::remove_dir_all(dir);
     }
@@ -485,7 +523,7 @@ mod tests {
     fn what_a_container_swaps_in_is_never_followed_nor_waited_on() {
         let dir = tempdir("strange");
         let files = [file("a", "x", 0o400)];
-        write(&dir, &files, 0o700, (None, None)).unwrap();
+        write(&dir, &files, 0o700, (None, None), labels::Mode::Off).unwrap();
         let data = fs::read_link(dir.join(DATA_LINK)).unwrap();
         // A FIFO in the data folder: answered at once, "differs".
         nix::unistd::mkfifo(&dir.join(&data).join("b"), nix::sys::stat::Mode::S_IRWXU).unwrap();
@@ -500,7 +538,7 @@ mod tests {
         std::os::unix::fs::symlink("/", dir.join(DATA_LINK)).unwrap();
         assert!(differs(&dir, &files).unwrap());
         // A rewrite puts it right.
-        write(&dir, &files, 0o700, (None, None)).unwrap();
+        write(&dir, &files, 0o700, (None, None), labels::Mode::Off).unwrap();
         assert!(!differs(&dir, &files).unwrap());
         let _ = fs::remove_dir_all(dir);
     }
@@ -513,7 +551,7 @@ mod tests {
         let outside = tempdir("redirect-outside");
         fs::write(outside.join("a"), "host file").unwrap();
         let files = [file("a", "x", 0o400), file("sub/b", "y", 0o440)];
-        write(&dir, &files, 0o700, (None, None)).unwrap();
+        write(&dir, &files, 0o700, (None, None), labels::Mode::Off).unwrap();
         let link = |target: &Path, name: &str| {
             let _ = fs::remove_file(dir.join(name));
             std::os::unix::fs::symlink(target, dir.join(name)).unwrap();
@@ -528,7 +566,7 @@ mod tests {
         link(&outside, "..old");
         assert!(differs(&dir, &files).unwrap());
         let v2 = [file("a", "x2", 0o400), file("sub/b", "y2", 0o440)];
-        write(&dir, &v2, 0o700, (None, None)).unwrap();
+        write(&dir, &v2, 0o700, (None, None), labels::Mode::Off).unwrap();
         assert_eq!(fs::read_to_string(dir.join("a")).unwrap(), "x2");
         assert_eq!(fs::read_to_string(dir.join("sub/b")).unwrap(), "y2");
         assert!(!differs(&dir, &v2).unwrap());
@@ -551,7 +589,14 @@ mod tests {
         let mut f = file("deep/er/key", "k", 0o440);
         f.uid = Some(me);
         f.gid = Some(group);
-        write(&dir, &[f], 0o750, (Some(me), Some(group))).unwrap();
+        write(
+            &dir,
+            &[f],
+            0o750,
+            (Some(me), Some(group)),
+            labels::Mode::Off,
+        )
+        .unwrap();
         let meta = fs::metadata(dir.join("deep/er/key")).unwrap();
         assert_eq!(
             (meta.mode() & 0o7777, meta.uid(), meta.gid()),

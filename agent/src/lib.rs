@@ -22,6 +22,7 @@ pub mod agent;
 pub mod atomic;
 pub mod cli;
 pub mod config;
+pub mod labels;
 pub mod memlock;
 pub mod notify;
 pub mod pidfile;

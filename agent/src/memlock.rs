@@ -129,7 +129,11 @@ mod tests {
         lock(b);
         assert_eq!((count(first), count(first + size)), (2, 1));
         unlock(a);
-        assert_eq!((count(first), count(first + size)), (1, 1), "b still lies on both");
+        assert_eq!(
+            (count(first), count(first + size)),
+            (1, 1),
+            "b still lies on both"
+        );
         unlock(b);
         assert_eq!((count(first), count(first + size)), (0, 0));
     }

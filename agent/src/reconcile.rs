@@ -138,17 +138,17 @@ impl Reconciler {
     /// not fired.
     pub async fn reconcile(&mut self, due: Due) -> Outcome {
         let dir = self.settings.spec_dir.clone();
-        let catalog = match tokio::task::spawn_blocking(move || load_dir(&dir)).await {
-            Ok(Ok(catalog)) => catalog,
-            Ok(Err(error)) => return self.fail_all(&error.to_string()),
-            Err(error) => return self.fail_all(&error.to_string()),
+        let loaded = tokio::task::spawn_blocking(move || load_dir(&dir).map_err(|e| e.to_string()));
+        let catalog = match loaded.await.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok(catalog) => catalog,
+            Err(error) => return self.fail_all(&error),
         };
         let now = crate::status::now_rfc3339();
         let mut next = Status {
             updated: now.clone(),
-            specs: BTreeMap::new(),
             errors: catalog.errors.iter().map(ToString::to_string).collect(),
-            stores: BTreeMap::new(),
+            selinux: self.volumes.selinux(),
+            ..Status::default()
         };
         let mut outcome = Outcome {
             failed: !catalog.errors.is_empty(),

@@ -157,6 +157,10 @@ pub struct Status {
     /// Per secret store in use: healthy or why not.
     #[serde(default)]
     pub stores: BTreeMap<String, StoreStatus>,
+    /// How SELinux runs on this host: `off`, `permissive` or `enforcing` (with either of the
+    /// last two, what ramlet writes in a volume gets the volume's label).
+    #[serde(default)]
+    pub selinux: crate::labels::Mode,
 }
 
 impl Status {
@@ -187,7 +191,11 @@ impl Status {
     /// The human-readable form of `ramlet status`.
     #[must_use]
     pub fn text(&self) -> String {
-        let mut out = format!("updated {}\n", self.updated);
+        let mut out = format!(
+            "updated {}  selinux {}\n",
+            self.updated,
+            self.selinux.as_str()
+        );
         let width = self.specs.keys().map(String::len).max().unwrap_or(4).max(4);
         let _ = writeln!(
             out,

@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use ramlet_specs::model::Medium;
 
 use crate::atomic::{self, FileContent};
+use crate::labels;
 use crate::units::Scope;
 
 /// The file that marks a spec's folder under the volume root as ramlet's. Spec names are DNS
@@ -88,6 +89,10 @@ pub trait VolumeManager: Send + Sync {
     fn mount_differs(&self, _volume: &VolumeSpec) -> bool {
         false
     }
+    /// How SELinux runs on this host, as far as volumes go (status shows it).
+    fn selinux(&self) -> labels::Mode {
+        labels::Mode::Off
+    }
     /// Writes `files` atomically.
     fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError>;
     /// Unmounts and removes every volume of `spec`.
@@ -108,6 +113,8 @@ pub struct RamVolumes {
     written: Mutex<HashMap<PathBuf, Written>>,
     /// The mounts ramlet made (or found, once after a start): medium and tmpfs size, by folder.
     mounted: Mutex<HashMap<PathBuf, (String, Option<u64>)>>,
+    /// Whether what ramlet creates in a volume needs an SELinux label.
+    selinux: labels::Mode,
 }
 
 /// What a volume folder holds, as ramlet last wrote or read it.
@@ -147,6 +154,7 @@ impl RamVolumes {
             mounts,
             written: Mutex::default(),
             mounted: Mutex::default(),
+            selinux: labels::Mode::of_host(),
         })
     }
 
@@ -274,6 +282,10 @@ impl VolumeManager for RamVolumes {
         }
     }
 
+    fn selinux(&self) -> labels::Mode {
+        self.selinux
+    }
+
     fn mount_differs(&self, volume: &VolumeSpec) -> bool {
         if !self.mounts {
             return false;
@@ -307,7 +319,8 @@ impl VolumeManager for RamVolumes {
                 .map_err(io_err("cannot chown", &dir))?;
         }
         self.forget(&dir);
-        let data = atomic::write(&dir, files, mode, owner).map_err(io_err("cannot write", &dir))?;
+        let data = atomic::write(&dir, files, mode, owner, self.selinux)
+            .map_err(io_err("cannot write", &dir))?;
         self.record(dir, data, files);
         Ok(())
     }
@@ -626,6 +639,7 @@ mod tests {
             mounts: false,
             written: Mutex::default(),
             mounted: Mutex::default(),
+            selinux: labels::Mode::Off,
         };
         assert_eq!(volumes.specs().unwrap(), ["web".to_owned()].into());
         volumes.remove_spec("not-ramlet").unwrap();
@@ -647,6 +661,7 @@ mod tests {
             mounts: false,
             written: Mutex::default(),
             mounted: Mutex::default(),
+            selinux: labels::Mode::Off,
         };
         let spec = VolumeSpec {
             spec: "web".into(),
@@ -659,7 +674,7 @@ mod tests {
         let mut wanted = file(0o400, None, None);
         wanted.bytes = crate::secrets::SecretBytes::new(b"v1".to_vec());
         let wanted = [wanted];
-        atomic::write(&dir, &wanted, 0o700, (None, None)).unwrap();
+        atomic::write(&dir, &wanted, 0o700, (None, None), crate::labels::Mode::Off).unwrap();
         // Not known yet (as after a start): read back once, then recorded.
         assert!(!volumes.differs(&spec, &wanted).unwrap());
         // Changed in place behind ramlet's back, `..data` unmoved: not read, so not seen.
