@@ -105,6 +105,7 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         host_labels: config.host_labels.clone(),
         target,
         state_dir: config.state_dir.clone(),
+        policy: config.policy.clone(),
     };
     tracing::info!(scope = ?config.layout.scope, spec_dir = %config.spec_dir.display(), unit_dir = %config.layout.unit_dir.display(), podman = %target, "ramlet starting");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -33,6 +33,9 @@ pub enum Command {
         /// This host's labels, `key=value,...`: also say which containers the host would run.
         #[arg(long, value_name = "LABELS", value_parser = parse_labels)]
         host_labels: Option<std::collections::BTreeMap<String, String>>,
+        /// A host's ramlet configuration: also check the specs against its `policy`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Print the Quadlet units ramlet would write for a spec file or directory.
     Render {
@@ -140,7 +143,8 @@ pub fn run(cli: Cli) -> ExitCode {
             dir,
             format,
             host_labels,
-        } => crate::validate::run(&dir, format, host_labels.as_ref()),
+            config,
+        } => crate::validate::run(&dir, format, host_labels.as_ref(), config.as_deref()),
         Command::Render {
             path,
             scope,

@@ -32,6 +32,9 @@ pub struct File {
     pub host_labels: BTreeMap<String, String>,
     /// The Podman version to render for.
     pub podman_version: Option<String>,
+    /// This host's limits on what specs may do; no spec can lift them.
+    #[serde(default)]
+    pub policy: ramlet_specs::Policy,
 }
 
 /// The settled configuration.
@@ -53,6 +56,8 @@ pub struct Config {
     pub debounce: Duration,
     /// How long a systemd job may take.
     pub job_timeout: Duration,
+    /// This host's limits on what specs may do.
+    pub policy: ramlet_specs::Policy,
 }
 
 /// The command-line overrides (from `ramlet run`'s flags).
@@ -103,21 +108,36 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+impl File {
+    /// Reads and parses a configuration file.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: Self = serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        for dir in &file.policy.store_directories {
+            if !dir.is_absolute() {
+                return Err(ConfigError::Invalid(format!(
+                    "config {}: policy.storeDirectories: {} is not an absolute path",
+                    path.display(),
+                    dir.display()
+                )));
+            }
+        }
+        Ok(file)
+    }
+}
+
 impl Config {
     /// Settles flags, file and defaults. `uid` and `runtime_dir` pick the user-scope defaults.
     pub fn settle(flags: Flags, uid: u32, runtime_dir: Option<&Path>) -> Result<Self, ConfigError> {
         let file = match &flags.config {
             None => File::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
-            }
+            Some(path) => File::read(path)?,
         };
         let scope = match (flags.scope, file.scope.as_deref()) {
             (Some(scope), _) => scope,
@@ -182,6 +202,7 @@ impl Config {
             podman_version,
             debounce: Duration::from_millis(200),
             job_timeout: Duration::from_secs(90),
+            policy: file.policy,
         })
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use ramlet_quadlet::PodmanVersion;
 use ramlet_specs::model::{Container, Provider};
-use ramlet_specs::{Catalog, load_dir};
+use ramlet_specs::{Catalog, load_dir_with};
 use tokio::sync::watch;
 
 use crate::atomic::FileContent;
@@ -53,6 +53,8 @@ pub struct Settings {
     pub target: PodmanVersion,
     /// Where the status file goes.
     pub state_dir: PathBuf,
+    /// This host's limits on what specs may do.
+    pub policy: ramlet_specs::Policy,
 }
 
 /// What the agent loop needs after a reconcile.
@@ -134,12 +136,20 @@ impl Reconciler {
         &self.status
     }
 
+    /// Loads the spec directory (off the runtime's thread), with this host's policy.
+    async fn load(&self) -> Result<Catalog, String> {
+        let dir = self.settings.spec_dir.clone();
+        let policy = self.settings.policy.clone();
+        tokio::task::spawn_blocking(move || load_dir_with(&dir, &policy))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
     /// Runs one reconcile; `due` says which stores must be asked even if their timers have
     /// not fired.
     pub async fn reconcile(&mut self, due: Due) -> Outcome {
-        let dir = self.settings.spec_dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_dir(&dir).map_err(|e| e.to_string()));
-        let catalog = match loaded.await.map_err(|e| e.to_string()).and_then(|r| r) {
+        let catalog = match self.load().await {
             Ok(catalog) => catalog,
             Err(error) => return self.fail_all(&error),
         };

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use ramlet_specs::{Catalog, SpecError, load_dir};
+use ramlet_specs::{Catalog, SpecError};
 use serde::Serialize;
 
 use crate::cli::Format;
@@ -131,8 +131,20 @@ impl<'a> Report<'a> {
 
 /// Runs `ramlet validate`: 0 when valid, 1 when not, 64 when the directory cannot be read.
 #[must_use]
-pub fn run(dir: &Path, format: Format, host_labels: Option<&BTreeMap<String, String>>) -> ExitCode {
-    let catalog = match load_dir(dir) {
+pub fn run(
+    dir: &Path,
+    format: Format,
+    host_labels: Option<&BTreeMap<String, String>>,
+    config: Option<&Path>,
+) -> ExitCode {
+    let policy = match config.map(crate::config::File::read).transpose() {
+        Ok(file) => file.map(|f| f.policy).unwrap_or_default(),
+        Err(error) => {
+            eprintln!("ramlet: {error}");
+            return ExitCode::from(crate::EX_USAGE);
+        }
+    };
+    let catalog = match ramlet_specs::load_dir_with(dir, &policy) {
         Ok(catalog) => catalog,
         Err(error) => {
             eprintln!("ramlet: {error}");

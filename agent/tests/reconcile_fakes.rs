@@ -243,6 +243,10 @@ impl World {
     }
 
     fn reconciler(&self) -> Reconciler {
+        self.reconciler_with(ramlet_specs::Policy::default())
+    }
+
+    fn reconciler_with(&self, policy: ramlet_specs::Policy) -> Reconciler {
         let settings = Settings {
             spec_dir: self.dir.join("specs"),
             layout: Layout {
@@ -253,6 +257,7 @@ impl World {
             host_labels: BTreeMap::new(),
             target: PodmanVersion::V5_4,
             state_dir: self.dir.join("state"),
+            policy,
         };
         Reconciler::new(
             settings,
@@ -279,6 +284,42 @@ impl Drop for World {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// An administrator's policy refuses the spec that breaks it, naming file, line, field and the
+/// policy; every other spec runs. A spec repository cannot lift it.
+#[tokio::test]
+async fn the_host_policy_refuses_only_the_spec_that_breaks_it() {
+    let world = World::new("policy");
+    world.container("a", "x", "restart");
+    world.container("b", "x", "restart");
+    let b = std::fs::read_to_string(world.dir.join("specs/b.yaml")).unwrap();
+    world.spec(
+        "b",
+        &format!("{b}  quadlet:\n    Container:\n      AddCapability: NET_ADMIN\n"),
+    );
+    world.secret("x", Ok("one"));
+    let policy = ramlet_specs::Policy {
+        forbidden_keys: ["AddCapability".to_owned()].into(),
+        ..Default::default()
+    };
+    let mut reconciler = world.reconciler_with(policy);
+    let outcome = reconciler.reconcile(Due::All).await;
+    assert!(outcome.failed);
+    let status = reconciler.status();
+    assert_eq!(status.specs["a"].phase, Phase::Ready);
+    assert!(!world.unit_file("b").exists(), "b is never created");
+    let error = status.errors.join("\n");
+    assert!(
+        error.contains("b.yaml:")
+            && error.contains("spec.quadlet.Container.AddCapability")
+            && error.contains("[policy]"),
+        "{error}"
+    );
+    // Without the policy, b is fine.
+    let mut reconciler = world.reconciler();
+    assert!(!reconciler.reconcile(Due::All).await.failed);
+    assert!(world.unit_file("b").exists());
 }
 
 #[tokio::test]

@@ -103,6 +103,36 @@ fn host_labels_say_what_the_host_would_run() {
     assert_eq!(report["host"]["skipped"], serde_json::json!(["api"]));
 }
 
+/// `--config` checks the specs against a host's policy, as the agent there would load them.
+#[test]
+fn a_hosts_policy_is_checked_with_config() {
+    let config = std::env::temp_dir().join(format!("ramlet-policy-{}.yaml", std::process::id()));
+    std::fs::write(
+        &config,
+        "policy:\n  storeDirectories: [/srv/secrets]\n  forbiddenKeys: [AddCapability]\n",
+    )
+    .unwrap();
+    let dir = repo("examples/local-file");
+    assert_eq!(ramlet(&["validate", &dir]).status.code(), Some(0));
+    let output = ramlet(&["validate", &dir, "--config", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("ramlet.yaml:11:")
+            && stdout(&output).contains("/etc/ramlet/secrets is not allowed on this host")
+            && stdout(&output).contains("[policy]"),
+        "{}",
+        stdout(&output)
+    );
+    std::fs::write(&config, "policy:\n  storeDirectorys: [/srv]\n").unwrap();
+    let output = ramlet(&["validate", &dir, "--config", config.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(64),
+        "a bad config is a usage error"
+    );
+    let _ = std::fs::remove_file(config);
+}
+
 #[test]
 fn usage_errors_exit_64() {
     for args in [

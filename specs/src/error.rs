@@ -121,6 +121,8 @@ pub enum ErrorKind {
     QuadletKey,
     /// A value that has the right type but is not acceptable (ports, versions, signals, ...).
     InvalidValue,
+    /// Valid, but this host's policy (ramlet's configuration) forbids it.
+    Policy,
 }
 
 impl ErrorKind {
@@ -151,6 +153,7 @@ impl ErrorKind {
             Self::UnsafeString => "unsafe-string",
             Self::QuadletKey => "quadlet-key",
             Self::InvalidValue => "invalid-value",
+            Self::Policy => "policy",
         }
     }
 }

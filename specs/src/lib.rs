@@ -21,12 +21,14 @@
 //! - `locate`: finds the line and column of a field path;
 //! - `text`, `name`, `fspath`, `mode`, `quantity`, `ports`: checks for single values;
 //! - [`hatch`]: the Quadlet escape hatch's allowed sections and keys;
+//! - [`policy`]: a host's own limits (allowed store folders, forbidden escape-hatch keys);
 //! - [`schema`]: the JSON Schema for editors.
 
 pub mod error;
 pub mod hatch;
 pub mod load;
 pub mod model;
+pub mod policy;
 pub mod raw;
 pub mod scalar;
 pub mod schema;
@@ -46,9 +48,13 @@ mod text;
 mod validate;
 
 pub use error::{ErrorKind, Location, SpecError};
-pub use load::{API_VERSION, Catalog, LoadError, MAX_FILE_BYTES, load_dir, load_texts};
+pub use load::{
+    API_VERSION, Catalog, LoadError, MAX_FILE_BYTES, load_dir, load_dir_with, load_texts,
+    load_texts_with,
+};
 pub use mode::DEFAULT_FILE_MODE;
 pub use name::parse_host_labels;
+pub use policy::Policy;
 pub use quantity::{
     DEFAULT_REFRESH, DEFAULT_VOLUME_BYTES, MAX_REFRESH, MAX_VOLUME_BYTES, MIN_REFRESH,
     MIN_VOLUME_BYTES,

@@ -15,6 +15,7 @@ use crate::locate::locate;
 use crate::model::{Container, Name, Origin, SecretStore};
 use crate::parse::{Doc, Parsed, parse_file};
 use crate::path::FieldPath;
+use crate::policy::Policy;
 use crate::validate::container::{StoreStatus, Stores};
 use crate::validate::{self, Findings};
 
@@ -69,6 +70,11 @@ impl Catalog {
 /// Loads every `*.yaml` and `*.yml` file below `dir`, recursively, skipping hidden files and
 /// folders (such as `.git`).
 pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
+    load_dir_with(dir, &Policy::default())
+}
+
+/// [`load_dir`], rejecting what this host's `policy` forbids.
+pub fn load_dir_with(dir: &Path, policy: &Policy) -> Result<Catalog, LoadError> {
     let mut errors = Vec::new();
     let mut files = Vec::new();
     fs::read_dir(dir).map_err(|source| LoadError {
@@ -79,7 +85,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
     files.sort();
     let texts = par_map(&files, |_, path| read(path));
     let sources: Vec<(PathBuf, Result<String, SpecError>)> = files.into_iter().zip(texts).collect();
-    let mut catalog = build(sources);
+    let mut catalog = build(sources, policy);
     catalog.errors.extend(errors);
     catalog
         .errors
@@ -89,11 +95,20 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
 
 /// Loads spec texts that are already in memory (tests, benchmarks).
 pub fn load_texts(texts: impl IntoIterator<Item = (PathBuf, String)>) -> Catalog {
+    load_texts_with(texts, &Policy::default())
+}
+
+/// [`load_texts`], rejecting what this host's `policy` forbids.
+pub fn load_texts_with(
+    texts: impl IntoIterator<Item = (PathBuf, String)>,
+    policy: &Policy,
+) -> Catalog {
     let mut catalog = build(
         texts
             .into_iter()
             .map(|(path, text)| (path, Ok(text)))
             .collect(),
+        policy,
     );
     catalog
         .errors
@@ -205,7 +220,7 @@ fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, SpecError> {
     }
 }
 
-fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>) -> Catalog {
+fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>, policy: &Policy) -> Catalog {
     let mut catalog = Catalog::default();
     let mut texts = Vec::with_capacity(sources.len());
     for (path, text) in sources {
@@ -237,7 +252,14 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>) -> Catalog {
             continue;
         };
         let name = raw.metadata.name.as_str();
-        let result = validate::store::validate(raw, ctx.origin(doc));
+        let result = validate::store::validate(raw, ctx.origin(doc)).and_then(|store| {
+            let findings = policy.check_store(&store);
+            if findings.0.is_empty() {
+                Ok(store)
+            } else {
+                Err(findings)
+            }
+        });
         match result {
             Ok(store) if !duplicates.contains(name) => valid_stores.push(store),
             Ok(_) => {}
@@ -254,7 +276,15 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>) -> Catalog {
         let Parsed::Container(raw) = &doc.parsed else {
             continue;
         };
-        match validate::container::validate(raw, ctx.origin(doc), &stores) {
+        let result = validate::container::validate(raw, ctx.origin(doc), &stores).and_then(|c| {
+            let findings = policy.check_container(&c);
+            if findings.0.is_empty() {
+                Ok(c)
+            } else {
+                Err(findings)
+            }
+        });
+        match result {
             Ok(c) if !duplicates.contains(raw.metadata.name.as_str()) => {
                 catalog.containers.insert(c.name.clone(), c);
             }
@@ -267,7 +297,31 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>) -> Catalog {
         .into_iter()
         .map(|s| (s.name.clone(), s))
         .collect();
+    for error in &mut catalog.errors {
+        // (A file that could not be read has no text here: its errors keep their places.)
+        if let Some(i) = catalog.files.iter().position(|f| *f == error.file)
+            && !texts[i].is_empty()
+        {
+            error.location = within(error.location, &texts[i]);
+        }
+    }
     catalog
+}
+
+/// `location`, or the end of `text` if it lies past it: the YAML parser places an error at the
+/// end of a file without a final line break on the line after it, which no editor shows.
+fn within(location: Location, text: &str) -> Location {
+    // Lines as YAML counts them: a CR, an LF or a CR LF ends one.
+    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+    let last_line = normalized.matches('\n').count() + 1;
+    if location.line <= last_line {
+        return location;
+    }
+    let last = normalized.rsplit('\n').next().unwrap_or_default();
+    Location {
+        line: last_line,
+        column: last.chars().count() + 1,
+    }
 }
 
 struct Ctx<'a> {
@@ -392,4 +446,31 @@ fn parse_all(paths: &[PathBuf], texts: &[Option<String>], errors: &mut Vec<SpecE
         errors.extend(e);
     }
     docs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `load_specs` fuzz target: an unclosed flow mapping on the last line of a
+    /// file without a final line break was reported on line 6 of a 5-line file.
+    #[test]
+    fn an_error_at_the_end_of_a_file_is_placed_on_its_last_line() {
+        let text = "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: a}\nspec:\n  file: {directory: /srv";
+        let catalog = load_texts([(PathBuf::from("f.yaml"), text.to_owned())]);
+        let error = &catalog.errors[0];
+        assert_eq!(
+            (error.location.line, error.location.column),
+            (5, 25),
+            "{error}"
+        );
+        assert_eq!(
+            within(Location { line: 3, column: 1 }, "a\r\nb\rc"),
+            Location { line: 3, column: 1 }
+        );
+        assert_eq!(
+            within(Location { line: 4, column: 1 }, "a\r\nb\rc"),
+            Location { line: 3, column: 2 }
+        );
+    }
 }

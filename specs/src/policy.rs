@@ -1,0 +1,117 @@
+//! A host's policy: limits an administrator sets in ramlet's own configuration, which no spec can
+//! lift. A spec repository is root on the hosts it targets; the policy is how a host narrows that.
+//!
+//! - `storeDirectories`: a `file` store must name one of these folders or a folder below one
+//!   (empty: any folder but the system ones the spec language refuses anyway).
+//! - `forbiddenKeys`: escape-hatch keys (`spec.quadlet`) a spec may not set, as `Key` (any
+//!   section) or `Section.Key` (`AddCapability`, `AddDevice`, `Service.OnFailure`, ...).
+//!
+//! A document that breaks the policy is rejected like any invalid document, with an error of
+//! kind `policy` at the offending field; the rest of the directory loads.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ErrorKind;
+use crate::model::{Container, Provider, SecretStore};
+use crate::path::FieldPath;
+use crate::validate::Findings;
+
+/// What a host allows its specs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Policy {
+    /// Folders `file` stores may read from (with everything below them); empty: any.
+    #[serde(default)]
+    pub store_directories: Vec<PathBuf>,
+    /// Escape-hatch keys no spec may set: `Key` or `Section.Key`.
+    #[serde(default)]
+    pub forbidden_keys: BTreeSet<String>,
+}
+
+impl Policy {
+    /// Whether this policy limits anything.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.store_directories.is_empty() && self.forbidden_keys.is_empty()
+    }
+
+    /// What `store` does that this policy forbids.
+    pub(crate) fn check_store(&self, store: &SecretStore) -> Findings {
+        let mut findings = Findings::default();
+        if let Provider::File { directory } = &store.provider
+            && !self.store_directories.is_empty()
+            && !self
+                .store_directories
+                .iter()
+                .any(|allowed| below(directory, allowed))
+        {
+            let allowed: Vec<String> = self
+                .store_directories
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            findings.push(
+                &FieldPath::of(&["spec", "file", "directory"]),
+                ErrorKind::Policy,
+                format!(
+                    "{} is not allowed on this host: its policy allows file stores only in {}",
+                    directory.display(),
+                    allowed.join(", ")
+                ),
+            );
+        }
+        findings
+    }
+
+    /// What `container` does that this policy forbids.
+    pub(crate) fn check_container(&self, container: &Container) -> Findings {
+        let mut findings = Findings::default();
+        for (section, keys) in &container.quadlet {
+            for key in keys.keys() {
+                let qualified = format!("{section}.{key}");
+                if self.forbidden_keys.contains(key) || self.forbidden_keys.contains(&qualified) {
+                    findings.push(
+                        &FieldPath::of(&["spec", "quadlet", section, key]),
+                        ErrorKind::Policy,
+                        format!("[{section}] {key} is forbidden by this host's policy"),
+                    );
+                }
+            }
+        }
+        findings
+    }
+}
+
+/// Whether `path` is `folder` or below it, comparing whole components after removing `.` (both
+/// are absolute; `..` is refused by the spec language).
+fn below(path: &Path, folder: &Path) -> bool {
+    clean(path).starts_with(&clean(folder))
+}
+
+fn clean(path: &Path) -> Vec<Component<'_>> {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn below_compares_whole_components() {
+        assert!(below(
+            Path::new("/srv/secrets/app"),
+            Path::new("/srv/secrets")
+        ));
+        assert!(below(Path::new("/srv/secrets"), Path::new("/srv/secrets/")));
+        assert!(!below(
+            Path::new("/srv/secrets-other"),
+            Path::new("/srv/secrets")
+        ));
+        assert!(!below(Path::new("/etc"), Path::new("/srv/secrets")));
+    }
+}
