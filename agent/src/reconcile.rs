@@ -24,7 +24,7 @@ use crate::atomic::FileContent;
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
 use crate::status::{Phase, Reason, Status};
-use crate::systemd::UnitManager;
+use crate::systemd::{UnitManager, UnitState};
 use crate::unit_dir::UnitDir;
 use crate::units::Layout;
 use crate::volumes::{VolumeManager, VolumeSpec};
@@ -87,6 +87,8 @@ pub struct Reconciler {
     journal: Journal,
     /// What the journal holds: work owed by earlier reconciles (or an earlier run).
     owed: Owed,
+    /// Each unit's state with its details as last seen, by spec name (see `observe`).
+    seen: BTreeMap<String, UnitState>,
 }
 
 impl Reconciler {
@@ -119,6 +121,7 @@ impl Reconciler {
             stopping: None,
             journal,
             owed,
+            seen: BTreeMap::new(),
         }
     }
 
@@ -233,8 +236,9 @@ impl Reconciler {
         }
         self.keep_broken(&catalog, &listing.ours, &mut keep, &mut next, &now);
 
-        let observed = self.observe(listing.ours, &desired).await;
+        let mut observed = self.observe(listing.ours, &desired).await;
         let actions = plan::plan(&desired, &observed, &keep);
+        self.exact_states(&actions, &mut observed).await;
         let failures = self
             .apply(&actions, &desired, &mut writes, &observed, &keep)
             .await;

@@ -126,8 +126,14 @@ pub trait UnitManager: Send + Sync {
     /// Runs `job` on `unit` and waits for its result.
     fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
     /// The states of `units`, each one systemd answered for (a unit it could not be asked
-    /// about is left out: unknown).
+    /// about is left out: unknown): active and sub state only, in one call.
     fn states<'a>(
+        &'a self,
+        units: &'a [String],
+    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>>;
+    /// [`Self::states`] with the details the list does not carry: the invocation ID, and for
+    /// a failed unit its `Result` and exit status (a few calls per unit).
+    fn details<'a>(
         &'a self,
         units: &'a [String],
     ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>>;
@@ -375,6 +381,85 @@ impl DbusManager {
     }
 }
 
+impl DbusManager {
+    /// The states of `units` in one `ListUnitsByNames` call; with `details`, each loaded unit's
+    /// invocation ID too, and a failed one's `Result` and exit status.
+    async fn list(
+        &self,
+        units: &[String],
+        details: bool,
+    ) -> std::collections::BTreeMap<String, UnitState> {
+        let listed = self
+            .call(
+                || "list units".into(),
+                |connection| async move {
+                    let names: Vec<&str> = units.iter().map(String::as_str).collect();
+                    let manager = ManagerProxy::new(&connection).await?;
+                    Ok((connection, manager.list_units_by_names(&names).await?))
+                },
+            )
+            .await;
+        let Ok((connection, listed)) = listed else {
+            return std::collections::BTreeMap::new();
+        };
+        let mut states = std::collections::BTreeMap::new();
+        for (name, _, load, active, sub, _, path, ..) in listed {
+            let mut state = UnitState {
+                active_state: if load == "not-found" {
+                    "not-loaded".into()
+                } else {
+                    active
+                },
+                sub_state: sub,
+                ..UnitState::default()
+            };
+            // The invocation and why it stopped (only when it failed): the few properties the
+            // list does not carry, asked only for `details` (each a plain Get, no caching).
+            if details && load != "not-found" {
+                let is_failed = state.active_state == "failed";
+                let asked = self
+                    .call(
+                        || format!("state of {name}"),
+                        |connection| async move {
+                            let unit = UnitProxy::builder(&connection)
+                                .path(path.clone())?
+                                .cache_properties(zbus::proxy::CacheProperties::No)
+                                .build()
+                                .await?;
+                            let invocation = unit.invocation_id().await?;
+                            let failed = if is_failed {
+                                let service = ServiceProxy::builder(&connection)
+                                    .path(path)?
+                                    .cache_properties(zbus::proxy::CacheProperties::No)
+                                    .build()
+                                    .await?;
+                                Some((
+                                    service.result().await.unwrap_or_default(),
+                                    service.exec_main_status().await.unwrap_or_default(),
+                                ))
+                            } else {
+                                None
+                            };
+                            Ok((invocation, failed))
+                        },
+                    )
+                    .await;
+                let Ok((invocation, failed)) = asked else {
+                    continue;
+                };
+                state.invocation_id = hex(&invocation);
+                if let Some((result, status)) = failed {
+                    state.result = result;
+                    state.exec_main_status = status;
+                }
+            }
+            states.insert(name, state);
+        }
+        drop(connection);
+        states
+    }
+}
+
 /// Bytes as lowercase hex (an invocation ID as `systemctl show` prints it).
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut hex, b| {
@@ -410,74 +495,13 @@ impl UnitManager for DbusManager {
         &'a self,
         units: &'a [String],
     ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>> {
-        Box::pin(async move {
-            let listed = self
-                .call(
-                    || "list units".into(),
-                    |connection| async move {
-                        let names: Vec<&str> = units.iter().map(String::as_str).collect();
-                        let manager = ManagerProxy::new(&connection).await?;
-                        Ok((connection, manager.list_units_by_names(&names).await?))
-                    },
-                )
-                .await;
-            let Ok((connection, listed)) = listed else {
-                return std::collections::BTreeMap::new();
-            };
-            let mut states = std::collections::BTreeMap::new();
-            for (name, _, load, active, sub, _, path, ..) in listed {
-                let mut state = UnitState {
-                    active_state: if load == "not-found" {
-                        "not-loaded".into()
-                    } else {
-                        active
-                    },
-                    sub_state: sub,
-                    ..UnitState::default()
-                };
-                // The invocation (always) and why it stopped (only when it failed): the few
-                // properties the list does not carry.
-                if load != "not-found" {
-                    let is_failed = state.active_state == "failed";
-                    let details = self
-                        .call(
-                            || format!("state of {name}"),
-                            |connection| async move {
-                                let unit = UnitProxy::builder(&connection)
-                                    .path(path.clone())?
-                                    .build()
-                                    .await?;
-                                let invocation = unit.invocation_id().await?;
-                                let failed = if is_failed {
-                                    let service = ServiceProxy::builder(&connection)
-                                        .path(path)?
-                                        .build()
-                                        .await?;
-                                    Some((
-                                        service.result().await.unwrap_or_default(),
-                                        service.exec_main_status().await.unwrap_or_default(),
-                                    ))
-                                } else {
-                                    None
-                                };
-                                Ok((invocation, failed))
-                            },
-                        )
-                        .await;
-                    let Ok((invocation, failed)) = details else {
-                        continue;
-                    };
-                    state.invocation_id = hex(&invocation);
-                    if let Some((result, status)) = failed {
-                        state.result = result;
-                        state.exec_main_status = status;
-                    }
-                }
-                states.insert(name, state);
-            }
-            drop(connection);
-            states
-        })
+        Box::pin(self.list(units, false))
+    }
+    fn details<'a>(
+        &'a self,
+        units: &'a [String],
+    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>> {
+        Box::pin(self.list(units, true))
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(self.call(
@@ -487,7 +511,11 @@ impl UnitManager for DbusManager {
                     .await?
                     .load_unit(unit)
                     .await?;
-                let unit = UnitProxy::builder(&connection).path(path)?.build().await?;
+                let unit = UnitProxy::builder(&connection)
+                    .path(path)?
+                    .cache_properties(zbus::proxy::CacheProperties::No)
+                    .build()
+                    .await?;
                 Ok(unit.load_state().await?)
             },
         ))

@@ -466,7 +466,7 @@ fn parse_all(paths: &[PathBuf], texts: &[Option<String>], errors: &mut Vec<SpecE
 mod tests {
     use super::*;
 
-    /// Found by the `load_specs` fuzz target: serde_yaml_ng panics ("unexpected end of
+    /// Found by the `load_specs` fuzz target: `serde_yaml_ng` panics ("unexpected end of
     /// sequence") on this; only its file is refused, and the other file loads.
     #[test]
     fn a_panic_in_the_yaml_library_costs_one_file() {

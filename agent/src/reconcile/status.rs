@@ -18,7 +18,7 @@ impl Reconciler {
     /// Units no action touched keep the state observed before the apply; only the others are
     /// asked again.
     pub(super) async fn settle_status(
-        &self,
+        &mut self,
         next: &mut Status,
         failures: &BTreeMap<String, String>,
         actions: &[Action],
@@ -40,8 +40,11 @@ impl Reconciler {
         let asked = if ask.is_empty() {
             BTreeMap::new()
         } else {
-            self.units.states(&ask).await
+            self.units.details(&ask).await
         };
+        let mut seen = observed.states.clone();
+        seen.extend(super::observe::by_spec(asked.clone()));
+        self.seen = seen;
         for (name, spec) in &mut next.specs {
             if let Some(error) = failures.get(name) {
                 spec.phase = Phase::Failed;

@@ -1,0 +1,306 @@
+//! In-memory fakes of systemd, the volumes and a secret provider, and a `World` that holds a
+//! spec directory and a reconciler wired to them: shared by the reconciler tests and the
+//! benchmarks (`benches/reconcile.rs`). Every call a real driver would make is counted.
+#![allow(dead_code, unreachable_pub)] // each user takes what it needs
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ramlet::atomic::FileContent;
+use ramlet::providers::{
+    BoxFuture, Connector, Fetched, Limits, ProviderError, Request, SecretProvider,
+};
+use ramlet::reconcile::{Reconciler, Settings};
+use ramlet::secrets::{Secret, SecretBytes};
+use ramlet::systemd::{Job, SystemdError, UnitManager, UnitState};
+use ramlet::units::{Layout, Scope};
+use ramlet::volumes::{VolumeError, VolumeManager, VolumeSpec};
+use ramlet_quadlet::PodmanVersion;
+
+#[derive(Default)]
+pub struct Host {
+    pub volumes: BTreeMap<(String, String), Vec<FileContent>>,
+    pub units: BTreeMap<String, UnitState>,
+    pub log: Vec<String>,
+    pub secrets: BTreeMap<String, Result<String, ProviderError>>,
+    pub invocations: u32,
+    pub foreign_units: BTreeSet<String>,
+    /// Calls a real systemd would have answered: lists, and property reads for details.
+    pub bus_calls: u32,
+    /// Every secret the provider was asked for, in order.
+    pub asked: Vec<String>,
+    /// How many clients were built.
+    pub connects: u32,
+    /// Calls (`restart a.service`, `daemon-reload`, `state a.service`) that fail once: the
+    /// error, and whether the job happened anyway (systemd finished it, ramlet lost track).
+    pub faults: BTreeMap<String, (SystemdError, bool)>,
+}
+
+pub type Shared = Arc<Mutex<Host>>;
+
+pub struct Volumes(Shared);
+impl VolumeManager for Volumes {
+    fn prepare(&self, v: &VolumeSpec) -> Result<PathBuf, VolumeError> {
+        Ok(PathBuf::from(format!("/fake/{}/{}", v.spec, v.volume)))
+    }
+    fn differs(&self, v: &VolumeSpec, files: &[FileContent]) -> Result<bool, VolumeError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .volumes
+            .get(&(v.spec.clone(), v.volume.clone()))
+            != Some(&files.to_vec()))
+    }
+    fn write(&self, v: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
+        let mut host = self.0.lock().unwrap();
+        host.log.push(format!("write {}/{}", v.spec, v.volume));
+        host.volumes
+            .insert((v.spec.clone(), v.volume.clone()), files.to_vec());
+        Ok(())
+    }
+    fn remove_spec(&self, spec: &str) -> Result<(), VolumeError> {
+        let mut host = self.0.lock().unwrap();
+        host.log.push(format!("wipe {spec}"));
+        host.volumes.retain(|(s, _), _| s != spec);
+        Ok(())
+    }
+    fn specs(&self) -> Result<BTreeSet<String>, VolumeError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .volumes
+            .keys()
+            .map(|(s, _)| s.clone())
+            .collect())
+    }
+}
+
+pub struct Units(Shared);
+impl Units {
+    /// Runs `job` on `unit`, or fails as a fault says (once).
+    fn act(&self, job: Job, unit: &str) -> Result<(), SystemdError> {
+        let mut host = self.0.lock().unwrap();
+        let call = format!("{job} {unit}");
+        let fault = host.faults.remove(&call);
+        host.log.push(call);
+        if let Some((error, false)) = fault {
+            return Err(error);
+        }
+        host.invocations += 1;
+        let id = format!("{:04}", host.invocations);
+        match job {
+            Job::Start | Job::Restart => {
+                host.units.insert(
+                    unit.into(),
+                    UnitState {
+                        active_state: "active".into(),
+                        sub_state: "running".into(),
+                        invocation_id: id,
+                        ..UnitState::default()
+                    },
+                );
+            }
+            Job::Stop => {
+                host.units.remove(unit);
+            }
+            Job::Reload => {}
+        }
+        match fault {
+            Some((error, _)) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+impl UnitManager for Units {
+    fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>> {
+        Box::pin(async move {
+            let mut host = self.0.lock().unwrap();
+            host.log.push("daemon-reload".into());
+            match host.faults.remove("daemon-reload") {
+                Some((error, _)) => Err(error),
+                None => Ok(()),
+            }
+        })
+    }
+    fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
+        Box::pin(async move { self.act(job, unit) })
+    }
+    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
+        Box::pin(async move { Ok(self.loaded(unit)) })
+    }
+    fn states<'a>(&'a self, units: &'a [String]) -> BoxFuture<'a, BTreeMap<String, UnitState>> {
+        Box::pin(async move { self.answer(units, false) })
+    }
+    fn details<'a>(&'a self, units: &'a [String]) -> BoxFuture<'a, BTreeMap<String, UnitState>> {
+        Box::pin(async move { self.answer(units, true) })
+    }
+}
+
+impl Units {
+    /// What systemd would answer: one list call, plus one call per unit for details (whose
+    /// invocation IDs the list alone does not carry).
+    fn answer(&self, units: &[String], details: bool) -> BTreeMap<String, UnitState> {
+        let mut host = self.0.lock().unwrap();
+        host.bus_calls += 1;
+        let mut states = BTreeMap::new();
+        for unit in units {
+            // A faulted unit is one systemd did not answer for: left out.
+            if host.faults.remove(&format!("state {unit}")).is_some() {
+                continue;
+            }
+            let mut state = host.units.get(unit).cloned().unwrap_or_else(|| UnitState {
+                active_state: "inactive".into(),
+                ..UnitState::default()
+            });
+            if details {
+                host.bus_calls += 1;
+            } else {
+                state.invocation_id.clear();
+                state.result.clear();
+                state.exec_main_status = 0;
+            }
+            states.insert(unit.clone(), state);
+        }
+        states
+    }
+}
+
+impl Units {
+    fn loaded(&self, unit: &str) -> String {
+        let host = self.0.lock().unwrap();
+        if host.units.contains_key(unit) || host.foreign_units.contains(unit) {
+            "loaded".into()
+        } else {
+            "not-found".into()
+        }
+    }
+}
+
+pub struct Provider(Shared);
+impl SecretProvider for Provider {
+    fn fetch<'a>(
+        &'a self,
+        requests: &'a [Request],
+        _: Limits,
+    ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>> {
+        Box::pin(async move {
+            let mut host = self.0.lock().unwrap();
+            let mut answers = Vec::new();
+            for request in requests {
+                host.asked.push(request.name.clone());
+                answers.push(match host.secrets.get(&request.name) {
+                    Some(Ok(value)) => {
+                        let version = format!("v-{value}");
+                        if request.known.as_ref() == Some(&version) {
+                            Ok(Fetched::Unchanged)
+                        } else {
+                            Ok(Fetched::New(Secret {
+                                bytes: SecretBytes::new(value.clone().into_bytes()),
+                                version,
+                            }))
+                        }
+                    }
+                    Some(Err(error)) => Err(error.clone()),
+                    None => Err(ProviderError::not_found(&request.name)),
+                });
+            }
+            answers
+        })
+    }
+}
+
+pub fn connector(host: Shared) -> Connector {
+    Arc::new(move |_| {
+        host.lock().unwrap().connects += 1;
+        let provider: Arc<dyn SecretProvider> = Arc::new(Provider(host.clone()));
+        Box::pin(async move { Ok(provider) })
+    })
+}
+
+pub struct World {
+    pub dir: PathBuf,
+    pub host: Shared,
+}
+
+impl World {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ramlet-fakes-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("specs")).unwrap();
+        let world = Self {
+            dir,
+            host: Shared::default(),
+        };
+        world.spec("store", "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: s}\nspec: {file: {directory: /unused}}\n");
+        world
+    }
+
+    pub fn spec(&self, file: &str, text: &str) {
+        std::fs::write(self.dir.join("specs").join(format!("{file}.yaml")), text).unwrap();
+    }
+
+    pub fn container(&self, name: &str, secret: &str, rotation: &str) {
+        self.spec(
+            name,
+            &format!(
+                "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: localhost/busybox\n  \
+                 volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {{store: s, name: {secret}}}\n  \
+                 rotation: {{strategy: {rotation}}}\n"
+            ),
+        );
+    }
+
+    pub fn secret(&self, name: &str, value: Result<&str, ProviderError>) {
+        self.host
+            .lock()
+            .unwrap()
+            .secrets
+            .insert(name.into(), value.map(str::to_owned));
+    }
+
+    pub fn reconciler(&self) -> Reconciler {
+        self.reconciler_with(ramlet_specs::Policy::default())
+    }
+
+    pub fn reconciler_with(&self, policy: ramlet_specs::Policy) -> Reconciler {
+        let settings = Settings {
+            spec_dir: self.dir.join("specs"),
+            layout: Layout {
+                scope: Scope::System,
+                unit_dir: self.dir.join("units"),
+                volume_root: "/fake".into(),
+            },
+            host_labels: BTreeMap::new(),
+            target: PodmanVersion::V5_4,
+            state_dir: self.dir.join("state"),
+            policy,
+        };
+        Reconciler::new(
+            settings,
+            Box::new(Volumes(self.host.clone())),
+            Box::new(Units(self.host.clone())),
+            connector(self.host.clone()),
+        )
+    }
+
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut self.host.lock().unwrap().log)
+    }
+
+    pub fn invocation(&self, unit: &str) -> String {
+        self.host.lock().unwrap().units[unit].invocation_id.clone()
+    }
+
+    pub fn unit_file(&self, name: &str) -> PathBuf {
+        self.dir.join("units").join(format!("{name}.container"))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
