@@ -13,11 +13,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ramlet_quadlet::PodmanVersion;
 use ramlet_specs::model::{Container, Provider};
-use ramlet_specs::{Catalog, load_dir_with};
+use ramlet_specs::{Catalog, Loader};
 use tokio::sync::watch;
 
 use crate::atomic::FileContent;
@@ -89,6 +90,8 @@ pub struct Reconciler {
     owed: Owed,
     /// Each unit's state with its details as last seen, by spec name (see `observe`).
     seen: BTreeMap<String, UnitState>,
+    /// The spec directory's loader, which keeps the last catalog.
+    loader: Loader,
 }
 
 impl Reconciler {
@@ -122,6 +125,7 @@ impl Reconciler {
             journal,
             owed,
             seen: BTreeMap::new(),
+            loader: Loader::default(),
         }
     }
 
@@ -139,14 +143,20 @@ impl Reconciler {
         &self.status
     }
 
-    /// Loads the spec directory (off the runtime's thread), with this host's policy.
-    async fn load(&self) -> Result<Catalog, String> {
+    /// Loads the spec directory (off the runtime's thread), with this host's policy; parsed
+    /// again only when a file in it changed (see [`Loader`]).
+    async fn load(&mut self) -> Result<Arc<Catalog>, String> {
         let dir = self.settings.spec_dir.clone();
         let policy = self.settings.policy.clone();
-        tokio::task::spawn_blocking(move || load_dir_with(&dir, &policy))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+        let mut loader = std::mem::take(&mut self.loader);
+        let (loader, loaded) = tokio::task::spawn_blocking(move || {
+            let loaded = loader.load(&dir, &policy);
+            (loader, loaded)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        self.loader = loader;
+        loaded.map_err(|e| e.to_string())
     }
 
     /// Runs one reconcile; `due` says which stores must be asked even if their timers have

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{ErrorKind, Location, SpecError};
 use crate::locate::locate;
@@ -75,6 +76,12 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
 
 /// [`load_dir`], rejecting what this host's `policy` forbids.
 pub fn load_dir_with(dir: &Path, policy: &Policy) -> Result<Catalog, LoadError> {
+    let (files, errors) = list(dir)?;
+    Ok(load_files(files, errors, policy))
+}
+
+/// The spec files below `dir`, sorted, and the problems met finding them.
+fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<SpecError>), LoadError> {
     let mut errors = Vec::new();
     let mut files = Vec::new();
     fs::read_dir(dir).map_err(|source| LoadError {
@@ -83,6 +90,81 @@ pub fn load_dir_with(dir: &Path, policy: &Policy) -> Result<Catalog, LoadError> 
     })?;
     discover(dir, &mut files, &mut errors, &mut BTreeSet::new());
     files.sort();
+    Ok((files, errors))
+}
+
+/// Loads a spec directory again and again, as the agent does at every reconcile, but reads and
+/// parses it only when something in it changed: a file added, removed or renamed, or a file
+/// whose size, modification time, change time or inode moved (a git checkout or git-sync swap
+/// changes them all). Otherwise the last catalog is handed out again, unparsed.
+#[derive(Debug, Default)]
+pub struct Loader {
+    last: Option<Snapshot>,
+}
+
+/// What the last load saw, and what it made of it.
+#[derive(Debug)]
+struct Snapshot {
+    dir: PathBuf,
+    policy: Policy,
+    stamps: Vec<(PathBuf, Option<Stamp>)>,
+    errors: Vec<SpecError>,
+    catalog: Arc<Catalog>,
+}
+
+/// What tells one version of a file from another without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+    inode: (u64, u64),
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = fs::metadata(path).ok()?;
+        Some(Self {
+            len: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+            inode: (meta.dev(), meta.ino()),
+        })
+    }
+}
+
+impl Loader {
+    /// [`load_dir_with`], or the last catalog again when nothing in `dir` changed since.
+    pub fn load(&mut self, dir: &Path, policy: &Policy) -> Result<Arc<Catalog>, LoadError> {
+        let (files, errors) = list(dir)?;
+        // Stamped before reading: a file that changes while it is read is read again next time.
+        let stamps: Vec<(PathBuf, Option<Stamp>)> = files
+            .iter()
+            .map(|path| (path.clone(), Stamp::of(path)))
+            .collect();
+        if let Some(last) = &self.last
+            && last.dir == dir
+            && last.policy == *policy
+            && last.stamps == stamps
+            && last.errors == errors
+        {
+            return Ok(Arc::clone(&last.catalog));
+        }
+        let catalog = Arc::new(load_files(files, errors.clone(), policy));
+        self.last = Some(Snapshot {
+            dir: dir.to_owned(),
+            policy: policy.clone(),
+            stamps,
+            errors,
+            catalog: Arc::clone(&catalog),
+        });
+        Ok(catalog)
+    }
+}
+
+/// Reads, parses and validates `files`; `errors`: the problems met finding them.
+fn load_files(files: Vec<PathBuf>, errors: Vec<SpecError>, policy: &Policy) -> Catalog {
     let texts = par_map(&files, |_, path| read(path));
     let sources: Vec<(PathBuf, Result<String, SpecError>)> = files.into_iter().zip(texts).collect();
     let mut catalog = build(sources, policy);
@@ -90,7 +172,7 @@ pub fn load_dir_with(dir: &Path, policy: &Policy) -> Result<Catalog, LoadError> 
     catalog
         .errors
         .sort_by(|a, b| (&a.file, a.location).cmp(&(&b.file, b.location)));
-    Ok(catalog)
+    catalog
 }
 
 /// Loads spec texts that are already in memory (tests, benchmarks).
@@ -465,6 +547,44 @@ fn parse_all(paths: &[PathBuf], texts: &[Option<String>], errors: &mut Vec<SpecE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loader_parses_again_only_what_changed() {
+        let dir = std::env::temp_dir().join(format!("ramlet-loader-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let store = |name: &str| {
+            format!(
+                "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: {name}}}\nspec:\n  file: {{directory: /srv/s}}\n"
+            )
+        };
+        fs::write(dir.join("a.yaml"), store("a")).unwrap();
+        let mut loader = Loader::default();
+        let policy = Policy::default();
+        let first = loader.load(&dir, &policy).unwrap();
+        let again = loader.load(&dir, &policy).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "nothing changed: not parsed again"
+        );
+        // An edit (here of the same length, in place) is seen.
+        fs::write(dir.join("a.yaml"), store("b")).unwrap();
+        let edited = loader.load(&dir, &policy).unwrap();
+        assert!(!Arc::ptr_eq(&first, &edited));
+        assert!(edited.stores.keys().any(|n| n.as_str() == "b"));
+        // A new file, and a removed one.
+        fs::write(dir.join("c.yaml"), store("c")).unwrap();
+        assert_eq!(loader.load(&dir, &policy).unwrap().stores.len(), 2);
+        fs::remove_file(dir.join("c.yaml")).unwrap();
+        assert_eq!(loader.load(&dir, &policy).unwrap().stores.len(), 1);
+        // Another policy is another load.
+        let strict = Policy {
+            store_directories: vec![PathBuf::from("/etc")],
+            ..Policy::default()
+        };
+        assert_eq!(loader.load(&dir, &strict).unwrap().stores.len(), 0);
+        let _ = fs::remove_dir_all(dir);
+    }
 
     /// Found by the `load_specs` fuzz target: `serde_yaml_ng` panics ("unexpected end of
     /// sequence") on this; only its file is refused, and the other file loads.
