@@ -125,11 +125,29 @@ async fn scale(n: usize) {
     );
 }
 
+/// `RAMLET_BENCH_PROFILE=1`: only 200 no-op reconciles at N = 1,000, for `perf record`.
+async fn profile() {
+    let world = World::new("bench-profile");
+    for i in 0..1000 {
+        world.container(&format!("c{i}"), &format!("s{i}"), "restart");
+        world.secret(&format!("s{i}"), Ok("one"));
+    }
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    for _ in 0..200 {
+        reconciler.reconcile(Due::Timers).await;
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    if std::env::var_os("RAMLET_BENCH_PROFILE").is_some() {
+        runtime.block_on(profile());
+        return;
+    }
     println!(
         "| N | reconcile | wall ms | CPU ms | files written | daemon-reloads | jobs | systemd calls | provider requests |"
     );

@@ -1,0 +1,239 @@
+//! ramlet against real systemd, the real Quadlet generator and real Podman (user scope, rootless,
+//! in the sandbox), side by side with systemd doing the same work by hand in the same run:
+//! cold apply, an idle agent, one secret rotated, a secret shared by every container rotated, a
+//! spec edited. Busybox containers, each reading a secret of its own and one they all share;
+//! the `file` store, refreshed every 10 s. N = 10 and 100 (`RAMLET_BENCH_SIZES=10,100`).
+//!
+//! Not part of `scripts/test`: `scripts/bench` runs it (release build) and prints the table that
+//! BENCHMARKS.md keeps.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Agent, Scope, container, invocations};
+
+/// The agent's own process (not runuser's): from its pid file.
+fn ramlet_pid(agent: &Agent) -> u32 {
+    std::fs::read_to_string(agent.dir.join("state/ramlet.pid"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .expect("ramlet's pid file")
+}
+
+/// CPU time (user + system) `pid` used so far, in ms.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks * 10.0 // USER_HZ is 100 on Linux
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Waits until every one of `names` is active under an invocation other than in `before`.
+fn restarted(agent: &Agent, names: &[String], before: &[(String, String)], what: &str) {
+    agent.wait(what, Duration::from_mins(5), || {
+        let now = invocations(&agent.scope, names);
+        (now.len() == names.len()
+            && now.iter().all(|(unit, id)| {
+                !id.is_empty() && before.iter().all(|(u, b)| u != unit || b != id)
+            }))
+        .then_some(())
+    });
+}
+
+/// Times one `systemctl --user <verb>` of `units` (it returns when systemd finished the jobs).
+fn by_hand(agent: &Agent, verb: &str, names: &[String]) -> Result<Duration, String> {
+    let mut args = vec!["--user", verb];
+    let units: Vec<String> = names.iter().map(|n| format!("{n}.service")).collect();
+    args.extend(units.iter().map(String::as_str));
+    let start = Instant::now();
+    let output = agent.scope.run("systemctl", &args);
+    if output.status.success() {
+        Ok(start.elapsed())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+fn row(n: usize, what: &str, ramlet: Duration, bare: &Result<Duration, String>) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (bare, ratio) = match bare {
+        Ok(b) => (
+            format!("{:.0}", ms(*b)),
+            format!("{:.2}", ms(ramlet) / ms(*b)),
+        ),
+        Err(e) => (format!("failed: {e}"), "-".into()),
+    };
+    println!("| {n} | {what} | {:.0} | {bare} | {ratio} |", ms(ramlet));
+}
+
+#[allow(clippy::too_many_lines)] // one run, step by step
+fn run(n: usize) {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope, &format!("bench{n}"));
+    agent.spec(
+        "store",
+        &format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: local}}\nspec:\n  refreshInterval: 10s\n  file: {{directory: {}}}\n",
+            agent.dir.join("secrets").display()
+        ),
+    );
+    agent.secret("shared", "one");
+    let names: Vec<String> = (0..n).map(|i| format!("b{n}-{i:03}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        agent.secret(&format!("own{i}"), &format!("own-{i}"));
+        agent.spec(
+            name,
+            &container(
+                name,
+                &[("s", "0400", "shared"), ("o", "0400", &format!("own{i}"))],
+                "restart",
+                "one",
+            ),
+        );
+    }
+
+    // Cold apply: every unit written and started, from nothing.
+    let cold = Instant::now();
+    agent.start();
+    restarted(&agent, &names, &[], "every container up");
+    let cold = cold.elapsed();
+    let pid = ramlet_pid(&agent);
+    let cold_cpu = cpu_ms(pid);
+    agent.wait("Ready", Duration::from_mins(2), || {
+        let status = agent.status();
+        names
+            .iter()
+            .all(|n| status["specs"][n]["phase"] == "Ready")
+            .then_some(())
+    });
+
+    // Idle: two refreshes of the store, nothing changes.
+    let log_before = agent.log().lines().count();
+    let (cpu_before, idle) = (cpu_ms(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(25));
+    let idle_cpu = cpu_ms(pid) - cpu_before;
+    let idle_secs = idle.elapsed().as_secs_f64();
+    let log = agent.log();
+    let took: Vec<u64> = log
+        .lines()
+        .skip(log_before)
+        .filter(|l| l.contains("reconciled actions=0"))
+        .filter_map(|l| l.split("took_ms=").nth(1)?.trim().parse().ok())
+        .collect();
+    let rss = rss_mib(pid);
+
+    // One secret rotated: its one consumer restarts. Beside it: a bare restart of another.
+    let before = invocations(&agent.scope, &names);
+    let single = Instant::now();
+    agent.secret("own0", "own-0-two");
+    restarted(&agent, &names[..1], &before, "the one consumer restarted");
+    let single = single.elapsed();
+    let single_bare = by_hand(&agent, "restart", &names[1..2]);
+
+    // The shared secret rotated: every consumer restarts. Beside it: one restart of them all.
+    let before = invocations(&agent.scope, &names);
+    let shared = Instant::now();
+    agent.secret("shared", "two");
+    restarted(&agent, &names, &before, "every consumer restarted");
+    let shared = shared.elapsed();
+    agent.wait(
+        "Ready after the shared rotation",
+        Duration::from_mins(2),
+        || {
+            let status = agent.status();
+            names
+                .iter()
+                .all(|n| status["specs"][n]["phase"] == "Ready")
+                .then_some(())
+        },
+    );
+    let shared_bare = by_hand(&agent, "restart", &names);
+
+    // A spec edited: that container restarts (the 200 ms debounce included).
+    let before = invocations(&agent.scope, &names);
+    let edit = Instant::now();
+    agent.spec(
+        &names[2 % n],
+        &container(
+            &names[2 % n],
+            &[
+                ("s", "0400", "shared"),
+                ("o", "0400", &format!("own{}", 2 % n)),
+            ],
+            "restart",
+            "two",
+        ),
+    );
+    restarted(
+        &agent,
+        &names[2 % n..=2 % n],
+        &before,
+        "the edited container",
+    );
+    let edit = edit.elapsed();
+
+    // Cold start by hand: ramlet stopped (the containers keep running), every unit stopped,
+    // then one `systemctl start` of them all.
+    agent.stop();
+    let _ = by_hand(&agent, "stop", &names);
+    let start_bare = by_hand(&agent, "start", &names);
+
+    row(
+        n,
+        "cold apply: all active (vs one `systemctl start` of the generated units)",
+        cold,
+        &start_bare,
+    );
+    row(
+        n,
+        "one secret rotated: its consumer restarted (vs one bare restart)",
+        single,
+        &single_bare,
+    );
+    row(
+        n,
+        &format!("shared secret rotated: all {n} restarted (vs one `systemctl restart` of all)"),
+        shared,
+        &shared_bare,
+    );
+    row(
+        n,
+        "spec edited: its container restarted, 200 ms debounce included",
+        edit,
+        &Err("n/a".into()),
+    );
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    println!(
+        "| {n} | idle: {} no-op reconciles in {idle_secs:.0} s, median {} ms wall each; agent CPU {:.0} ms in all; RSS {rss:.1} MiB; CPU for the cold apply {cold_cpu:.0} ms | | | |",
+        took.len(),
+        median(took.clone()),
+        idle_cpu
+    );
+}
+
+#[test]
+#[ignore = "a benchmark: scripts/bench runs it in the sandbox"]
+fn sandbox_benchmark() {
+    let sizes = std::env::var("RAMLET_BENCH_SIZES").unwrap_or_else(|_| "10,100".into());
+    println!("| N | measure | ramlet ms | systemd by hand ms | ratio |");
+    println!("| --- | --- | --- | --- | --- |");
+    for n in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
+        run(n);
+    }
+}
