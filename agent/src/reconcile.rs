@@ -92,6 +92,10 @@ pub struct Reconciler {
     seen: BTreeMap<String, UnitState>,
     /// The spec directory's loader, which keeps the last catalog.
     loader: Loader,
+    /// When the status file was last written (`None`: not yet by this process).
+    status_written: Option<std::time::Instant>,
+    /// Each spec's unit file as last rendered, with the spec it came from.
+    rendered: std::sync::Mutex<BTreeMap<String, (Container, String)>>,
 }
 
 impl Reconciler {
@@ -126,6 +130,8 @@ impl Reconciler {
             owed,
             seen: BTreeMap::new(),
             loader: Loader::default(),
+            status_written: None,
+            rendered: std::sync::Mutex::default(),
         }
     }
 
@@ -166,6 +172,10 @@ impl Reconciler {
             Ok(catalog) => catalog,
             Err(error) => return self.fail_all(&error),
         };
+        if let Ok(mut rendered) = self.rendered.lock() {
+            let names: BTreeSet<&str> = catalog.containers.keys().map(|n| n.as_str()).collect();
+            rendered.retain(|name, _| names.contains(name.as_str()));
+        }
         let now = crate::status::now_rfc3339();
         let mut next = Status {
             updated: now.clone(),
@@ -259,10 +269,7 @@ impl Reconciler {
         outcome.actions = actions;
         outcome.refresh = self.stores.next_due();
         outcome.settling = next.specs.values().any(|s| s.phase == Phase::Progressing);
-        if let Err(error) = next.write(&self.settings.state_dir) {
-            tracing::warn!(%error, "cannot write the status file");
-        }
-        self.status = next;
+        self.keep_status(next);
         outcome
     }
 

@@ -164,6 +164,24 @@ pub struct Status {
 }
 
 impl Status {
+    /// Whether `self` and `other` say the same thing, their timestamps aside.
+    #[must_use]
+    pub fn same_but_for_timestamps(&self, other: &Self) -> bool {
+        fn plain(status: &Status) -> Status {
+            let mut status = status.clone();
+            status.updated.clear();
+            for spec in status.specs.values_mut() {
+                spec.last_reconcile.clear();
+            }
+            for store in status.stores.values_mut() {
+                store.last_refresh.clear();
+                store.next_refresh_secs = 0;
+            }
+            status
+        }
+        plain(self) == plain(other)
+    }
+
     /// Reads the status file from `state_dir`.
     pub fn read(state_dir: &Path) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(state_dir.join(STATUS_FILE))?;

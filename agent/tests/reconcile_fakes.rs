@@ -62,10 +62,21 @@ async fn an_idle_reconcile_is_one_systemd_call_and_changes_nothing() {
     assert!(!reconciler.reconcile(Due::All).await.failed);
     world.take_log();
     world.host.lock().unwrap().bus_calls = 0;
+    let status_file = world.dir.join("state/status.json");
+    // Written by a rename into place: a rewrite is a new inode.
+    let inode = |path: &std::path::Path| {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+    };
+    let written = inode(&status_file);
     let outcome = reconciler.reconcile(Due::All).await;
     assert!(outcome.actions.is_empty(), "{:?}", outcome.actions);
     assert!(world.take_log().is_empty());
     assert_eq!(world.host.lock().unwrap().bus_calls, 1);
+    assert_eq!(
+        inode(&status_file),
+        written,
+        "nothing but timestamps changed: the status file is not rewritten"
+    );
     // c7 failed meanwhile: its details are read (why it failed), and it is started again.
     world
         .host

@@ -69,10 +69,9 @@ impl Reconciler {
         let fetched = self
             .fetch(container, catalog)
             .map_err(|(reason, message)| (reason, message, Vec::new()))?;
-        let target = self.settings.target;
-        let text = match units::unit(container, &self.settings.layout, target).render(target) {
+        let text = match self.render(container) {
             Ok(text) => text,
-            Err(error) => return Err((Reason::RenderFailed, error.to_string(), fetched.versions)),
+            Err(error) => return Err((Reason::RenderFailed, error, fetched.versions)),
         };
         let mut remount = false;
         let changed: Vec<(VolumeSpec, Vec<FileContent>)> = fetched
@@ -97,6 +96,26 @@ impl Reconciler {
             on_rotation,
         };
         Ok((want, changed, fetched.versions))
+    }
+
+    /// `container`'s unit file: rendered again only when the spec changed since the last time
+    /// (layout and Podman target are fixed for the reconciler's life).
+    fn render(&self, container: &Container) -> Result<String, String> {
+        let name = container.name.as_str();
+        if let Ok(rendered) = self.rendered.lock()
+            && let Some((known, text)) = rendered.get(name)
+            && known == container
+        {
+            return Ok(text.clone());
+        }
+        let target = self.settings.target;
+        let text = units::unit(container, &self.settings.layout, target)
+            .render(target)
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut rendered) = self.rendered.lock() {
+            rendered.insert(name.to_owned(), (container.clone(), text.clone()));
+        }
+        Ok(text)
     }
 
     /// Shapes every secret of `container` from the stores' last good values; the first

@@ -13,10 +13,29 @@ use super::{Reconciler, service};
 use crate::status::{Phase, Reason, SecretVersion, SpecStatus, Status};
 use crate::systemd::UnitState;
 
+/// How old the status file may get while nothing in it changes.
+const STATUS_HEARTBEAT: std::time::Duration = std::time::Duration::from_mins(1);
+
 impl Reconciler {
     /// Fills in the outcome of the apply and the units' states.
     /// Units no action touched keep the state observed before the apply; only the others are
     /// asked again.
+    /// Keeps `next` as the status, and writes the status file when something in it changed
+    /// besides its timestamps, or when the file is a minute old (so `updated` never lags more):
+    /// an idle agent does not rewrite it at every refresh.
+    pub(super) fn keep_status(&mut self, next: Status) {
+        let stale = self
+            .status_written
+            .is_none_or(|at| at.elapsed() >= STATUS_HEARTBEAT);
+        if stale || !next.same_but_for_timestamps(&self.status) {
+            match next.write(&self.settings.state_dir) {
+                Ok(()) => self.status_written = Some(std::time::Instant::now()),
+                Err(error) => tracing::warn!(%error, "cannot write the status file"),
+            }
+        }
+        self.status = next;
+    }
+
     pub(super) async fn settle_status(
         &mut self,
         next: &mut Status,
