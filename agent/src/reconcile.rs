@@ -173,7 +173,11 @@ impl Reconciler {
             Err(error) => return self.fail_all(&error),
         };
         if let Ok(mut rendered) = self.rendered.lock() {
-            let names: BTreeSet<&str> = catalog.containers.keys().map(|n| n.as_str()).collect();
+            let names: BTreeSet<&str> = catalog
+                .containers
+                .keys()
+                .map(ramlet_specs::model::Name::as_str)
+                .collect();
             rendered.retain(|name, _| names.contains(name.as_str()));
         }
         let now = crate::status::now_rfc3339();
