@@ -162,7 +162,17 @@ impl Reconciler {
         .await
         .map_err(|e| e.to_string())?;
         self.loader = loader;
-        loaded.map_err(|e| e.to_string())
+        let catalog = loaded.map_err(|e| e.to_string())?;
+        // Forget the renders of specs that are gone.
+        if let Ok(mut rendered) = self.rendered.lock() {
+            let names: BTreeSet<&str> = catalog
+                .containers
+                .keys()
+                .map(ramlet_specs::model::Name::as_str)
+                .collect();
+            rendered.retain(|name, _| names.contains(name.as_str()));
+        }
+        Ok(catalog)
     }
 
     /// Runs one reconcile; `due` says which stores must be asked even if their timers have
@@ -172,14 +182,6 @@ impl Reconciler {
             Ok(catalog) => catalog,
             Err(error) => return self.fail_all(&error),
         };
-        if let Ok(mut rendered) = self.rendered.lock() {
-            let names: BTreeSet<&str> = catalog
-                .containers
-                .keys()
-                .map(ramlet_specs::model::Name::as_str)
-                .collect();
-            rendered.retain(|name, _| names.contains(name.as_str()));
-        }
         let now = crate::status::now_rfc3339();
         let mut next = Status {
             updated: now.clone(),
