@@ -69,6 +69,44 @@ impl Signals {
     }
 }
 
+/// A reconciler wired to this host: its RAM volumes, systemd over D-Bus and the real secret
+/// providers. `agent`: for `ramlet run` (checks that ramlet shares systemd's mount namespace
+/// when it mounts volumes itself); `ramlet plan` makes one too, and changes nothing with it.
+///
+/// # Errors
+/// When the Podman version cannot be told, the volume root is not RAM, or systemd is out of
+/// reach.
+pub async fn reconciler(config: &Config, agent: bool) -> Result<Reconciler> {
+    let target = match config.podman_version {
+        Some(version) => version,
+        None => crate::podman::detect_version()?,
+    };
+    let volumes = RamVolumes::new(config.layout.volume_root.clone(), config.layout.scope)?;
+    let units = DbusManager::connect(&config.bus, config.job_timeout)
+        .await
+        .context("cannot reach systemd")?;
+    if agent && volumes.mounts_per_volume() {
+        same_mounts_as_systemd(&units, &config.layout.volume_root).await?;
+    }
+    let settings = Settings {
+        spec_dir: config.spec_dir.clone(),
+        layout: config.layout.clone(),
+        host_labels: config.host_labels.clone(),
+        target,
+        state_dir: config.state_dir.clone(),
+        policy: config.policy.clone(),
+    };
+    if agent {
+        tracing::info!(scope = ?config.layout.scope, spec_dir = %config.spec_dir.display(), unit_dir = %config.layout.unit_dir.display(), podman = %target, "ramlet starting");
+    }
+    Ok(Reconciler::new(
+        settings,
+        Box::new(volumes),
+        Box::new(units),
+        crate::providers::connector(),
+    ))
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(config: Config, signals: Signals) -> Result<()> {
     let Signals {
@@ -88,34 +126,8 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
     let pid_file = crate::pidfile::PidFile::claim(&config.state_dir)?;
-    let target = match config.podman_version {
-        Some(version) => version,
-        None => crate::podman::detect_version()?,
-    };
-    let volumes = RamVolumes::new(config.layout.volume_root.clone(), config.layout.scope)?;
-    let units = DbusManager::connect(&config.bus, config.job_timeout)
-        .await
-        .context("cannot reach systemd")?;
-    if volumes.mounts_per_volume() {
-        same_mounts_as_systemd(&units, &config.layout.volume_root).await?;
-    }
-    let settings = Settings {
-        spec_dir: config.spec_dir.clone(),
-        layout: config.layout.clone(),
-        host_labels: config.host_labels.clone(),
-        target,
-        state_dir: config.state_dir.clone(),
-        policy: config.policy.clone(),
-    };
-    tracing::info!(scope = ?config.layout.scope, spec_dir = %config.spec_dir.display(), unit_dir = %config.layout.unit_dir.display(), podman = %target, "ramlet starting");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut reconciler = Reconciler::new(
-        settings,
-        Box::new(volumes),
-        Box::new(units),
-        crate::providers::connector(),
-    )
-    .with_shutdown(stop_rx);
+    let mut reconciler = reconciler(&config, true).await?.with_shutdown(stop_rx);
 
     let (tx, rx) = mpsc::unbounded_channel();
     let events = tx.clone();

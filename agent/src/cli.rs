@@ -63,6 +63,17 @@ pub enum Command {
         #[command(flatten)]
         agent: RunArgs,
     },
+    /// Show what a reconcile would do on this host now, and why, without doing it: units written
+    /// (with their diff), started, restarted, reloaded, stopped. Exit 0 when nothing would
+    /// change, 2 when something would.
+    Plan {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Which host setup: the same options as `ramlet run`.
+        #[command(flatten)]
+        agent: RunArgs,
+    },
     /// Ask the running agent to reconcile now (sends it SIGHUP).
     Sync {
         /// Which agent: the same options as `ramlet run` pick its state directory.
@@ -173,6 +184,10 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => status(&config.state_dir, format),
             Err(error) => usage(&error),
         },
+        Command::Plan { format, agent } => match agent.config() {
+            Ok(config) => plan(&config, format),
+            Err(error) => usage(&error),
+        },
         Command::Sync { agent } => match agent.config() {
             Ok(config) => match crate::agent::sync(&config.state_dir) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -213,6 +228,45 @@ fn run_agent(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
+            eprintln!("ramlet: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ramlet plan`: 0 when nothing would change, 2 when something would, 1 when it cannot tell.
+fn plan(config: &Config, format: Format) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ramlet: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let preview = runtime.block_on(async {
+        let mut reconciler = crate::agent::reconciler(config, false).await?;
+        reconciler
+            .preview(crate::providers::stores::Due::All)
+            .await
+            .map_err(anyhow::Error::msg)
+    });
+    match preview {
+        Ok(preview) => {
+            let text = match format {
+                Format::Text => preview.text(),
+                Format::Json => serde_json::to_string_pretty(&preview).unwrap_or_default() + "\n",
+            };
+            print!("{text}");
+            if preview.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(error) => {
             eprintln!("ramlet: {error:#}");
             ExitCode::FAILURE
         }

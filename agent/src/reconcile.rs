@@ -37,6 +37,7 @@ mod desire;
 mod observe;
 pub mod owed;
 pub mod plan;
+pub mod preview;
 mod status;
 
 use status::spec_status;
@@ -178,10 +179,55 @@ impl Reconciler {
     /// Runs one reconcile; `due` says which stores must be asked even if their timers have
     /// not fired.
     pub async fn reconcile(&mut self, due: Due) -> Outcome {
-        let catalog = match self.load().await {
-            Ok(catalog) => catalog,
-            Err(error) => return self.fail_all(&error),
+        let Gathered {
+            mut next,
+            mut outcome,
+            desired,
+            mut writes,
+            keep,
+            mut observed,
+            actions,
+        } = match self.gather(due).await {
+            Ok(gathered) => gathered,
+            Err(Stop::Failed(error)) => return self.fail_all(&error),
+            Err(Stop::Shutdown) => {
+                return Outcome {
+                    stopped: true,
+                    ..Outcome::default()
+                };
+            }
         };
+        self.exact_states(&actions, &mut observed).await;
+        let failures = self
+            .apply(&actions, &desired, &mut writes, &observed, &keep)
+            .await;
+        outcome.failed |= !failures.is_empty();
+
+        self.settle_status(&mut next, &failures, &actions, &observed)
+            .await;
+        outcome.actions = actions;
+        outcome.refresh = self.stores.next_due();
+        outcome.settling = next.specs.values().any(|s| s.phase == Phase::Progressing);
+        self.keep_status(next);
+        outcome
+    }
+
+    /// What a reconcile would do now, without doing any of it (`ramlet plan`): secrets are
+    /// fetched to compare versions, nothing is written, started or stopped.
+    pub async fn preview(&mut self, due: Due) -> Result<preview::Preview, String> {
+        let previous = self.status.clone();
+        match self.gather(due).await {
+            Ok(gathered) => Ok(preview::Preview::new(&gathered, &previous)),
+            Err(Stop::Failed(error)) => Err(error),
+            Err(Stop::Shutdown) => Err("interrupted".into()),
+        }
+    }
+
+    /// The first half of a reconcile, which changes nothing on the host: load the specs,
+    /// refresh the secrets that are due, work out what each selected spec wants, observe the
+    /// host and plan.
+    async fn gather(&mut self, due: Due) -> Result<Gathered, Stop> {
+        let catalog = self.load().await.map_err(Stop::Failed)?;
         let now = crate::status::now_rfc3339();
         let mut next = Status {
             updated: now.clone(),
@@ -193,26 +239,19 @@ impl Reconciler {
             failed: !catalog.errors.is_empty(),
             ..Outcome::default()
         };
-
-        let listing = match self.unit_dir.list() {
-            Ok(listing) => listing,
-            Err(error) => {
-                return self.fail_all(&format!(
-                    "cannot list {}: {error}",
-                    self.unit_dir.path().display()
-                ));
-            }
-        };
+        let listing = self.unit_dir.list().map_err(|error| {
+            Stop::Failed(format!(
+                "cannot list {}: {error}",
+                self.unit_dir.path().display()
+            ))
+        })?;
         let labels = self.settings.host_labels.clone();
         let selected: Vec<&Container> = catalog.selected(&labels).collect();
         if self
             .refresh_secrets(&catalog, &selected, due, &mut outcome)
             .await
         {
-            return Outcome {
-                stopped: true,
-                ..Outcome::default()
-            };
+            return Err(Stop::Shutdown);
         }
         next.stores = self.stores.status();
         let mut desired = Vec::new();
@@ -261,22 +300,17 @@ impl Reconciler {
             }
         }
         self.keep_broken(&catalog, &listing.ours, &mut keep, &mut next, &now);
-
-        let mut observed = self.observe(listing.ours, &desired).await;
+        let observed = self.observe(listing.ours, &desired).await;
         let actions = plan::plan(&desired, &observed, &keep);
-        self.exact_states(&actions, &mut observed).await;
-        let failures = self
-            .apply(&actions, &desired, &mut writes, &observed, &keep)
-            .await;
-        outcome.failed |= !failures.is_empty();
-
-        self.settle_status(&mut next, &failures, &actions, &observed)
-            .await;
-        outcome.actions = actions;
-        outcome.refresh = self.stores.next_due();
-        outcome.settling = next.specs.values().any(|s| s.phase == Phase::Progressing);
-        self.keep_status(next);
-        outcome
+        Ok(Gathered {
+            next,
+            outcome,
+            desired,
+            writes,
+            keep,
+            observed,
+            actions,
+        })
     }
 
     /// Refreshes what is due of the secrets `selected` uses and notes the `file` stores to
@@ -325,6 +359,28 @@ impl Reconciler {
             ..Outcome::default()
         }
     }
+}
+
+/// What [`Reconciler::gather`] found and planned.
+struct Gathered {
+    /// The status this reconcile will leave (phases settled after the apply).
+    next: Status,
+    outcome: Outcome,
+    desired: Vec<plan::Desired>,
+    /// Per spec, the volumes whose content changes.
+    writes: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
+    /// Specs left exactly as they are.
+    keep: BTreeSet<String>,
+    observed: plan::Observed,
+    actions: Vec<Action>,
+}
+
+/// Why a reconcile stopped before its plan.
+enum Stop {
+    /// The spec or unit directory could not be read.
+    Failed(String),
+    /// SIGTERM during the wait on the providers.
+    Shutdown,
 }
 
 /// The service systemd makes of a spec's unit.

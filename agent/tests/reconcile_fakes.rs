@@ -93,6 +93,50 @@ async fn an_idle_reconcile_is_one_systemd_call_and_changes_nothing() {
     assert_eq!(world.host.lock().unwrap().bus_calls, 1 + 2 + 2 + 2);
 }
 
+/// `ramlet plan`: what a reconcile would do and why, while nothing is done; after the
+/// reconcile, nothing more would change.
+#[tokio::test]
+async fn a_preview_says_what_and_why_and_does_nothing() {
+    let world = World::new("preview");
+    world.container("a", "x", "restart");
+    world.container("b", "y", "reload");
+    world.secret("x", Ok("one"));
+    world.secret("y", Ok("one"));
+    let mut reconciler = world.reconciler();
+    assert!(!reconciler.reconcile(Due::All).await.failed);
+    world.take_log();
+    assert!(reconciler.preview(Due::All).await.unwrap().is_empty());
+
+    world.secret("x", Ok("two"));
+    let edited = std::fs::read_to_string(world.dir.join("specs/b.yaml"))
+        .unwrap()
+        .replace("localhost/busybox", "localhost/busybox:v2");
+    world.spec("b", &edited);
+    let preview = reconciler.preview(Due::All).await.unwrap();
+    assert!(world.take_log().is_empty(), "a preview does nothing");
+    assert_eq!(preview.changes["a"].actions, ["write volumes", "restart"]);
+    assert_eq!(
+        preview.changes["a"].why,
+        [
+            "secret rotated: s/x v-one -> v-two",
+            "its secrets changed (rotation)"
+        ]
+    );
+    assert_eq!(preview.changes["b"].actions, ["write unit", "restart"]);
+    let diff = preview.changes["b"].diff.clone().unwrap();
+    assert!(
+        diff.contains("- Image=localhost/busybox\n")
+            && diff.contains("+ Image=localhost/busybox:v2\n"),
+        "{diff}"
+    );
+    assert!(preview.daemon_reload);
+    let text = preview.text();
+    assert!(text.contains("2 spec(s) would change"), "{text}");
+
+    reconciler.reconcile(Due::All).await;
+    assert!(reconciler.preview(Due::All).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn a_new_spec_is_created_in_order_and_then_left_alone() {
     let world = World::new("new");

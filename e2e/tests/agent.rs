@@ -759,6 +759,60 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     );
 }
 
+/// `ramlet plan` against the real manager: nothing to do once the agent converged (exit 0); a
+/// spec edit made while the agent is stopped shows up with its action and diff (exit 2) and
+/// changes nothing; once the agent applied it, nothing is left to do (exit 0).
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn user_scope_plan_shows_an_edit_before_it_lands() {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope.clone(), "plan");
+    agent.secret("x", "p1");
+    agent.spec(
+        "p",
+        &container("e2e-plan", &[("x", "0400", "x")], "restart", "one"),
+    );
+    agent.start();
+    agent.wait("Ready", Duration::from_mins(1), || {
+        (agent.status()["specs"]["e2e-plan"]["phase"] == "Ready").then_some(())
+    });
+    let plan = |agent: &Agent| {
+        let output = agent.command("plan").output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, text) = plan(&agent);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("nothing would change"), "{text}");
+
+    agent.stop();
+    let id = scope.invocation("e2e-plan");
+    agent.spec(
+        "p",
+        &container("e2e-plan", &[("x", "0400", "x")], "restart", "two"),
+    );
+    let (code, text) = plan(&agent);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("e2e-plan: write unit, restart"), "{text}");
+    assert!(
+        text.contains("- Environment=MARK=one") && text.contains("+ Environment=MARK=two"),
+        "{text}"
+    );
+    assert_eq!(scope.invocation("e2e-plan"), id, "a plan changes nothing");
+
+    agent.start();
+    agent.wait("the edit applied", Duration::from_mins(1), || {
+        (scope.invocation("e2e-plan") != id && scope.active("e2e-plan") == "active").then_some(())
+    });
+    agent.wait("Ready", Duration::from_mins(1), || {
+        (agent.status()["specs"]["e2e-plan"]["phase"] == "Ready").then_some(())
+    });
+    let (code, text) = plan(&agent);
+    assert_eq!(code, Some(0), "{text}");
+}
+
 #[test]
 #[ignore = "needs the e2e sandbox (scripts/test runs it)"]
 fn user_scope_refuses_a_spec_whose_unit_name_another_unit_has() {

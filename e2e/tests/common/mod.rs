@@ -203,9 +203,18 @@ impl Agent {
     }
 
     pub(crate) fn start(&mut self) {
+        let mut command = self.command("run");
+        command
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("ramlet.log")).unwrap());
+        self.child = Some(command.spawn().unwrap());
+    }
+
+    /// `ramlet <subcommand>` run as this scope's user, with the options `start` gives `run`.
+    pub(crate) fn command(&self, subcommand: &str) -> Command {
         let mut command = self.scope.command(ramlet_binary().to_str().unwrap());
         command
-            .arg("run")
+            .arg(subcommand)
             .arg("--spec-dir")
             .arg(self.dir.join("specs"))
             .arg("--state-dir")
@@ -223,10 +232,8 @@ impl Agent {
             // moto checks no signature; these keys only reach the test's own loopback peer.
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("ramlet.log")).unwrap());
-        self.child = Some(command.spawn().unwrap());
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        command
     }
 
     pub(crate) fn stop(&mut self) {
