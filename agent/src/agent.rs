@@ -95,6 +95,11 @@ pub async fn reconciler(config: &Config, agent: bool) -> Result<Reconciler> {
         target,
         state_dir: config.state_dir.clone(),
         policy: config.policy.clone(),
+        metrics_file: if agent {
+            config.metrics_file.clone()
+        } else {
+            None
+        },
     };
     if agent {
         tracing::info!(scope = ?config.layout.scope, spec_dir = %config.spec_dir.display(), unit_dir = %config.layout.unit_dir.display(), podman = %target, "ramlet starting");

@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// The Podman version to render for (default: detected).
     #[arg(long, value_name = "X.Y")]
     pub podman_version: Option<PodmanVersion>,
+    /// Write metrics in Prometheus' text format to this file after each reconcile (for
+    /// the textfile collector of Prometheus' node exporter; off by default).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -127,6 +131,7 @@ impl RunArgs {
             bus: self.bus,
             host_labels: self.host_labels,
             podman_version: self.podman_version,
+            metrics_file: self.metrics_file,
         };
         let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
         Config::settle(flags, current_uid(), runtime_dir.as_deref())

@@ -35,6 +35,8 @@ pub struct File {
     /// This host's limits on what specs may do; no spec can lift them.
     #[serde(default)]
     pub policy: ramlet_specs::Policy,
+    /// Where to write metrics in Prometheus' text format after each reconcile.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The settled configuration.
@@ -58,6 +60,8 @@ pub struct Config {
     pub job_timeout: Duration,
     /// This host's limits on what specs may do.
     pub policy: ramlet_specs::Policy,
+    /// Where to write metrics after each reconcile (`None`: nowhere).
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The command-line overrides (from `ramlet run`'s flags).
@@ -81,6 +85,8 @@ pub struct Flags {
     pub host_labels: Option<BTreeMap<String, String>>,
     /// `--podman-version`.
     pub podman_version: Option<PodmanVersion>,
+    /// `--metrics-file`.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// A configuration problem (exit 64).
@@ -193,6 +199,13 @@ impl Config {
             (None, None) => None,
         };
         check_paths(&spec_dir, &layout, &state_dir)?;
+        let metrics_file = flags.metrics_file.or(file.metrics_file);
+        if let Some(path) = metrics_file.as_ref().filter(|p| !p.is_absolute()) {
+            return Err(ConfigError::Invalid(format!(
+                "metricsFile {} must be an absolute path",
+                path.display()
+            )));
+        }
         Ok(Self {
             spec_dir,
             layout,
@@ -203,6 +216,7 @@ impl Config {
             debounce: Duration::from_millis(200),
             job_timeout: Duration::from_secs(90),
             policy: file.policy,
+            metrics_file,
         })
     }
 }

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod labels;
 pub mod memlock;
+pub mod metrics;
 pub mod notify;
 pub mod pidfile;
 pub mod podman;

@@ -25,7 +25,7 @@ use crate::atomic::FileContent;
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
 use crate::status::{Phase, Reason, Status};
-use crate::systemd::{UnitManager, UnitState};
+use crate::systemd::{Job, UnitManager, UnitState};
 use crate::unit_dir::UnitDir;
 use crate::units::Layout;
 use crate::volumes::{VolumeManager, VolumeSpec};
@@ -57,6 +57,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// This host's limits on what specs may do.
     pub policy: ramlet_specs::Policy,
+    /// Where to write metrics after each reconcile (`None`: nowhere).
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// What the agent loop needs after a reconcile.
@@ -95,6 +97,8 @@ pub struct Reconciler {
     loader: Loader,
     /// When the status file was last written (`None`: not yet by this process).
     status_written: Option<std::time::Instant>,
+    /// What the metrics file says.
+    metrics: crate::metrics::Metrics,
     /// Each spec's unit file as last rendered, with the spec it came from.
     rendered: std::sync::Mutex<BTreeMap<String, (Container, String)>>,
 }
@@ -132,6 +136,7 @@ impl Reconciler {
             seen: BTreeMap::new(),
             loader: Loader::default(),
             status_written: None,
+            metrics: crate::metrics::Metrics::default(),
             rendered: std::sync::Mutex::default(),
         }
     }
@@ -179,6 +184,7 @@ impl Reconciler {
     /// Runs one reconcile; `due` says which stores must be asked even if their timers have
     /// not fired.
     pub async fn reconcile(&mut self, due: Due) -> Outcome {
+        let started = std::time::Instant::now();
         let Gathered {
             mut next,
             mut outcome,
@@ -189,7 +195,11 @@ impl Reconciler {
             actions,
         } = match self.gather(due).await {
             Ok(gathered) => gathered,
-            Err(Stop::Failed(error)) => return self.fail_all(&error),
+            Err(Stop::Failed(error)) => {
+                let outcome = self.fail_all(&error);
+                self.count(started, true, &[]);
+                return outcome;
+            }
             Err(Stop::Shutdown) => {
                 return Outcome {
                     stopped: true,
@@ -205,11 +215,34 @@ impl Reconciler {
 
         self.settle_status(&mut next, &failures, &actions, &observed)
             .await;
+        let jobs: Vec<(Job, &'static str)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Job(job, name) => {
+                    Some((*job, plan::cause(*job, name, &desired, &observed)))
+                }
+                _ => None,
+            })
+            .collect();
         outcome.actions = actions;
         outcome.refresh = self.stores.next_due();
         outcome.settling = next.specs.values().any(|s| s.phase == Phase::Progressing);
         self.keep_status(next);
+        self.count(started, outcome.failed, &jobs);
         outcome
+    }
+
+    /// Counts a reconcile in the metrics and writes the metrics file, if there is one.
+    fn count(&mut self, started: std::time::Instant, failed: bool, jobs: &[(Job, &'static str)]) {
+        self.metrics.reconciled(started.elapsed(), failed, jobs);
+        if let Some(path) = &self.settings.metrics_file {
+            let text =
+                self.metrics
+                    .render(&self.status, &self.stores.answers(), self.owed.jobs.len());
+            if let Err(error) = crate::metrics::write(path, &text) {
+                tracing::warn!(path = %path.display(), %error, "cannot write the metrics file");
+            }
+        }
     }
 
     /// What a reconcile would do now, without doing any of it (`ramlet plan`): secrets are

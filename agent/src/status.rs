@@ -16,11 +16,12 @@ use crate::systemd::UnitState;
 pub const STATUS_FILE: &str = "status.json";
 
 /// The phase of one spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     /// Applied, and the unit is running.
     Ready,
     /// Applied; the unit is starting.
+    #[default]
     Progressing,
     /// Running with the last good state; the current spec or secrets have a problem.
     Degraded,
@@ -125,7 +126,7 @@ impl std::fmt::Display for Reason {
 }
 
 /// The status of one spec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpecStatus {
     /// The phase.

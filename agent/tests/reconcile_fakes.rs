@@ -191,6 +191,18 @@ async fn a_rotation_touches_only_the_containers_that_use_the_secret() {
             .contains(&Action::Job(Job::Restart, "a".into()))
     );
     assert_eq!(world.invocation("b.service"), b_before, "b does not use x");
+    // The metrics file counts the jobs with their cause.
+    let metrics = std::fs::read_to_string(world.dir.join("metrics.prom")).unwrap();
+    for line in [
+        "ramlet_unit_jobs_total{job=\"start\",cause=\"spec\"} 4",
+        "ramlet_unit_jobs_total{job=\"restart\",cause=\"rotation\"} 1",
+        "ramlet_unit_jobs_total{job=\"reload\",cause=\"rotation\"} 1",
+        "ramlet_reconciles_total{result=\"success\"} 2",
+        "ramlet_spec_phase{spec=\"a\",phase=\"Ready\"} 1",
+        "ramlet_secret_fetches_total{store=\"s\",kind=\"file\",result=\"changed\"} 3",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -767,6 +767,8 @@ fn system_scope_no_secret_leaks_at_trace_level() {
 fn user_scope_plan_shows_an_edit_before_it_lands() {
     let scope = Scope::user();
     let mut agent = Agent::new(scope.clone(), "plan");
+    let metrics = agent.dir.join("metrics.prom");
+    agent.args = vec!["--metrics-file".into(), metrics.display().to_string()];
     agent.secret("x", "p1");
     agent.spec(
         "p",
@@ -811,6 +813,26 @@ fn user_scope_plan_shows_an_edit_before_it_lands() {
     });
     let (code, text) = plan(&agent);
     assert_eq!(code, Some(0), "{text}");
+
+    // A rotation: the metrics file counts the restart with its cause.
+    let id = scope.invocation("e2e-plan");
+    agent.secret("x", "p2");
+    agent.wait("the rotation", Duration::from_mins(1), || {
+        (scope.invocation("e2e-plan") != id && scope.active("e2e-plan") == "active").then_some(())
+    });
+    let text = agent.wait(
+        "the restart in the metrics",
+        Duration::from_secs(30),
+        || {
+            let text = std::fs::read_to_string(&metrics).ok()?;
+            text.contains("ramlet_unit_jobs_total{job=\"restart\",cause=\"rotation\"} 1")
+                .then_some(text)
+        },
+    );
+    assert!(
+        text.contains("ramlet_unit_jobs_total{job=\"restart\",cause=\"spec\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -58,6 +58,8 @@ struct Store {
     backoff: Duration,
     entries: BTreeMap<Key, Entry>,
     last_refresh: Option<String>,
+    /// Answers so far, by result: `changed`, `unchanged`, or an error kind.
+    answers: BTreeMap<&'static str, u64>,
 }
 
 /// How one store is doing, for the status file.
@@ -178,6 +180,7 @@ impl Stores {
                 backoff: BACKOFF_MIN,
                 entries: BTreeMap::new(),
                 last_refresh: None,
+                answers: BTreeMap::new(),
             });
             if store.provider != provider {
                 // Other settings, maybe another account: what the old client read is not
@@ -263,6 +266,21 @@ impl Stores {
             .min()
     }
 
+    /// Each store's answers so far (for metrics): store, kind, result (`changed`,
+    /// `unchanged` or an error kind), count.
+    #[must_use]
+    pub fn answers(&self) -> Vec<(String, &'static str, &'static str, u64)> {
+        self.by_name
+            .iter()
+            .flat_map(|(name, store)| {
+                store
+                    .answers
+                    .iter()
+                    .map(move |(result, n)| (name.clone(), store.provider.kind(), *result, *n))
+            })
+            .collect()
+    }
+
     /// Each store's health, for the status file.
     #[must_use]
     pub fn status(&self) -> BTreeMap<String, StoreStatus> {
@@ -311,7 +329,14 @@ impl Store {
                 .entries
                 .entry((request.name.clone(), request.version.clone()))
                 .or_default();
-            match answer.and_then(|fetched| checked(&request.name, fetched)) {
+            let answer = answer.and_then(|fetched| checked(&request.name, fetched));
+            let result = match &answer {
+                Ok(Fetched::Unchanged) => "unchanged",
+                Ok(Fetched::New(_)) => "changed",
+                Err(error) => error.kind().as_str(),
+            };
+            *self.answers.entry(result).or_default() += 1;
+            match answer {
                 Ok(Fetched::Unchanged) => entry.error = None,
                 Ok(Fetched::New(secret)) => {
                     tracing::info!(store = %name, secret = %request.name, version = %secret.version, "new secret version");

@@ -181,6 +181,37 @@ pub fn plan(desired: &[Desired], observed: &Observed, keep: &BTreeSet<String>) -
     actions
 }
 
+/// Why `job` runs on `name`'s unit, as one stable word (metrics, `ramlet plan`): `removed`
+/// (a stop: the spec is gone), `owed` (an earlier reconcile did not finish it), `spec` (a new
+/// spec, or its unit file changes), `down` (a start of a unit that is not running), `remount`
+/// (a volume's medium or size changes), `rotation` (its secrets changed).
+#[must_use]
+pub fn cause(job: Job, name: &str, desired: &[Desired], observed: &Observed) -> &'static str {
+    if job == Job::Stop {
+        return "removed";
+    }
+    if observed.owed.jobs.contains_key(name) {
+        return "owed";
+    }
+    let Some(d) = desired.iter().find(|d| d.name == name) else {
+        return "owed";
+    };
+    let unit = observed.units.get(name);
+    if unit.is_none() {
+        "spec"
+    } else if job == Job::Start && observed.states.get(name).is_some_and(|s| !s.is_up()) {
+        "down"
+    } else if d.remount {
+        "remount"
+    } else if unit != Some(&d.unit_text) {
+        "spec"
+    } else if d.volumes_changed {
+        "rotation"
+    } else {
+        "down"
+    }
+}
+
 /// What `actions` will owe once they start: every start, restart and reload in them (with the
 /// invocation each unit runs under now), the daemon-reload if any, and what `keep` (specs left
 /// alone this time) still owed.

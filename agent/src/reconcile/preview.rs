@@ -77,7 +77,11 @@ impl Preview {
                             "the spec is gone (removed, or no longer selected by this host's labels)"
                                 .to_owned(),
                         ),
-                        _ => job_reason(name, *job, gathered),
+                        _ => Some(describe(
+                            super::plan::cause(*job, name, &gathered.desired, &gathered.observed),
+                            name,
+                            gathered,
+                        )),
                     };
                     (job_name(*job), why)
                 }
@@ -147,28 +151,23 @@ fn job_name(job: Job) -> &'static str {
     }
 }
 
-/// Why `job` would run on `name`'s unit.
-fn job_reason(name: &str, job: Job, gathered: &Gathered) -> Option<String> {
-    let observed = &gathered.observed;
-    let desired = gathered.desired.iter().find(|d| d.name == name)?;
-    if observed.owed.jobs.contains_key(name) {
-        return Some("an earlier reconcile did not finish this job".into());
+/// A job's cause (see [`super::plan::cause`]) in words.
+fn describe(cause: &str, name: &str, gathered: &Gathered) -> String {
+    match cause {
+        "owed" => "an earlier reconcile did not finish this job".into(),
+        "down" => {
+            let state = gathered
+                .observed
+                .states
+                .get(name)
+                .map_or("unknown", |s| s.active_state.as_str());
+            format!("the unit is not running ({state})")
+        }
+        "remount" => "a volume's medium or size changes: a new mount, seen after a restart".into(),
+        "spec" => "its unit file changes".into(),
+        "rotation" => "its secrets changed (rotation)".into(),
+        other => other.to_owned(),
     }
-    if let Some(state) = observed.states.get(name)
-        && !state.is_up()
-        && job == Job::Start
-    {
-        return Some(format!("the unit is not running ({})", state.active_state));
-    }
-    if desired.remount {
-        return Some("a volume's medium or size changes: a new mount, seen after a restart".into());
-    }
-    if observed.units.get(name) != Some(&desired.unit_text) {
-        return Some("its unit file changes".into());
-    }
-    desired
-        .volumes_changed
-        .then(|| "its secrets changed (rotation)".to_owned())
 }
 
 /// Which secrets of `name` have another version than the running agent last reported.

@@ -277,6 +277,7 @@ impl World {
             target: PodmanVersion::V5_4,
             state_dir: self.dir.join("state"),
             policy,
+            metrics_file: Some(self.dir.join("metrics.prom")),
         };
         Reconciler::new(
             settings,

@@ -1,0 +1,310 @@
+//! Metrics in Prometheus' text format, written after each reconcile to a file that
+//! `node_exporter`'s textfile collector reads (`--metrics-file`, off by default: ramlet opens no
+//! socket). The file is replaced in one rename, so the collector never reads half of it.
+//!
+//! What they say: reconciles and how long they take, the last successful one, each spec's
+//! phase, the jobs run on units and why, each store's answers (changed, unchanged, or the kind
+//! of error), and the work still owed. No secret, version or value is ever a label.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::status::{Phase, Status};
+use crate::systemd::Job;
+
+/// Upper bounds of the reconcile duration histogram, in seconds.
+const BUCKETS: [f64; 8] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0];
+
+/// The phases, as labels (every spec gets each, 1 for its phase and 0 for the others).
+const PHASES: [(Phase, &str); 4] = [
+    (Phase::Progressing, "Progressing"),
+    (Phase::Ready, "Ready"),
+    (Phase::Degraded, "Degraded"),
+    (Phase::Failed, "Failed"),
+];
+
+/// What the agent counted since it started.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    successes: u64,
+    failures: u64,
+    /// Reconciles at or under each bucket's bound.
+    buckets: [u64; BUCKETS.len()],
+    seconds: f64,
+    last_success: Option<f64>,
+    /// Jobs issued, by job and cause.
+    jobs: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+impl Metrics {
+    /// Counts one reconcile: how long it took, whether it failed, the jobs it issued (with why).
+    pub fn reconciled(&mut self, took: Duration, failed: bool, jobs: &[(Job, &'static str)]) {
+        let seconds = took.as_secs_f64();
+        if failed {
+            self.failures += 1;
+        } else {
+            self.successes += 1;
+            self.last_success = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64());
+        }
+        for (bound, count) in BUCKETS.iter().zip(&mut self.buckets) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.seconds += seconds;
+        for (job, cause) in jobs {
+            *self.jobs.entry((job_label(*job), cause)).or_default() += 1;
+        }
+    }
+
+    /// The text file: these counters, plus what `status`, `answers` (per store: name, kind,
+    /// result, count) and `owed` (jobs owed) say now.
+    #[must_use]
+    pub fn render(
+        &self,
+        status: &Status,
+        answers: &[(String, &'static str, &'static str, u64)],
+        owed: usize,
+    ) -> String {
+        let mut out = String::new();
+        let name = head(
+            &mut out,
+            "ramlet_reconciles_total",
+            "counter",
+            "Reconciles run, by result.",
+        );
+        line(
+            &mut out,
+            &format!("{name}{{result=\"success\"}} {}", self.successes),
+        );
+        line(
+            &mut out,
+            &format!("{name}{{result=\"failure\"}} {}", self.failures),
+        );
+
+        let name = head(
+            &mut out,
+            "ramlet_reconcile_duration_seconds",
+            "histogram",
+            "How long reconciles take.",
+        );
+        for (bound, count) in BUCKETS.iter().zip(self.buckets) {
+            line(
+                &mut out,
+                &format!("{name}_bucket{{le=\"{bound}\"}} {count}"),
+            );
+        }
+        let total = self.successes + self.failures;
+        line(&mut out, &format!("{name}_bucket{{le=\"+Inf\"}} {total}"));
+        line(&mut out, &format!("{name}_sum {}", self.seconds));
+        line(&mut out, &format!("{name}_count {total}"));
+
+        let name = head(
+            &mut out,
+            "ramlet_last_success_timestamp_seconds",
+            "gauge",
+            "When the last reconcile without a failure ended (Unix time; 0: none yet).",
+        );
+        line(
+            &mut out,
+            &format!("{name} {}", self.last_success.unwrap_or(0.0)),
+        );
+
+        let name = head(
+            &mut out,
+            "ramlet_unit_jobs_total",
+            "counter",
+            "Jobs issued on container units, by job and cause (spec: its unit file changed; rotation: its secrets changed; remount: a volume's medium or size changed; down: it was not running; owed: an earlier reconcile did not finish it; removed: its spec is gone).",
+        );
+        for ((job, cause), count) in &self.jobs {
+            line(
+                &mut out,
+                &format!("{name}{{job=\"{job}\",cause=\"{cause}\"}} {count}"),
+            );
+        }
+
+        render_state(&mut out, status, answers, owed);
+        out
+    }
+}
+
+/// The families that say how things are now: phases, spec errors, store answers and health,
+/// and owed work.
+fn render_state(
+    out: &mut String,
+    status: &Status,
+    answers: &[(String, &'static str, &'static str, u64)],
+    owed: usize,
+) {
+    let name = head(
+        out,
+        "ramlet_spec_phase",
+        "gauge",
+        "Each spec's phase: 1 for the phase it is in, 0 for the others.",
+    );
+    for (spec, state) in &status.specs {
+        for (phase, label) in PHASES {
+            let on = u8::from(state.phase == phase);
+            line(
+                out,
+                &format!("{name}{{spec=\"{}\",phase=\"{label}\"}} {on}", escape(spec)),
+            );
+        }
+    }
+
+    let name = head(
+        out,
+        "ramlet_spec_errors",
+        "gauge",
+        "Spec documents that do not load (see `ramlet status`).",
+    );
+    line(out, &format!("{name} {}", status.errors.len()));
+
+    let name = head(
+        out,
+        "ramlet_secret_fetches_total",
+        "counter",
+        "Secret store answers, by store and result (changed, unchanged, or the error kind).",
+    );
+    for (store, kind, result, count) in answers {
+        line(
+            out,
+            &format!(
+                "{name}{{store=\"{}\",kind=\"{kind}\",result=\"{result}\"}} {count}",
+                escape(store)
+            ),
+        );
+    }
+
+    let name = head(
+        out,
+        "ramlet_store_healthy",
+        "gauge",
+        "Whether each store's last refresh answered every secret (1) or not (0).",
+    );
+    for (store, state) in &status.stores {
+        line(
+            out,
+            &format!(
+                "{name}{{store=\"{}\"}} {}",
+                escape(store),
+                u8::from(state.healthy)
+            ),
+        );
+    }
+
+    let name = head(
+        out,
+        "ramlet_owed_jobs",
+        "gauge",
+        "Jobs owed by earlier reconciles that have not succeeded yet.",
+    );
+    line(out, &format!("{name} {owed}"));
+}
+
+/// A family's `HELP` and `TYPE` lines; returns its name.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) -> String {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    name.to_owned()
+}
+
+fn line(out: &mut String, line: &str) {
+    out.push_str(line);
+    out.push('\n');
+}
+
+fn job_label(job: Job) -> &'static str {
+    match job {
+        Job::Start => "start",
+        Job::Restart => "restart",
+        Job::Reload => "reload",
+        Job::Stop => "stop",
+    }
+}
+
+/// A label value as the text format wants it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Replaces `path` with `text` in one rename (a temporary file beside it, 0644: the collector
+/// runs as another user, and nothing here is secret).
+///
+/// # Errors
+/// When the folder is not writable.
+pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let name = path.file_name().map_or_else(
+        || std::ffi::OsString::from("metrics"),
+        std::ffi::OsStr::to_owned,
+    );
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(&name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    // The umask may have taken bits away.
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_format_holds_counters_phases_and_causes() {
+        let mut metrics = Metrics::default();
+        metrics.reconciled(
+            Duration::from_millis(30),
+            false,
+            &[(Job::Restart, "rotation"), (Job::Start, "down")],
+        );
+        metrics.reconciled(Duration::from_secs(2), true, &[(Job::Restart, "rotation")]);
+        let mut status = Status::default();
+        status.specs.insert(
+            "web".into(),
+            crate::status::SpecStatus {
+                phase: Phase::Ready,
+                ..crate::status::SpecStatus::default()
+            },
+        );
+        let answers = [("gcp".to_owned(), "gcp", "permission-denied", 3_u64)];
+        let text = metrics.render(&status, &answers, 1);
+        for line in [
+            "ramlet_reconciles_total{result=\"success\"} 1",
+            "ramlet_reconciles_total{result=\"failure\"} 1",
+            "ramlet_reconcile_duration_seconds_bucket{le=\"0.05\"} 1",
+            "ramlet_reconcile_duration_seconds_bucket{le=\"5\"} 2",
+            "ramlet_reconcile_duration_seconds_count 2",
+            "ramlet_spec_phase{spec=\"web\",phase=\"Ready\"} 1",
+            "ramlet_spec_phase{spec=\"web\",phase=\"Failed\"} 0",
+            "ramlet_unit_jobs_total{job=\"restart\",cause=\"rotation\"} 2",
+            "ramlet_unit_jobs_total{job=\"start\",cause=\"down\"} 1",
+            "ramlet_secret_fetches_total{store=\"gcp\",kind=\"gcp\",result=\"permission-denied\"} 3",
+            "ramlet_owed_jobs 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} is missing:\n{text}"
+            );
+        }
+        assert!(text.contains("# TYPE ramlet_reconcile_duration_seconds histogram"));
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
