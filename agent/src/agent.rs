@@ -286,6 +286,9 @@ impl Policy {
     }
 }
 
+/// How long the debounce waits for another file event before it reconciles.
+const QUIET: Duration = Duration::from_millis(60);
+
 /// Reconciles, then waits for a wake-up (debounced), the next refresh or the backoff, until
 /// `shutdown`; `after` sees each outcome (watches, `sd_notify`).
 pub async fn control_loop<R: Reconcile>(
@@ -335,8 +338,21 @@ pub async fn control_loop<R: Reconcile>(
                     return Ok(());
                 };
                 due = wake.due();
-                // Debounce: an editor or git-sync writes several files at once.
-                tokio::time::sleep(debounce).await;
+                // Debounce: an editor or git writes several files at once. Events are collected
+                // until QUIET passes without another, and at most `debounce` in all: a single
+                // atomic write (a rotated secret) is picked up after QUIET, a burst in one go.
+                let first = Instant::now();
+                loop {
+                    let quiet = QUIET.min(debounce.saturating_sub(first.elapsed()));
+                    if quiet.is_zero() {
+                        break;
+                    }
+                    match tokio::time::timeout(quiet, rx.recv()).await {
+                        Ok(Some(more)) => due = due.max(more.due()),
+                        Ok(None) => return Ok(()),
+                        Err(_) => break,
+                    }
+                }
                 while let Ok(more) = rx.try_recv() {
                     due = due.max(more.due());
                 }
@@ -426,6 +442,26 @@ mod tests {
                 (Duration::ZERO, Due::Timers),
                 (Duration::from_millis(1200), Due::All)
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_event_is_picked_up_after_a_short_quiet_time() {
+        let mut reconciler = fake(Outcome {
+            refresh: Some(Duration::from_hours(1)),
+            ..Outcome::default()
+        });
+        // A single write, then a burst far from it.
+        let wakes = vec![
+            (1000, Wake::Files),
+            (3000, Wake::Files),
+            (3040, Wake::Files),
+        ];
+        run(&mut reconciler, wakes, Duration::from_secs(5)).await;
+        assert_eq!(
+            secs(&reconciler.calls),
+            [0.0, 1.06, 3.1],
+            "60 ms after a lone event; 60 ms after the last of a burst"
         );
     }
 

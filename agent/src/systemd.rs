@@ -403,10 +403,16 @@ impl DbusManager {
             return std::collections::BTreeMap::new();
         };
         let mut states = std::collections::BTreeMap::new();
-        for (name, _, load, active, sub, _, path, ..) in listed {
+        for (name, _, load, active, sub, _, path, job, job_type, _) in listed {
             let mut state = UnitState {
                 active_state: if load == "not-found" {
                     "not-loaded".into()
+                } else if job != 0 && active != "active" {
+                    // A job is on its way (somebody's `systemctl restart`, or a job of ramlet's
+                    // that outlived its wait): the unit is in transition, not down. Starting it
+                    // now would replace that job; the next reconcile sees where it landed.
+                    tracing::debug!(unit = %name, job = %job_type, "a job is pending; taken as on its way");
+                    "activating".into()
                 } else {
                     active
                 },

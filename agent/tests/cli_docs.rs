@@ -1,5 +1,5 @@
 //! The man pages and shell completions in `dist/` are generated from the CLI definition
-//! (clap_mangen, clap_complete), and this test fails when they are stale:
+//! (`clap_mangen`, `clap_complete`), and this test fails when they are stale:
 //! `RAMLET_BLESS=1 cargo test -p ramlet --test cli_docs` writes them again.
 
 use std::path::{Path, PathBuf};
