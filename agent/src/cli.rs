@@ -278,15 +278,52 @@ fn plan(config: &Config, format: Format) -> ExitCode {
     }
 }
 
+/// Logs go to the journal natively when stderr is the journal (systemd says so in
+/// `JOURNAL_STREAM`), with each event's fields as journal fields under the `RAMLET_` prefix
+/// (`RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_STORE=`, `RAMLET_ACTION=`), so that
+/// `journalctl -u ramlet RAMLET_SPEC=web` tells one spec's story; as plain text otherwise.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMLET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("RAMLET_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    if stderr_is_the_journal()
+        && let Ok(journal) = tracing_journald::layer()
+    {
+        let journal = journal
+            .with_field_prefix(Some(JOURNAL_FIELD_PREFIX.into()))
+            .with_syslog_identifier("ramlet".into());
+        let _ = tracing_subscriber::registry()
+            .with(filter())
+            .with(journal)
+            .try_init();
+        return;
+    }
+    let filter = filter();
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The prefix of ramlet's own journal fields (an event's `spec` field becomes `RAMLET_SPEC`).
+pub const JOURNAL_FIELD_PREFIX: &str = "RAMLET";
+
+/// Whether stderr is the stream systemd connected to the journal: `JOURNAL_STREAM` holds its
+/// device and inode (`DEV:INO`), which must be stderr's own (a child of a journald-logged
+/// process inherits the variable, not the stream).
+fn stderr_is_the_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(stat) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    stream.to_string_lossy() == format!("{}:{}", stat.st_dev, stat.st_ino)
 }
 
 fn status(state_dir: &std::path::Path, format: Format) -> ExitCode {

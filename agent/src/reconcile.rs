@@ -315,6 +315,15 @@ impl Reconciler {
                 }
                 Err((reason, message, versions)) => {
                     outcome.failed = true;
+                    // Said once, when it starts or changes (not at every retry).
+                    if self
+                        .status
+                        .specs
+                        .get(&name)
+                        .is_none_or(|s| s.reason != reason || s.message != message)
+                    {
+                        tracing::warn!(spec = %name, unit = %service(&name), reason = ?reason, %message, "spec not applied");
+                    }
                     // A spec that runs already keeps running as it is; a new one is not created.
                     let phase = if kept && reason != Reason::UnitNameTaken {
                         keep.insert(name.clone());

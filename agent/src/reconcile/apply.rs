@@ -98,13 +98,13 @@ impl Reconciler {
             };
             match result {
                 Ok(()) => {
-                    tracing::info!(action = ?action, "applied");
+                    log_applied(action, None);
                     if settle(action, &mut owed) {
                         let _ = record(&self.journal, &mut self.owed, &owed);
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(action = ?action, %error, "action failed");
+                    log_applied(action, Some(&error));
                     match action.spec() {
                         Some(name) => {
                             failed.entry(name.to_owned()).or_insert(error);
@@ -150,19 +150,35 @@ impl Reconciler {
             let action = Action::Job(job, name);
             match result {
                 Ok(()) => {
-                    tracing::info!(action = ?action, "applied");
+                    log_applied(&action, None);
                     if settle(&action, owed) {
                         let _ = record(&self.journal, &mut self.owed, owed);
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(action = ?action, %error, "action failed");
+                    log_applied(&action, Some(&error.to_string()));
                     if let Action::Job(_, name) = action {
                         failed.entry(name).or_insert_with(|| error.to_string());
                     }
                 }
             }
         }
+    }
+}
+
+/// One line per action, with the spec, its unit and the action as fields (in the journal:
+/// `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=`).
+fn log_applied(action: &Action, error: Option<&str>) {
+    let spec = action.spec().unwrap_or_default();
+    let unit = if spec.is_empty() {
+        String::new()
+    } else {
+        service(spec)
+    };
+    let verb = action.verb();
+    match error {
+        None => tracing::info!(spec, unit, action = verb, "applied"),
+        Some(error) => tracing::warn!(spec, unit, action = verb, error, "action failed"),
     }
 }
 

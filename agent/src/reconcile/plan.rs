@@ -70,6 +70,22 @@ pub enum Action {
 }
 
 impl Action {
+    /// What it does, as one word (`write-volumes`, `restart`, ...): logs and metrics.
+    #[must_use]
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::WriteVolumes(_) => "write-volumes",
+            Self::WriteUnit(_) => "write-unit",
+            Self::RemoveUnit(_) => "remove-unit",
+            Self::DaemonReload => "daemon-reload",
+            Self::Job(Job::Start, _) => "start",
+            Self::Job(Job::Restart, _) => "restart",
+            Self::Job(Job::Reload, _) => "reload",
+            Self::Job(Job::Stop, _) => "stop",
+            Self::RemoveVolumes(_) => "remove-volumes",
+        }
+    }
+
     /// The spec it is about (none for the daemon-reload).
     #[must_use]
     pub fn spec(&self) -> Option<&str> {

@@ -1,0 +1,82 @@
+//! What reaches the journal as fields: each applied action is one event with `spec`, `unit` and
+//! `action`, and a store's events carry `store`; with ramlet's prefix these become the journal
+//! fields `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=` and `RAMLET_STORE=` (tracing-journald
+//! upper-cases a field's name behind the prefix), so `journalctl -u ramlet RAMLET_SPEC=web` tells
+//! one spec's story. (The CI host has no journald; this checks the events themselves.)
+
+mod fakes;
+
+use std::sync::{Arc, Mutex};
+
+use fakes::World;
+use ramlet::providers::stores::Due;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// Every event's fields, as the journal would name them.
+#[derive(Clone, Default)]
+struct Fields(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+
+struct Collect<'a>(&'a mut Vec<(String, String)>);
+
+impl Visit for Collect<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let name = if field.name() == "message" {
+            "MESSAGE".to_owned()
+        } else {
+            format!(
+                "{}_{}",
+                ramlet::cli::JOURNAL_FIELD_PREFIX,
+                field.name().to_ascii_uppercase()
+            )
+        };
+        self.0
+            .push((name, format!("{value:?}").trim_matches('"').to_owned()));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = Vec::new();
+        event.record(&mut Collect(&mut fields));
+        self.0.lock().unwrap().push(fields);
+    }
+}
+
+#[tokio::test]
+async fn each_action_and_store_event_carries_its_journal_fields() {
+    let fields = Fields::default();
+    let subscriber = tracing_subscriber::registry().with(fields.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let world = World::new("journal");
+    world.container("web", "x", "restart");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    world.secret("x", Ok("two"));
+    reconciler.reconcile(Due::All).await;
+
+    let events = fields.0.lock().unwrap().clone();
+    let has = |wanted: &[(&str, &str)]| {
+        events.iter().any(|event| {
+            wanted
+                .iter()
+                .all(|(k, v)| event.iter().any(|(name, value)| name == k && value == v))
+        })
+    };
+    for action in ["write-unit", "write-volumes", "start", "restart"] {
+        assert!(
+            has(&[
+                ("MESSAGE", "applied"),
+                ("RAMLET_SPEC", "web"),
+                ("RAMLET_UNIT", "web.service"),
+                ("RAMLET_ACTION", action),
+            ]),
+            "no {action} event with its fields: {events:#?}"
+        );
+    }
+    assert!(
+        has(&[("MESSAGE", "new secret version"), ("RAMLET_STORE", "s")]),
+        "{events:#?}"
+    );
+}
