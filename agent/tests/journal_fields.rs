@@ -13,9 +13,12 @@ use ramlet::providers::stores::Due;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::SubscriberExt as _;
 
+/// One event's fields: journal name, value.
+type Event = Vec<(String, String)>;
+
 /// Every event's fields, as the journal would name them.
 #[derive(Clone, Default)]
-struct Fields(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct Fields(Arc<Mutex<Vec<Event>>>);
 
 struct Collect<'a>(&'a mut Vec<(String, String)>);
 
