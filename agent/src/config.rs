@@ -121,10 +121,13 @@ impl File {
             path: path.to_owned(),
             source,
         })?;
-        let file: Self = serde_yaml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        // A file of comments only (the shipped default) is an empty configuration.
+        let file: Self = serde_yaml::from_str::<Option<Self>>(&text)
+            .map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?
+            .unwrap_or_default();
         for dir in &file.policy.store_directories {
             if !dir.is_absolute() {
                 return Err(ConfigError::Invalid(format!(
@@ -290,6 +293,24 @@ mod tests {
         );
         assert_eq!(config.state_dir, Path::new("/run/user/1000/ramlet"));
         assert_eq!(config.bus, Bus::Session);
+    }
+
+    /// The shipped `dist/config.yaml` is all comments: every default, no error.
+    #[test]
+    fn the_shipped_config_is_every_default() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/config.yaml");
+        let file = File::read(&shipped).unwrap();
+        assert!(file.spec_dir.is_none() && file.policy.is_empty() && file.metrics_file.is_none());
+        let config = Config::settle(
+            Flags {
+                config: Some(shipped),
+                ..Flags::default()
+            },
+            0,
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.spec_dir, Path::new("/etc/ramlet/specs"));
     }
 
     #[test]
