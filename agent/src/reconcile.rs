@@ -227,7 +227,8 @@ impl Reconciler {
         outcome.actions = actions;
         outcome.refresh = self.stores.next_due();
         outcome.settling = next.specs.values().any(|s| s.phase == Phase::Progressing);
-        self.keep_status(next);
+        // Asked for (`ramlet sync`, SIGHUP, a start): the status file says so, changed or not.
+        self.keep_status(next, due == Due::All);
         self.count(started, outcome.failed, &jobs);
         outcome
     }

@@ -21,13 +21,14 @@ impl Reconciler {
     /// Units no action touched keep the state observed before the apply; only the others are
     /// asked again.
     /// Keeps `next` as the status, and writes the status file when something in it changed
-    /// besides its timestamps, or when the file is a minute old (so `updated` never lags more):
-    /// an idle agent does not rewrite it at every refresh.
-    pub(super) fn keep_status(&mut self, next: Status) {
+    /// besides its timestamps, when the reconcile was asked for (`always`), or when the file is
+    /// a minute old (so `updated` never lags more): an idle agent does not rewrite it at every
+    /// refresh.
+    pub(super) fn keep_status(&mut self, next: Status, always: bool) {
         let stale = self
             .status_written
             .is_none_or(|at| at.elapsed() >= STATUS_HEARTBEAT);
-        if stale || !next.same_but_for_timestamps(&self.status) {
+        if always || stale || !next.same_but_for_timestamps(&self.status) {
             match next.write(&self.settings.state_dir) {
                 Ok(()) => self.status_written = Some(std::time::Instant::now()),
                 Err(error) => tracing::warn!(%error, "cannot write the status file"),
