@@ -211,17 +211,22 @@ fn usage(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(crate::EX_USAGE)
 }
 
-fn run_agent(config: Config) -> ExitCode {
-    init_tracing();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// ramlet's one runtime: a single thread (blocking work goes to tokio's blocking pool).
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
+        .map_err(|error| {
             eprintln!("ramlet: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+            ExitCode::FAILURE
+        })
+}
+
+fn run_agent(config: Config) -> ExitCode {
+    init_tracing();
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         // First of all: a SIGTERM, SIGINT or SIGHUP that arrives while ramlet starts or runs its
@@ -241,15 +246,9 @@ fn run_agent(config: Config) -> ExitCode {
 
 /// `ramlet plan`: 0 when nothing would change, 2 when something would, 1 when it cannot tell.
 fn plan(config: &Config, format: Format) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("ramlet: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let preview = runtime.block_on(async {
         let mut reconciler = crate::agent::reconciler(config, false).await?;

@@ -624,6 +624,18 @@ mod tests {
         );
     }
 
+    /// Volumes as folders under `root` (no mounts, no SELinux).
+    fn folders(root: &Path) -> RamVolumes {
+        RamVolumes {
+            root: root.to_owned(),
+            noswap: true,
+            mounts: false,
+            written: Mutex::default(),
+            mounted: Mutex::default(),
+            selinux: labels::Mode::Off,
+        }
+    }
+
     #[test]
     fn only_folders_ramlet_marked_are_collected() {
         let root = std::env::temp_dir().join(format!("ramlet-gc-{}", std::process::id()));
@@ -633,14 +645,7 @@ mod tests {
         fs::create_dir_all(root.join("web/tls")).unwrap();
         fs::write(root.join("web").join(OWNED_MARKER), b"").unwrap();
         fs::write(root.join("web/tls/key"), b"x").unwrap();
-        let volumes = RamVolumes {
-            root: root.clone(),
-            noswap: true,
-            mounts: false,
-            written: Mutex::default(),
-            mounted: Mutex::default(),
-            selinux: labels::Mode::Off,
-        };
+        let volumes = folders(&root);
         assert_eq!(volumes.specs().unwrap(), ["web".to_owned()].into());
         volumes.remove_spec("not-ramlet").unwrap();
         assert_eq!(fs::read(root.join("not-ramlet/vol/keep")).unwrap(), b"mine");
@@ -655,14 +660,7 @@ mod tests {
     fn a_known_volume_is_not_read_back_until_its_data_link_moves() {
         let root = std::env::temp_dir().join(format!("ramlet-known-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
-        let volumes = RamVolumes {
-            root: root.clone(),
-            noswap: true,
-            mounts: false,
-            written: Mutex::default(),
-            mounted: Mutex::default(),
-            selinux: labels::Mode::Off,
-        };
+        let volumes = folders(&root);
         let spec = VolumeSpec {
             spec: "web".into(),
             volume: "tls".into(),

@@ -548,16 +548,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     );
     gcp.create("tls-key");
     gcp.add_version("tls-key", gcp1.as_bytes());
-    agent.spec(
-        "stores",
-        &format!(
-            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: aws}}\nspec:\n  refreshInterval: 10s\n  aws: {{region: eu-west-1, endpoint: \"{}\"}}\n---\n\
-             apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: gcp}}\nspec:\n  refreshInterval: 10s\n  gcp: {{project: {}, endpoint: \"{}\"}}\n",
-            aws.endpoint(),
-            ramlet_e2e::peers::GCP_PROJECT.0,
-            gcp.endpoint()
-        ),
-    );
+    agent.spec("stores", &cloud_store_specs(&aws, &gcp));
     // The container shows each file's first ten bytes (LEAKCANARY) and its length, never more.
     let spec = container(
         "e2e-leak",
@@ -903,16 +894,7 @@ fn cloud_stores(scope: Scope, name: &str) {
     ]);
     gcp.create("tls-key");
     gcp.add_version("tls-key", b"gcp-one");
-    agent.spec(
-        "stores",
-        &format!(
-            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: aws}}\nspec:\n  refreshInterval: 10s\n  aws: {{region: eu-west-1, endpoint: \"{}\"}}\n---\n\
-             apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: gcp}}\nspec:\n  refreshInterval: 10s\n  gcp: {{project: {}, endpoint: \"{}\"}}\n",
-            aws.endpoint(),
-            ramlet_e2e::peers::GCP_PROJECT.0,
-            gcp.endpoint()
-        ),
-    );
+    agent.spec("stores", &cloud_store_specs(&aws, &gcp));
     let spec = container(
         name,
         &[("db", "0400", "x"), ("tls", "0400", "y")],
@@ -1045,6 +1027,17 @@ fn system_scope_cloud_stores_rotate_and_survive_outages() {
 
 /// Calls moto's Secrets Manager (eu-west-1) directly, as an operator would with the AWS CLI:
 /// `moto(&aws, &["put_secret_value", "SecretId=app/db", "SecretString=..."])`.
+/// The `aws` and `gcp` stores, pointed at the test's peers, refreshed every 10 s.
+fn cloud_store_specs(aws: &ramlet_e2e::peers::Aws, gcp: &ramlet_e2e::peers::Gcp) -> String {
+    format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: aws}}\nspec:\n  refreshInterval: 10s\n  aws: {{region: eu-west-1, endpoint: \"{}\"}}\n---\n\
+         apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: gcp}}\nspec:\n  refreshInterval: 10s\n  gcp: {{project: {}, endpoint: \"{}\"}}\n",
+        aws.endpoint(),
+        ramlet_e2e::peers::GCP_PROJECT.0,
+        gcp.endpoint()
+    )
+}
+
 fn moto(aws: &ramlet_e2e::peers::Aws, args: &[&str]) {
     let status = Command::new(ramlet_e2e::peers::venv().join("bin/python3"))
         .args(["-c", "import boto3, sys; c = boto3.client('secretsmanager', region_name='eu-west-1', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing'); getattr(c, sys.argv[2])(**dict(a.split('=', 1) for a in sys.argv[3:]))"])
