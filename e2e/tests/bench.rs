@@ -88,7 +88,13 @@ fn by_hand(agent: &Agent, verb: &str, names: &[String]) -> Result<Duration, Stri
             return Ok(start.elapsed());
         }
         if let Some(failed) = pending.iter().find(|n| agent.scope.active(n) == "failed") {
-            return Err(format!("{failed}.service failed"));
+            let why = agent.scope.systemctl(&[
+                "show",
+                "-p",
+                "Result,ExecMainCode,ExecMainStatus",
+                &format!("{failed}.service"),
+            ]);
+            return Err(format!("{failed}.service failed ({})", why.replace('\n', " ")));
         }
         if Instant::now() > deadline {
             return Err(format!("{} not up after 2 minutes", pending.len()));
