@@ -94,7 +94,10 @@ fn by_hand(agent: &Agent, verb: &str, names: &[String]) -> Result<Duration, Stri
                 "Result,ExecMainCode,ExecMainStatus",
                 &format!("{failed}.service"),
             ]);
-            return Err(format!("{failed}.service failed ({})", why.replace('\n', " ")));
+            return Err(format!(
+                "{failed}.service failed ({})",
+                why.replace('\n', " ")
+            ));
         }
         if Instant::now() > deadline {
             return Err(format!("{} not up after 2 minutes", pending.len()));
