@@ -169,16 +169,15 @@ impl Reconciler {
 /// One line per action, with the spec, its unit and the action as fields (in the journal:
 /// `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=`).
 fn log_applied(action: &Action, error: Option<&str>) {
-    let spec = action.spec().unwrap_or_default();
-    let unit = if spec.is_empty() {
-        String::new()
-    } else {
-        service(spec)
-    };
     let verb = action.verb();
-    match error {
-        None => tracing::info!(spec, unit, action = verb, "applied"),
-        Some(error) => tracing::warn!(spec, unit, action = verb, error, "action failed"),
+    match (action.spec(), error) {
+        (Some(spec), None) => tracing::info!(spec, unit = %service(spec), action = verb, "applied"),
+        (Some(spec), Some(error)) => {
+            tracing::warn!(spec, unit = %service(spec), action = verb, error, "action failed");
+        }
+        // The daemon-reload is no spec's.
+        (None, None) => tracing::info!(action = verb, "applied"),
+        (None, Some(error)) => tracing::warn!(action = verb, error, "action failed"),
     }
 }
 
