@@ -229,14 +229,14 @@ fn read_regular(
     })
 }
 
-/// Whether `wanted` differs from what `dir` holds now (see [`Contents::differs`]). Something
-/// ramlet did not write counts as a difference.
-pub fn differs(dir: &Path, wanted: &[FileContent]) -> io::Result<bool> {
+/// [`read_current`], with something ramlet did not write as `None` (logged): such a volume
+/// differs from anything wanted, and is rewritten.
+pub fn read_trusted(dir: &Path) -> io::Result<Option<Contents>> {
     match read_current(dir) {
-        Ok(current) => Ok(current.differs(wanted)),
+        Ok(current) => Ok(Some(current)),
         Err(e) if is_strange(&e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "a volume holds something ramlet did not write; rewriting it");
-            Ok(true)
+            Ok(None)
         }
         Err(e) => Err(e),
     }
@@ -428,6 +428,11 @@ fn timestamp() -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
+
+    /// Whether `wanted` differs from what `dir` holds, as the volume manager asks it.
+    fn differs(dir: &Path, wanted: &[FileContent]) -> io::Result<bool> {
+        Ok(read_trusted(dir)?.is_none_or(|current| current.differs(wanted)))
+    }
 
     fn file(path: &str, content: &str, mode: u32) -> FileContent {
         FileContent {

@@ -53,6 +53,7 @@ pub fn lock(bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
+    // The page addresses below are rebuilt from integers (`page_pointer`): expose the buffer's.
     let _ = bytes.as_ptr().expose_provenance();
     let Ok(mut counts) = PAGES.lock() else {
         return;

@@ -266,19 +266,14 @@ impl VolumeManager for RamVolumes {
             return Ok(differs);
         }
         // Not known (a start, or the folder was changed under ramlet): read back once, safely.
-        match atomic::read_current(&dir) {
-            Ok(current) if !current.differs(files) => {
+        match atomic::read_trusted(&dir).map_err(io_err("cannot read", &dir))? {
+            Some(current) if !current.differs(files) => {
                 if let Some(data) = current.data {
                     self.record(dir, data, files);
                 }
                 Ok(false)
             }
-            Ok(_) => Ok(true),
-            Err(e) if atomic::is_strange(&e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "a volume holds something ramlet did not write; rewriting it");
-                Ok(true)
-            }
-            Err(e) => Err(io_err("cannot read", &dir)(e)),
+            _ => Ok(true),
         }
     }
 

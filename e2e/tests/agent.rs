@@ -1649,20 +1649,8 @@ fn user_scope_a_shared_secret_restarts_its_twenty_consumers_together() {
     const N: usize = 20;
     let scope = Scope::user();
     let mut agent = Agent::new(scope.clone(), "shared");
-    agent.secret("shared", "one");
     let names: Vec<String> = (0..N).map(|i| format!("e2e-sh{i:02}")).collect();
-    for (i, name) in names.iter().enumerate() {
-        agent.secret(&format!("own{i}"), &format!("own-{i}"));
-        agent.spec(
-            name,
-            &container(
-                name,
-                &[("s", "0400", "shared"), ("o", "0400", &format!("own{i}"))],
-                "restart",
-                "one",
-            ),
-        );
-    }
+    consumers(&agent, &names);
     let cold = Instant::now();
     agent.start();
     let before = agent.wait("all 20 running", Duration::from_mins(4), || {

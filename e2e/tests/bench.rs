@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Agent, Scope, container, invocations};
+use common::{Agent, Scope, consumer, consumers, invocations};
 
 /// The agent's own process (not runuser's): from its pid file.
 fn ramlet_pid(agent: &Agent) -> u32 {
@@ -41,15 +41,23 @@ fn rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
+/// Those of `names` not yet active under an invocation other than in `before`.
+fn pending<'a>(agent: &Agent, names: &'a [String], before: &[(String, String)]) -> Vec<&'a String> {
+    let now = invocations(&agent.scope, names);
+    names
+        .iter()
+        .filter(|n| {
+            !now.iter().any(|(unit, id)| {
+                unit == *n && !id.is_empty() && before.iter().all(|(u, b)| u != unit || b != id)
+            })
+        })
+        .collect()
+}
+
 /// Waits until every one of `names` is active under an invocation other than in `before`.
 fn restarted(agent: &Agent, names: &[String], before: &[(String, String)], what: &str) {
     agent.wait(what, Duration::from_mins(5), || {
-        let now = invocations(&agent.scope, names);
-        (now.len() == names.len()
-            && now.iter().all(|(unit, id)| {
-                !id.is_empty() && before.iter().all(|(u, b)| u != unit || b != id)
-            }))
-        .then_some(())
+        pending(agent, names, before).is_empty().then_some(())
     });
 }
 
@@ -75,15 +83,7 @@ fn by_hand(agent: &Agent, verb: &str, names: &[String]) -> Result<Duration, Stri
     // As `restarted`, but a unit that fails (Podman under load) ends the wait with its name.
     let deadline = Instant::now() + Duration::from_mins(2);
     loop {
-        let now = invocations(&agent.scope, names);
-        let pending: Vec<&String> = names
-            .iter()
-            .filter(|n| {
-                !now.iter().any(|(unit, id)| {
-                    unit == *n && !id.is_empty() && before.iter().all(|(u, b)| u != unit || b != id)
-                })
-            })
-            .collect();
+        let pending = pending(agent, names, &before);
         if pending.is_empty() {
             return Ok(start.elapsed());
         }
@@ -173,20 +173,8 @@ fn run(n: usize) {
             agent.dir.join("secrets").display()
         ),
     );
-    agent.secret("shared", "one");
     let names: Vec<String> = (0..n).map(|i| format!("b{n}-{i:03}")).collect();
-    for (i, name) in names.iter().enumerate() {
-        agent.secret(&format!("own{i}"), &format!("own-{i}"));
-        agent.spec(
-            name,
-            &container(
-                name,
-                &[("s", "0400", "shared"), ("o", "0400", &format!("own{i}"))],
-                "restart",
-                "one",
-            ),
-        );
-    }
+    consumers(&agent, &names);
 
     // Cold apply: every unit written and started, from nothing.
     let cold = Instant::now();
@@ -249,18 +237,7 @@ fn run(n: usize) {
     // A spec edited: that container restarts (the 200 ms debounce included).
     let before = invocations(&agent.scope, &names);
     let edit = Instant::now();
-    agent.spec(
-        &names[2 % n],
-        &container(
-            &names[2 % n],
-            &[
-                ("s", "0400", "shared"),
-                ("o", "0400", &format!("own{}", 2 % n)),
-            ],
-            "restart",
-            "two",
-        ),
-    );
+    agent.spec(&names[2 % n], &consumer(&names[2 % n], 2 % n, "two"));
     restarted(
         &agent,
         &names[2 % n..=2 % n],

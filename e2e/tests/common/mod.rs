@@ -459,3 +459,23 @@ pub(crate) fn invocations(scope: &Scope, units: &[String]) -> Vec<(String, Strin
         })
         .collect()
 }
+
+/// The spec of consumer `i` of a shared secret: a busybox container reading `shared` and a
+/// secret of its own (`own<i>`), restarted on rotation; `mark` goes into its environment.
+pub(crate) fn consumer(name: &str, i: usize, mark: &str) -> String {
+    container(
+        name,
+        &[("s", "0400", "shared"), ("o", "0400", &format!("own{i}"))],
+        "restart",
+        mark,
+    )
+}
+
+/// Writes the secrets and specs of the consumers `names` of one shared secret.
+pub(crate) fn consumers(agent: &Agent, names: &[String]) {
+    agent.secret("shared", "one");
+    for (i, name) in names.iter().enumerate() {
+        agent.secret(&format!("own{i}"), &format!("own-{i}"));
+        agent.spec(name, &consumer(name, i, "one"));
+    }
+}
