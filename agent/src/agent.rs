@@ -1,6 +1,6 @@
 //! `ramlet run`: the control loop. File events (specs and `file` stores, debounced), refresh
-//! timers, SIGHUP and `ramlet sync` all become one stream of wake-ups; each wake-up runs one
-//! reconcile. Errors are retried with capped exponential backoff ([`Policy`]). SIGTERM and
+//! timers, SIGHUP, `ramlet sync` and the stores' change events all become one stream of
+//! wake-ups; each wake-up runs one reconcile. Errors are retried with capped exponential backoff ([`Policy`]). SIGTERM and
 //! SIGINT end the loop within 5 s and leave the containers running. [`control_loop`] takes its
 //! wake-ups as a channel and its reconciler as a trait, so its timing is tested on tokio's
 //! paused clock.
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::providers::events::Notice;
 use crate::providers::stores::Due;
 use crate::reconcile::{Outcome, Reconciler, Settings};
 use crate::systemd::DbusManager;
@@ -23,21 +24,24 @@ use crate::volumes::RamVolumes;
 pub use crate::pidfile::{PID_FILE, sync};
 
 /// Why the loop woke up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Wake {
     /// A spec or secret file changed.
     Files,
     /// SIGHUP or `ramlet sync`.
     Sync,
+    /// A store's listener: a change event, or its health.
+    Store(Notice),
 }
 
-impl Wake {
-    /// Which secret stores this wake-up must refresh beyond those that are due.
-    fn due(self) -> Due {
-        match self {
-            Self::Files => Due::Files,
-            Self::Sync => Due::All,
-        }
+/// Which secret stores `wake` must refresh beyond those that are due, or `None` when it needs
+/// no reconcile (an event for a secret no spec uses).
+fn due<R: Reconcile>(reconciler: &mut R, wake: Wake) -> Option<Due> {
+    match wake {
+        Wake::Files => Some(Due::Files),
+        Wake::Sync => Some(Due::All),
+        // The event marked its secrets due in the stores.
+        Wake::Store(notice) => reconciler.notice(notice).then_some(Due::Timers),
     }
 }
 
@@ -132,9 +136,15 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
     let pid_file = crate::pidfile::PidFile::claim(&config.state_dir)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut reconciler = reconciler(&config, true).await?.with_shutdown(stop_rx);
-
     let (tx, rx) = mpsc::unbounded_channel();
+    let notices = tx.clone();
+    let mut reconciler = reconciler(&config, true)
+        .await?
+        .with_shutdown(stop_rx)
+        .with_events(std::sync::Arc::new(move |notice| {
+            let _ = notices.send(Wake::Store(notice));
+        }));
+
     let events = tx.clone();
     let mut watches = crate::watch::Watches::new(config.spec_dir.clone());
     let relevant = watches.relevant();
@@ -233,11 +243,18 @@ async fn same_mounts_as_systemd(units: &DbusManager, root: &std::path::Path) -> 
 pub trait Reconcile {
     /// Runs one reconcile.
     fn reconcile(&mut self, due: Due) -> impl Future<Output = Outcome>;
+
+    /// Takes a store listener's notice; true when a reconcile should follow.
+    fn notice(&mut self, notice: Notice) -> bool;
 }
 
 impl Reconcile for Reconciler {
     fn reconcile(&mut self, due: Due) -> impl Future<Output = Outcome> {
         Reconciler::reconcile(self, due)
+    }
+
+    fn notice(&mut self, notice: Notice) -> bool {
+        Reconciler::notice(self, notice)
     }
 }
 
@@ -330,36 +347,56 @@ pub async fn control_loop<R: Reconcile>(
             "reconciled"
         );
         after(reconciler, &outcome);
-        let wait = policy.wait(&outcome);
-        tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            wake = rx.recv() => {
-                let Some(wake) = wake else {
-                    return Ok(());
-                };
-                due = wake.due();
-                // Debounce: an editor or git writes several files at once. Events are collected
-                // until QUIET passes without another, and at most `debounce` in all: a single
-                // atomic write (a rotated secret) is picked up after QUIET, a burst in one go.
-                let first = Instant::now();
-                loop {
-                    let quiet = QUIET.min(debounce.saturating_sub(first.elapsed()));
-                    if quiet.is_zero() {
-                        break;
-                    }
-                    match tokio::time::timeout(quiet, rx.recv()).await {
-                        Ok(Some(more)) => due = due.max(more.due()),
-                        Ok(None) => return Ok(()),
-                        Err(_) => break,
-                    }
+        let deadline = Instant::now() + policy.wait(&outcome);
+        due = loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                wake = rx.recv() => {
+                    let Some(wake) = wake else {
+                        return Ok(());
+                    };
+                    let Some(first) = self::due(reconciler, wake) else {
+                        continue;
+                    };
+                    let Some(due) = settle(reconciler, &mut rx, first, debounce).await else {
+                        return Ok(());
+                    };
+                    break due;
                 }
-                while let Ok(more) = rx.try_recv() {
-                    due = due.max(more.due());
-                }
+                () = tokio::time::sleep_until(deadline) => break Due::Timers,
             }
-            () = tokio::time::sleep(wait) => due = Due::Timers,
+        };
+    }
+}
+
+/// Debounce: an editor or git writes several files at once, a rotation may announce itself
+/// several times. Wake-ups are collected until QUIET passes without another, and at most
+/// `debounce` in all: a single atomic write (a rotated secret) is picked up after QUIET, a
+/// burst in one go. Returns what the next reconcile must refresh; `None` when the channel
+/// closed.
+async fn settle<R: Reconcile>(
+    reconciler: &mut R,
+    rx: &mut mpsc::UnboundedReceiver<Wake>,
+    first: Due,
+    debounce: Duration,
+) -> Option<Due> {
+    let mut due = first;
+    let started = Instant::now();
+    loop {
+        let quiet = QUIET.min(debounce.saturating_sub(started.elapsed()));
+        if quiet.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(quiet, rx.recv()).await {
+            Ok(Some(more)) => due = due.max(self::due(reconciler, more).unwrap_or(due)),
+            Ok(None) => return None,
+            Err(_) => break,
         }
     }
+    while let Ok(more) = rx.try_recv() {
+        due = due.max(self::due(reconciler, more).unwrap_or(due));
+    }
+    Some(due)
 }
 
 #[cfg(test)]
@@ -383,6 +420,51 @@ mod tests {
             }
             self.outcome.clone()
         }
+
+        /// Secrets named `used` need a fetch; anything else is acknowledged at once.
+        fn notice(&mut self, notice: Notice) -> bool {
+            match notice {
+                Notice::Event(event) if event.names == ["used"] => true,
+                Notice::Event(event) => {
+                    event.ack.ack();
+                    false
+                }
+                Notice::Health { .. } => true,
+            }
+        }
+    }
+
+    fn event(name: &str) -> Wake {
+        Wake::Store(Notice::Event(crate::providers::events::Event {
+            store: "aws".into(),
+            names: vec![name.into()],
+            what: "PutSecretValue".into(),
+            ack: crate::providers::events::Ack::new(|| {}),
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn change_events_reconcile_once_per_burst_and_unused_ones_not_at_all() {
+        let mut reconciler = fake(Outcome {
+            refresh: Some(Duration::from_hours(1)),
+            ..Outcome::default()
+        });
+        let wakes = vec![
+            (1000, event("unused")),
+            (2000, event("used")),
+            (2010, event("used")),
+            (2020, event("unused")),
+            (2030, event("used")),
+        ];
+        run(&mut reconciler, wakes, Duration::from_secs(5)).await;
+        assert_eq!(
+            reconciler.calls,
+            [
+                (Duration::ZERO, Due::Timers),
+                (Duration::from_millis(2090), Due::Timers)
+            ],
+            "the unused event woke nothing; the burst is one reconcile 60 ms after its last event"
+        );
     }
 
     fn fake(outcome: Outcome) -> Fake {

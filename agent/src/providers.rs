@@ -10,6 +10,7 @@
 //! it gets back. Every call is bounded in time ([`Limits`]) and in concurrency.
 
 pub mod aws;
+pub mod events;
 pub mod file;
 pub mod gcp;
 pub mod stores;

@@ -149,6 +149,20 @@ impl Reconciler {
         self
     }
 
+    /// Starts a change-event listener for every store with an event source; they send to
+    /// `sink` (see [`Reconciler::notice`]).
+    #[must_use]
+    pub fn with_events(mut self, sink: crate::providers::events::Sink) -> Self {
+        self.stores
+            .listen_with(sink, crate::providers::events::spawn);
+        self
+    }
+
+    /// Takes a listener's notice (see [`Stores::notice`]); true when a reconcile should follow.
+    pub fn notice(&mut self, notice: crate::providers::events::Notice) -> bool {
+        self.stores.notice(notice)
+    }
+
     /// The last status written.
     #[must_use]
     pub fn status(&self) -> &Status {
@@ -224,6 +238,8 @@ impl Reconciler {
                 _ => None,
             })
             .collect();
+        // The events that asked for this reconcile's fetches are done with.
+        self.stores.settle();
         outcome.actions = actions;
         outcome.refresh = self.stores.next_due();
         outcome.settling = next.specs.values().any(|s| s.phase == Phase::Progressing);

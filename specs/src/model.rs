@@ -35,6 +35,50 @@ pub struct SecretStore {
     pub refresh_interval: Duration,
     /// The provider.
     pub provider: Provider,
+    /// Where the provider's change events arrive, if anywhere.
+    pub events: Option<Events>,
+}
+
+/// A store's change events: a listener that marks a secret due when a new version of it is
+/// announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Events {
+    /// Where they come from.
+    pub source: EventSource,
+    /// The refresh interval while the listener is failing (the shorter of it and the store's).
+    pub fallback_interval: Duration,
+}
+
+/// Where a store's change events come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventSource {
+    /// An SQS queue fed by an EventBridge rule (AWS).
+    Sqs {
+        /// The queue URL; its scheme and host are the SQS endpoint.
+        queue: String,
+        /// The region requests are signed for (the store's).
+        region: String,
+    },
+    /// A Pub/Sub pull subscription (GCP).
+    PubSub {
+        /// `projects/<project>/subscriptions/<id>`.
+        subscription: String,
+        /// An endpoint override (`http(s)://...`).
+        endpoint: Option<String>,
+    },
+}
+
+impl EventSource {
+    /// The source's short name: `sqs` or `pubsub`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqs { .. } => "sqs",
+            Self::PubSub { .. } => "pubsub",
+        }
+    }
 }
 
 /// A secret provider and its settings.

@@ -92,6 +92,20 @@ pub struct AwsStore {
     pub region: String,
     /// An `http://` or `https://` URL that replaces the regional endpoint (VPC endpoints, tests).
     pub endpoint: Option<String>,
+    /// Where Secrets Manager's change events arrive (through an EventBridge rule): a new
+    /// version is fetched when its event arrives instead of at the next refresh.
+    pub events: Option<AwsEvents>,
+}
+
+/// An SQS queue fed by an EventBridge rule on `aws.secretsmanager` events.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsEvents {
+    /// The queue's URL, such as `https://sqs.eu-west-1.amazonaws.com/123456789012/ramlet`.
+    pub queue: String,
+    /// How often the store is refreshed while its events cannot be received: `1m`, `5m`.
+    /// Between 10s and 24h; default `5m`.
+    pub fallback_interval: Option<String>,
 }
 
 /// Google Cloud Secret Manager. Credentials come from Application Default Credentials.
@@ -102,6 +116,22 @@ pub struct GcpStore {
     pub project: String,
     /// An `http://` or `https://` URL that replaces `https://secretmanager.googleapis.com`.
     pub endpoint: Option<String>,
+    /// Where Secret Manager's change events arrive (a Pub/Sub topic set on the secrets): a new
+    /// version is fetched when its message arrives instead of at the next refresh.
+    pub events: Option<GcpEvents>,
+}
+
+/// A Pub/Sub pull subscription on the topic the secrets publish their events to.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GcpEvents {
+    /// The subscription: `projects/<project>/subscriptions/<id>`.
+    pub subscription: String,
+    /// An `http://` or `https://` URL that replaces `https://pubsub.googleapis.com`.
+    pub endpoint: Option<String>,
+    /// How often the store is refreshed while its events cannot be received: `1m`, `5m`.
+    /// Between 10s and 24h; default `5m`.
+    pub fallback_interval: Option<String>,
 }
 
 /// Secrets read from files in a local directory: the secret `prod/db` is the file

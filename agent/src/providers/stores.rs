@@ -7,16 +7,21 @@
 //! (store, name, version) first, so 50 specs sharing a secret cost one call. Stores are
 //! refreshed concurrently: a slow store costs at most its timeout, and afterwards waits out its
 //! own backoff without delaying the others.
+//!
+//! A store with `events` also has a listener (see [`events`](super::events)): an event marks
+//! the secrets it names due for the next refresh, and is held until that fetch answered. While
+//! the listener cannot receive, the store is refreshed at least every `fallbackInterval`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ramlet_specs::model::{Provider, SecretRef, SecretStore, SecretVersion};
+use ramlet_specs::model::{EventSource, Provider, SecretRef, SecretStore, SecretVersion};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::events::{self, Event, Notice, Sink};
 use super::{
     Connector, ErrorKind, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request, SecretProvider,
 };
@@ -58,8 +63,47 @@ struct Store {
     backoff: Duration,
     entries: BTreeMap<Key, Entry>,
     last_refresh: Option<String>,
-    /// Answers so far, by result: `changed`, `unchanged`, or an error kind.
+    /// Answers so far, by result: `changed`, `unchanged` or an error kind.
     answers: BTreeMap<&'static str, u64>,
+    /// Its change-event listener, when the store names an event source.
+    listener: Option<Listener>,
+    /// Secret names an event marked due, fetched by the next refresh whatever the timer says.
+    marked: BTreeSet<String>,
+}
+
+/// A running listener and what it reported.
+struct Listener {
+    source: EventSource,
+    fallback: Duration,
+    task: tokio::task::JoinHandle<()>,
+    /// Why it cannot receive; `None` while it receives (or has not said yet).
+    error: Option<String>,
+    /// Events received, by what ramlet did: `fetched` or `unused`.
+    received: BTreeMap<&'static str, u64>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How a store's change events are doing, for the status file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsStatus {
+    /// `pubsub` or `sqs`.
+    pub source: String,
+    /// The subscription or queue.
+    pub from: String,
+    /// Whether the listener receives; when not, the store is polled every `fallbackInterval`.
+    pub listening: bool,
+    /// Why it cannot receive, empty while it does.
+    pub error: String,
+    /// Events that made ramlet fetch a secret.
+    pub fetched: u64,
+    /// Events for secrets no spec on this host uses (no fetch).
+    pub unused: u64,
 }
 
 /// How one store is doing, for the status file.
@@ -80,6 +124,9 @@ pub struct StoreStatus {
     pub last_refresh: String,
     /// Seconds until it is asked again.
     pub next_refresh_secs: u64,
+    /// Its change events, when it has an event source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsStatus>,
 }
 
 /// Every store in use.
@@ -87,6 +134,12 @@ pub struct Stores {
     connector: Connector,
     limits: Limits,
     by_name: BTreeMap<String, Store>,
+    /// Where listeners send their events; without one (`ramlet plan`, tests) none is started.
+    sink: Option<Sink>,
+    /// Starts a listener.
+    spawn: events::Spawn,
+    /// Events waiting for the fetch they asked for.
+    held: Vec<Event>,
 }
 
 impl Stores {
@@ -97,7 +150,98 @@ impl Stores {
             connector,
             limits,
             by_name: BTreeMap::new(),
+            sink: None,
+            spawn: events::spawn,
+            held: Vec::new(),
         }
+    }
+
+    /// From now on, starts a listener with `spawn` (the real one is [`events::spawn`]),
+    /// sending to `sink`, for every store that names an event source.
+    pub fn listen_with(&mut self, sink: Sink, spawn: events::Spawn) {
+        self.sink = Some(sink);
+        self.spawn = spawn;
+    }
+
+    /// Takes a listener's notice. An event for secrets in use marks them due and is held until
+    /// they are fetched; one for secrets no spec uses is acknowledged at once. Returns whether
+    /// a reconcile should follow.
+    pub fn notice(&mut self, notice: Notice) -> bool {
+        match notice {
+            Notice::Health { store, error } => {
+                let Some(store) = self.by_name.get_mut(&store) else {
+                    return false;
+                };
+                let Some(listener) = store.listener.as_mut() else {
+                    return false;
+                };
+                if error.is_some() {
+                    // Polling takes over: the next refresh is at most `fallback` away.
+                    let fallback = Instant::now() + jitter(listener.fallback);
+                    store.next_due = store.next_due.min(fallback);
+                }
+                listener.error = error;
+                true
+            }
+            Notice::Event(event) => self.event(event),
+        }
+    }
+
+    fn event(&mut self, event: Event) -> bool {
+        let Some(store) = self.by_name.get_mut(&event.store) else {
+            event.ack.ack();
+            return false;
+        };
+        let used: BTreeSet<String> = store
+            .entries
+            .keys()
+            .map(|(name, _)| name)
+            .filter(|name| event.names.contains(name))
+            .cloned()
+            .collect();
+        let result = if used.is_empty() { "unused" } else { "fetched" };
+        if let Some(listener) = store.listener.as_mut() {
+            *listener.received.entry(result).or_default() += 1;
+        }
+        if used.is_empty() {
+            tracing::debug!(store = %event.store, secret = ?event.names, what = %event.what, "change event for a secret no spec here uses");
+            event.ack.ack();
+            return false;
+        }
+        tracing::info!(store = %event.store, secret = ?used, what = %event.what, "change event");
+        store.marked.extend(used);
+        // A newer event for the same secret stands for the older ones.
+        let mut kept = Vec::with_capacity(self.held.len() + 1);
+        for held in std::mem::take(&mut self.held) {
+            if held.store == event.store && held.names == event.names {
+                held.ack.ack();
+            } else {
+                kept.push(held);
+            }
+        }
+        kept.push(event);
+        self.held = kept;
+        true
+    }
+
+    /// Acknowledges the held events whose secrets were fetched since (or are no longer used);
+    /// an event whose fetch failed stays held for the next try.
+    pub fn settle(&mut self) {
+        let mut kept = Vec::new();
+        for event in std::mem::take(&mut self.held) {
+            let pending = self.by_name.get(&event.store).is_some_and(|store| {
+                store.entries.iter().any(|((name, _), entry)| {
+                    event.names.contains(name)
+                        && (store.marked.contains(name) || entry.error.is_some())
+                })
+            });
+            if pending {
+                kept.push(event);
+            } else {
+                event.ack.ack();
+            }
+        }
+        self.held = kept;
     }
 
     /// Brings the secrets that `references` name up to date: builds missing or changed
@@ -122,6 +266,7 @@ impl Stores {
         }
         self.by_name.retain(|name, _| wanted.contains_key(name));
         self.connect(&wanted, now).await;
+        self.listen(&wanted);
         let work = self.due(&wanted, due, now);
         let limits = self.limits;
         let answers = futures_util::future::join_all(work.into_iter().map(
@@ -181,6 +326,8 @@ impl Stores {
                 entries: BTreeMap::new(),
                 last_refresh: None,
                 answers: BTreeMap::new(),
+                listener: None,
+                marked: BTreeSet::new(),
             });
             if store.provider != provider {
                 // Other settings, maybe another account: what the old client read is not
@@ -193,8 +340,38 @@ impl Stores {
         }
     }
 
+    /// Starts the listener of every store with an event source that has none (or one for
+    /// another source), and stops those of stores without one.
+    fn listen(&mut self, wanted: &BTreeMap<String, (&SecretStore, BTreeSet<Key>)>) {
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        for (name, (spec, _)) in wanted {
+            let Some(store) = self.by_name.get_mut(name) else {
+                continue;
+            };
+            match &spec.events {
+                None => store.listener = None,
+                Some(wanted) => match &mut store.listener {
+                    Some(listener) if listener.source == wanted.source => {
+                        listener.fallback = wanted.fallback_interval;
+                    }
+                    _ => {
+                        store.listener = Some(Listener {
+                            source: wanted.source.clone(),
+                            fallback: wanted.fallback_interval,
+                            task: (self.spawn)(name, &wanted.source, sink.clone()),
+                            error: None,
+                            received: BTreeMap::new(),
+                        });
+                    }
+                },
+            }
+        }
+    }
+
     /// Per store, what to ask now: everything when its timer fired or `due` forces it, else
-    /// only the references it has never answered.
+    /// the references it has never answered and those an event marked.
     fn due(
         &mut self,
         wanted: &BTreeMap<String, (&SecretStore, BTreeSet<Key>)>,
@@ -206,8 +383,12 @@ impl Stores {
             let Some(store) = self.by_name.get_mut(name) else {
                 continue;
             };
-            store.interval = spec.refresh_interval;
+            store.interval = match &store.listener {
+                Some(l) if l.error.is_some() => spec.refresh_interval.min(l.fallback),
+                _ => spec.refresh_interval,
+            };
             store.entries.retain(|key, _| keys.contains(key));
+            let marked = std::mem::take(&mut store.marked);
             let forced = match due {
                 Due::Timers => false,
                 Due::Files => matches!(store.provider, Provider::File { .. }),
@@ -216,7 +397,7 @@ impl Stores {
             let whole = forced || store.next_due <= now;
             let requests: Vec<Request> = keys
                 .iter()
-                .filter(|key| whole || !store.entries.contains_key(*key))
+                .filter(|key| whole || marked.contains(&key.0) || !store.entries.contains_key(*key))
                 .map(|key| Request {
                     name: key.0.clone(),
                     version: key.1.clone(),
@@ -303,6 +484,17 @@ impl Stores {
                     secrets: store.entries.len(),
                     last_refresh: store.last_refresh.clone().unwrap_or_default(),
                     next_refresh_secs: store.next_due.saturating_duration_since(now).as_secs(),
+                    events: store.listener.as_ref().map(|l| EventsStatus {
+                        source: l.source.kind().to_owned(),
+                        from: match &l.source {
+                            EventSource::PubSub { subscription, .. } => subscription.clone(),
+                            EventSource::Sqs { queue, .. } => queue.clone(),
+                        },
+                        listening: l.error.is_none(),
+                        error: l.error.clone().unwrap_or_default(),
+                        fetched: l.received.get("fetched").copied().unwrap_or_default(),
+                        unused: l.received.get("unused").copied().unwrap_or_default(),
+                    }),
                 };
                 (name.clone(), status)
             })

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use crate::error::{Check, ErrorKind};
 use crate::fspath;
-use crate::model::{Origin, Provider, SecretStore};
+use crate::model::{EventSource, Events, Origin, Provider, SecretStore};
 use crate::path::FieldPath;
 use crate::quantity::{self, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH};
 use crate::raw;
 use crate::text;
 
-use super::{Findings, endpoint, metadata};
+use super::{Findings, Rejected, endpoint, metadata};
 
 /// Validates one `SecretStore` document.
 pub(crate) fn validate(
@@ -61,13 +61,15 @@ pub(crate) fn validate(
         }
     };
 
-    match (name, refresh_interval, provider) {
-        (Some(name), Ok(refresh_interval), Some(provider)) if findings.0.is_empty() => {
+    let events = events(&mut findings, &path, spec);
+    match (name, refresh_interval, provider, events) {
+        (Some(name), Ok(refresh_interval), Some(provider), Ok(events)) if findings.0.is_empty() => {
             Ok(SecretStore {
                 name,
                 origin,
                 refresh_interval,
                 provider,
+                events,
             })
         }
         _ => Err(findings),
@@ -105,6 +107,108 @@ fn provider(
     Some(Provider::File {
         directory: PathBuf::from(directory),
     })
+}
+
+/// The store's `events`, under its `aws` or `gcp`.
+fn events(
+    findings: &mut Findings,
+    path: &FieldPath,
+    spec: &raw::SecretStoreSpec,
+) -> Result<Option<Events>, Rejected> {
+    let (path, source, fallback) =
+        if let Some(events) = spec.aws.as_ref().and_then(|a| a.events.as_ref()) {
+            let path = path.key("aws").key("events");
+            let region = spec
+                .aws
+                .as_ref()
+                .map(|a| a.region.clone())
+                .unwrap_or_default();
+            let queue = findings.check(&path.key("queue"), sqs_queue(&events.queue));
+            let source = queue.map(|queue| EventSource::Sqs { queue, region });
+            (path, source, events.fallback_interval.as_deref())
+        } else if let Some(events) = spec.gcp.as_ref().and_then(|g| g.events.as_ref()) {
+            let path = path.key("gcp").key("events");
+            let subscription = findings.check(
+                &path.key("subscription"),
+                subscription(&events.subscription),
+            );
+            let endpoint =
+                findings.optional(&path.key("endpoint"), events.endpoint.as_deref(), endpoint);
+            let source = match (subscription, endpoint) {
+                (Some(subscription), Ok(endpoint)) => Some(EventSource::PubSub {
+                    subscription,
+                    endpoint,
+                }),
+                _ => None,
+            };
+            (path, source, events.fallback_interval.as_deref())
+        } else {
+            return Ok(None);
+        };
+    let fallback = findings.optional(&path.key("fallbackInterval"), fallback, |t| {
+        quantity::duration(t, MIN_REFRESH, MAX_REFRESH)
+    })?;
+    let source = source.ok_or(Rejected)?;
+    Ok(Some(Events {
+        source,
+        fallback_interval: fallback.unwrap_or(DEFAULT_REFRESH),
+    }))
+}
+
+/// An SQS queue URL: `http(s)://host/<account>/<queue>`.
+fn sqs_queue(url: &str) -> Check<String> {
+    let url = endpoint(url)?;
+    let path = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    match segments.as_slice() {
+        [account, queue]
+            if !account.is_empty()
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && (1..=80).contains(&queue.len())
+                && queue
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') =>
+        {
+            Ok(url)
+        }
+        _ => Err((
+            ErrorKind::InvalidValue,
+            format!(
+                "{url:?} is not an SQS queue URL such as `https://sqs.eu-west-1.amazonaws.com/123456789012/ramlet`"
+            ),
+        )),
+    }
+}
+
+/// A Pub/Sub subscription name: `projects/<project>/subscriptions/<id>`, the ID 3 to 255
+/// letters, digits and `-_.~+%`, starting with a letter.
+fn subscription(name: &str) -> Check<String> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let valid = match parts.as_slice() {
+        ["projects", project, "subscriptions", id] => {
+            gcp_project(project).is_ok()
+                && (3..=255).contains(&id.len())
+                && id.starts_with(|c: char| c.is_ascii_alphabetic())
+                && !id.starts_with("goog")
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~+%".contains(&b))
+        }
+        _ => false,
+    };
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err((
+            ErrorKind::InvalidValue,
+            format!(
+                "{name:?} is not a Pub/Sub subscription such as `projects/my-project/subscriptions/ramlet`"
+            ),
+        ))
+    }
 }
 
 /// An AWS region: `eu-west-1`, `us-gov-west-1`, `cn-north-1`.
@@ -165,6 +269,41 @@ mod tests {
         }
         for bad in ["My-Project", "short", "1abcdef", "proj-", "a b cdef", ""] {
             assert!(gcp_project(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn queues_and_subscriptions() {
+        for good in [
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/ramlet",
+            "http://127.0.0.1:4566/000000000000/secret-events.fifo",
+        ] {
+            assert!(sqs_queue(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "sqs.eu-west-1.amazonaws.com/123456789012/ramlet",
+            "https://sqs.eu-west-1.amazonaws.com/ramlet",
+            "https://sqs.eu-west-1.amazonaws.com/12345/a/b",
+            "https://sqs.eu-west-1.amazonaws.com/acct/ramlet",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/bad queue",
+        ] {
+            assert!(sqs_queue(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "projects/my-project/subscriptions/ramlet",
+            "projects/123456789012/subscriptions/secret-events.host_1",
+        ] {
+            assert!(subscription(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "projects/my-project/topics/ramlet",
+            "projects/my-project/subscriptions/1abc",
+            "projects/my-project/subscriptions/goog-x",
+            "projects/My/subscriptions/ramlet",
+            "subscriptions/ramlet",
+            "projects/my-project/subscriptions/a\nb",
+        ] {
+            assert!(subscription(bad).is_err(), "{bad}");
         }
     }
 }

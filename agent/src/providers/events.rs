@@ -1,0 +1,153 @@
+//! Change events: a store that names an event source (`gcp.events`, `aws.events`) gets a
+//! listener task that turns each announced change into an [`Event`] naming the secret. The
+//! stores mark that secret due, the next reconcile fetches it (a burst of events for one secret
+//! is one fetch), and the event is acknowledged only once that fetch answered, or at once when
+//! no spec on this host uses the secret. Events carry no secret values.
+//!
+//! Layout: [`pubsub`] (Secret Manager's Pub/Sub notifications) and [`sqs`] (Secrets Manager's
+//! EventBridge events on an SQS queue) read their wire formats and run the listeners; this
+//! module has what both share: the [`Event`] and its [`Ack`], the [`Notice`]s a listener sends,
+//! its [`Health`] reports and its backoff.
+
+pub mod pubsub;
+pub mod sqs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ramlet_specs::model::EventSource;
+
+/// The shortest wait before a failed listener tries again.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// The longest wait: a listener that keeps failing tries every minute.
+const BACKOFF_MAX: Duration = Duration::from_mins(1);
+
+/// Settles an event with its source once ramlet is done with it.
+pub struct Ack(Box<dyn FnOnce() + Send>);
+
+impl Ack {
+    /// An acknowledgement that runs `done`.
+    pub fn new(done: impl FnOnce() + Send + 'static) -> Self {
+        Self(Box::new(done))
+    }
+
+    /// Acknowledges: the source forgets the message.
+    pub fn ack(self) {
+        (self.0)();
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ack")
+    }
+}
+
+/// One announced change of one secret.
+#[derive(Debug)]
+pub struct Event {
+    /// The store whose listener received it.
+    pub store: String,
+    /// The names the secret may be referenced by in specs (an ARN and its name, a secret ID).
+    pub names: Vec<String>,
+    /// What happened, as the source says it (`SECRET_VERSION_ADD`, `PutSecretValue`).
+    pub what: String,
+    /// Settles it with the source.
+    pub ack: Ack,
+}
+
+/// What a listener tells the agent.
+#[derive(Debug)]
+pub enum Notice {
+    /// A change to fetch.
+    Event(Event),
+    /// The listener's state changed: `None` when it receives, else why it cannot.
+    Health {
+        /// The store.
+        store: String,
+        /// Why it cannot receive, if it cannot.
+        error: Option<String>,
+    },
+}
+
+/// Where listeners send their notices.
+pub type Sink = Arc<dyn Fn(Notice) + Send + Sync>;
+
+/// Starts a listener: [`spawn`], or a stand-in in tests.
+pub type Spawn = fn(&str, &EventSource, Sink) -> tokio::task::JoinHandle<()>;
+
+/// Starts the listener for `store`'s `source`; it runs until the handle is aborted.
+#[must_use]
+pub fn spawn(store: &str, source: &EventSource, sink: Sink) -> tokio::task::JoinHandle<()> {
+    let health = Health::new(store, sink);
+    match source.clone() {
+        EventSource::PubSub {
+            subscription,
+            endpoint,
+        } => tokio::spawn(pubsub::listen(subscription, endpoint, health)),
+        EventSource::Sqs { queue, region } => tokio::spawn(sqs::listen(queue, region, health)),
+    }
+}
+
+/// A listener's reports: its events, and its health whenever that changes (not on every
+/// retry, so a listener that keeps failing does not keep waking the agent).
+pub struct Health {
+    store: String,
+    sink: Sink,
+    /// What it last reported: `Ok` while receiving, the error otherwise; `None` before the
+    /// first report.
+    last: Option<Result<(), String>>,
+    backoff: Duration,
+}
+
+impl Health {
+    fn new(store: &str, sink: Sink) -> Self {
+        Self {
+            store: store.to_owned(),
+            sink,
+            last: None,
+            backoff: BACKOFF_MIN,
+        }
+    }
+
+    /// Sends one received change.
+    fn event(&self, names: Vec<String>, what: String, ack: Ack) {
+        (self.sink)(Notice::Event(Event {
+            store: self.store.clone(),
+            names,
+            what,
+            ack,
+        }));
+    }
+
+    /// The listener receives.
+    fn ok(&mut self) {
+        self.backoff = BACKOFF_MIN;
+        if self.last != Some(Ok(())) {
+            tracing::info!(store = %self.store, "listening for secret change events");
+            self.report(None);
+        }
+    }
+
+    /// The listener cannot receive, for `error`.
+    fn failed(&mut self, error: String) {
+        if self.last.as_ref() != Some(&Err(error.clone())) {
+            tracing::warn!(store = %self.store, %error, "cannot receive secret change events; the store is polled until they are back");
+            self.report(Some(error));
+        }
+    }
+
+    fn report(&mut self, error: Option<String>) {
+        self.last = Some(error.clone().map_or(Ok(()), Err));
+        (self.sink)(Notice::Health {
+            store: self.store.clone(),
+            error,
+        });
+    }
+
+    /// Waits out the backoff after a failure, doubling it for the next one.
+    async fn back_off(&mut self) {
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+}
