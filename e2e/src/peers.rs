@@ -1,7 +1,9 @@
 //! The secret-manager peers on loopback, started by the tests themselves:
 //! - AWS: moto's server (from the virtualenv `scripts/install-peers` makes) behind
 //!   `peers/counting_proxy.py`, which logs every call's `X-Amz-Target`;
-//! - GCP: `peers/gcp_secret_manager.py`, which logs every API call.
+//! - GCP: `peers/gcp_secret_manager.py`, which logs every API call;
+//! - change events: SQS in the same moto behind a second counting proxy (stopping it takes the
+//!   event source away, not Secrets Manager), and `peers/pubsub.py`, the project's Pub/Sub fake.
 //!
 //! Calls are counted from those logs, at the wire. Every peer is killed when dropped.
 
@@ -223,6 +225,30 @@ impl Aws {
         Self { moto, proxy }
     }
 
+    /// A second counting proxy to moto, for SQS: queue URLs that name its port reach moto's
+    /// queues through it, so stopping it takes the event source away and leaves Secrets Manager.
+    #[must_use]
+    pub fn events_proxy(&self, dir: &Path) -> Peer {
+        let log = dir.join("sqs-calls.log");
+        Peer::spawn(
+            python(),
+            vec![
+                e2e_dir()
+                    .join("peers/counting_proxy.py")
+                    .display()
+                    .to_string(),
+                "--port".into(),
+                PORT.into(),
+                "--to".into(),
+                self.moto.port.to_string(),
+                "--log".into(),
+                log.display().to_string(),
+            ],
+            dir.join("sqs-proxy.out"),
+            Some(log),
+        )
+    }
+
     /// The endpoint for a store's `aws.endpoint`.
     #[must_use]
     pub fn endpoint(&self) -> String {
@@ -263,6 +289,41 @@ impl Gcp {
     }
 
     /// The endpoint for a store's `gcp.endpoint`.
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.fake.port)
+    }
+}
+
+/// The Pub/Sub fake, with the subscriptions it was started with.
+#[derive(Debug)]
+pub struct PubSub {
+    /// The fake's process.
+    pub fake: Peer,
+}
+
+impl PubSub {
+    /// Starts the fake with `subscriptions` (subscription, topic; full names); its call log
+    /// goes to `dir`.
+    #[must_use]
+    pub fn start(dir: &Path, subscriptions: &[(&str, &str)]) -> Self {
+        let log = dir.join("pubsub-calls.log");
+        let mut args = vec![
+            e2e_dir().join("peers/pubsub.py").display().to_string(),
+            "--port".into(),
+            PORT.into(),
+            "--log".into(),
+            log.display().to_string(),
+        ];
+        for (subscription, topic) in subscriptions {
+            args.push("--subscription".into());
+            args.push(format!("{subscription}={topic}"));
+        }
+        let fake = Peer::spawn(python(), args, dir.join("pubsub.out"), Some(log));
+        Self { fake }
+    }
+
+    /// The endpoint for a store's `gcp.events.endpoint`.
     #[must_use]
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.fake.port)

@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata as _, SdkError};
+use aws_sdk_sqs::operation::receive_message::ReceiveMessageError;
 use serde_json::Value;
 
 use super::{Ack, Health};
@@ -145,7 +146,7 @@ pub(super) async fn listen(queue: String, region: String, mut health: Health) {
         let out = match received {
             Ok(out) => out,
             Err(error) => {
-                health.failed(format!("{queue}: {}", DisplayErrorContext(&error)));
+                health.failed(format!("{queue}: {}", describe(&error)));
                 health.back_off().await;
                 continue;
             }
@@ -180,6 +181,36 @@ pub(super) async fn listen(queue: String, region: String, mut health: Health) {
             }
         }
     }
+}
+
+/// A failed `ReceiveMessage` in a line: the service's code and message with what to do, or,
+/// when SQS was not reached, the innermost cause (`Connection refused (os error 111)`).
+fn describe<R: std::fmt::Debug>(error: &SdkError<ReceiveMessageError, R>) -> String {
+    if let SdkError::ServiceError(service) = error {
+        let err = service.err();
+        let code = err.code().unwrap_or("unknown error");
+        let hint = match code {
+            "AccessDenied" | "AccessDeniedException" | "KMS.AccessDeniedException" => {
+                "; allow sqs:ReceiveMessage and sqs:DeleteMessage on the queue (and kms:Decrypt on its key) for ramlet's role"
+            }
+            "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => {
+                "; check aws.events.queue and the store's region"
+            }
+            _ => "",
+        };
+        return format!("{code}: {}{hint}", err.message().unwrap_or_default());
+    }
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    let text = DisplayErrorContext(error).to_string();
+    if text.contains("credentials") {
+        return format!(
+            "no AWS credentials ({cause}); give the host an instance profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID for ramlet's service"
+        );
+    }
+    format!("cannot reach SQS: {cause}")
 }
 
 /// Whole seconds, as SQS takes them.
