@@ -9,6 +9,7 @@
 //! that `scripts/test` exports.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,11 +30,14 @@ fn scratch(name: &str) -> PathBuf {
 
 /// One store `s` (`store` is its provider block) and a container using `secrets` of it.
 fn catalog(dir: &Path, store: &str, secrets: &[&str]) -> Catalog {
-    let files: String = secrets
-        .iter()
-        .enumerate()
-        .map(|(i, name)| format!("        - {{path: f{i}, secret: {{store: s, name: {name}}}}}\n"))
-        .collect();
+    let mut files = String::new();
+    for (i, name) in secrets.iter().enumerate() {
+        writeln!(
+            files,
+            "        - {{path: f{i}, secret: {{store: s, name: {name}}}}}"
+        )
+        .unwrap();
+    }
     let text = format!(
         "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: s}}\nspec:\n  refreshInterval: 1h\n{store}---\n\
          apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: c}}\nspec:\n  image: localhost/busybox\n  volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n{files}"
