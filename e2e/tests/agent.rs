@@ -1945,3 +1945,287 @@ fn system_scope_runs_through_the_shipped_unit() {
 fn user_scope_runs_through_the_shipped_unit() {
     through_dist_unit(&Scope::user(), "e2e-dist-u");
 }
+
+/// An EventBridge event for `PutSecretValue` on `arn`, as a rule delivers it to SQS.
+fn put_secret_value_event(arn: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.secretsmanager",
+        "account": "123456789012",
+        "time": "2026-11-28T12:00:00Z",
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": {
+            "eventSource": "secretsmanager.amazonaws.com",
+            "eventName": "PutSecretValue",
+            "awsRegion": "eu-west-1",
+            "requestParameters": {"secretId": arn},
+            "responseElements": {"arn": arn}
+        }
+    })
+    .to_string()
+}
+
+/// What Secret Manager publishes when version `n` of `id` is added.
+fn version_added(id: &str, n: u64) -> google_cloud_pubsub::model::Message {
+    let number = ramlet_e2e::peers::GCP_PROJECT.1;
+    let version = format!("projects/{number}/secrets/{id}/versions/{n}");
+    google_cloud_pubsub::model::Message::new()
+        .set_data(format!(r#"{{"name": "{version}", "state": "ENABLED"}}"#))
+        .set_attributes([
+            ("eventType".to_owned(), "SECRET_VERSION_ADD".to_owned()),
+            (
+                "secretId".to_owned(),
+                format!("projects/{number}/secrets/{id}"),
+            ),
+            ("versionId".to_owned(), version),
+            ("dataFormat".to_owned(), "JSON_API_V1".to_owned()),
+        ])
+}
+
+/// Change events with the refresh interval at 1 h: a new version plus its event (SQS from
+/// moto, Pub/Sub from the project's fake) reaches the container in seconds; an event for a
+/// secret no spec uses costs no call; with the event peers gone, status names the listeners'
+/// errors and the stores are polled at their fallback interval.
+#[allow(clippy::too_many_lines)] // one story, step by step: each step builds on the last
+fn change_events(scope: Scope, name: &str) {
+    let mut agent = Agent::new(scope, name);
+    let aws = ramlet_e2e::peers::Aws::start(&agent.dir);
+    let mut sqs_proxy = aws.events_proxy(&agent.dir);
+    let gcp = ramlet_e2e::peers::Gcp::start(&agent.dir);
+    let (project, _) = ramlet_e2e::peers::GCP_PROJECT;
+    let subscription = format!("projects/{project}/subscriptions/ramlet");
+    let topic = format!("projects/{project}/topics/secret-events");
+    let mut pubsub = ramlet_e2e::peers::PubSub::start(&agent.dir, &[(&subscription, &topic)]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let moto_url = format!("http://127.0.0.1:{}", aws.moto.port);
+    let (secrets, sqs, queue, publisher) = runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url(&moto_url)
+            .load()
+            .await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let queue = sqs
+            .create_queue()
+            .queue_name("ramlet-events")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let publisher = google_cloud_pubsub::client::Publisher::builder(topic.clone())
+            .with_endpoint(pubsub.endpoint())
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+            .build()
+            .await
+            .unwrap();
+        (
+            aws_sdk_secretsmanager::Client::new(&config),
+            sqs,
+            queue,
+            publisher,
+        )
+    });
+    let create = |name: &str, value: &str| {
+        runtime.block_on(async {
+            let out = secrets
+                .create_secret()
+                .name(name)
+                .secret_string(value)
+                .send()
+                .await
+                .unwrap();
+            out.arn.unwrap()
+        })
+    };
+    let db = create("app/db", r#"{"password": "aws-one"}"#);
+    let unused = create("not/used", "x");
+    gcp.create("tls-key");
+    gcp.add_version("tls-key", b"gcp-one");
+    gcp.create("unused-key");
+    gcp.add_version("unused-key", b"x");
+    let queue_path = queue
+        .split_once("://")
+        .unwrap()
+        .1
+        .split_once('/')
+        .unwrap()
+        .1;
+    agent.spec(
+        "stores",
+        &format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: aws}}\nspec:\n  refreshInterval: 1h\n  aws:\n    region: eu-west-1\n    endpoint: \"{}\"\n    events: {{queue: \"http://127.0.0.1:{}/{queue_path}\", fallbackInterval: 10s}}\n---\n\
+             apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: gcp}}\nspec:\n  refreshInterval: 1h\n  gcp:\n    project: {project}\n    endpoint: \"{}\"\n    events: {{subscription: \"{subscription}\", endpoint: \"{}\", fallbackInterval: 10s}}\n",
+            aws.endpoint(),
+            sqs_proxy.port,
+            gcp.endpoint(),
+            pubsub.endpoint()
+        ),
+    );
+    let spec = container(
+        name,
+        &[("db", "0400", "x"), ("tls", "0400", "y")],
+        "restart",
+        "events",
+    )
+    .replace(
+        "{store: local, name: x}",
+        "{store: aws, name: app/db, property: password}",
+    )
+    .replace("{store: local, name: y}", "{store: gcp, name: tls-key}");
+    agent.spec(name, &spec);
+    agent.start();
+    let shows = |agent: &Agent, db: &str, tls: &str| {
+        let logs = agent.scope.logs(name);
+        (logs.contains(&format!("/run/s/db 400 {db}"))
+            && logs.contains(&format!("/run/s/tls 400 {tls}")))
+        .then_some(())
+    };
+    agent.wait(
+        "both cloud secrets in the container",
+        Duration::from_mins(2),
+        || shows(&agent, "aws-one", "gcp-one"),
+    );
+    let events = |agent: &Agent, store: &str| agent.status()["stores"][store]["events"].clone();
+    agent.wait(
+        "Ready, both listeners listening",
+        Duration::from_secs(30),
+        || {
+            (agent.status()["specs"][name]["phase"] == "Ready"
+                && events(&agent, "aws")["listening"] == true
+                && events(&agent, "gcp")["listening"] == true)
+                .then_some(())
+        },
+    );
+
+    // AWS: a new version, then its event on the queue.
+    runtime.block_on(async {
+        secrets
+            .put_secret_value()
+            .secret_id("app/db")
+            .secret_string(r#"{"password": "aws-two"}"#)
+            .send()
+            .await
+            .unwrap();
+    });
+    let sent = Instant::now();
+    runtime.block_on(async {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(put_secret_value_event(&db))
+            .send()
+            .await
+            .unwrap();
+    });
+    agent.wait(
+        "the AWS version in the container",
+        Duration::from_secs(30),
+        || shows(&agent, "aws-two", "gcp-one"),
+    );
+    let aws_took = sent.elapsed();
+
+    // GCP: a new version, then its message.
+    let n = gcp.add_version("tls-key", b"gcp-two");
+    let published = Instant::now();
+    runtime.block_on(async {
+        publisher
+            .publish(version_added("tls-key", n))
+            .await
+            .unwrap()
+    });
+    agent.wait(
+        "the GCP version in the container",
+        Duration::from_secs(30),
+        || shows(&agent, "aws-two", "gcp-two"),
+    );
+    let gcp_took = published.elapsed();
+    println!(
+        "change events ({name}, refresh 1h): a new version reached the container {} ms after its SQS event, {} ms after its Pub/Sub message",
+        aws_took.as_millis(),
+        gcp_took.as_millis()
+    );
+    assert!(aws_took < Duration::from_secs(2), "{aws_took:?}");
+    assert!(gcp_took < Duration::from_secs(2), "{gcp_took:?}");
+
+    // Events for secrets no spec uses: no call reaches either secret manager.
+    aws.proxy.clear_calls();
+    gcp.fake.clear_calls();
+    runtime.block_on(async {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(put_secret_value_event(&unused))
+            .send()
+            .await
+            .unwrap();
+        publisher
+            .publish(version_added("unused-key", 2))
+            .await
+            .unwrap();
+    });
+    agent.wait(
+        "both unused events counted",
+        Duration::from_secs(30),
+        || {
+            (events(&agent, "aws")["unused"] == 1 && events(&agent, "gcp")["unused"] == 1)
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        aws.proxy.calls(),
+        Vec::<String>::new(),
+        "AWS calls for an unused secret"
+    );
+    assert_eq!(
+        gcp.fake.calls(),
+        Vec::<String>::new(),
+        "GCP calls for an unused secret"
+    );
+
+    // The event peers go away: status names each listener's error; polling takes over at the
+    // fallback interval (10 s), so new versions still arrive without events.
+    sqs_proxy.stop();
+    pubsub.fake.stop();
+    let status = agent.wait("both listeners failing", Duration::from_mins(1), || {
+        let status = agent.status();
+        (status["stores"]["aws"]["events"]["listening"] == false
+            && status["stores"]["gcp"]["events"]["listening"] == false)
+            .then_some(status)
+    });
+    for store in ["aws", "gcp"] {
+        let error = status["stores"][store]["events"]["error"].as_str().unwrap();
+        assert!(error.contains("Connection refused"), "{store}: {error}");
+        println!("{store} listener down: status says {error:?}");
+    }
+    assert_eq!(status["specs"][name]["phase"], "Ready", "{status}");
+    runtime.block_on(async {
+        secrets
+            .put_secret_value()
+            .secret_id("app/db")
+            .secret_string(r#"{"password": "aws-three"}"#)
+            .send()
+            .await
+            .unwrap();
+    });
+    gcp.add_version("tls-key", b"gcp-three");
+    let rotated = Instant::now();
+    agent.wait(
+        "new versions by polling, without events",
+        Duration::from_secs(40),
+        || shows(&agent, "aws-three", "gcp-three"),
+    );
+    println!(
+        "change events ({name}): with the event peers down, polling brought the new versions in {} ms (fallbackInterval 10s)",
+        rotated.elapsed().as_millis()
+    );
+    drop(agent);
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn user_scope_change_events_bring_new_versions_in_seconds() {
+    change_events(Scope::user(), "e2e-events-u");
+}
