@@ -200,6 +200,46 @@ fn render_state(
 
     let name = head(
         out,
+        "ramlet_store_events_listening",
+        "gauge",
+        "Whether each store's change-event listener receives (1) or not (0; the store is polled at its fallbackInterval).",
+    );
+    let listeners: Vec<_> = status
+        .stores
+        .iter()
+        .filter_map(|(store, state)| state.events.as_ref().map(|e| (store, e)))
+        .collect();
+    for (store, events) in &listeners {
+        line(
+            out,
+            &format!(
+                "{name}{{store=\"{}\",source=\"{}\"}} {}",
+                escape(store),
+                events.source,
+                u8::from(events.listening)
+            ),
+        );
+    }
+    let name = head(
+        out,
+        "ramlet_store_events_total",
+        "counter",
+        "Change events received, by store and what they cost: fetched (a fetch of the secret) or unused (no spec here uses it: no fetch).",
+    );
+    for (store, events) in &listeners {
+        for (result, count) in [("fetched", events.fetched), ("unused", events.unused)] {
+            line(
+                out,
+                &format!(
+                    "{name}{{store=\"{}\",result=\"{result}\"}} {count}",
+                    escape(store)
+                ),
+            );
+        }
+    }
+
+    let name = head(
+        out,
         "ramlet_owed_jobs",
         "gauge",
         "Jobs owed by earlier reconciles that have not succeeded yet.",
@@ -284,6 +324,26 @@ mod tests {
                 ..crate::status::SpecStatus::default()
             },
         );
+        status.stores.insert(
+            "aws".into(),
+            crate::providers::stores::StoreStatus {
+                kind: "aws".into(),
+                healthy: true,
+                error_kind: String::new(),
+                message: String::new(),
+                secrets: 2,
+                last_refresh: String::new(),
+                next_refresh_secs: 10,
+                events: Some(crate::providers::stores::EventsStatus {
+                    source: "sqs".into(),
+                    from: "https://sqs.eu-west-1.amazonaws.com/123456789012/ramlet".into(),
+                    listening: false,
+                    error: "cannot reach SQS".into(),
+                    fetched: 4,
+                    unused: 2,
+                }),
+            },
+        );
         let answers = [("gcp".to_owned(), "gcp", "permission-denied", 3_u64)];
         let text = metrics.render(&status, &answers, 1);
         for line in [
@@ -298,6 +358,9 @@ mod tests {
             "ramlet_unit_jobs_total{job=\"start\",cause=\"down\"} 1",
             "ramlet_secret_fetches_total{store=\"gcp\",kind=\"gcp\",result=\"permission-denied\"} 3",
             "ramlet_owed_jobs 1",
+            "ramlet_store_events_listening{store=\"aws\",source=\"sqs\"} 0",
+            "ramlet_store_events_total{store=\"aws\",result=\"fetched\"} 4",
+            "ramlet_store_events_total{store=\"aws\",result=\"unused\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -241,17 +241,31 @@ impl Status {
                 .max(5);
             let _ = writeln!(
                 out,
-                "\n{:width$}  {:4}  {:9}  {:8}  MESSAGE",
-                "STORE", "KIND", "HEALTHY", "NEXT"
+                "\n{:width$}  {:4}  {:9}  {:8}  {:16}  MESSAGE",
+                "STORE", "KIND", "HEALTHY", "NEXT", "EVENTS"
             );
             for (name, store) in &self.stores {
+                let (events, message) = match &store.events {
+                    None => ("-".to_owned(), store.message.clone()),
+                    Some(e) if e.listening => {
+                        (format!("{} listening", e.source), store.message.clone())
+                    }
+                    Some(e) => (
+                        format!("{} down", e.source),
+                        [store.message.as_str(), &format!("events: {}", e.error)]
+                            .iter()
+                            .filter(|m| !m.is_empty())
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ),
+                };
                 let _ = writeln!(
                     out,
-                    "{name:width$}  {:4}  {:9}  {:8}  {}",
+                    "{name:width$}  {:4}  {:9}  {:8}  {events:16}  {message}",
                     store.kind,
                     if store.healthy { "yes" } else { "no" },
                     format!("{}s", store.next_refresh_secs),
-                    store.message
                 );
             }
         }
