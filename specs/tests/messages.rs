@@ -134,3 +134,52 @@ fn spec_before_kind_is_read_all_the_same() {
     assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
     assert_eq!(catalog.stores.len(), 1);
 }
+
+#[test]
+fn a_bad_event_source_is_named_at_its_line_and_refuses_only_its_store() {
+    let text = "apiVersion: ramlet.dev/v1alpha1
+kind: SecretStore
+metadata: {name: gcp}
+spec:
+  gcp:
+    project: my-project
+    events:
+      subscription: projects/my-project/topics/secret-events
+---
+apiVersion: ramlet.dev/v1alpha1
+kind: SecretStore
+metadata: {name: aws}
+spec:
+  aws:
+    region: eu-west-1
+    events: {queue: 'https://sqs.eu-west-1.amazonaws.com/123456789012/ramlet', fallbackInterval: 2s}
+---
+apiVersion: ramlet.dev/v1alpha1
+kind: SecretStore
+metadata: {name: fine}
+spec:
+  aws:
+    region: eu-west-1
+    events: {queue: 'https://sqs.eu-west-1.amazonaws.com/123456789012/ramlet'}
+";
+    let catalog = load_texts([("stores.yaml".into(), text.to_owned())]);
+    let errors: Vec<String> = catalog.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "stores.yaml:8:21: spec.gcp.events.subscription: \"projects/my-project/topics/secret-events\" is not a Pub/Sub subscription"
+        ),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[1].starts_with("stores.yaml:16:"), "{}", errors[1]);
+    assert!(
+        errors[1].contains("spec.aws.events.fallbackInterval"),
+        "{}",
+        errors[1]
+    );
+    let fine = &catalog.stores.values().next().unwrap();
+    let events = fine.events.as_ref().unwrap();
+    assert_eq!(events.fallback_interval.as_secs(), 300, "default 5m");
+    assert_eq!(events.source.kind(), "sqs");
+}

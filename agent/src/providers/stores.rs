@@ -8,7 +8,7 @@
 //! refreshed concurrently: a slow store costs at most its timeout, and afterwards waits out its
 //! own backoff without delaying the others.
 //!
-//! A store with `events` also has a listener (see [`events`](super::events)): an event marks
+//! A store with `events` also has a listener (see [`super::events`]): an event marks
 //! the secrets it names due for the next refresh, and is held until that fetch answered. While
 //! the listener cannot receive, the store is refreshed at least every `fallbackInterval`.
 

@@ -8,7 +8,7 @@
 //! reminder to rotate, nothing changed yet) and `TOPIC_CONFIGURED` are acknowledged at once.
 //!
 //! The library retries a stream that cannot be opened for ever, silently; so that status can
-//! say when events do not arrive, the listener also checks every [`PROBE_EVERY`] that the
+//! say when events do not arrive, the listener also checks every 10 s that the
 //! endpoint accepts connections.
 
 use std::collections::HashMap;
