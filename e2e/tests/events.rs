@@ -298,6 +298,16 @@ async fn aws_events_on_sqs_fetch_just_the_announced_secret_then_are_deleted() {
         (1, 1, true)
     );
 
+    // A queue that does not exist: the listener says so, with what to check.
+    let wrong = store.replace("ramlet-events", "missing-queue");
+    let other = scratch("aws-missing");
+    let mut missing = Listening::new(catalog(&other, &wrong, &["app/db"]));
+    missing.refresh().await;
+    let failure = missing.failure(Duration::from_secs(30)).await;
+    assert!(failure.contains("missing-queue"), "{failure}");
+    assert!(failure.contains("check aws.events.queue"), "{failure}");
+    println!("SQS queue missing: status says {failure}");
+
     // The queue goes away: the listener says why, the store polls at its fallback interval.
     events_proxy.stop();
     let failure = listening.failure(Duration::from_secs(40)).await;
@@ -390,6 +400,16 @@ async fn gcp_events_on_pubsub_fetch_just_the_announced_secret_then_are_acknowled
         (events.fetched, events.unused, events.listening),
         (3, 1, true)
     );
+
+    // A subscription that does not exist: the listener says so (the stream's NOT_FOUND).
+    let wrong = store.replace("subscriptions/ramlet", "subscriptions/missing");
+    let other = scratch("gcp-missing");
+    let mut missing = Listening::new(catalog(&other, &wrong, &["tls-key"]));
+    missing.refresh().await;
+    let failure = missing.failure(Duration::from_secs(30)).await;
+    assert!(failure.contains("subscriptions/missing"), "{failure}");
+    assert!(failure.contains("not found"), "{failure}");
+    println!("Pub/Sub subscription missing: status says {failure}");
 
     // The Pub/Sub peer goes away: the listener says why, the store polls at its fallback.
     pubsub.fake.stop();

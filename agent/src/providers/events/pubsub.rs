@@ -107,7 +107,7 @@ pub(super) async fn listen(subscription: String, endpoint: Option<String>, mut h
                             }
                         }
                     }
-                    Some(Err(error)) => break format!("{subscription}: {error}"),
+                    Some(Err(error)) => break format!("{subscription}: {}", describe(&error)),
                     None => break format!("{subscription}: the stream ended"),
                 },
                 _ = probe.tick() => match reachable(address).await {
@@ -119,6 +119,25 @@ pub(super) async fn listen(subscription: String, endpoint: Option<String>, mut h
         health.failed(error);
         health.back_off().await;
     }
+}
+
+/// A stream's permanent error in a line, with what to do.
+fn describe(error: &google_cloud_pubsub::Error) -> String {
+    use google_cloud_gax::error::rpc::Code;
+    let Some(status) = error.status() else {
+        return error.to_string();
+    };
+    let hint = match status.code {
+        Code::NotFound => "; check gcp.events.subscription (a pull subscription, one per host)",
+        Code::PermissionDenied => {
+            "; grant roles/pubsub.subscriber on the subscription to ramlet's service account"
+        }
+        Code::Unauthenticated => {
+            "; the credentials were refused: check GOOGLE_APPLICATION_CREDENTIALS or the host's service account"
+        }
+        _ => "",
+    };
+    format!("{}: {}{hint}", status.code.name(), status.message)
 }
 
 /// Whether `endpoint` accepts a TCP connection.
