@@ -133,6 +133,13 @@ impl Listening {
     }
 }
 
+/// The first failure a listener for `store` (using `secret`) reports.
+async fn first_failure(name: &str, store: &str, secret: &str) -> String {
+    let mut listening = Listening::new(catalog(&scratch(name), store, &[secret]));
+    listening.refresh().await;
+    listening.failure(Duration::from_secs(30)).await
+}
+
 fn aws_credentials() {
     assert!(
         std::env::var_os("AWS_ACCESS_KEY_ID").is_some(),
@@ -169,6 +176,16 @@ fn put_secret_value_event(arn: &str) -> String {
         }
     })
     .to_string()
+}
+
+/// Puts the `PutSecretValue` event of `arn` on `queue`, as the EventBridge rule would.
+async fn announce(sqs: &aws_sdk_sqs::Client, queue: &str, arn: &str) {
+    sqs.send_message()
+        .queue_url(queue)
+        .message_body(put_secret_value_event(arn))
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Messages in `queue`, visible or held by a receiver.
@@ -255,12 +272,7 @@ async fn aws_events_on_sqs_fetch_just_the_announced_secret_then_are_deleted() {
         .await
         .unwrap();
     aws.proxy.clear_calls();
-    sqs.send_message()
-        .queue_url(&moto_queue)
-        .message_body(put_secret_value_event(&arns["app/db"]))
-        .send()
-        .await
-        .unwrap();
+    announce(&sqs, &moto_queue, &arns["app/db"]).await;
     let (reconcile, what) = listening.event(Duration::from_secs(30)).await;
     assert!(reconcile, "{what}");
     assert!(what.contains("app/db"), "{what}");
@@ -280,12 +292,7 @@ async fn aws_events_on_sqs_fetch_just_the_announced_secret_then_are_deleted() {
 
     // An event for a secret no spec here uses: deleted, nothing fetched.
     aws.proxy.clear_calls();
-    sqs.send_message()
-        .queue_url(&moto_queue)
-        .message_body(put_secret_value_event(&arns["not/used"]))
-        .send()
-        .await
-        .unwrap();
+    announce(&sqs, &moto_queue, &arns["not/used"]).await;
     let (reconcile, what) = listening.event(Duration::from_secs(30)).await;
     assert!(!reconcile, "{what}");
     listening.refresh().await;
@@ -300,10 +307,7 @@ async fn aws_events_on_sqs_fetch_just_the_announced_secret_then_are_deleted() {
 
     // A queue that does not exist: the listener says so, with what to check.
     let wrong = store.replace("ramlet-events", "missing-queue");
-    let other = scratch("aws-missing");
-    let mut missing = Listening::new(catalog(&other, &wrong, &["app/db"]));
-    missing.refresh().await;
-    let failure = missing.failure(Duration::from_secs(30)).await;
+    let failure = first_failure("aws-missing", &wrong, "app/db").await;
     assert!(failure.contains("missing-queue"), "{failure}");
     assert!(failure.contains("check aws.events.queue"), "{failure}");
     println!("SQS queue missing: status says {failure}");
@@ -403,10 +407,7 @@ async fn gcp_events_on_pubsub_fetch_just_the_announced_secret_then_are_acknowled
 
     // A subscription that does not exist: the listener says so (the stream's NOT_FOUND).
     let wrong = store.replace("subscriptions/ramlet", "subscriptions/missing");
-    let other = scratch("gcp-missing");
-    let mut missing = Listening::new(catalog(&other, &wrong, &["tls-key"]));
-    missing.refresh().await;
-    let failure = missing.failure(Duration::from_secs(30)).await;
+    let failure = first_failure("gcp-missing", &wrong, "tls-key").await;
     assert!(failure.contains("subscriptions/missing"), "{failure}");
     assert!(failure.contains("not found"), "{failure}");
     println!("Pub/Sub subscription missing: status says {failure}");
