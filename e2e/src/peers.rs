@@ -204,24 +204,7 @@ impl Aws {
             dir.join("moto.out"),
             None,
         );
-        let log = dir.join("aws-calls.log");
-        let proxy = Peer::spawn(
-            python(),
-            vec![
-                e2e_dir()
-                    .join("peers/counting_proxy.py")
-                    .display()
-                    .to_string(),
-                "--port".into(),
-                PORT.into(),
-                "--to".into(),
-                moto.port.to_string(),
-                "--log".into(),
-                log.display().to_string(),
-            ],
-            dir.join("proxy.out"),
-            Some(log),
-        );
+        let proxy = counting_proxy(moto.port, dir, "aws-calls.log", "proxy.out");
         Self { moto, proxy }
     }
 
@@ -229,26 +212,42 @@ impl Aws {
     /// queues through it, so stopping it takes the event source away and leaves Secrets Manager.
     #[must_use]
     pub fn events_proxy(&self, dir: &Path) -> Peer {
-        let log = dir.join("sqs-calls.log");
-        Peer::spawn(
-            python(),
-            vec![
-                e2e_dir()
-                    .join("peers/counting_proxy.py")
-                    .display()
-                    .to_string(),
-                "--port".into(),
-                PORT.into(),
-                "--to".into(),
-                self.moto.port.to_string(),
-                "--log".into(),
-                log.display().to_string(),
-            ],
-            dir.join("sqs-proxy.out"),
-            Some(log),
-        )
+        counting_proxy(self.moto.port, dir, "sqs-calls.log", "sqs-proxy.out")
     }
+}
 
+/// A counting proxy to moto's `port`, logging calls to `dir/log` and its output to `dir/out`.
+fn counting_proxy(port: u16, dir: &Path, log: &str, out: &str) -> Peer {
+    let log = dir.join(log);
+    Peer::spawn(
+        python(),
+        vec![
+            e2e_dir()
+                .join("peers/counting_proxy.py")
+                .display()
+                .to_string(),
+            "--port".into(),
+            PORT.into(),
+            "--to".into(),
+            port.to_string(),
+            "--log".into(),
+            log.display().to_string(),
+        ],
+        dir.join(out),
+        Some(log),
+    )
+}
+
+/// An EventBridge event for Secrets Manager's `PutSecretValue` on `arn`, as a rule delivers it
+/// to SQS.
+#[must_use]
+pub fn put_secret_value_event(arn: &str) -> String {
+    format!(
+        r#"{{"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "AWS API Call via CloudTrail", "source": "aws.secretsmanager", "account": "123456789012", "time": "2026-11-28T12:00:00Z", "region": "eu-west-1", "resources": [], "detail": {{"eventVersion": "1.08", "eventSource": "secretsmanager.amazonaws.com", "eventName": "PutSecretValue", "awsRegion": "eu-west-1", "requestParameters": {{"secretId": "{arn}", "clientRequestToken": "t-1"}}, "responseElements": {{"arn": "{arn}"}}}}}}"#
+    )
+}
+
+impl Aws {
     /// The endpoint for a store's `aws.endpoint`.
     #[must_use]
     pub fn endpoint(&self) -> String {

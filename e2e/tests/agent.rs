@@ -895,25 +895,9 @@ fn cloud_stores(scope: Scope, name: &str) {
     gcp.create("tls-key");
     gcp.add_version("tls-key", b"gcp-one");
     agent.spec("stores", &cloud_store_specs(&aws, &gcp));
-    let spec = container(
-        name,
-        &[("db", "0400", "x"), ("tls", "0400", "y")],
-        "restart",
-        "cloud",
-    )
-    .replace(
-        "{store: local, name: x}",
-        "{store: aws, name: app/db, property: password}",
-    )
-    .replace("{store: local, name: y}", "{store: gcp, name: tls-key}");
-    agent.spec(name, &spec);
+    agent.spec(name, &cloud_container(name, "cloud"));
     agent.start();
-    let shows = |agent: &Agent, db: &str, tls: &str| {
-        let logs = agent.scope.logs(name);
-        (logs.contains(&format!("/run/s/db 400 {db}"))
-            && logs.contains(&format!("/run/s/tls 400 {tls}")))
-        .then_some(())
-    };
+    let shows = |agent: &Agent, db: &str, tls: &str| shows_cloud_secrets(agent, name, db, tls);
     agent.wait(
         "both cloud secrets in the container",
         Duration::from_mins(2),
@@ -1023,6 +1007,30 @@ fn user_scope_cloud_stores_rotate_and_survive_outages() {
 #[ignore = "needs the e2e sandbox (scripts/test runs it)"]
 fn system_scope_cloud_stores_rotate_and_survive_outages() {
     cloud_stores(Scope::system(), "e2e-cloud-s");
+}
+
+/// A container (restarted on rotation) with the AWS secret `app/db`'s `password` as `db` and
+/// the GCP secret `tls-key` as `tls`.
+fn cloud_container(name: &str, mark: &str) -> String {
+    container(
+        name,
+        &[("db", "0400", "x"), ("tls", "0400", "y")],
+        "restart",
+        mark,
+    )
+    .replace(
+        "{store: local, name: x}",
+        "{store: aws, name: app/db, property: password}",
+    )
+    .replace("{store: local, name: y}", "{store: gcp, name: tls-key}")
+}
+
+/// Whether the container `name` (see [`cloud_container`]) printed `db` and `tls`.
+fn shows_cloud_secrets(agent: &Agent, name: &str, db: &str, tls: &str) -> Option<()> {
+    let logs = agent.scope.logs(name);
+    (logs.contains(&format!("/run/s/db 400 {db}"))
+        && logs.contains(&format!("/run/s/tls 400 {tls}")))
+    .then_some(())
 }
 
 /// Calls moto's Secrets Manager (eu-west-1) directly, as an operator would with the AWS CLI:
@@ -1946,28 +1954,6 @@ fn user_scope_runs_through_the_shipped_unit() {
     through_dist_unit(&Scope::user(), "e2e-dist-u");
 }
 
-/// An EventBridge event for `PutSecretValue` on `arn`, as a rule delivers it to SQS.
-fn put_secret_value_event(arn: &str) -> String {
-    serde_json::json!({
-        "version": "0",
-        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.secretsmanager",
-        "account": "123456789012",
-        "time": "2026-11-28T12:00:00Z",
-        "region": "eu-west-1",
-        "resources": [],
-        "detail": {
-            "eventSource": "secretsmanager.amazonaws.com",
-            "eventName": "PutSecretValue",
-            "awsRegion": "eu-west-1",
-            "requestParameters": {"secretId": arn},
-            "responseElements": {"arn": arn}
-        }
-    })
-    .to_string()
-}
-
 /// What Secret Manager publishes when version `n` of `id` is added.
 fn version_added(id: &str, n: u64) -> google_cloud_pubsub::model::Message {
     let number = ramlet_e2e::peers::GCP_PROJECT.1;
@@ -2068,25 +2054,9 @@ fn change_events(scope: Scope, name: &str) {
             pubsub.endpoint()
         ),
     );
-    let spec = container(
-        name,
-        &[("db", "0400", "x"), ("tls", "0400", "y")],
-        "restart",
-        "events",
-    )
-    .replace(
-        "{store: local, name: x}",
-        "{store: aws, name: app/db, property: password}",
-    )
-    .replace("{store: local, name: y}", "{store: gcp, name: tls-key}");
-    agent.spec(name, &spec);
+    agent.spec(name, &cloud_container(name, "events"));
     agent.start();
-    let shows = |agent: &Agent, db: &str, tls: &str| {
-        let logs = agent.scope.logs(name);
-        (logs.contains(&format!("/run/s/db 400 {db}"))
-            && logs.contains(&format!("/run/s/tls 400 {tls}")))
-        .then_some(())
-    };
+    let shows = |agent: &Agent, db: &str, tls: &str| shows_cloud_secrets(agent, name, db, tls);
     agent.wait(
         "both cloud secrets in the container",
         Duration::from_mins(2),
@@ -2118,7 +2088,7 @@ fn change_events(scope: Scope, name: &str) {
     runtime.block_on(async {
         sqs.send_message()
             .queue_url(&queue)
-            .message_body(put_secret_value_event(&db))
+            .message_body(ramlet_e2e::peers::put_secret_value_event(&db))
             .send()
             .await
             .unwrap();
@@ -2163,7 +2133,7 @@ fn change_events(scope: Scope, name: &str) {
     runtime.block_on(async {
         sqs.send_message()
             .queue_url(&queue)
-            .message_body(put_secret_value_event(&unused))
+            .message_body(ramlet_e2e::peers::put_secret_value_event(&unused))
             .send()
             .await
             .unwrap();

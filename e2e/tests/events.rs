@@ -155,34 +155,11 @@ async fn aws_config(endpoint: String) -> aws_config::SdkConfig {
         .await
 }
 
-/// An EventBridge event for `PutSecretValue` on `arn`, as a rule delivers it to SQS.
-fn put_secret_value_event(arn: &str) -> String {
-    serde_json::json!({
-        "version": "0",
-        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.secretsmanager",
-        "account": "123456789012",
-        "time": "2026-11-28T12:00:00Z",
-        "region": "eu-west-1",
-        "resources": [],
-        "detail": {
-            "eventVersion": "1.08",
-            "eventSource": "secretsmanager.amazonaws.com",
-            "eventName": "PutSecretValue",
-            "awsRegion": "eu-west-1",
-            "requestParameters": {"secretId": arn, "clientRequestToken": "t-1"},
-            "responseElements": {"arn": arn}
-        }
-    })
-    .to_string()
-}
-
 /// Puts the `PutSecretValue` event of `arn` on `queue`, as the EventBridge rule would.
 async fn announce(sqs: &aws_sdk_sqs::Client, queue: &str, arn: &str) {
     sqs.send_message()
         .queue_url(queue)
-        .message_body(put_secret_value_event(arn))
+        .message_body(ramlet_e2e::peers::put_secret_value_event(arn))
         .send()
         .await
         .unwrap();
