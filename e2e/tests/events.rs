@@ -289,6 +289,12 @@ async fn aws_events_on_sqs_fetch_just_the_announced_secret_then_are_deleted() {
     assert!(failure.contains("check aws.events.queue"), "{failure}");
     println!("SQS queue missing: status says {failure}");
 
+    // A hung endpoint: the long poll's answer never comes; the listener says so.
+    events_proxy.freeze(true);
+    let failure = listening.failure(Duration::from_mins(1)).await;
+    assert!(failure.contains("no answer"), "{failure}");
+    events_proxy.freeze(false);
+
     // The queue goes away: the listener says why, the store polls at its fallback interval.
     events_proxy.stop();
     let failure = listening.failure(Duration::from_secs(40)).await;

@@ -20,6 +20,8 @@ use super::{Ack, Health};
 
 /// How long one `ReceiveMessage` waits for a message (the SQS maximum).
 const WAIT: Duration = Duration::from_secs(20);
+/// How long past [`WAIT`] a `ReceiveMessage` may take before the endpoint counts as down.
+const ANSWER_MARGIN: Duration = Duration::from_secs(10);
 /// How long a received message stays hidden from other receivers while ramlet fetches the
 /// secret; a message ramlet could not settle comes back after it.
 const VISIBILITY: Duration = Duration::from_mins(5);
@@ -135,18 +137,27 @@ pub(super) async fn listen(queue: String, region: String, mut health: Health) {
         .await;
     let client = Client::new(&config);
     loop {
-        let received = client
+        let receive = client
             .receive_message()
             .queue_url(&queue)
             .wait_time_seconds(secs(WAIT))
             .visibility_timeout(secs(VISIBILITY))
             .max_number_of_messages(10)
-            .send()
-            .await;
-        let out = match received {
-            Ok(out) => out,
-            Err(error) => {
+            .send();
+        // A long poll answers within WAIT; an endpoint that does not is as good as down.
+        let out = match tokio::time::timeout(WAIT + ANSWER_MARGIN, receive).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(error)) => {
                 health.failed(format!("{queue}: {}", describe(&error)));
+                health.back_off().await;
+                continue;
+            }
+            Err(_) => {
+                health.failed(format!(
+                    "{queue}: no answer to a {} s long poll within {} s",
+                    WAIT.as_secs(),
+                    (WAIT + ANSWER_MARGIN).as_secs()
+                ));
                 health.back_off().await;
                 continue;
             }
