@@ -509,3 +509,44 @@ async fn a_state_systemd_did_not_answer_never_loses_a_rotation() {
     assert!(log.contains(&"restart a.service".to_owned()), "{log:?}");
     assert!(!log.contains(&"restart b.service".to_owned()), "{log:?}");
 }
+
+/// A restart that failed with `Result=protocol`, main process exit 0 (systemd lost Podman's
+/// READY=1) is started again at once, in the same reconcile; any other failure waits for the
+/// next one.
+#[tokio::test]
+async fn a_start_whose_readiness_was_lost_is_started_again_at_once() {
+    for (result, retried) in [("protocol", true), ("exit-code", false)] {
+        let world = World::new(&format!("lost-ready-{result}"));
+        let mut reconciler = world.running().await;
+        world.fault(
+            "restart a.service",
+            job_failed(Job::Restart, "a.service"),
+            false,
+        );
+        // The `Result` systemd gives after that failed restart (the fake keeps a unit's state
+        // until a job on it succeeds).
+        world
+            .host
+            .lock()
+            .unwrap()
+            .units
+            .get_mut("a.service")
+            .unwrap()
+            .result = result.into();
+        world.secret("x", Ok("two"));
+        let outcome = reconciler.reconcile(Due::All).await;
+        let log = world.take_log();
+        if retried {
+            assert!(!outcome.failed, "{result}: {log:?}");
+            assert!(log.contains(&"start a.service".to_owned()), "{log:?}");
+            assert_eq!(
+                reconciler.status().specs["a"].phase,
+                Phase::Ready,
+                "{log:?}"
+            );
+        } else {
+            assert!(outcome.failed, "{result}");
+            assert!(!log.contains(&"start a.service".to_owned()), "{log:?}");
+        }
+    }
+}

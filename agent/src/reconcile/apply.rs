@@ -141,7 +141,12 @@ impl Reconciler {
         let jobs: Vec<_> = batch
             .into_iter()
             .map(|(job, name)| async move {
-                let result = units.job(job, &service(&name)).await;
+                let unit = service(&name);
+                let mut result = units.job(job, &unit).await;
+                if lost_ready(units, job, &unit, &result).await {
+                    tracing::info!(spec = %name, %unit, "the unit failed because systemd never saw its READY=1 (Podman's `podman run -d` exited before systemd read it); starting it again at once");
+                    result = units.job(Job::Start, &unit).await;
+                }
                 (job, name, result)
             })
             .collect();
@@ -164,6 +169,28 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// Whether `unit`'s start (or restart) failed only because systemd lost its readiness
+/// notification: `Result=protocol` with the main process exited 0. Podman's `podman run -d
+/// --sdnotify=conmon` sends `MAINPID=` and `READY=1` and exits at once; a systemd that finds a
+/// notification's unit through the sender's `/proc/<pid>/cgroup` (systemd 252, Debian 12) drops
+/// it when the sender is gone by the time it reads it, which happens when several units start
+/// at once. Such a start is worth one more try straight away, not a backoff.
+async fn lost_ready(
+    units: &dyn crate::systemd::UnitManager,
+    job: Job,
+    unit: &str,
+    result: &Result<(), crate::systemd::SystemdError>,
+) -> bool {
+    let failed = matches!(result, Err(crate::systemd::SystemdError::Job { result, .. }) if result == "failed");
+    if !failed || !matches!(job, Job::Start | Job::Restart) {
+        return false;
+    }
+    let details = units.details(&[unit.to_owned()]).await;
+    details
+        .get(unit)
+        .is_some_and(|s| s.result == "protocol" && s.exec_main_status == 0)
 }
 
 /// One line per action, with the spec, its unit and the action as fields (in the journal:
