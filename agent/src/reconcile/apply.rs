@@ -16,7 +16,7 @@ use super::owed::{Journal, Owed};
 use super::plan::{self, Action, Desired, Observed};
 use super::{Reconciler, service};
 use crate::atomic::FileContent;
-use crate::systemd::Job;
+use crate::systemd::{Job, SystemdError, UnitManager, UnitState};
 use crate::volumes::VolumeSpec;
 
 /// How many unit jobs run at once. systemd queues them all anyway; the bound keeps a host with
@@ -141,12 +141,7 @@ impl Reconciler {
         let jobs: Vec<_> = batch
             .into_iter()
             .map(|(job, name)| async move {
-                let unit = service(&name);
-                let mut result = units.job(job, &unit).await;
-                if lost_ready(units, job, &unit, &result).await {
-                    tracing::info!(spec = %name, %unit, "the unit failed because systemd never saw its READY=1 (Podman's `podman run -d` exited before systemd read it); starting it again at once");
-                    result = units.job(Job::Start, &unit).await;
-                }
+                let result = run_job(units, job, &name).await;
                 (job, name, result)
             })
             .collect();
@@ -161,9 +156,9 @@ impl Reconciler {
                     }
                 }
                 Err(error) => {
-                    log_applied(&action, Some(&error.to_string()));
+                    log_applied(&action, Some(&error));
                     if let Action::Job(_, name) = action {
-                        failed.entry(name).or_insert_with(|| error.to_string());
+                        failed.entry(name).or_insert(error);
                     }
                 }
             }
@@ -171,26 +166,49 @@ impl Reconciler {
     }
 }
 
-/// Whether `unit`'s start (or restart) failed only because systemd lost its readiness
-/// notification: `Result=protocol` with the main process exited 0. Podman's `podman run -d
+/// Runs `job` on the unit of spec `name`. A start or restart that fails says why, from
+/// systemd (`Result=`, the main process's exit status); one that failed only because systemd
+/// lost its readiness notification is started again at once (see [`lost_ready`]).
+async fn run_job(units: &dyn UnitManager, job: Job, name: &str) -> Result<(), String> {
+    let unit = service(name);
+    let mut result = units.job(job, &unit).await;
+    let mut why = failed_start(units, job, &unit, &result).await;
+    if why.as_ref().is_some_and(lost_ready) {
+        tracing::info!(spec = %name, %unit, "the unit failed because systemd never saw its READY=1 (Podman's `podman run -d` exited before systemd read it); starting it again at once");
+        result = units.job(Job::Start, &unit).await;
+        why = failed_start(units, Job::Start, &unit, &result).await;
+    }
+    result.map_err(|error| match why {
+        Some(state) if !state.result.is_empty() => format!(
+            "{error} (Result={}, main process exit status {})",
+            state.result, state.exec_main_status
+        ),
+        _ => error.to_string(),
+    })
+}
+
+/// What systemd says of `unit` after `job` failed, when it was a start or restart.
+async fn failed_start(
+    units: &dyn UnitManager,
+    job: Job,
+    unit: &str,
+    result: &Result<(), SystemdError>,
+) -> Option<UnitState> {
+    let failed = matches!(result, Err(SystemdError::Job { result, .. }) if result == "failed");
+    if !failed || !matches!(job, Job::Start | Job::Restart) {
+        return None;
+    }
+    units.details(&[unit.to_owned()]).await.remove(unit)
+}
+
+/// Whether a start failed only because systemd lost its readiness notification:
+/// `Result=protocol` with the main process exited 0. Podman's `podman run -d
 /// --sdnotify=conmon` sends `MAINPID=` and `READY=1` and exits at once; a systemd that finds a
 /// notification's unit through the sender's `/proc/<pid>/cgroup` (systemd 252, Debian 12) drops
 /// it when the sender is gone by the time it reads it, which happens when several units start
 /// at once. Such a start is worth one more try straight away, not a backoff.
-async fn lost_ready(
-    units: &dyn crate::systemd::UnitManager,
-    job: Job,
-    unit: &str,
-    result: &Result<(), crate::systemd::SystemdError>,
-) -> bool {
-    let failed = matches!(result, Err(crate::systemd::SystemdError::Job { result, .. }) if result == "failed");
-    if !failed || !matches!(job, Job::Start | Job::Restart) {
-        return false;
-    }
-    let details = units.details(&[unit.to_owned()]).await;
-    details
-        .get(unit)
-        .is_some_and(|s| s.result == "protocol" && s.exec_main_status == 0)
+fn lost_ready(state: &UnitState) -> bool {
+    state.result == "protocol" && state.exec_main_status == 0
 }
 
 /// One line per action, with the spec, its unit and the action as fields (in the journal:
