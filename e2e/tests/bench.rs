@@ -195,22 +195,28 @@ fn rotations(
         // (StartLimitBurst=5, StartLimitIntervalSec=10s: `Result=start-limit-hit`), a guard
         // against crash loops that back-to-back rounds would trip. Rounds start 11 s apart.
         let round_started = Instant::now();
-        // One secret rotated: its one consumer restarts. By hand: a restart of that unit.
+        // One secret rotated: its one consumer restarts. By hand: a restart of that unit. Each
+        // measure starts after a pause, so Podman's clean-up of the last one (a hundred
+        // `podman container cleanup` at N = 100) is not on the next one's bill.
+        std::thread::sleep(PAUSE);
         let before = invocations(&agent.scope, names);
         let start = Instant::now();
         agent.secret("own0", &format!("own-0-{round}"));
         restarted(agent, &names[..1], &before, "the one consumer restarted");
         single.push(start.elapsed());
         ready(agent, names);
+        std::thread::sleep(PAUSE);
         single_bare.push(by_hand(agent, "restart", &names[..1]));
 
         // The shared secret rotated: every consumer restarts. By hand: one restart of all.
+        std::thread::sleep(PAUSE);
         let before = invocations(&agent.scope, names);
         let start = Instant::now();
         agent.secret("shared", &format!("shared-{round}"));
         restarted(agent, names, &before, "every consumer restarted");
         shared.push(start.elapsed());
         ready(agent, names);
+        std::thread::sleep(PAUSE);
         shared_bare.push(by_hand(agent, "restart", names));
         std::thread::sleep(START_LIMIT_INTERVAL.saturating_sub(round_started.elapsed()));
     }
@@ -238,6 +244,9 @@ fn log_account(agent: &Agent, n: usize) {
         println!("    {line}");
     }
 }
+
+/// The quiet time before each measure.
+const PAUSE: Duration = Duration::from_secs(2);
 
 /// systemd's default `StartLimitIntervalSec=`, and a second more.
 const START_LIMIT_INTERVAL: Duration = Duration::from_secs(11);
