@@ -107,6 +107,13 @@ fn by_hand(agent: &Agent, verb: &str, names: &[String]) -> Result<Duration, Stri
                 agent
                     .scope
                     .run("systemctl", &["--user", "start", "--no-block", &unit]);
+                // Until systemd has taken the job up, the unit still reads `failed`.
+                let queued = Instant::now();
+                while agent.scope.active(failed) == "failed"
+                    && queued.elapsed() < Duration::from_secs(5)
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 continue;
             }
             return Err(format!("{unit} failed ({})", why.replace('\n', " ")));
