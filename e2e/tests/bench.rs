@@ -198,7 +198,7 @@ fn rotations(
     let (mut single, mut single_bare, mut shared, mut shared_bare) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        // Each round starts a unit up to 4 times; systemd refuses a 5th start within 10 s
+        // Each round starts a unit up to 4 times; systemd refuses a 6th start within 10 s
         // (StartLimitBurst=5, StartLimitIntervalSec=10s: `Result=start-limit-hit`), a guard
         // against crash loops that back-to-back rounds would trip. Rounds start 11 s apart.
         let round_started = Instant::now();
