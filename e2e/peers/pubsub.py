@@ -9,7 +9,8 @@ for the calls ramlet and its tests make, with Pub/Sub's delivery rules where the
   deadline; messages are sent on the open streams, each outstanding until acknowledged, and
   delivered again (to any stream) when its deadline passes or it is nacked (deadline 0);
   requests on the stream may carry `ack_ids` and `modify_deadline_*` too; an unknown
-  subscription ends the stream with NOT_FOUND;
+  subscription ends the stream with NOT_FOUND, a `stream_ack_deadline_seconds` outside 10-600
+  with INVALID_ARGUMENT (ModifyAckDeadline likewise outside 0-600);
 - Subscriber.Acknowledge and Subscriber.ModifyAckDeadline (unary), as the client library's lease
   manager sends them; an unknown ack ID is ignored, as Pub/Sub does;
 - Subscriber.Pull (unary, `max_messages`), for completeness of the pull API.
@@ -35,6 +36,9 @@ from google.protobuf import timestamp_pb2
 from google.pubsub_v1.types import pubsub as p
 
 DEFAULT_ACK_DEADLINE = 10
+# The ack deadline bounds the API documents (StreamingPullRequest, ModifyAckDeadlineRequest).
+MIN_ACK_DEADLINE = 10
+MAX_ACK_DEADLINE = 600
 
 
 class Subscription:
@@ -138,6 +142,12 @@ class Service:
     def modify_ack_deadline(self, request, context):
         self.state.log("ModifyAckDeadline", request.subscription)
         sub = self.subscription(context, request.subscription)
+        if not 0 <= request.ack_deadline_seconds <= MAX_ACK_DEADLINE:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Invalid ack deadline given: {request.ack_deadline_seconds}; "
+                f"it must be between 0 and {MAX_ACK_DEADLINE} seconds.",
+            )
         self.state.modify(sub, request.ack_ids, request.ack_deadline_seconds)
         return EMPTY
 
@@ -154,7 +164,13 @@ class Service:
             return
         self.state.log("StreamingPull", first.subscription)
         sub = self.subscription(context, first.subscription)
-        deadline = first.stream_ack_deadline_seconds or DEFAULT_ACK_DEADLINE
+        deadline = first.stream_ack_deadline_seconds
+        if not MIN_ACK_DEADLINE <= deadline <= MAX_ACK_DEADLINE:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Invalid stream_ack_deadline_seconds: {deadline}; "
+                f"it must be between {MIN_ACK_DEADLINE} and {MAX_ACK_DEADLINE}.",
+            )
         incoming = queue.Queue()
 
         def read():
