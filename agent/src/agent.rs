@@ -36,7 +36,7 @@ pub enum Wake {
 
 /// Which secret stores `wake` must refresh beyond those that are due, or `None` when it needs
 /// no reconcile (an event for a secret no spec uses).
-fn due<R: Reconcile>(reconciler: &mut R, wake: Wake) -> Option<Due> {
+fn wake_due<R: Reconcile>(reconciler: &mut R, wake: Wake) -> Option<Due> {
     match wake {
         Wake::Files => Some(Due::Files),
         Wake::Sync => Some(Due::All),
@@ -355,7 +355,7 @@ pub async fn control_loop<R: Reconcile>(
                     let Some(wake) = wake else {
                         return Ok(());
                     };
-                    let Some(first) = self::due(reconciler, wake) else {
+                    let Some(first) = wake_due(reconciler, wake) else {
                         continue;
                     };
                     let Some(due) = settle(reconciler, &mut rx, first, debounce).await else {
@@ -388,13 +388,13 @@ async fn settle<R: Reconcile>(
             break;
         }
         match tokio::time::timeout(quiet, rx.recv()).await {
-            Ok(Some(more)) => due = due.max(self::due(reconciler, more).unwrap_or(due)),
+            Ok(Some(more)) => due = due.max(wake_due(reconciler, more).unwrap_or(due)),
             Ok(None) => return None,
             Err(_) => break,
         }
     }
     while let Ok(more) = rx.try_recv() {
-        due = due.max(self::due(reconciler, more).unwrap_or(due));
+        due = due.max(wake_due(reconciler, more).unwrap_or(due));
     }
     Some(due)
 }

@@ -250,14 +250,12 @@ impl Status {
                     Some(e) if e.listening => {
                         (format!("{} listening", e.source), store.message.clone())
                     }
+                    Some(e) if store.message.is_empty() => {
+                        (format!("{} down", e.source), format!("events: {}", e.error))
+                    }
                     Some(e) => (
                         format!("{} down", e.source),
-                        [store.message.as_str(), &format!("events: {}", e.error)]
-                            .iter()
-                            .filter(|m| !m.is_empty())
-                            .copied()
-                            .collect::<Vec<_>>()
-                            .join("; "),
+                        format!("{}; events: {}", store.message, e.error),
                     ),
                 };
                 let _ = writeln!(

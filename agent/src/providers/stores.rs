@@ -78,8 +78,10 @@ struct Listener {
     task: tokio::task::JoinHandle<()>,
     /// Why it cannot receive; `None` while it receives (or has not said yet).
     error: Option<String>,
-    /// Events received, by what ramlet did: `fetched` or `unused`.
-    received: BTreeMap<&'static str, u64>,
+    /// Events that made ramlet fetch a secret.
+    fetched: u64,
+    /// Events for secrets no spec here uses.
+    unused: u64,
 }
 
 impl Drop for Listener {
@@ -199,9 +201,13 @@ impl Stores {
             .filter(|name| event.names.contains(name))
             .cloned()
             .collect();
-        let result = if used.is_empty() { "unused" } else { "fetched" };
         if let Some(listener) = store.listener.as_mut() {
-            *listener.received.entry(result).or_default() += 1;
+            let count = if used.is_empty() {
+                &mut listener.unused
+            } else {
+                &mut listener.fetched
+            };
+            *count += 1;
         }
         if used.is_empty() {
             tracing::debug!(store = %event.store, secret = ?event.names, what = %event.what, "change event for a secret no spec here uses");
@@ -211,37 +217,30 @@ impl Stores {
         tracing::info!(store = %event.store, secret = ?used, what = %event.what, "change event");
         store.marked.extend(used);
         // A newer event for the same secret stands for the older ones.
-        let mut kept = Vec::with_capacity(self.held.len() + 1);
-        for held in std::mem::take(&mut self.held) {
-            if held.store == event.store && held.names == event.names {
-                held.ack.ack();
-            } else {
-                kept.push(held);
-            }
-        }
-        kept.push(event);
-        self.held = kept;
+        self.held
+            .extract_if(.., |held| {
+                held.store == event.store && held.names == event.names
+            })
+            .for_each(|older| older.ack.ack());
+        self.held.push(event);
         true
     }
 
     /// Acknowledges the held events whose secrets were fetched since (or are no longer used);
     /// an event whose fetch failed stays held for the next try.
     pub fn settle(&mut self) {
-        let mut kept = Vec::new();
-        for event in std::mem::take(&mut self.held) {
-            let pending = self.by_name.get(&event.store).is_some_and(|store| {
-                store.entries.iter().any(|((name, _), entry)| {
+        let by_name = &self.by_name;
+        let done = |event: &mut Event| {
+            by_name.get(&event.store).is_none_or(|store| {
+                !store.entries.iter().any(|((name, _), entry)| {
                     event.names.contains(name)
                         && (store.marked.contains(name) || entry.error.is_some())
                 })
-            });
-            if pending {
-                kept.push(event);
-            } else {
-                event.ack.ack();
-            }
-        }
-        self.held = kept;
+            })
+        };
+        self.held
+            .extract_if(.., done)
+            .for_each(|event| event.ack.ack());
     }
 
     /// Brings the secrets that `references` name up to date: builds missing or changed
@@ -362,7 +361,8 @@ impl Stores {
                             fallback: wanted.fallback_interval,
                             task: (self.spawn)(name, &wanted.source, sink.clone()),
                             error: None,
-                            received: BTreeMap::new(),
+                            fetched: 0,
+                            unused: 0,
                         });
                     }
                 },
@@ -492,8 +492,8 @@ impl Stores {
                         },
                         listening: l.error.is_none(),
                         error: l.error.clone().unwrap_or_default(),
-                        fetched: l.received.get("fetched").copied().unwrap_or_default(),
-                        unused: l.received.get("unused").copied().unwrap_or_default(),
+                        fetched: l.fetched,
+                        unused: l.unused,
                     }),
                 };
                 (name.clone(), status)

@@ -147,17 +147,16 @@ pub(super) async fn listen(queue: String, region: String, mut health: Health) {
         // A long poll answers within WAIT; an endpoint that does not is as good as down.
         let out = match tokio::time::timeout(WAIT + ANSWER_MARGIN, receive).await {
             Ok(Ok(out)) => out,
-            Ok(Err(error)) => {
-                health.failed(format!("{queue}: {}", describe(&error)));
-                health.back_off().await;
-                continue;
-            }
-            Err(_) => {
-                health.failed(format!(
-                    "{queue}: no answer to a {} s long poll within {} s",
-                    WAIT.as_secs(),
-                    (WAIT + ANSWER_MARGIN).as_secs()
-                ));
+            failed => {
+                let why = match failed {
+                    Ok(Err(error)) => describe(&error),
+                    _ => format!(
+                        "no answer to a {} s long poll within {} s",
+                        WAIT.as_secs(),
+                        (WAIT + ANSWER_MARGIN).as_secs()
+                    ),
+                };
+                health.failed(format!("{queue}: {why}"));
                 health.back_off().await;
                 continue;
             }
