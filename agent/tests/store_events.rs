@@ -1,8 +1,10 @@
-//! What `Stores` does with change events, on tokio's paused clock, with a counting fake
-//! provider and a stand-in listener: an event fetches just its secret whatever the timer says,
+//! What `Stores` does with change events, on tokio's paused clock, with the tests' fake
+//! provider (`tests/fakes`) and a stand-in listener: an event fetches just its secret whatever the timer says,
 //! a burst is one fetch, an event for a secret no spec uses costs nothing and is acknowledged at
 //! once, an event is acknowledged only after its fetch answered (held while it fails), and a
 //! failing listener makes the store poll at its fallback interval.
+
+mod fakes;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,60 +13,8 @@ use std::time::Duration;
 
 use ramlet::providers::events::{Ack, Event, Notice, Sink};
 use ramlet::providers::stores::{Due, Stores};
-use ramlet::providers::{
-    BoxFuture, Connector, ErrorKind, Fetched, Limits, ProviderError, Request, SecretProvider,
-};
-use ramlet::secrets::{Secret, SecretBytes};
+use ramlet::providers::{ErrorKind, Limits, ProviderError};
 use ramlet_specs::model::EventSource;
-
-/// The fake store's side: requests by secret name, the version each secret is at, whether it
-/// fails, and the events acknowledged.
-#[derive(Default)]
-struct Upstream {
-    asked: BTreeMap<String, usize>,
-    versions: BTreeMap<String, u32>,
-    failing: bool,
-    acked: Vec<String>,
-}
-
-type Shared = Arc<Mutex<Upstream>>;
-
-struct Fake(Shared);
-
-impl SecretProvider for Fake {
-    fn fetch<'a>(
-        &'a self,
-        requests: &'a [Request],
-        _: Limits,
-    ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>> {
-        Box::pin(async move {
-            let mut upstream = self.0.lock().unwrap();
-            requests
-                .iter()
-                .map(|request| {
-                    *upstream.asked.entry(request.name.clone()).or_default() += 1;
-                    if upstream.failing {
-                        return Err(ProviderError::new(ErrorKind::Unavailable, "down"));
-                    }
-                    let version = upstream
-                        .versions
-                        .get(&request.name)
-                        .copied()
-                        .unwrap_or(1)
-                        .to_string();
-                    Ok(if request.known.as_deref() == Some(version.as_str()) {
-                        Fetched::Unchanged
-                    } else {
-                        Fetched::New(Secret {
-                            bytes: SecretBytes::new(b"value".to_vec()),
-                            version,
-                        })
-                    })
-                })
-                .collect()
-        })
-    }
-}
 
 /// Store `a` (AWS, refreshed hourly, events from a queue, fallback 20 s); one container uses
 /// its secrets `x` and `y`.
@@ -83,28 +33,33 @@ fn idle_listener(_: &str, _: &EventSource, _: Sink) -> tokio::task::JoinHandle<(
 }
 
 struct Harness {
-    upstream: Shared,
+    /// The fake store's side (`tests/fakes`): its secrets and the requests it got.
+    host: fakes::Shared,
+    /// The events acknowledged, as `name#n`.
+    acked: Arc<Mutex<Vec<String>>>,
     stores: Stores,
     catalog: ramlet_specs::Catalog,
 }
 
 impl Harness {
     async fn new() -> Self {
-        let upstream = Shared::default();
-        let client: Arc<dyn SecretProvider> = Arc::new(Fake(upstream.clone()));
-        let connector: Connector = Arc::new(move |_| {
-            let client = client.clone();
-            Box::pin(async move { Ok(client) })
-        });
-        let mut stores = Stores::new(connector, Limits::default());
+        let host = fakes::Shared::default();
+        for name in ["x", "y"] {
+            host.lock()
+                .unwrap()
+                .secrets
+                .insert(name.into(), Ok("one".into()));
+        }
+        let mut stores = Stores::new(fakes::connector(host.clone()), Limits::default());
         stores.listen_with(Arc::new(|_| {}), idle_listener);
         let mut harness = Self {
-            upstream,
+            host,
+            acked: Arc::default(),
             stores,
             catalog: catalog(),
         };
         harness.refresh().await;
-        harness.upstream.lock().unwrap().asked.clear();
+        harness.asked();
         harness
     }
 
@@ -123,9 +78,18 @@ impl Harness {
         self.stores.settle();
     }
 
+    /// Sets what secret `name` holds upstream, or makes it fail.
+    fn upstream(&self, name: &str, value: Result<&str, ProviderError>) {
+        self.host
+            .lock()
+            .unwrap()
+            .secrets
+            .insert(name.into(), value.map(str::to_owned));
+    }
+
     /// Sends an event for `name`, numbered `n` (its ack records `name#n`).
     fn event(&mut self, name: &str, n: u32) -> bool {
-        let upstream = self.upstream.clone();
+        let acked = self.acked.clone();
         let tag = format!("{name}#{n}");
         self.stores.notice(Notice::Event(Event {
             store: "a".into(),
@@ -134,16 +98,21 @@ impl Harness {
                 name.into(),
             ],
             what: "PutSecretValue".into(),
-            ack: Ack::new(move || upstream.lock().unwrap().acked.push(tag)),
+            ack: Ack::new(move || acked.lock().unwrap().push(tag)),
         }))
     }
 
+    /// Requests since the last call, by secret name.
     fn asked(&self) -> BTreeMap<String, usize> {
-        std::mem::take(&mut self.upstream.lock().unwrap().asked)
+        let mut counts = BTreeMap::new();
+        for name in std::mem::take(&mut self.host.lock().unwrap().asked) {
+            *counts.entry(name).or_default() += 1;
+        }
+        counts
     }
 
     fn acked(&self) -> Vec<String> {
-        std::mem::take(&mut self.upstream.lock().unwrap().acked)
+        std::mem::take(&mut self.acked.lock().unwrap())
     }
 
     fn value_version(&self, name: &str) -> String {
@@ -161,7 +130,7 @@ impl Harness {
 #[tokio::test(start_paused = true)]
 async fn a_burst_of_events_is_one_fetch_of_that_secret_acknowledged_after_it() {
     let mut h = Harness::new().await;
-    h.upstream.lock().unwrap().versions.insert("x".into(), 2);
+    h.upstream("x", Ok("two"));
     assert!(h.event("x", 1));
     assert!(h.event("x", 2));
     assert!(h.event("x", 3));
@@ -176,7 +145,7 @@ async fn a_burst_of_events_is_one_fetch_of_that_secret_acknowledged_after_it() {
         BTreeMap::from([("x".into(), 1)]),
         "one fetch, of x only"
     );
-    assert_eq!(h.value_version("x"), "2");
+    assert_eq!(h.value_version("x"), "v-two");
     assert_eq!(h.acked(), ["x#3"], "acknowledged once its fetch answered");
     assert_eq!(h.stores.status()["a"].events.as_ref().unwrap().fetched, 3);
 }
@@ -195,7 +164,7 @@ async fn an_event_for_a_secret_no_spec_uses_costs_nothing() {
 #[tokio::test(start_paused = true)]
 async fn an_event_whose_fetch_fails_is_held_until_a_fetch_answers() {
     let mut h = Harness::new().await;
-    h.upstream.lock().unwrap().failing = true;
+    h.upstream("y", Err(ProviderError::new(ErrorKind::Unavailable, "down")));
     assert!(h.event("y", 1));
     h.refresh().await;
     assert_eq!(h.asked(), BTreeMap::from([("y".into(), 1)]));
@@ -203,7 +172,7 @@ async fn an_event_whose_fetch_fails_is_held_until_a_fetch_answers() {
         h.acked().is_empty(),
         "not acknowledged while the fetch fails"
     );
-    h.upstream.lock().unwrap().failing = false;
+    h.upstream("y", Ok("one"));
     // The failed store is retried after its backoff.
     tokio::time::sleep(h.stores.next_due().unwrap()).await;
     h.refresh().await;
