@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The inside of sandbox.sh: runs in a private mount and cgroup namespace.
-set -euo pipefail
+. "$(dirname "$0")/../../scripts/lib.sh"
 user=$RAMLET_E2E_USER
 uid=$RAMLET_E2E_UID
 run_id=$RAMLET_E2E_RUN_ID
@@ -53,13 +53,15 @@ start_manager() { # name uid home
         [ -S "$runtime/bus" ] && return 0
         sleep 0.1
     done
-    echo "the user manager of $name did not start:" >&2
-    cat "$runtime/manager.log" >&2
+    echo "inner.sh: the user manager of $name did not start within 10 s; its log:" >&2
+    sed 's/^/    /' "$runtime/manager.log" >&2
     return 1
 }
 
 teardown() {
+    # Teardown keeps going past a failure: nothing here may stop the rest from being cleaned.
     set +e
+    trap - ERR
     for id in "$uid" 0; do
         env XDG_RUNTIME_DIR=/run/user/$id DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$id/bus \
             runuser -u "$(id -nu "$id")" -- systemctl --user exit >/dev/null 2>&1
@@ -67,6 +69,7 @@ teardown() {
     sleep 1
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
     for cg in "${cgroups[@]}"; do
+        # shellcheck disable=SC2038 # (what xargs reads are PIDs, not file names)
         find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null
     done
     sleep 0.5

@@ -13,11 +13,11 @@
 #   RAMLET_E2E_USER_VOLUMES                  a noswap tmpfs it owns, for its RAM volumes
 #   RAMLET_E2E_ROOT_BUS, RAMLET_E2E_ROOT_RUNTIME   root's user manager, standing in for the
 #                                            system manager (system scope)
-set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-[ "$(id -u)" = 0 ] || { echo "sandbox.sh must run as root" >&2; exit 1; }
+. "$here/../../scripts/lib.sh"
+[ "$(id -u)" = 0 ] || die "the sandbox needs root (it makes mount and cgroup namespaces); try: sudo $0 $*"
 [ $# -gt 0 ] || { echo "usage: sandbox.sh COMMAND [ARGS...]" >&2; exit 64; }
-"$here/setup-host.sh" >/dev/null
+quietly "$here/setup-host.sh"
 
 export RAMLET_E2E_USER=${RAMLET_E2E_USER:-ramlet-e2e}
 RAMLET_E2E_UID=$(id -u "$RAMLET_E2E_USER")
