@@ -137,6 +137,12 @@ impl File {
                 )));
             }
         }
+        if let Some(problem) = file.policy.problems().into_iter().next() {
+            return Err(ConfigError::Invalid(format!(
+                "config {}: {problem}",
+                path.display()
+            )));
+        }
         Ok(file)
     }
 }

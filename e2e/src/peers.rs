@@ -29,6 +29,19 @@ pub fn venv() -> PathBuf {
         .map_or_else(|| e2e_dir().join("../target/peers-venv"), PathBuf::from)
 }
 
+/// The host policy the tests' agents run under: the peers listen on plain http on 127.0.0.1,
+/// which no spec may name unless the host's `policy.endpoints` does.
+#[must_use]
+pub fn loopback_policy() -> ramlet_specs::Policy {
+    ramlet_specs::Policy {
+        endpoints: vec![LOOPBACK_ENDPOINTS.to_owned()],
+        ..ramlet_specs::Policy::default()
+    }
+}
+
+/// `loopback_policy`'s one entry, for a config file.
+pub const LOOPBACK_ENDPOINTS: &str = "http://127.0.0.1";
+
 /// A free port on 127.0.0.1.
 ///
 /// # Panics

@@ -43,7 +43,9 @@ fn catalog(dir: &Path, store: &str, secrets: &[&str]) -> Catalog {
          apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: c}}\nspec:\n  image: localhost/busybox\n  volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n{files}"
     );
     std::fs::write(dir.join("specs/all.yaml"), text).unwrap();
-    let catalog = ramlet_specs::load_dir(&dir.join("specs")).unwrap();
+    let catalog =
+        ramlet_specs::load_dir_with(&dir.join("specs"), &ramlet_e2e::peers::loopback_policy())
+            .unwrap();
     assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
     catalog
 }

@@ -5,6 +5,9 @@
 //!   (empty: any folder but the system ones the spec language refuses anyway).
 //! - `forbiddenKeys`: escape-hatch keys (`spec.quadlet`) a spec may not set, as `Key` (any
 //!   section) or `Section.Key` (`AddCapability`, `AddDevice`, `Service.OnFailure`, ...).
+//! - `endpoints`: endpoints besides the providers' own public ones that may receive this host's
+//!   cloud credentials, as `scheme://host[:port]` ([`endpoints`] says which are the providers'
+//!   own; empty: those alone).
 //!
 //! A document that breaks the policy is rejected like any invalid document, with an error of
 //! kind `policy` at the offending field; the rest of the directory loads.
@@ -14,8 +17,10 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod endpoints;
+
 use crate::error::ErrorKind;
-use crate::model::{Container, Provider, SecretStore};
+use crate::model::{Container, EventSource, Provider, SecretStore};
 use crate::path::FieldPath;
 use crate::validate::Findings;
 
@@ -29,13 +34,40 @@ pub struct Policy {
     /// Escape-hatch keys no spec may set: `Key` or `Section.Key`.
     #[serde(default)]
     pub forbidden_keys: BTreeSet<String>,
+    /// Endpoints besides the providers' own that may receive the host's credentials:
+    /// `scheme://host[:port]`.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
 }
 
 impl Policy {
     /// Whether this policy limits anything.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.store_directories.is_empty() && self.forbidden_keys.is_empty()
+        self.store_directories.is_empty()
+            && self.forbidden_keys.is_empty()
+            && self.endpoints.is_empty()
+    }
+
+    /// What is wrong with this policy itself, one line per problem, each naming its field: for the
+    /// host's config loader, which refuses to start on any.
+    #[must_use]
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, entry) in self.endpoints.iter().enumerate() {
+            if let Err(e) = endpoints::check_entry(entry) {
+                problems.push(format!("policy.endpoints[{i}]: {e}"));
+            }
+        }
+        problems
+    }
+
+    /// The `endpoints` entries that parse (the config loader refused to start on the others).
+    fn allowed_endpoints(&self) -> Vec<endpoints::Origin> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| endpoints::check_entry(e).ok())
+            .collect()
     }
 
     /// What `store` does that this policy forbids.
@@ -62,6 +94,47 @@ impl Policy {
                     allowed.join(", ")
                 ),
             );
+        }
+        let allowed = self.allowed_endpoints();
+        let mut check = |path: &[&str], url: &str, service| {
+            if let Some(why) = endpoints::refusal(url, service, &allowed) {
+                findings.push(&FieldPath::of(path), ErrorKind::Policy, why);
+            }
+        };
+        match &store.provider {
+            Provider::Aws {
+                endpoint: Some(url),
+                ..
+            } => check(
+                &["spec", "aws", "endpoint"],
+                url,
+                endpoints::Service::AwsSecretsManager,
+            ),
+            Provider::Gcp {
+                endpoint: Some(url),
+                ..
+            } => check(
+                &["spec", "gcp", "endpoint"],
+                url,
+                endpoints::Service::GcpSecretManager,
+            ),
+            _ => {}
+        }
+        match store.events.as_ref().map(|e| &e.source) {
+            Some(EventSource::Sqs { queue, .. }) => check(
+                &["spec", "aws", "events", "queue"],
+                queue,
+                endpoints::Service::AwsSqs,
+            ),
+            Some(EventSource::PubSub {
+                endpoint: Some(url),
+                ..
+            }) => check(
+                &["spec", "gcp", "events", "endpoint"],
+                url,
+                endpoints::Service::GcpPubSub,
+            ),
+            _ => {}
         }
         findings
     }

@@ -1,5 +1,6 @@
-//! A host's policy: a `file` store outside the allowed folders and a forbidden escape-hatch key
-//! are refused at their line, and nothing else is.
+//! A host's policy: a `file` store outside the allowed folders, a forbidden escape-hatch key and
+//! an endpoint that would receive the host's credentials are refused at their line, and nothing
+//! else is.
 
 use std::path::PathBuf;
 
@@ -41,6 +42,7 @@ fn what_the_policy_forbids_is_refused_at_its_line_and_nothing_else() {
     let policy = Policy {
         store_directories: vec![PathBuf::from("/srv/secrets")],
         forbidden_keys: ["Container.AddDevice".to_owned()].into(),
+        ..Policy::default()
     };
     let texts = [
         ("stores.yaml", STORES.to_owned()),
@@ -97,4 +99,105 @@ fn what_the_policy_forbids_is_refused_at_its_line_and_nothing_else() {
         "{:#?}",
         catalog.errors
     );
+}
+
+/// Issue 19, finding 1: a spec could point `gcp.endpoint` (and the event endpoints, and AWS's) at
+/// any server and the host's bearer token or SigV4-signed requests went there. With the empty
+/// policy only the providers' own endpoints load; anything else is a `policy` error at its line
+/// until the host's `policy.endpoints` names it.
+#[test]
+fn regression_19_credentials_go_only_to_endpoints_the_host_allows() {
+    let store = |name: &str, provider: &str| {
+        format!(
+            "---\napiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: {name}}}\nspec:\n{provider}"
+        )
+    };
+    let text = [
+        store("gcp-public", "  gcp: {project: my-project}\n"),
+        store(
+            "aws-fips",
+            "  aws: {region: us-east-1, endpoint: \"https://secretsmanager-fips.us-east-1.amazonaws.com\"}\n",
+        ),
+        store(
+            "gcp-attacker",
+            "  gcp: {project: my-project, endpoint: \"https://attacker.example\"}\n",
+        ),
+        store(
+            "aws-attacker",
+            "  aws: {region: eu-west-1, endpoint: \"https://secretsmanager.eu-west-1.amazonaws.com@attacker.example\"}\n",
+        ),
+        store(
+            "sqs-attacker",
+            "  aws:\n    region: eu-west-1\n    events: {queue: \"https://attacker.example/123456789012/q\"}\n",
+        ),
+        store(
+            "pubsub-loopback",
+            "  gcp:\n    project: my-project\n    events: {subscription: projects/my-project/subscriptions/sub1, endpoint: \"http://127.0.0.1:8085\"}\n",
+        ),
+    ]
+    .concat();
+    let load = |policy: &Policy| {
+        let catalog = load_texts_with([(PathBuf::from("stores.yaml"), text.clone())], policy);
+        let stores: Vec<String> = catalog
+            .stores
+            .keys()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        let errors: Vec<String> = catalog
+            .errors
+            .iter()
+            .filter(|e| e.kind == ErrorKind::Policy)
+            .map(ToString::to_string)
+            .collect();
+        (stores, errors)
+    };
+
+    let (stores, errors) = load(&Policy::default());
+    assert_eq!(stores, ["aws-fips", "gcp-public"]);
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    for (error, at) in errors.iter().zip([
+        "stores.yaml:18:",
+        "stores.yaml:24:",
+        "stores.yaml:32:",
+        "stores.yaml:40:",
+    ]) {
+        assert!(error.starts_with(at), "{error} is not at {at}");
+        assert!(error.ends_with("[policy]"), "{error}");
+    }
+    assert!(
+        errors[0].contains("spec.gcp.endpoint")
+            && errors[0].contains("https://attacker.example")
+            && errors[0].contains("policy.endpoints")
+    );
+    // The user information is seen for what it is: the request would go to attacker.example.
+    assert!(errors[1].contains("spec.aws.endpoint") && errors[1].contains("user information"));
+    assert!(errors[2].contains("spec.aws.events.queue"));
+    assert!(errors[3].contains("spec.gcp.events.endpoint"));
+
+    // The host's admin names the loopback peer: that store loads, the others stay refused.
+    let policy = Policy {
+        endpoints: vec!["http://127.0.0.1".to_owned()],
+        ..Policy::default()
+    };
+    let (stores, errors) = load(&policy);
+    assert_eq!(stores, ["aws-fips", "gcp-public", "pubsub-loopback"]);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+}
+
+/// A `policy.endpoints` entry that would send credentials in clear, or is no origin, is a
+/// problem of the host's config, named by its index.
+#[test]
+fn a_bad_endpoints_entry_is_a_config_problem() {
+    let policy = Policy {
+        endpoints: vec![
+            "https://vpce.example:8443".to_owned(),
+            "http://proxy.example".to_owned(),
+            "https://proxy.example/path".to_owned(),
+        ],
+        ..Policy::default()
+    };
+    let problems = policy.problems();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].starts_with("policy.endpoints[1]: ") && problems[0].contains("loopback"));
+    assert!(problems[1].starts_with("policy.endpoints[2]: ") && problems[1].contains("path"));
 }

@@ -155,6 +155,15 @@ impl Agent {
         for sub in ["specs", "secrets", "state"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
+        // The host's policy lets specs name the loopback peers the cloud tests start.
+        std::fs::write(
+            dir.join("config.yaml"),
+            format!(
+                "policy:\n  endpoints: [\"{}\"]\n",
+                ramlet_e2e::peers::LOOPBACK_ENDPOINTS
+            ),
+        )
+        .unwrap();
         let agent = Self {
             scope,
             dir,
@@ -215,6 +224,8 @@ impl Agent {
         let mut command = self.scope.command(ramlet_binary().to_str().unwrap());
         command
             .arg(subcommand)
+            .arg("--config")
+            .arg(self.dir.join("config.yaml"))
             .arg("--spec-dir")
             .arg(self.dir.join("specs"))
             .arg("--state-dir")
