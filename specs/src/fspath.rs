@@ -60,28 +60,46 @@ pub(crate) fn mount_path(value: &str) -> Check<String> {
     Ok(value.to_owned())
 }
 
-/// Checks an absolute host directory (the `file` store's directory).
+/// Checks an absolute host directory (the `file` store's directory) and returns it normalised
+/// (`//` and `.` segments removed, no trailing `/`), so `/etc/.` or `//etc` is seen as `/etc`
+/// (issue 19). Refused: `..`; a system folder itself ([`SYSTEM_ROOTS`]); anything inside the
+/// kernel's, the system's code or root's home ([`REFUSED_TREES`]); a hidden folder at any
+/// depth (`~/.ssh`, `~/.aws`, `~/.config/gcloud`: where credentials live).
 pub(crate) fn host_directory(value: &str) -> Check<String> {
     let fail = |why: &str| Err((ErrorKind::InvalidPath, format!("{value:?} {why}")));
     if !value.starts_with('/') {
         return fail("must be an absolute path, such as `/etc/ramlet/secrets`");
     }
-    if value.split('/').any(|s| s == "..") {
+    let segments: Vec<&str> = value
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if segments.contains(&"..") {
         return fail("has a `..` segment; write the path normalised");
     }
-    let path = value.trim_end_matches('/');
-    let path = if path.is_empty() { "/" } else { path };
-    if SYSTEM_ROOTS.contains(&path) {
+    let path = format!("/{}", segments.join("/"));
+    if SYSTEM_ROOTS.contains(&path.as_str()) {
         return fail(
             "is a system directory; give the store a folder of its own, such as `/etc/ramlet/secrets`",
         );
     }
-    if PSEUDO_FILESYSTEMS.iter().any(|p| is_within(path, p)) {
-        return fail(
-            "is in a kernel pseudo-filesystem; give the store a folder of its own, such as `/etc/ramlet/secrets`",
-        );
+    if let Some(tree) = REFUSED_TREES.iter().find(|t| is_within(&path, t)) {
+        return Err((
+            ErrorKind::InvalidPath,
+            format!(
+                "{value:?} is inside {tree}, which holds the kernel's, the system's or root's own files; give the store a folder of its own, such as `/etc/ramlet/secrets`"
+            ),
+        ));
     }
-    Ok(path.to_owned())
+    if let Some(hidden) = segments.iter().find(|s| s.starts_with('.')) {
+        return Err((
+            ErrorKind::InvalidPath,
+            format!(
+                "{value:?} goes through the hidden folder {hidden:?}, where credentials and settings live; give the store a folder of its own, such as `/etc/ramlet/secrets`"
+            ),
+        ));
+    }
+    Ok(path)
 }
 
 /// Directories a `file` store may not be: each holds far more than secrets, and is watched
@@ -91,8 +109,30 @@ const SYSTEM_ROOTS: &[&str] = &[
     "/root", "/run", "/sbin", "/srv", "/tmp", "/usr", "/var",
 ];
 
-/// Trees a `file` store may not be in at all.
-const PSEUDO_FILESYSTEMS: &[&str] = &["/proc", "/sys", "/dev"];
+/// Trees a `file` store may not be in at all: the kernel's pseudo-filesystems, the system's own
+/// code and boot files, root's home, and the folders of `/etc` and `/var/lib` that hold the
+/// host's own keys and credentials.
+const REFUSED_TREES: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/usr",
+    "/root",
+    "/etc/ssh",
+    "/etc/ssl",
+    "/etc/sudoers.d",
+    "/etc/security",
+    "/etc/credstore",
+    "/etc/credstore.encrypted",
+    "/run/credentials",
+    "/var/lib/systemd",
+];
 
 /// Whether `path` is `dir` or below it, segment-wise.
 pub(crate) fn is_within(path: &str, dir: &str) -> bool {
@@ -127,6 +167,31 @@ mod tests {
             "relative",
         ] {
             assert!(host_directory(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Issue 19, finding 2: `/etc/.`, `//etc` and `/root/.ssh` passed, so with an empty policy a
+    /// spec read `/etc/./shadow` as root. Directories are normalised before any check, and system
+    /// trees and hidden folders are refused at any depth.
+    #[test]
+    fn regression_19_store_directories_are_normalised_and_system_trees_refused_at_any_depth() {
+        assert_eq!(
+            host_directory("//srv/./secrets//app/").unwrap(),
+            "/srv/secrets/app"
+        );
+        for bad in [
+            "/etc/.",
+            "//etc",
+            "/./etc/",
+            "/root/.ssh",
+            "/home/app/.aws",
+            "/srv/app/.config/gcloud",
+            "/etc/ssh/keys",
+            "/usr/local/share/secrets",
+            "/var/lib/systemd/credential.secret",
+            "/srv/a/../../etc",
+        ] {
+            assert!(host_directory(bad).is_err(), "{bad} was allowed");
         }
     }
 

@@ -1,9 +1,18 @@
 //! The `file` store: one file per secret under a directory (`prod/db` is `<directory>/prod/db`).
 //! Its version is the file's modification time and inode, so a rewrite is a rotation.
+//!
+//! The path is walked one component at a time from `/`, each folder opened with `O_NOFOLLOW`:
+//! a symbolic link anywhere on it (a linked folder inside the store, or the store's own folder)
+//! is refused, so a store reads only what lies beneath its directory (issue 19).
 
 use std::io::Read as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
 
 use ramlet_specs::model::SecretVersion;
 
@@ -26,31 +35,31 @@ impl FileProvider {
     fn read(&self, name: &str) -> Result<Secret, ProviderError> {
         // `name` is validated relative, without `..` (ramlet_specs::fspath).
         let path = self.directory.join(name);
-        // Only a regular file is read: no link is followed at the last step (ELOOP), and a FIFO
-        // or device opens without blocking and is refused by the type check below.
-        let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(flags.bits())
-            .open(&path)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => ProviderError::not_found(name),
-                _ if e.raw_os_error() == Some(nix::libc::ELOOP) => ProviderError::new(
-                    super::ErrorKind::NotFound,
-                    format!(
-                        "{} is a symbolic link; a file store reads only regular files",
-                        path.display()
-                    ),
+        let file = std::fs::File::from(open_beneath(&path).map_err(|e| match e {
+            Walk::Link(at) => ProviderError::new(
+                super::ErrorKind::NotFound,
+                format!(
+                    "{} is a symbolic link (or not a folder) on the way to {}; a file store follows no link and reads only regular files",
+                    at.display(),
+                    path.display()
                 ),
-                std::io::ErrorKind::PermissionDenied => ProviderError::new(
-                    super::ErrorKind::PermissionDenied,
-                    format!(
-                        "cannot read {}: {e}; let ramlet's user read it",
-                        path.display()
-                    ),
+            ),
+            Walk::Errno(Errno::ENOENT, _) => ProviderError::not_found(name),
+            Walk::Errno(Errno::EACCES, at) => ProviderError::new(
+                super::ErrorKind::PermissionDenied,
+                format!(
+                    "cannot read {}: permission denied at {}; let ramlet's user read it",
+                    path.display(),
+                    at.display()
                 ),
-                _ => ProviderError::unavailable(format!("cannot read {}: {e}", path.display())),
-            })?;
+            ),
+            Walk::Errno(errno, at) => ProviderError::unavailable(format!(
+                "cannot read {}: {} at {}",
+                path.display(),
+                errno.desc(),
+                at.display()
+            )),
+        })?);
         let meta = file
             .metadata()
             .map_err(|e| ProviderError::unavailable(e.to_string()))?;
@@ -85,6 +94,64 @@ impl FileProvider {
             ),
         })
     }
+}
+
+/// Why a walk stopped: a link (or a non-folder) where a folder was wanted, or an error, with the
+/// path walked so far.
+enum Walk {
+    Link(PathBuf),
+    Errno(Errno, PathBuf),
+}
+
+/// Opens the regular file at `path` (absolute, no `..`) for reading, walking from `/` one
+/// component at a time without following any link: folders with `O_PATH | O_DIRECTORY |
+/// O_NOFOLLOW` (a link there is `ENOTDIR`), the file with `O_NOFOLLOW | O_NONBLOCK` (a link is
+/// `ELOOP`; a FIFO or device opens without blocking and the caller's type check refuses it).
+fn open_beneath(path: &Path) -> Result<OwnedFd, Walk> {
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(Walk::Errno(Errno::EINVAL, path.to_owned()));
+    }
+    let mut walked = PathBuf::from("/");
+    let mut dir = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Walk::Errno(e, walked.clone()))?;
+    let names: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    let Some((last, folders)) = names.split_last() else {
+        return Err(Walk::Errno(Errno::EISDIR, walked));
+    };
+    for name in folders {
+        walked.push(name);
+        dir = openat(
+            &dir,
+            *name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ENOTDIR | Errno::ELOOP => Walk::Link(walked.clone()),
+            e => Walk::Errno(e, walked.clone()),
+        })?;
+    }
+    walked.push(last);
+    openat(
+        &dir,
+        *last,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP => Walk::Link(walked),
+        e => Walk::Errno(e, walked),
+    })
 }
 
 impl SecretProvider for FileProvider {
@@ -150,6 +217,44 @@ mod tests {
             .await;
         assert_eq!(again, [Ok(Fetched::Unchanged)]);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Issue 19, finding 2: only the last component was opened with `O_NOFOLLOW`, so a linked
+    /// folder inside an allowed store directory read any file outside it.
+    #[tokio::test]
+    async fn regression_19_a_linked_folder_never_leads_out_of_the_store() {
+        let base = std::env::temp_dir().join(format!("ramlet-file-escape-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("store/real")).unwrap();
+        std::fs::create_dir_all(base.join("outside")).unwrap();
+        std::fs::write(base.join("outside/shadow"), b"root:secret-hash").unwrap();
+        std::fs::write(base.join("store/real/ok"), b"fine").unwrap();
+        std::os::unix::fs::symlink(base.join("outside"), base.join("store/escape")).unwrap();
+        std::os::unix::fs::symlink(base.join("store"), base.join("linked-store")).unwrap();
+        let ask = |name: &str| Request {
+            name: name.into(),
+            version: SecretVersion::Latest,
+            known: None,
+        };
+        let store = FileProvider::new(base.join("store"));
+        let mut answers = store
+            .fetch(&[ask("escape/shadow"), ask("real/ok")], Limits::default())
+            .await;
+        let Ok(Fetched::New(ok)) = answers.remove(1) else {
+            panic!("real/ok was not read")
+        };
+        assert_eq!(ok.bytes.expose(), b"fine");
+        let error = answers.remove(0).unwrap_err().to_string();
+        assert!(error.contains("follows no link"), "{error}");
+        assert!(!error.contains("secret-hash"), "{error}");
+        // A store whose own folder is reached through a link is refused the same way.
+        let linked = FileProvider::new(base.join("linked-store"));
+        let error = linked.fetch(&[ask("real/ok")], Limits::default()).await[0]
+            .clone()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("linked-store is a symbolic link"), "{error}");
+        let _ = std::fs::remove_dir_all(base);
     }
 
     #[tokio::test]
