@@ -159,3 +159,41 @@ fn help_exits_0() {
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout(&output).contains("--host-labels"));
 }
+
+/// Issue 19, finding 3: `ramlet validate` hung for good on a `*.yaml` FIFO (or a link to one)
+/// in the spec directory. It now returns at once, exit 1, naming each such file.
+#[test]
+fn regression_19_validate_returns_on_a_fifo_in_the_spec_directory() {
+    let dir = std::env::temp_dir().join(format!("ramlet-validate-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(dir.join("pipe.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink(dir.join("pipe.yaml"), dir.join("link.yaml")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ramlet"))
+        .args(["validate", &dir.display().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("ramlet validate blocked on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("pipe.yaml")
+            && text.contains("link.yaml")
+            && text.contains("not a regular file"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

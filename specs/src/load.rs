@@ -88,7 +88,12 @@ fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<SpecError>), LoadError> {
         path: dir.to_owned(),
         source,
     })?;
-    discover(dir, &mut files, &mut errors, &mut BTreeSet::new());
+    // The directory's real root: git-sync publishes the whole tree through one top-level link.
+    let root = fs::canonicalize(dir).map_err(|source| LoadError {
+        path: dir.to_owned(),
+        source,
+    })?;
+    discover(&root, &root, &mut files, &mut errors, &mut BTreeSet::new());
     files.sort();
     Ok((files, errors))
 }
@@ -198,13 +203,18 @@ pub fn load_texts_with(
     catalog
 }
 
+/// Lists the spec files below `dir`. Links are followed only when they stay below `root` (the
+/// spec directory's real path): a link out of it (a git repository can hold a link to
+/// `/etc/shadow` or `/run/initctl`) is an error of that link, its target never opened. Only
+/// regular files are listed: a FIFO, socket or device named `*.yaml` is an error, never opened.
 fn discover(
+    root: &Path,
     dir: &Path,
     files: &mut Vec<PathBuf>,
     errors: &mut Vec<SpecError>,
     seen: &mut BTreeSet<PathBuf>,
 ) {
-    // Follow symlinked folders (git-sync publishes through one) but never loop.
+    // Linked folders inside the tree are followed, but never in a loop.
     if let Ok(real) = fs::canonicalize(dir)
         && !seen.insert(real)
     {
@@ -221,8 +231,8 @@ fn discover(
         }
     };
     for entry in entries {
-        let path = match entry {
-            Ok(entry) => entry.path(),
+        let (path, file_type) = match entry.and_then(|e| Ok((e.path(), e.file_type()?))) {
+            Ok(found) => found,
             Err(error) => {
                 errors.push(file_error(
                     dir,
@@ -238,10 +248,45 @@ fn discover(
         {
             continue;
         }
-        if path.is_dir() {
-            discover(&path, files, errors, seen);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            files.push(path);
+        let spec_name = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        let (target, file_type) = if file_type.is_symlink() {
+            match fs::canonicalize(&path) {
+                Ok(real) if real.starts_with(root) => match fs::metadata(&real) {
+                    Ok(meta) => (real, meta.file_type()),
+                    Err(_) => continue,
+                },
+                Ok(_) if spec_name || fs::metadata(&path).is_ok_and(|m| m.is_dir()) => {
+                    errors.push(file_error(
+                        &path,
+                        ErrorKind::InvalidPath,
+                        "is a symbolic link out of the spec directory; ramlet follows links only within it, and did not open it".into(),
+                    ));
+                    continue;
+                }
+                Ok(_) => continue,
+                Err(_) if spec_name => {
+                    errors.push(file_error(
+                        &path,
+                        ErrorKind::Io,
+                        "is a symbolic link to nothing".into(),
+                    ));
+                    continue;
+                }
+                Err(_) => continue,
+            }
+        } else {
+            (path.clone(), file_type)
+        };
+        if file_type.is_dir() {
+            discover(root, &target, files, errors, seen);
+        } else if spec_name && file_type.is_file() {
+            files.push(target);
+        } else if spec_name {
+            errors.push(file_error(
+                &path,
+                ErrorKind::Io,
+                "is not a regular file (a FIFO, socket or device); ramlet reads only regular files, and did not open it".into(),
+            ));
         }
     }
 }
@@ -257,12 +302,25 @@ pub(crate) fn file_error(file: &Path, kind: ErrorKind, message: String) -> SpecE
 }
 
 /// Reads one file, refusing files over [`MAX_FILE_BYTES`] without reading them whole, and files
-/// that are not UTF-8.
+/// that are not UTF-8. Opened without following a link and without blocking, and read only if
+/// `fstat` says it is a regular file: what was listed may have been swapped since.
 fn read(path: &Path) -> Result<String, SpecError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let io = |error: std::io::Error| {
         file_error(path, ErrorKind::Io, format!("cannot read file: {error}"))
     };
-    let file = fs::File::open(path).map_err(io)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(file_error(
+            path,
+            ErrorKind::Io,
+            "is not a regular file; ramlet reads only regular files".into(),
+        ));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -547,6 +605,62 @@ fn parse_all(paths: &[PathBuf], texts: &[Option<String>], errors: &mut Vec<SpecE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19, finding 3: a `*.yaml` FIFO in the spec directory, or a link to one, blocked
+    /// the loader for good (`File::open` waits for a writer), and links out of the directory
+    /// were followed as root with the target's values echoed into errors. Now: each is an error
+    /// of its own file, nothing is opened, the load returns at once and the rest loads.
+    #[test]
+    fn regression_19_fifos_and_links_out_of_the_spec_directory_never_block_or_leak() {
+        let base = std::env::temp_dir().join(format!("ramlet-loader-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let specs = base.join("specs");
+        fs::create_dir_all(specs.join("real")).unwrap();
+        fs::write(
+            specs.join("real/good.yaml"),
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: a}\nspec:\n  file: {directory: /srv/s}\n",
+        )
+        .unwrap();
+        let fifo = |path: &Path| {
+            let made = std::process::Command::new("mkfifo")
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        };
+        fifo(&specs.join("pipe.yaml"));
+        fifo(&base.join("outside-pipe"));
+        fs::write(base.join("outside.yaml"), "password: hunter2-canary\n").unwrap();
+        std::os::unix::fs::symlink(specs.join("pipe.yaml"), specs.join("to-pipe.yaml")).unwrap();
+        std::os::unix::fs::symlink(base.join("outside-pipe"), specs.join("out-pipe.yaml")).unwrap();
+        std::os::unix::fs::symlink(base.join("outside.yaml"), specs.join("leak.yaml")).unwrap();
+        std::os::unix::fs::symlink(specs.join("real"), specs.join("linked")).unwrap();
+        // The directory itself through a link, as git-sync publishes it.
+        std::os::unix::fs::symlink(&specs, base.join("current")).unwrap();
+
+        let (sender, answer) = std::sync::mpsc::channel();
+        let dir = base.join("current");
+        std::thread::spawn(move || sender.send(load_dir(&dir)).unwrap());
+        let catalog = answer
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the loader blocked on a FIFO")
+            .unwrap();
+        assert_eq!(catalog.stores.len(), 1, "{:#?}", catalog.errors);
+        let errors: Vec<String> = catalog.errors.iter().map(ToString::to_string).collect();
+        let about = |name: &str| errors.iter().filter(|e| e.contains(name)).count();
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert_eq!(about("pipe.yaml: is not a regular file"), 2, "{errors:#?}");
+        assert_eq!(
+            about("out-pipe.yaml: is a symbolic link out of the spec directory"),
+            1
+        );
+        assert_eq!(
+            about("leak.yaml: is a symbolic link out of the spec directory"),
+            1
+        );
+        assert!(!errors.iter().any(|e| e.contains("hunter2")), "{errors:#?}");
+        let _ = fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn the_loader_parses_again_only_what_changed() {
