@@ -23,7 +23,7 @@ async fn the_host_policy_refuses_only_the_spec_that_breaks_it() {
     let b = std::fs::read_to_string(world.dir.join("specs/b.yaml")).unwrap();
     world.spec(
         "b",
-        &format!("{b}  quadlet:\n    Container:\n      AddCapability: NET_ADMIN\n"),
+        &format!("{b}  quadlet:\n    Container:\n      AddCapability: NET_BIND_SERVICE\n"),
     );
     world.secret("x", Ok("one"));
     let policy = ramlet_specs::Policy {

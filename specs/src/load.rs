@@ -263,7 +263,6 @@ fn discover(
                     ));
                     continue;
                 }
-                Ok(_) => continue,
                 Err(_) if spec_name => {
                     errors.push(file_error(
                         &path,
@@ -272,7 +271,8 @@ fn discover(
                     ));
                     continue;
                 }
-                Err(_) => continue,
+                // A link out of the tree or to nothing that is no spec file: not ramlet's.
+                Ok(_) | Err(_) => continue,
             }
         } else {
             (path.clone(), file_type)
@@ -412,12 +412,20 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>, policy: &Policy) ->
     }
 
     let duplicates = duplicate_names(&ctx, &container_docs, "Container", &mut catalog.errors);
+    // The units of this directory's containers: the only ones a spec may start or stop.
+    let managed: BTreeSet<String> = container_docs
+        .iter()
+        .filter_map(|d| match &d.parsed {
+            Parsed::Container(raw) => Some(format!("{}.service", raw.metadata.name.as_str())),
+            Parsed::Store(_) => None,
+        })
+        .collect();
     for doc in &container_docs {
         let Parsed::Container(raw) = &doc.parsed else {
             continue;
         };
         let result = validate::container::validate(raw, ctx.origin(doc), &stores).and_then(|c| {
-            let findings = policy.check_container(&c);
+            let findings = policy.check_container(&c, &managed);
             if findings.0.is_empty() {
                 Ok(c)
             } else {

@@ -5,6 +5,9 @@
 //!   (empty: any folder but the system ones the spec language refuses anyway).
 //! - `forbiddenKeys`: escape-hatch keys (`spec.quadlet`) a spec may not set, as `Key` (any
 //!   section) or `Section.Key` (`AddCapability`, `AddDevice`, `Service.OnFailure`, ...).
+//! - `allowKeys`: escape-hatch keys the host lets specs set beyond the [`baseline`] (which
+//!   refuses what lets a spec act on the host beyond its own container), as `Key` or
+//!   `Section.Key`.
 //! - `endpoints`: endpoints besides the providers' own public ones that may receive this host's
 //!   cloud credentials, as `scheme://host[:port]` ([`endpoints`] says which are the providers'
 //!   own; empty: those alone).
@@ -17,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod baseline;
 pub mod endpoints;
 
 use crate::error::ErrorKind;
@@ -34,6 +38,9 @@ pub struct Policy {
     /// Escape-hatch keys no spec may set: `Key` or `Section.Key`.
     #[serde(default)]
     pub forbidden_keys: BTreeSet<String>,
+    /// Escape-hatch keys specs may set beyond the baseline: `Key` or `Section.Key`.
+    #[serde(default)]
+    pub allow_keys: BTreeSet<String>,
     /// Endpoints besides the providers' own that may receive the host's credentials:
     /// `scheme://host[:port]`.
     #[serde(default)]
@@ -46,6 +53,7 @@ impl Policy {
     pub fn is_empty(&self) -> bool {
         self.store_directories.is_empty()
             && self.forbidden_keys.is_empty()
+            && self.allow_keys.is_empty()
             && self.endpoints.is_empty()
     }
 
@@ -54,6 +62,19 @@ impl Policy {
     #[must_use]
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        for (field, keys) in [
+            ("forbiddenKeys", &self.forbidden_keys),
+            ("allowKeys", &self.allow_keys),
+        ] {
+            for key in keys {
+                if !is_hatch_key(key) {
+                    problems.push(format!(
+                        "policy.{field}: {key:?} is not an escape-hatch key; write `Key` or `Section.Key` with a key of {} (the README lists them)",
+                        crate::hatch::SECTIONS.join(", ")
+                    ));
+                }
+            }
+        }
         for (i, entry) in self.endpoints.iter().enumerate() {
             if let Err(e) = endpoints::check_entry(entry) {
                 problems.push(format!("policy.endpoints[{i}]: {e}"));
@@ -139,22 +160,52 @@ impl Policy {
         findings
     }
 
-    /// What `container` does that this policy forbids.
-    pub(crate) fn check_container(&self, container: &Container) -> Findings {
+    /// What `container` does that this policy forbids, or the [`baseline`] refuses and the
+    /// policy does not allow. `managed` holds the unit names of the spec directory's containers.
+    pub(crate) fn check_container(
+        &self,
+        container: &Container,
+        managed: &BTreeSet<String>,
+    ) -> Findings {
         let mut findings = Findings::default();
         for (section, keys) in &container.quadlet {
-            for key in keys.keys() {
+            for (key, values) in keys {
                 let qualified = format!("{section}.{key}");
+                let path = FieldPath::of(&["spec", "quadlet", section, key]);
                 if self.forbidden_keys.contains(key) || self.forbidden_keys.contains(&qualified) {
                     findings.push(
-                        &FieldPath::of(&["spec", "quadlet", section, key]),
+                        &path,
                         ErrorKind::Policy,
                         format!("[{section}] {key} is forbidden by this host's policy"),
                     );
+                    continue;
+                }
+                if self.allow_keys.contains(key) || self.allow_keys.contains(&qualified) {
+                    continue;
+                }
+                for value in values {
+                    if let Some(why) = baseline::refusal(section, key, value, managed) {
+                        findings.push(&path, ErrorKind::Policy, why);
+                    }
                 }
             }
         }
         findings
+    }
+}
+
+/// Whether `entry` names an escape-hatch key: `Key` of any section, or `Section.Key`.
+fn is_hatch_key(entry: &str) -> bool {
+    let lists = [
+        ("Unit", crate::hatch::UNIT_KEYS),
+        ("Container", crate::hatch::CONTAINER_KEYS),
+        ("Service", crate::hatch::SERVICE_KEYS),
+    ];
+    match entry.split_once('.') {
+        Some((section, key)) => lists
+            .iter()
+            .any(|(s, keys)| *s == section && keys.contains(&key)),
+        None => lists.iter().any(|(_, keys)| keys.contains(&entry)),
     }
 }
 

@@ -201,3 +201,87 @@ fn a_bad_endpoints_entry_is_a_config_problem() {
     assert!(problems[0].starts_with("policy.endpoints[1]: ") && problems[0].contains("loopback"));
     assert!(problems[1].starts_with("policy.endpoints[2]: ") && problems[1].contains("path"));
 }
+
+/// Issue 19, finding 4: the escape hatch let a spec stop the agent (`Conflicts=ramlet.service`),
+/// reboot the host, turn off seccomp, unmask /proc, have Podman write to a host path, take host
+/// devices or `SYS_ADMIN`. With an empty policy each is a `policy` error at its line; what stays
+/// within the spec's own containers (and ordinary targets) loads; `allowKeys` lifts a key.
+#[test]
+fn regression_19_the_escape_hatch_cannot_reach_the_host() {
+    let hatch = |name: &str, section: &str, key: &str, value: &str| {
+        (
+            PathBuf::from(format!("{name}.yaml")),
+            container(
+                name,
+                "inside",
+                &format!("  quadlet:\n    {section}:\n      {key}: {value:?}\n"),
+            ),
+        )
+    };
+    let texts = vec![
+        (PathBuf::from("stores.yaml"), STORES.to_owned()),
+        hatch("stops-agent", "Unit", "Conflicts", "ramlet.service"),
+        hatch("reboots", "Unit", "StartLimitAction", "reboot-force"),
+        hatch("pulls-reboot", "Unit", "Wants", "reboot.target"),
+        hatch("unconfined", "Container", "SeccompProfile", "unconfined"),
+        hatch("unmasks", "Container", "Unmask", "ALL"),
+        hatch("writes-host", "Container", "LogOpt", "path=/etc/cron.d/job"),
+        hatch("device", "Container", "AddDevice", "/dev/sda"),
+        hatch("admin", "Container", "AddCapability", "SYS_ADMIN"),
+        // Within its own bounds: these load.
+        hatch("waits", "Unit", "Wants", "network-online.target"),
+        hatch("sibling", "Unit", "OnFailure", "waits.service"),
+        hatch("binds", "Container", "AddCapability", "NET_BIND_SERVICE"),
+    ];
+    let load = |policy: &Policy| {
+        let catalog = load_texts_with(texts.clone(), policy);
+        let loaded: Vec<String> = catalog
+            .containers
+            .keys()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        let errors: Vec<String> = catalog
+            .errors
+            .iter()
+            .filter(|e| e.kind == ErrorKind::Policy)
+            .map(ToString::to_string)
+            .collect();
+        (loaded, errors)
+    };
+    let (loaded, errors) = load(&Policy::default());
+    assert_eq!(loaded, ["binds", "sibling", "waits"], "{errors:#?}");
+    assert_eq!(errors.len(), 8, "{errors:#?}");
+    for error in &errors {
+        assert!(
+            error.contains(":14:") && error.contains("policy.allowKeys"),
+            "{error}"
+        );
+    }
+    assert!(errors.iter().any(|e| e.starts_with("stops-agent.yaml:14:")
+        && e.contains("spec.quadlet.Unit.Conflicts")
+        && e.contains("ramlet.service")));
+
+    let policy = Policy {
+        allow_keys: ["Container.AddDevice".to_owned()].into(),
+        ..Policy::default()
+    };
+    let (loaded, errors) = load(&policy);
+    assert!(loaded.contains(&"device".to_owned()));
+    assert_eq!(errors.len(), 7, "{errors:#?}");
+}
+
+/// A forbidden or allowed key that is no escape-hatch key (the README's old example,
+/// `Service.OnFailure`, was one: `OnFailure` is a `[Unit]` key) is a config problem, not a
+/// silent no-op.
+#[test]
+fn regression_19_a_misspelt_policy_key_is_a_config_problem() {
+    let policy = Policy {
+        forbidden_keys: ["AddCapability".to_owned(), "Service.OnFailure".to_owned()].into(),
+        allow_keys: ["AddDevcie".to_owned()].into(),
+        ..Policy::default()
+    };
+    let problems = policy.problems();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].starts_with("policy.forbiddenKeys: \"Service.OnFailure\""));
+    assert!(problems[1].starts_with("policy.allowKeys: \"AddDevcie\""));
+}
