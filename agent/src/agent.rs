@@ -81,6 +81,8 @@ impl Signals {
 /// When the Podman version cannot be told, the volume root is not RAM, or systemd is out of
 /// reach.
 pub async fn reconciler(config: &Config, agent: bool) -> Result<Reconciler> {
+    // Every command that builds a reconciler fetches secrets (`run`, `plan`): protect them first.
+    protect_memory();
     let target = match config.podman_version {
         Some(version) => version,
         None => crate::podman::detect_version()?,
@@ -129,7 +131,7 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
             _ = int.recv() => {}
         }
     };
-    protect_memory();
+    // (The reconciler protects the process's memory before it fetches anything.)
     // First the claim on the state directory: a second agent stops here, before it touches
     // anything.
     std::fs::create_dir_all(&config.state_dir)

@@ -281,6 +281,7 @@ fn plan(config: &Config, format: Format) -> ExitCode {
 /// `JOURNAL_STREAM`), with each event's fields as journal fields under the `RAMLET_` prefix
 /// (`RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_STORE=`, `RAMLET_ACTION=`), so that
 /// `journalctl -u ramlet RAMLET_SPEC=web` tells one spec's story; as plain text otherwise.
+/// Whatever `RAMLET_LOG` says, other crates' events are capped ([`within_cap`]).
 fn init_tracing() {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -288,6 +289,7 @@ fn init_tracing() {
         tracing_subscriber::EnvFilter::try_from_env("RAMLET_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
     };
+    let cap = tracing_subscriber::filter::filter_fn(within_cap);
     if stderr_is_the_journal()
         && let Ok(journal) = tracing_journald::layer()
     {
@@ -296,6 +298,7 @@ fn init_tracing() {
             .with_syslog_identifier("ramlet".into());
         let _ = tracing_subscriber::registry()
             .with(filter())
+            .with(cap)
             .with(journal)
             .try_init();
         return;
@@ -306,7 +309,27 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(cap)
         .try_init();
+}
+
+/// Whether an event or span of another crate may be logged at all: up to `INFO`, and the cloud
+/// SDKs' (`google_cloud_*`, `aws_*`) up to `WARN`, whatever `RAMLET_LOG` asks for. Their
+/// `DEBUG` and `TRACE` events can carry request and response bodies, that is, secret values
+/// (the AWS SDK's with `LOG_SENSITIVE_BODIES=true`; the Google client's `#[instrument(ret)]`
+/// spans, at `INFO`, with `GOOGLE_CLOUD_RUST_LOGGING=true`), so no environment turns them on.
+fn within_cap(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    if target == "ramlet" || target.starts_with("ramlet::") || target.starts_with("ramlet_") {
+        return true;
+    }
+    let cap = if target.starts_with("google_cloud") || target.starts_with("aws_") {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
+    *meta.level() <= cap
 }
 
 /// The prefix of ramlet's own journal fields (an event's `spec` field becomes `RAMLET_SPEC`).

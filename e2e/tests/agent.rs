@@ -525,6 +525,14 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     let scope = Scope::system();
     let mut agent = Agent::new(scope.clone(), "leak");
     agent.envs.push(("RAMLET_LOG".into(), "trace".into()));
+    // The SDKs' own switches for logging what they send and receive (issue 19, finding 5):
+    // ramlet must not let them print a secret either.
+    agent
+        .envs
+        .push(("GOOGLE_CLOUD_RUST_LOGGING".into(), "true".into()));
+    agent
+        .envs
+        .push(("LOG_SENSITIVE_BODIES".into(), "true".into()));
     let aws = ramlet_e2e::peers::Aws::start(&agent.dir);
     let gcp = ramlet_e2e::peers::Gcp::start(&agent.dir);
     // Distinct lengths, so the container can show which version it has without printing it.
@@ -622,6 +630,19 @@ fn system_scope_no_secret_leaks_at_trace_level() {
             .collect();
         assert!(found.is_empty(), "{what} holds a canary");
     };
+
+    // `ramlet plan` fetches every secret too, at the same log level and switches.
+    let plan = agent.command("plan").output().unwrap();
+    assert!(
+        plan.status.code().is_some_and(|c| c == 0 || c == 2),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    leaks(
+        "ramlet plan's output",
+        &String::from_utf8_lossy(&plan.stdout),
+    );
+    leaks("ramlet plan's log", &String::from_utf8_lossy(&plan.stderr));
 
     // Process environments and podman's view of the container.
     let pid = agent.child.as_ref().unwrap().id();
