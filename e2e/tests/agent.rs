@@ -1866,10 +1866,17 @@ fn through_dist_unit(scope: &Scope, name: &str) {
                     agent.dir.join("ramlet.log").display()
                 )
             } else if l.starts_with("ReadWritePaths=") {
+                // The user unit's `%t` is the runtime folder, where ramlet makes its unit folder;
+                // the system unit's RuntimeDirectory= makes it first.
+                let units = if scope.system {
+                    scope.unit_dir()
+                } else {
+                    scope.runtime.clone()
+                };
                 format!(
                     "ReadWritePaths={} {} {}",
                     agent.dir.join("state").display(),
-                    scope.unit_dir().display(),
+                    units.display(),
                     volumes.display()
                 )
             } else {
