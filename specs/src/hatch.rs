@@ -188,6 +188,27 @@ pub(crate) fn section(section: &str) -> Check<&'static [&'static str]> {
     }
 }
 
+/// Checks an escape-hatch value the way the unit renderer will (`ramlet_quadlet`'s raw values),
+/// so that `ramlet validate` refuses what rendering would: an empty value, whitespace at either
+/// end (systemd trims it), a trailing backslash (systemd continues the line with the next one)
+/// and a double quote at either end (Quadlet strips it).
+pub(crate) fn value(value: &str) -> Check<&str> {
+    let fail = |why: &str| Err((ErrorKind::InvalidValue, format!("{value:?}: {why}")));
+    if value.is_empty() {
+        return fail("an empty value sets nothing; remove the key");
+    }
+    if value.trim() != value {
+        return fail("systemd trims whitespace at either end; remove it");
+    }
+    if value.ends_with('\\') {
+        return fail("a trailing backslash makes systemd continue the line with the next one");
+    }
+    if value.starts_with('"') || value.ends_with('"') {
+        return fail("Quadlet strips a double quote at either end; quote inside the value");
+    }
+    Ok(value)
+}
+
 /// Checks that `key` may be set in `section` (whose allowed keys are `allowed`).
 pub(crate) fn key(section: &str, allowed: &[&str], key: &str) -> Check<()> {
     if allowed.contains(&key) {
@@ -224,6 +245,16 @@ mod tests {
                 "{section}.{owned} is both owned and allowed"
             );
         }
+    }
+
+    /// Issue 19: `validate` accepted a `HealthCmd` ending in a backslash that rendering then
+    /// refused, so a spec that validated failed on the host.
+    #[test]
+    fn regression_19_values_rendering_refuses_are_refused_here() {
+        for bad in ["", " x", "x ", "/bin/check \\", "\"quoted\""] {
+            assert!(value(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(value("/bin/check --fast"), Ok("/bin/check --fast"));
     }
 
     #[test]

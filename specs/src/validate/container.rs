@@ -626,7 +626,9 @@ fn quadlet(
                 } else {
                     path.index(i)
                 };
-                if let Some(v) = f.check(&item, text::single_line(v.as_str())) {
+                if let Some(v) =
+                    f.check(&item, text::single_line(v.as_str()).and_then(hatch::value))
+                {
                     good.push(v.to_owned());
                 }
             }
