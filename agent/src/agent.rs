@@ -157,17 +157,6 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     })
     .context("cannot watch files")?;
     watches.update(&mut watcher, &BTreeSet::new());
-    // systemd's watchdog: fed from the runtime, so it fires when something blocks the runtime's
-    // thread (a blocking read, a deadlock), not when a reconcile waits on a slow job.
-    if let Some(every) = crate::notify::watchdog_interval() {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                crate::notify::notify("WATCHDOG=1");
-            }
-        });
-    }
     let sync = tx.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
@@ -182,6 +171,7 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         shutdown,
         &stop_tx,
         config.debounce,
+        crate::notify::watchdog_interval(),
         |reconciler: &Reconciler, outcome: &Outcome| {
             watches.update(&mut watcher, &outcome.watch);
             let message = status_line(reconciler.status());
@@ -308,37 +298,65 @@ impl Policy {
 /// How long the debounce waits for another file event before it reconciles.
 const QUIET: Duration = Duration::from_millis(60);
 
+/// A reconcile that has run this long is stuck: the loop stops feeding systemd's watchdog, and
+/// systemd restarts ramlet (the containers keep running; owed work is journaled). Longer than
+/// any honest reconcile: a start job's timeout (90 s) plus the spec load's deadline.
+const STUCK_AFTER: Duration = Duration::from_mins(5);
+
+/// Ticks every `watchdog`, or never when systemd asked for no watchdog.
+async fn beat(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Reconciles, then waits for a wake-up (debounced), the next refresh or the backoff, until
-/// `shutdown`; `after` sees each outcome (watches, `sd_notify`).
+/// `shutdown`; `after` sees each outcome (watches, `sd_notify`). systemd's watchdog is fed
+/// every `watchdog` by this loop itself, while it waits and while a reconcile is younger than
+/// [`STUCK_AFTER`]: a blocked runtime thread or a reconcile that never ends starves it.
 pub async fn control_loop<R: Reconcile>(
     reconciler: &mut R,
     mut rx: mpsc::UnboundedReceiver<Wake>,
     shutdown: impl Future<Output = ()>,
     stop: &tokio::sync::watch::Sender<bool>,
     debounce: Duration,
+    watchdog: Option<Duration>,
     mut after: impl FnMut(&R, &Outcome),
 ) -> Result<()> {
     tokio::pin!(shutdown);
     let mut due = Due::Timers;
     let mut policy = Policy::default();
+    let mut watchdog = watchdog.map(tokio::time::interval);
     loop {
         let started = Instant::now();
         let outcome = {
             let reconcile = reconciler.reconcile(due);
             tokio::pin!(reconcile);
-            tokio::select! {
-                outcome = &mut reconcile => outcome,
-                () = &mut shutdown => {
-                    // Waiting on a provider ends at once; an apply under way gets a moment to
-                    // finish, then is dropped: what it owed is in the journal, and the next
-                    // start does it (a job already queued runs on in systemd regardless).
-                    let _ = stop.send(true);
-                    if let Ok(outcome) = tokio::time::timeout(SHUTDOWN_GRACE, reconcile).await {
-                        tracing::info!(stopped_early = outcome.stopped, "shutdown during a reconcile");
-                    } else {
-                        tracing::info!("shutdown cut a reconcile short; its owed work is journaled for the next start");
+            loop {
+                tokio::select! {
+                    outcome = &mut reconcile => break outcome,
+                    () = beat(&mut watchdog) => {
+                        if started.elapsed() < STUCK_AFTER {
+                            crate::notify::notify("WATCHDOG=1");
+                        } else {
+                            tracing::error!(running_s = started.elapsed().as_secs(), "a reconcile is stuck; no longer feeding systemd's watchdog, so that systemd restarts ramlet");
+                        }
                     }
-                    return Ok(());
+                    () = &mut shutdown => {
+                        // Waiting on a provider ends at once; an apply under way gets a moment to
+                        // finish, then is dropped: what it owed is in the journal, and the next
+                        // start does it (a job already queued runs on in systemd regardless).
+                        let _ = stop.send(true);
+                        if let Ok(outcome) = tokio::time::timeout(SHUTDOWN_GRACE, reconcile).await {
+                            tracing::info!(stopped_early = outcome.stopped, "shutdown during a reconcile");
+                        } else {
+                            tracing::info!("shutdown cut a reconcile short; its owed work is journaled for the next start");
+                        }
+                        return Ok(());
+                    }
                 }
             }
         };
@@ -366,6 +384,7 @@ pub async fn control_loop<R: Reconcile>(
                     break due;
                 }
                 () = tokio::time::sleep_until(deadline) => break Due::Timers,
+                () = beat(&mut watchdog) => crate::notify::notify("WATCHDOG=1"),
             }
         };
     }
@@ -497,6 +516,7 @@ mod tests {
             shutdown,
             &stop,
             Duration::from_millis(200),
+            None,
             |_, _| {},
         )
         .await

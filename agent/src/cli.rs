@@ -234,6 +234,9 @@ fn run_agent(config: Config) -> ExitCode {
         let signals = crate::agent::Signals::install().context("cannot handle signals")?;
         crate::agent::run(config, signals).await
     });
+    // A blocking task still running (a spec load given up on a file system that hangs) must not
+    // hold the exit: dropping the runtime would wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -79,6 +79,9 @@ pub struct Outcome {
     pub settling: bool,
 }
 
+/// How long a load of the spec directory may take before it is given up (see `load`).
+const LOAD_DEADLINE: Duration = Duration::from_secs(30);
+
 /// The reconciler and its side-effect drivers.
 pub struct Reconciler {
     settings: Settings,
@@ -170,17 +173,30 @@ impl Reconciler {
     }
 
     /// Loads the spec directory (off the runtime's thread), with this host's policy; parsed
-    /// again only when a file in it changed (see [`Loader`]).
+    /// again only when a file in it changed (see [`Loader`]). A load that takes longer than
+    /// [`LOAD_DEADLINE`] (a file system that hangs) is given up: its thread is left behind, not
+    /// waited for, so neither reconciles nor shutdown hang with it.
     async fn load(&mut self) -> Result<Arc<Catalog>, String> {
         let dir = self.settings.spec_dir.clone();
         let policy = self.settings.policy.clone();
         let mut loader = std::mem::take(&mut self.loader);
-        let (loader, loaded) = tokio::task::spawn_blocking(move || {
-            let loaded = loader.load(&dir, &policy);
-            (loader, loaded)
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (sender, answer) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let loaded = loader.load(&dir, &policy);
+                let _ = sender.send((loader, loaded));
+            });
+            answer.recv_timeout(LOAD_DEADLINE).ok()
         })
         .await
         .map_err(|e| e.to_string())?;
+        let Some((loader, loaded)) = loaded else {
+            return Err(format!(
+                "reading the spec directory {} took longer than {} s (a file system that does not answer?); the last specs stay in force",
+                self.settings.spec_dir.display(),
+                LOAD_DEADLINE.as_secs()
+            ));
+        };
         self.loader = loader;
         let catalog = loaded.map_err(|e| e.to_string())?;
         // Forget the renders of specs that are gone.

@@ -1979,6 +1979,72 @@ fn system_scope_runs_through_the_shipped_unit() {
     through_dist_unit(&Scope::system(), "e2e-dist-s");
 }
 
+/// Issue 19, finding 3: a `*.yaml` FIFO in the spec directory (or a link to one) hung the
+/// running agent for good: reconciles stopped, SIGTERM did nothing. Now each is an error of its
+/// own file, reconciles go on (a rotation still lands), `ramlet validate` returns, and SIGTERM
+/// ends the agent within 5 s.
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn user_scope_a_fifo_in_the_spec_directory_hangs_nothing() {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope.clone(), "fifo");
+    agent.secret("x", "before-the-fifo");
+    agent.spec(
+        "e2e-fifo",
+        &container("e2e-fifo", &[("x", "0400", "x")], "restart", "fifo"),
+    );
+    agent.start();
+    agent.wait("the first value", Duration::from_mins(1), || {
+        scope
+            .logs("e2e-fifo")
+            .contains("FILE /run/s/x 400 before-the-fifo")
+            .then_some(())
+    });
+    let specs = agent.dir.join("specs");
+    let made = Command::new("mkfifo")
+        .arg(specs.join("pipe.yaml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink(specs.join("pipe.yaml"), specs.join("link.yaml")).unwrap();
+    agent.chown();
+    agent.secret("x", "after-the-fifo");
+    agent.wait("a rotation past the FIFO", Duration::from_mins(1), || {
+        scope
+            .logs("e2e-fifo")
+            .contains("FILE /run/s/x 400 after-the-fifo")
+            .then_some(())
+    });
+    agent.wait("the FIFO named in status", Duration::from_secs(30), || {
+        let errors = agent.status()["errors"].to_string();
+        (errors.contains("pipe.yaml") && errors.contains("link.yaml")).then_some(())
+    });
+    let validate = Command::new(ramlet_binary())
+        .arg("validate")
+        .arg(&specs)
+        .output()
+        .unwrap();
+    assert_eq!(validate.status.code(), Some(1), "{validate:?}");
+    let mut child = agent.child.take().unwrap();
+    let asked = Instant::now();
+    terminate(child.id()).unwrap();
+    while child.try_wait().unwrap().is_none() && asked.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = asked.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "FIFO in the spec directory: rotation landed, SIGTERM ended ramlet in {} ms",
+        took.as_millis()
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "ramlet took {took:?} to stop\n{}",
+        agent.log()
+    );
+}
+
 #[test]
 #[ignore = "needs the e2e sandbox (scripts/test runs it)"]
 fn user_scope_runs_through_the_shipped_unit() {
