@@ -16,7 +16,8 @@
 //! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates;
 //! - [`systemd`]: systemd over D-Bus; [`unit_dir`]: ramlet's unit folder;
 //! - [`status`]: the status file and `ramlet status`; [`notify`]: `sd_notify`; [`pidfile`]: the
-//!   agent's locked pid file and `ramlet sync`.
+//!   agent's locked pid file and `ramlet sync`; [`statefile`]: replacing ramlet's own small files
+//!   in one rename, following no link.
 
 pub mod agent;
 pub mod atomic;
@@ -32,6 +33,7 @@ pub mod providers;
 pub mod reconcile;
 pub mod render;
 pub mod secrets;
+pub mod statefile;
 pub mod status;
 pub mod systemd;
 pub mod unit_dir;

@@ -281,26 +281,7 @@ fn escape(value: &str) -> String {
 /// # Errors
 /// When the folder is not writable.
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let name = path.file_name().map_or_else(
-        || std::ffi::OsString::from("metrics"),
-        std::ffi::OsStr::to_owned,
-    );
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(&name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    // The umask may have taken bits away.
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    std::fs::rename(&tmp, path)
+    crate::statefile::replace(path, text.as_bytes(), 0o644, false)
 }
 
 #[cfg(test)]

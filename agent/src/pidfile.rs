@@ -34,6 +34,8 @@ impl PidFile {
             .create(true)
             .truncate(false)
             .mode(0o644)
+            // Never through a link left in the state directory.
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {

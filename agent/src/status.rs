@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -192,19 +191,9 @@ impl Status {
     /// Writes it atomically to `state_dir`.
     pub fn write(&self, state_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
-        let tmp = state_dir.join(".status.json.tmp");
-        let _ = std::fs::remove_file(&tmp);
         // 0600: which secrets and stores a host uses is its owner's business.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        std::io::Write::write_all(
-            &mut file,
-            (serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n").as_bytes(),
-        )?;
-        std::fs::rename(tmp, state_dir.join(STATUS_FILE))
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n";
+        crate::statefile::replace(&state_dir.join(STATUS_FILE), text.as_bytes(), 0o600, false)
     }
 
     /// The human-readable form of `ramlet status`.

@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::io;
 use std::path::PathBuf;
 
 use ramlet_quadlet::MANAGED_MARKER;
@@ -68,16 +67,7 @@ impl UnitDir {
     pub fn write(&self, name: &str, text: &str) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let path = self.dir.join(format!("{name}.container"));
-        let tmp = self.dir.join(format!(".{name}.container.tmp"));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
+        crate::statefile::replace(&path, text.as_bytes(), 0o644, true)
     }
 
     /// Removes the unit of spec `name`.

@@ -101,12 +101,8 @@ impl Journal {
     pub fn write(&self, owed: &Owed) -> std::io::Result<()> {
         let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{OWED_FILE}.tmp"));
-        std::fs::write(
-            &tmp,
-            serde_json::to_string_pretty(owed).map_err(std::io::Error::other)? + "\n",
-        )?;
-        std::fs::rename(tmp, &self.path)
+        let text = serde_json::to_string_pretty(owed).map_err(std::io::Error::other)? + "\n";
+        crate::statefile::replace(&self.path, text.as_bytes(), 0o600, false)
     }
 }
 
