@@ -332,6 +332,7 @@ pub async fn control_loop<R: Reconcile>(
     let mut watchdog = watchdog.map(tokio::time::interval);
     loop {
         let started = Instant::now();
+        tracing::trace!(?due, "reconciling");
         let outcome = {
             let reconcile = reconciler.reconcile(due);
             tokio::pin!(reconcile);
