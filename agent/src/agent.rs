@@ -316,7 +316,7 @@ async fn beat(watchdog: &mut Option<tokio::time::Interval>) {
 /// Reconciles, then waits for a wake-up (debounced), the next refresh or the backoff, until
 /// `shutdown`; `after` sees each outcome (watches, `sd_notify`). systemd's watchdog is fed
 /// every `watchdog` by this loop itself, while it waits and while a reconcile is younger than
-/// [`STUCK_AFTER`]: a blocked runtime thread or a reconcile that never ends starves it.
+/// `STUCK_AFTER` (5 minutes): a blocked runtime thread or a reconcile that never ends starves it.
 pub async fn control_loop<R: Reconcile>(
     reconciler: &mut R,
     mut rx: mpsc::UnboundedReceiver<Wake>,
