@@ -1016,15 +1016,7 @@ fn cloud_stores(scope: Scope, name: &str) {
     gcp.fake.freeze(true);
     ramlet::agent::sync(&agent.dir.join("state")).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let mut child = agent.child.take().unwrap();
-    let asked = Instant::now();
-    terminate(child.id()).unwrap();
-    while child.try_wait().unwrap().is_none() && asked.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let took = asked.elapsed();
-    let _ = child.kill();
-    let _ = child.wait();
+    let took = time_to_stop(&mut agent);
     gcp.fake.freeze(false);
     println!(
         "SIGTERM with a hung GCP peer ({name}): ramlet exited in {} ms",
@@ -2000,6 +1992,20 @@ fn system_scope_runs_through_the_shipped_unit() {
     through_dist_unit(&Scope::system(), "e2e-dist-s");
 }
 
+/// Sends the running agent SIGTERM and says how long it took to exit (killed after 20 s).
+fn time_to_stop(agent: &mut Agent) -> Duration {
+    let mut child = agent.child.take().unwrap();
+    let asked = Instant::now();
+    terminate(child.id()).unwrap();
+    while child.try_wait().unwrap().is_none() && asked.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = asked.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    took
+}
+
 /// Issue 19, finding 3: a `*.yaml` FIFO in the spec directory (or a link to one) hung the
 /// running agent for good: reconciles stopped, SIGTERM did nothing. Now each is an error of its
 /// own file, reconciles go on (a rotation still lands), `ramlet validate` returns, and SIGTERM
@@ -2046,15 +2052,7 @@ fn user_scope_a_fifo_in_the_spec_directory_hangs_nothing() {
         .output()
         .unwrap();
     assert_eq!(validate.status.code(), Some(1), "{validate:?}");
-    let mut child = agent.child.take().unwrap();
-    let asked = Instant::now();
-    terminate(child.id()).unwrap();
-    while child.try_wait().unwrap().is_none() && asked.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let took = asked.elapsed();
-    let _ = child.kill();
-    let _ = child.wait();
+    let took = time_to_stop(&mut agent);
     println!(
         "FIFO in the spec directory: rotation landed, SIGTERM ended ramlet in {} ms",
         took.as_millis()
