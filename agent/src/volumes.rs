@@ -672,7 +672,10 @@ mod tests {
         assert!(!volumes.differs(&spec, &wanted).unwrap());
         // Changed in place behind ramlet's back, `..data` unmoved: not read, so not seen.
         let data = atomic::data_name(&dir).unwrap().unwrap();
-        fs::write(dir.join(&data).join("f"), "edited").unwrap();
+        // (The file is 0400: made writable first, so the test needs no root's override.)
+        let edited = dir.join(&data).join("f");
+        fs::set_permissions(&edited, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        fs::write(&edited, "edited").unwrap();
         assert!(!volumes.differs(&spec, &wanted).unwrap());
         // `..data` moved: read back, and the edit is seen.
         fs::rename(dir.join(&data), dir.join("..moved")).unwrap();
