@@ -20,6 +20,16 @@ spec:
     directory: /srv/secrets-other
 ";
 
+/// The catalog's errors of kind `policy`, as printed.
+fn policy_errors(catalog: &ramlet_specs::Catalog) -> Vec<String> {
+    catalog
+        .errors
+        .iter()
+        .filter(|e| e.kind == ErrorKind::Policy)
+        .map(ToString::to_string)
+        .collect()
+}
+
 fn container(name: &str, store: &str, quadlet: &str) -> String {
     format!(
         "apiVersion: ramlet.dev/v1alpha1
@@ -70,12 +80,7 @@ fn what_the_policy_forbids_is_refused_at_its_line_and_nothing_else() {
         1,
         "only the store inside /srv/secrets"
     );
-    let policy_errors: Vec<String> = catalog
-        .errors
-        .iter()
-        .filter(|e| e.kind == ErrorKind::Policy)
-        .map(ToString::to_string)
-        .collect();
+    let policy_errors = policy_errors(&catalog);
     assert_eq!(policy_errors.len(), 2, "{policy_errors:#?}");
     assert!(
         policy_errors[0].starts_with("device.yaml:14:18:")
@@ -143,12 +148,7 @@ fn regression_19_credentials_go_only_to_endpoints_the_host_allows() {
             .keys()
             .map(|n| n.as_str().to_owned())
             .collect();
-        let errors: Vec<String> = catalog
-            .errors
-            .iter()
-            .filter(|e| e.kind == ErrorKind::Policy)
-            .map(ToString::to_string)
-            .collect();
+        let errors = policy_errors(&catalog);
         (stores, errors)
     };
 
@@ -240,12 +240,7 @@ fn regression_19_the_escape_hatch_cannot_reach_the_host() {
             .keys()
             .map(|n| n.as_str().to_owned())
             .collect();
-        let errors: Vec<String> = catalog
-            .errors
-            .iter()
-            .filter(|e| e.kind == ErrorKind::Policy)
-            .map(ToString::to_string)
-            .collect();
+        let errors = policy_errors(&catalog);
         (loaded, errors)
     };
     let (loaded, errors) = load(&Policy::default());
