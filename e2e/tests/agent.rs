@@ -950,8 +950,10 @@ fn cloud_stores(scope: Scope, name: &str) {
         || shows(&agent, "aws-one", "gcp-one"),
     );
     // The container prints before ramlet writes the status of the reconcile that started it.
-    agent.wait("Ready", Duration::from_secs(30), || {
-        (agent.status()["specs"][name]["phase"] == "Ready").then_some(())
+    let first = agent.wait("Ready", Duration::from_secs(30), || {
+        let status = agent.status();
+        (status["specs"][name]["phase"] == "Ready")
+            .then(|| status["specs"][name]["secrets"].clone())
     });
 
     // New versions upstream reach the container within one refresh interval (10 s).
@@ -970,6 +972,20 @@ fn cloud_stores(scope: Scope, name: &str) {
     println!(
         "cloud rotation ({name}): new versions reached the container in {} ms",
         rotated.elapsed().as_millis()
+    );
+    // The two stores may see their new versions one refresh apart: the container can print
+    // both after the first restart while the second is still to come. Ready with no old
+    // version left means ramlet has nothing more to do for this rotation.
+    agent.wait(
+        "Ready on both new versions",
+        Duration::from_secs(40),
+        || {
+            let status = agent.status();
+            let spec = &status["specs"][name];
+            let versions = spec["secrets"].as_array()?;
+            let old = first.as_array()?;
+            (spec["phase"] == "Ready" && versions.iter().all(|v| !old.contains(v))).then_some(())
+        },
     );
     let calls = aws.proxy.calls();
     assert!(
