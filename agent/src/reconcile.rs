@@ -305,7 +305,7 @@ impl Reconciler {
             failed: !catalog.errors.is_empty(),
             ..Outcome::default()
         };
-        let listing = self.unit_dir.list().map_err(|error| {
+        let listing = self.unit_dir.list_off_thread().await.map_err(|error| {
             Stop::Failed(format!(
                 "cannot list {}: {error}",
                 self.unit_dir.path().display()
@@ -375,7 +375,12 @@ impl Reconciler {
             }
         }
         self.keep_broken(&catalog, &listing.ours, &mut keep, &mut next, &now);
-        let observed = self.observe(listing.ours, &desired).await;
+        let observed = self
+            .observe(listing.ours, &desired)
+            .await
+            .map_err(|error| {
+                Stop::Failed(format!("cannot ask systemd for the units' states: {error}"))
+            })?;
         let actions = plan::plan(&desired, &observed, &keep);
         Ok(Gathered {
             next,
@@ -452,7 +457,7 @@ struct Gathered {
 
 /// Why a reconcile stopped before its plan.
 enum Stop {
-    /// The spec or unit directory could not be read.
+    /// The spec or unit directory could not be read, or systemd did not say how the units are.
     Failed(String),
     /// SIGTERM during the wait on the providers.
     Shutdown,

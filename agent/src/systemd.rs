@@ -89,6 +89,9 @@ impl From<zbus::Error> for SystemdError {
     }
 }
 
+/// Units' states by unit name.
+pub type UnitStates = std::collections::BTreeMap<String, UnitState>;
+
 /// What systemd says about a unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -125,18 +128,18 @@ pub trait UnitManager: Send + Sync {
     fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>>;
     /// Runs `job` on `unit` and waits for its result.
     fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
-    /// The states of `units`, each one systemd answered for (a unit it could not be asked
-    /// about is left out: unknown): active and sub state only, in one call.
-    fn states<'a>(
-        &'a self,
-        units: &'a [String],
-    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>>;
+    /// The states of `units`: active and sub state only, in one call. An error when systemd
+    /// does not answer the list at all (nothing is known then: a plan made without it would
+    /// take every unit for down).
+    fn states<'a>(&'a self, units: &'a [String])
+    -> BoxFuture<'a, Result<UnitStates, SystemdError>>;
     /// [`Self::states`] with the details the list does not carry: the invocation ID, and for
-    /// a failed unit its `Result` and exit status (a few calls per unit).
+    /// a failed unit its `Result` and exit status (a few calls per unit; a unit whose details
+    /// systemd did not give is left out: unknown).
     fn details<'a>(
         &'a self,
         units: &'a [String],
-    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>>;
+    ) -> BoxFuture<'a, Result<UnitStates, SystemdError>>;
     /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
     /// `loaded`, `masked`, ... or `not-found`.
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>>;
@@ -384,12 +387,8 @@ impl DbusManager {
 impl DbusManager {
     /// The states of `units` in one `ListUnitsByNames` call; with `details`, each loaded unit's
     /// invocation ID too, and a failed one's `Result` and exit status.
-    async fn list(
-        &self,
-        units: &[String],
-        details: bool,
-    ) -> std::collections::BTreeMap<String, UnitState> {
-        let listed = self
+    async fn list(&self, units: &[String], details: bool) -> Result<UnitStates, SystemdError> {
+        let (connection, listed) = self
             .call(
                 || "list units".into(),
                 |connection| async move {
@@ -398,11 +397,8 @@ impl DbusManager {
                     Ok((connection, manager.list_units_by_names(&names).await?))
                 },
             )
-            .await;
-        let Ok((connection, listed)) = listed else {
-            return std::collections::BTreeMap::new();
-        };
-        let mut states = std::collections::BTreeMap::new();
+            .await?;
+        let mut states = UnitStates::new();
         for (name, _, load, active, sub, _, path, job, job_type, _) in listed {
             let mut state = UnitState {
                 active_state: if load == "not-found" {
@@ -462,7 +458,7 @@ impl DbusManager {
             states.insert(name, state);
         }
         drop(connection);
-        states
+        Ok(states)
     }
 }
 
@@ -500,13 +496,13 @@ impl UnitManager for DbusManager {
     fn states<'a>(
         &'a self,
         units: &'a [String],
-    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>> {
+    ) -> BoxFuture<'a, Result<UnitStates, SystemdError>> {
         Box::pin(self.list(units, false))
     }
     fn details<'a>(
         &'a self,
         units: &'a [String],
-    ) -> BoxFuture<'a, std::collections::BTreeMap<String, UnitState>> {
+    ) -> BoxFuture<'a, Result<UnitStates, SystemdError>> {
         Box::pin(self.list(units, true))
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {

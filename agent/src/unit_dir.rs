@@ -51,7 +51,7 @@ impl UnitDir {
             let Some(name) = file.strip_suffix(".container") else {
                 continue;
             };
-            let text = fs::read_to_string(entry.path()).unwrap_or_default();
+            let text = read_unit(&entry.path()).unwrap_or_default();
             let ours = text.starts_with(MANAGED_MARKER)
                 && ramlet_quadlet::parse(&text).is_ok_and(|p| p.spec.as_deref() == Some(name));
             if ours {
@@ -61,6 +61,15 @@ impl UnitDir {
             }
         }
         Ok(listing)
+    }
+
+    /// Lists the folder on a blocking thread, off the runtime's (a folder on a hung network
+    /// mount stalls this reconcile, never the signal handling or the watchdog).
+    pub async fn list_off_thread(&self) -> io::Result<Listing> {
+        let dir = self.clone();
+        tokio::task::spawn_blocking(move || dir.list())
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Writes the unit of spec `name` (a temporary file, then a rename).
@@ -77,6 +86,28 @@ impl UnitDir {
             _ => Ok(()),
         }
     }
+}
+
+/// The largest unit file ramlet reads back (its own are a few KiB).
+const MAX_UNIT_BYTES: u64 = 1 << 20;
+
+/// A unit file's text: opened without following a link and without blocking, read only when
+/// `fstat` says it is a regular file, at most [`MAX_UNIT_BYTES`]. Anything else is not
+/// ramlet's (`None`: listed as foreign, never touched).
+fn read_unit(path: &std::path::Path) -> Option<String> {
+    use io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_UNIT_BYTES).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 #[cfg(test)]
@@ -106,6 +137,34 @@ mod tests {
         units.remove("web").unwrap();
         units.remove("web").unwrap();
         assert!(units.list().unwrap().ours.is_empty());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    /// A FIFO, a link to a unit file and a link to a FIFO are nobody's units to read: listed
+    /// as foreign without blocking (a FIFO opened for reading waits for a writer) and without
+    /// following the link.
+    #[test]
+    fn a_fifo_or_a_link_is_foreign_and_never_read() {
+        let dir = std::env::temp_dir().join(format!("ramlet-unit-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let units = UnitDir::new(dir.clone());
+        let mut unit = ramlet_quadlet::UnitFile {
+            spec: "web".into(),
+            ..Default::default()
+        };
+        unit.container.image = "localhost/x".into();
+        let text = unit.render(ramlet_quadlet::PodmanVersion::V5_4).unwrap();
+        units.write("web", &text).unwrap();
+        nix::unistd::mkfifo(&dir.join("fifo.container"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::os::unix::fs::symlink(dir.join("web.container"), dir.join("link.container")).unwrap();
+        std::os::unix::fs::symlink(dir.join("fifo.container"), dir.join("to-fifo.container"))
+            .unwrap();
+        let listing = units.list().unwrap();
+        assert_eq!(listing.ours.keys().collect::<Vec<_>>(), ["web"]);
+        assert_eq!(
+            listing.foreign.iter().collect::<Vec<_>>(),
+            ["fifo", "link", "to-fifo"]
+        );
         let _ = fs::remove_dir_all(dir);
     }
 }

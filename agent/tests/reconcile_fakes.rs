@@ -550,3 +550,50 @@ async fn a_start_whose_readiness_was_lost_is_started_again_at_once() {
         }
     }
 }
+
+/// When systemd does not answer for the units' states, nothing is known of them: the reconcile
+/// fails (and is retried with backoff) without touching a unit, where taking every unit for
+/// down would start or restart every spec; `ramlet plan` says it cannot tell (exit 1) instead
+/// of "nothing would change".
+#[tokio::test]
+async fn no_answer_from_systemd_touches_no_unit_and_plans_nothing() {
+    let world = World::new("no-answer");
+    let mut reconciler = world.running().await;
+    world.secret("x", Ok("two"));
+    let no_answer = || SystemdError::Timeout {
+        what: "list units".into(),
+        timeout: std::time::Duration::from_secs(25),
+    };
+    world.fault("list units", no_answer(), false);
+    let outcome = reconciler.reconcile(Due::All).await;
+    assert!(outcome.failed);
+    assert_eq!(world.take_log(), Vec::<String>::new());
+    let errors = reconciler.status().errors.join("\n");
+    assert!(
+        errors.contains("cannot ask systemd for the units' states") && errors.contains("no answer"),
+        "{errors}"
+    );
+    assert_eq!(reconciler.status().specs["b"].phase, Phase::Ready);
+
+    world.fault("list units", no_answer(), false);
+    let preview = reconciler.preview(Due::All).await;
+    assert!(
+        preview
+            .as_ref()
+            .is_err_and(|e| e.contains("cannot ask systemd")),
+        "{:?}",
+        preview.map(|p| p.text())
+    );
+
+    // systemd answers again: the rotation lands, and only where it belongs.
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(
+        world.take_log(),
+        [
+            "write a/v",
+            "write c/v",
+            "restart a.service",
+            "reload c.service"
+        ]
+    );
+}

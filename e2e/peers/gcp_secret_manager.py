@@ -19,13 +19,16 @@ GET .../versions/V:access, POST .../versions/V:enable|:disable|:destroy.
 Test controls live outside /v1 and never touch secrets: POST /fake/hang?seconds=N makes every
 later API call wait N seconds (0 ends it); POST /fake/deny?secret=S answers PERMISSION_DENIED
 for S ("" ends it); POST /fake/corrupt?secret=S flips a bit of S's payloads on the way out, with
-the checksum of the real data, as a corruption in transit would ("" ends it). Every API call is logged to --log as one line "METHOD PATH" (no bodies), so
-tests count calls at the wire.
+the checksum of the real data, as a corruption in transit would ("" ends it). Every API call is
+logged to --log as one line "METHOD PATH", with " authorization=SCHEME" when the request carried
+credentials (the scheme, never the credential; no bodies), so tests count calls at the wire.
+--tls CERT KEY serves HTTPS instead of HTTP.
 
     gcp_secret_manager.py --port 8085 --project acme-prod=123456789012 --log calls.log
 """
 
 import argparse
+import ssl
 import base64
 import json
 import re
@@ -181,8 +184,10 @@ class Handler(BaseHTTPRequestHandler):
         store = self.server.store
         if path.startswith("/fake/"):
             return self._control(path, query)
+        # The authorization scheme only, never the credential: a test asserts where a token went.
+        scheme = (self.headers.get("Authorization") or "").split(" ", 1)[0]
         with open(self.server.log, "a", encoding="utf-8") as log:
-            log.write(f"{method} {path}\n")
+            log.write(f"{method} {path}" + (f" authorization={scheme}" if scheme else "") + "\n")
         if store.hang:
             time.sleep(store.hang)
         int_enums = "int" in query.get("enum-encoding", [])
@@ -304,12 +309,18 @@ def main():
     parser.add_argument("--project", action="append", default=[],
                         help="ID=NUMBER, a project the fake knows (repeatable)")
     parser.add_argument("--log", required=True, help="file that gets one line per API call")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
+                        help="serve HTTPS with this certificate chain and key (PEM)")
     args = parser.parse_args()
     projects = [p.split("=", 1) for p in args.project]
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.store = Store(projects)
     server.log = args.log
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     open(args.log, "a", encoding="utf-8").close()
     print(f"listening on {args.host}:{args.port}", flush=True)
     try:

@@ -273,37 +273,109 @@ impl Aws {
 pub struct Gcp {
     /// The fake's process.
     pub fake: Peer,
+    /// `http`, or `https` for [`Gcp::start_tls`].
+    scheme: &'static str,
 }
 
 impl Gcp {
-    /// Starts the fake; its call log goes to `dir`.
+    /// Starts the fake on plain HTTP; its call log goes to `dir`.
     #[must_use]
     pub fn start(dir: &Path) -> Self {
-        let log = dir.join("gcp-calls.log");
-        let fake = Peer::spawn(
-            python(),
-            vec![
-                e2e_dir()
-                    .join("peers/gcp_secret_manager.py")
-                    .display()
-                    .to_string(),
-                "--port".into(),
-                PORT.into(),
-                "--project".into(),
-                format!("{}={}", GCP_PROJECT.0, GCP_PROJECT.1),
-                "--log".into(),
-                log.display().to_string(),
-            ],
-            dir.join("gcp.out"),
-            Some(log),
-        );
-        Self { fake }
+        Self::spawn(dir, None)
+    }
+
+    /// Starts the fake on HTTPS with `ca`'s server certificate: only a client that trusts `ca`
+    /// gets past the handshake. The test sets it up through a plain [`Gcp`] it starts beside
+    /// it, if it needs secrets at all: [`Gcp::call`] speaks plain HTTP.
+    #[must_use]
+    pub fn start_tls(dir: &Path, ca: &TestCa) -> Self {
+        Self::spawn(dir, Some(ca))
+    }
+
+    fn spawn(dir: &Path, tls: Option<&TestCa>) -> Self {
+        let name = if tls.is_some() { "gcp-tls" } else { "gcp" };
+        let log = dir.join(format!("{name}-calls.log"));
+        let mut args = vec![
+            e2e_dir()
+                .join("peers/gcp_secret_manager.py")
+                .display()
+                .to_string(),
+            "--port".into(),
+            PORT.into(),
+            "--project".into(),
+            format!("{}={}", GCP_PROJECT.0, GCP_PROJECT.1),
+            "--log".into(),
+            log.display().to_string(),
+        ];
+        if let Some(ca) = tls {
+            args.push("--tls".into());
+            args.push(ca.server_cert().display().to_string());
+            args.push(ca.server_key().display().to_string());
+        }
+        let fake = Peer::spawn(python(), args, dir.join(format!("{name}.out")), Some(log));
+        Self {
+            fake,
+            scheme: if tls.is_some() { "https" } else { "http" },
+        }
     }
 
     /// The endpoint for a store's `gcp.endpoint`.
     #[must_use]
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.fake.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.fake.port)
+    }
+}
+
+/// Key material made by `peers/test_ca.py` for one test, trusted by nothing else: a certificate
+/// authority of its own, a server certificate for 127.0.0.1 it signed, and a Google service
+/// account key file with a fresh RSA key (Google's libraries sign their bearer tokens with it
+/// offline, so a test sees a real `Authorization: Bearer` header without any Google service).
+#[derive(Debug, Clone)]
+pub struct TestCa {
+    dir: PathBuf,
+}
+
+impl TestCa {
+    /// Makes the material in `dir` (created if missing).
+    ///
+    /// # Panics
+    /// When the virtualenv's Python cannot make it.
+    #[must_use]
+    pub fn make(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("the key material's folder");
+        let status = Command::new(python())
+            .arg(e2e_dir().join("peers/test_ca.py"))
+            .arg(dir)
+            .status()
+            .expect("peers/test_ca.py");
+        assert!(status.success(), "peers/test_ca.py failed: {status}");
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The authority's certificate (PEM), for `SSL_CERT_FILE`.
+    #[must_use]
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The server's certificate (PEM).
+    #[must_use]
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+
+    /// The server's private key (PEM).
+    #[must_use]
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server-key.pem")
+    }
+
+    /// A service account key file, for `GOOGLE_APPLICATION_CREDENTIALS`.
+    #[must_use]
+    pub fn service_account(&self) -> PathBuf {
+        self.dir.join("service-account.json")
     }
 }
 
@@ -355,6 +427,10 @@ impl Gcp {
     #[must_use]
     pub fn call(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         use std::io::{Read as _, Write as _};
+        assert_eq!(
+            self.scheme, "http",
+            "set up secrets through a plain HTTP fake"
+        );
         let mut stream = TcpStream::connect(("127.0.0.1", self.fake.port)).expect("the GCP fake");
         write!(
             stream,

@@ -1063,6 +1063,82 @@ fn system_scope_cloud_stores_rotate_and_survive_outages() {
     cloud_stores(Scope::system(), "e2e-cloud-s");
 }
 
+/// The host's cloud credentials go only where the host's policy lets them (issue 19, finding 1:
+/// a spec that named its own HTTPS server got the host's bearer token). The Secret Manager fake
+/// serves HTTPS with a certificate from a CA of the test's own, which ramlet trusts through
+/// `SSL_CERT_FILE`, and ramlet holds a real service account key: a store whose endpoint the
+/// policy does not name is refused at its line, and the server sees no request at all, from
+/// `run` or from `plan`. Once the policy names it, `plan` reaches it with
+/// `authorization: Bearer`: the refusal, nothing else, kept the token home.
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn user_scope_a_spec_cannot_send_the_host_token_to_its_own_server() {
+    let mut agent = Agent::new(Scope::user(), "e2e-token");
+    let ca = ramlet_e2e::peers::TestCa::make(&agent.dir.join("tls"));
+    let server = ramlet_e2e::peers::Gcp::start_tls(&agent.dir, &ca);
+    for (key, path) in [
+        ("SSL_CERT_FILE", ca.ca_cert()),
+        ("GOOGLE_APPLICATION_CREDENTIALS", ca.service_account()),
+    ] {
+        agent.envs.push((key.into(), path.display().to_string()));
+    }
+    agent.spec(
+        "stores",
+        &format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: gcp}}\nspec:\n  gcp:\n    project: {}\n    endpoint: \"{}\"\n",
+            ramlet_e2e::peers::GCP_PROJECT.0,
+            server.endpoint()
+        ),
+    );
+    agent.spec(
+        "e2e-token",
+        &container("e2e-token", &[("key", "0400", "x")], "restart", "one")
+            .replace("{store: local, name: x}", "{store: gcp, name: tls-key}"),
+    );
+    agent.start();
+    let errors = agent.wait("the refusal", Duration::from_mins(1), || {
+        let errors = agent.status()["errors"].to_string();
+        errors.contains("policy.endpoints").then_some(errors)
+    });
+    assert!(
+        errors.contains("stores.yaml:7:") && errors.contains(&server.endpoint()),
+        "the refusal names the file, line and endpoint: {errors}"
+    );
+    let plan = agent.command("plan").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("policy.endpoints")
+            || String::from_utf8_lossy(&plan.stderr).contains("policy.endpoints"),
+        "{plan:?}"
+    );
+    agent.stop();
+    assert_eq!(
+        server.fake.calls(),
+        Vec::<String>::new(),
+        "a refused endpoint got requests"
+    );
+
+    // The same store, with the host's consent: the token does travel, so the check above
+    // could have failed.
+    std::fs::write(
+        agent.dir.join("config.yaml"),
+        format!(
+            "policy:\n  endpoints: [\"{}\", \"{}\"]\n",
+            ramlet_e2e::peers::LOOPBACK_ENDPOINTS,
+            server.endpoint()
+        ),
+    )
+    .unwrap();
+    agent.chown();
+    let plan = agent.command("plan").output().unwrap();
+    let calls = server.fake.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.ends_with("tls-key/versions/latest:access authorization=Bearer")),
+        "an allowed endpoint got no bearer token: {calls:?}\n{plan:?}"
+    );
+}
+
 /// A container (restarted on rotation) with the AWS secret `app/db`'s `password` as `db` and
 /// the GCP secret `tls-key` as `tls`.
 fn cloud_container(name: &str, mark: &str) -> String {

@@ -198,7 +198,7 @@ async fn failed_start(
     if !failed || !matches!(job, Job::Start | Job::Restart) {
         return None;
     }
-    units.details(&[unit.to_owned()]).await.remove(unit)
+    units.details(&[unit.to_owned()]).await.ok()?.remove(unit)
 }
 
 /// Whether a start failed only because systemd lost its readiness notification:

@@ -12,15 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::{Action, Desired, Observed};
 use super::{Reconciler, service};
-use crate::systemd::{Job, UnitState};
+use crate::systemd::{Job, SystemdError, UnitState};
 
 impl Reconciler {
-    /// What the host holds: ramlet's units, their states, the specs with volumes.
+    /// What the host holds: ramlet's units, their states, the specs with volumes. An error
+    /// when systemd does not answer for the units' states: no plan is made without them.
     pub(super) async fn observe(
         &self,
         units: BTreeMap<String, String>,
         desired: &[Desired],
-    ) -> Observed {
+    ) -> Result<Observed, SystemdError> {
         let mut observed = Observed {
             units,
             owed: self.owed.clone(),
@@ -33,7 +34,7 @@ impl Reconciler {
             .chain(observed.units.keys().cloned())
             .collect();
         let services: Vec<String> = names.iter().map(|n| service(n)).collect();
-        let listed = by_spec(self.units.states(&services).await);
+        let listed = by_spec(self.units.states(&services).await?);
         let stale: Vec<String> = listed
             .iter()
             .filter(|(name, now)| {
@@ -48,7 +49,8 @@ impl Reconciler {
         let mut fresh = if stale.is_empty() {
             BTreeMap::new()
         } else {
-            by_spec(self.units.details(&stale).await)
+            // Details that systemd does not give leave those units unknown, below.
+            by_spec(self.units.details(&stale).await.unwrap_or_default())
         };
         observed.states = listed
             .into_iter()
@@ -66,7 +68,7 @@ impl Reconciler {
                 Some((name, state))
             })
             .collect();
-        observed
+        Ok(observed)
     }
 
     /// Exact details for every unit `actions` run a start, restart or reload on, so that the
@@ -82,7 +84,8 @@ impl Reconciler {
         if units.is_empty() {
             return;
         }
-        for (name, state) in by_spec(self.units.details(&units).await) {
+        // Without an answer the journal records the invocations observe saw.
+        for (name, state) in by_spec(self.units.details(&units).await.unwrap_or_default()) {
             observed.states.insert(name, state);
         }
     }

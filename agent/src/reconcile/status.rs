@@ -60,7 +60,8 @@ impl Reconciler {
         let asked = if ask.is_empty() {
             BTreeMap::new()
         } else {
-            self.units.details(&ask).await
+            // Unanswered, each spec keeps the state observe saw.
+            self.units.details(&ask).await.unwrap_or_default()
         };
         let mut seen = observed.states.clone();
         seen.extend(super::observe::by_spec(asked.clone()));

@@ -131,20 +131,33 @@ impl UnitManager for Units {
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(async move { Ok(self.loaded(unit)) })
     }
-    fn states<'a>(&'a self, units: &'a [String]) -> BoxFuture<'a, BTreeMap<String, UnitState>> {
+    fn states<'a>(
+        &'a self,
+        units: &'a [String],
+    ) -> BoxFuture<'a, Result<BTreeMap<String, UnitState>, SystemdError>> {
         Box::pin(async move { self.answer(units, false) })
     }
-    fn details<'a>(&'a self, units: &'a [String]) -> BoxFuture<'a, BTreeMap<String, UnitState>> {
+    fn details<'a>(
+        &'a self,
+        units: &'a [String],
+    ) -> BoxFuture<'a, Result<BTreeMap<String, UnitState>, SystemdError>> {
         Box::pin(async move { self.answer(units, true) })
     }
 }
 
 impl Units {
-    /// What systemd would answer: one list call, plus one call per unit for details (whose
-    /// invocation IDs the list alone does not carry).
-    fn answer(&self, units: &[String], details: bool) -> BTreeMap<String, UnitState> {
+    /// What systemd would answer: one list call (a `list units` fault fails it whole), plus
+    /// one call per unit for details (whose invocation IDs the list alone does not carry).
+    fn answer(
+        &self,
+        units: &[String],
+        details: bool,
+    ) -> Result<BTreeMap<String, UnitState>, SystemdError> {
         let mut host = self.0.lock().unwrap();
         host.bus_calls += 1;
+        if let Some((error, _)) = host.faults.remove("list units") {
+            return Err(error);
+        }
         let mut states = BTreeMap::new();
         for unit in units {
             // A faulted unit is one systemd did not answer for: left out.
@@ -164,7 +177,7 @@ impl Units {
             }
             states.insert(unit.clone(), state);
         }
-        states
+        Ok(states)
     }
 }
 
