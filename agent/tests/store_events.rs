@@ -179,6 +179,44 @@ async fn an_event_whose_fetch_fails_is_held_until_a_fetch_answers() {
     assert_eq!(h.acked(), ["y#1"]);
 }
 
+/// Issue 19: events went straight past the store's backoff, so a provider that throttled got a
+/// fetch per event. While the store backs off, an event waits (held, its secret still marked);
+/// when the backoff ends, one refresh answers it.
+#[tokio::test(start_paused = true)]
+async fn an_event_waits_out_the_backoff_of_a_throttled_store() {
+    let mut h = Harness::new().await;
+    h.upstream(
+        "x",
+        Err(ProviderError::new(ErrorKind::Throttled, "rate exceeded")),
+    );
+    // A whole refresh (its timer) that the provider throttles.
+    tokio::time::sleep(h.stores.next_due().unwrap()).await;
+    h.refresh().await;
+    assert_eq!(h.asked().get("x"), Some(&1));
+    let backoff = h.stores.next_due().unwrap();
+    h.upstream("x", Ok("two"));
+    h.upstream("y", Ok("two"));
+    for n in 1..=5 {
+        assert!(h.event("y", n));
+        h.refresh().await;
+    }
+    assert!(h.asked().is_empty(), "the backoff holds events back too");
+    assert_eq!(
+        h.acked(),
+        ["y#1", "y#2", "y#3", "y#4"],
+        "the newest stands held"
+    );
+    tokio::time::sleep(backoff).await;
+    h.refresh().await;
+    assert_eq!(
+        h.asked(),
+        BTreeMap::from([("x".into(), 1), ("y".into(), 1)]),
+        "one refresh when the backoff ends"
+    );
+    assert_eq!(h.acked(), ["y#5"]);
+    assert_eq!(h.value_version("y"), "v-two");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failing_listener_makes_the_store_poll_at_its_fallback_interval() {
     let mut h = Harness::new().await;

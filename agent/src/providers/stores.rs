@@ -388,13 +388,21 @@ impl Stores {
                 _ => spec.refresh_interval,
             };
             store.entries.retain(|key, _| keys.contains(key));
-            let marked = std::mem::take(&mut store.marked);
             let forced = match due {
                 Due::Timers => false,
                 Due::Files => matches!(store.provider, Provider::File { .. }),
                 Due::All => true,
             };
             let whole = forced || store.next_due <= now;
+            // A store backing off after a failed refresh is asked again when its backoff ends,
+            // events or not: a stream of events must not hammer a provider that throttles or
+            // fails. Their secrets stay marked and the events held (unacknowledged) until then.
+            let backing_off = store.backoff > BACKOFF_MIN && !whole;
+            let marked = if backing_off {
+                BTreeSet::new()
+            } else {
+                std::mem::take(&mut store.marked)
+            };
             let requests: Vec<Request> = keys
                 .iter()
                 .filter(|key| whole || marked.contains(&key.0) || !store.entries.contains_key(*key))
