@@ -4,12 +4,19 @@ the AWS operation (from the X-Amz-Target header, such as `secretsmanager.Describ
 tests count what ramlet really sent over the wire rather than what ramlet says it sent.
 Bodies are forwarded untouched and never logged.
 
+A test control outside AWS's API: POST /fake/throttle?target=T answers every later call of
+operation T (`secretsmanager.BatchGetSecretValue`) as AWS does when a quota is spent (400,
+`ThrottlingException`), without forwarding it; an empty T ends it. Throttled calls are logged
+like the others.
+
     counting_proxy.py --port 5001 --to 5000 --log calls.log
 """
 
 import argparse
 import http.client
+import json
 import sys
+from urllib.parse import parse_qs, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
@@ -21,12 +28,28 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *_):
         pass
 
+    def _answer(self, status, data, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _forward(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        url = urlsplit(self.path)
+        if url.path == "/fake/throttle":
+            self.server.throttle = parse_qs(url.query).get("target", [""])[0]
+            self._answer(200, b"{}", "application/json")
+            return
         target = self.headers.get("X-Amz-Target", f"{self.command} {self.path}")
         with open(self.server.log, "a", encoding="utf-8") as log:
             log.write(target + "\n")
+        if target == self.server.throttle:
+            error = {"__type": "ThrottlingException", "message": "Rate exceeded"}
+            self._answer(400, json.dumps(error).encode(), "application/x-amz-json-1.1")
+            return
         upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
         try:
@@ -58,6 +81,7 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.upstream = args.to
+    server.throttle = ""
     server.log = args.log
     open(args.log, "a", encoding="utf-8").close()
     print(f"listening on 127.0.0.1:{args.port}", flush=True)

@@ -266,6 +266,24 @@ impl Aws {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.proxy.port)
     }
+
+    /// Makes the proxy answer every call of `operation` (`secretsmanager.BatchGetSecretValue`)
+    /// with AWS's `ThrottlingException`, as a spent quota does; `""` ends it.
+    ///
+    /// # Panics
+    /// When the proxy cannot be reached.
+    pub fn throttle(&self, operation: &str) {
+        use std::io::{Read as _, Write as _};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.proxy.port)).expect("the proxy");
+        write!(
+            stream,
+            "POST /fake/throttle?target={operation} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
 }
 
 /// The Secret Manager fake.

@@ -213,6 +213,30 @@ async fn aws_checks_with_one_describe_and_reads_only_what_changed() {
     assert_eq!(binary.bytes.expose(), [0, 159, 255]);
     assert_eq!(value(&stores, &many, 5), Err(ErrorKind::NotFound));
 
+    // A throttled batch (its quota is far below GetSecretValue's): each secret is read on its
+    // own, nothing fails.
+    for name in ["a", "b", "c"] {
+        sm.put_secret_value()
+            .secret_id(name)
+            .secret_string(format!("{name}2"))
+            .send()
+            .await
+            .unwrap();
+    }
+    aws.throttle("secretsmanager.BatchGetSecretValue");
+    aws.proxy.clear_calls();
+    refresh(&mut stores, &many, Due::All).await;
+    aws.throttle("");
+    assert!(
+        aws.proxy.count("BatchGetSecretValue") >= 1
+            && aws.proxy.count("secretsmanager.GetSecretValue") == 3,
+        "{:?}",
+        aws.proxy.calls()
+    );
+    for (i, want) in ["a2", "b2", "c2"].iter().enumerate() {
+        assert_eq!(value(&stores, &many, i).unwrap().0, *want);
+    }
+
     // The peer goes away: the last good values stay, the error is transient.
     aws.proxy.clear_calls();
     let mut aws = aws;
@@ -224,7 +248,7 @@ async fn aws_checks_with_one_describe_and_reads_only_what_changed() {
     assert_eq!(status["s"].error_kind, "unavailable");
     aws.proxy.start();
     refresh(&mut stores, &many, Due::All).await;
-    assert_eq!(value(&stores, &many, 0).unwrap().0, "a1");
+    assert_eq!(value(&stores, &many, 0).unwrap().0, "a2");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -6,8 +6,9 @@
 //! Change check: one `DescribeSecret` per secret each refresh tells which version ID holds the
 //! stage asked for (`AWSCURRENT` for `latest`). Only a version ramlet does not hold is read:
 //! several `AWSCURRENT` reads of one refresh go in `BatchGetSecretValue` calls of up to 20,
-//! anything else (and a batch the policy does not allow) in `GetSecretValue` with the version
-//! ID always explicit, so the value read is the version that was described.
+//! anything else (and a batch the policy does not allow, or that AWS throttles) in
+//! `GetSecretValue` with the version ID always explicit, so the value read is the version that
+//! was described.
 
 use std::collections::BTreeMap;
 
@@ -177,8 +178,14 @@ impl SecretProvider for AwsProvider {
                                 results[*i] = answer;
                             }
                         }
-                        // No batch permission: each one on its own, below.
-                        Err(error) if error.kind() == ErrorKind::PermissionDenied => {
+                        // No batch permission, or the batch's own quota spent (it is far
+                        // smaller than GetSecretValue's): each one on its own, below.
+                        Err(error)
+                            if matches!(
+                                error.kind(),
+                                ErrorKind::PermissionDenied | ErrorKind::Throttled
+                            ) =>
+                        {
                             tracing::debug!(%error, "BatchGetSecretValue refused; reading one by one");
                         }
                         Err(error) => {
