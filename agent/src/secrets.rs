@@ -72,10 +72,14 @@ pub enum ShapeError {
 }
 
 /// Turns a fetched secret into the file content the spec asks for: the JSON property if one is
-/// named (a string is written as is, any other value as JSON), then base64-decoded if asked.
-/// Errors never quote the content. Copies are kept to what cannot be avoided, and each is wiped:
-/// the other properties of a JSON secret are skipped, not parsed into strings, and base64 is
-/// decoded into a buffer sized up front (no reallocation leaves a copy behind).
+/// named (a string is written unescaped, any other value as its JSON text, as the secret writes
+/// it), then base64-decoded if asked. Errors never quote the content. Copies are kept to what
+/// cannot be avoided, and each is wiped: the other properties of a JSON secret are skipped, not
+/// parsed into strings; the property is copied once, from the input straight into a buffer sized
+/// up front, and so is base64's decoding (no reallocation leaves a copy behind).
+///
+/// What ramlet cannot wipe: the buffers inside the providers' SDKs and HTTP stacks that held a
+/// response before ramlet took the value (see docs/ARCHITECTURE.md).
 pub fn shape(secret: &SecretBytes, reference: &SecretRef) -> Result<SecretBytes, ShapeError> {
     let selected = match &reference.property {
         None => secret.clone(),
@@ -105,7 +109,7 @@ pub fn shape(secret: &SecretBytes, reference: &SecretRef) -> Result<SecretBytes,
 /// The value of `property` in a JSON object, without keeping the other values: they are
 /// skipped by the parser, never turned into strings that would outlive this call unwiped.
 fn property_of(json: &[u8], property: &str) -> Result<SecretBytes, ShapeError> {
-    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    use serde::de::{Deserializer as _, Error as _, IgnoredAny, MapAccess, Visitor};
 
     struct Pick<'p>(&'p str);
 
@@ -120,11 +124,14 @@ fn property_of(json: &[u8], property: &str) -> Result<SecretBytes, ShapeError> {
             let mut found = None;
             while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                 if key == self.0 && found.is_none() {
-                    let value: serde_json::Value = map.next_value()?;
-                    found = Some(match value {
-                        // Moved, not copied.
-                        serde_json::Value::String(text) => SecretBytes::new(text.into_bytes()),
-                        other => SecretBytes::new(other.to_string().into_bytes()),
+                    // A slice of the input, validated but not copied; then one copy of exactly
+                    // the value, straight into the buffer that is wiped.
+                    let raw: &'de serde_json::value::RawValue = map.next_value()?;
+                    let raw = raw.get();
+                    found = Some(if raw.starts_with('"') {
+                        unescape(raw).ok_or_else(|| A::Error::custom("a bad string"))?
+                    } else {
+                        SecretBytes::new(raw.as_bytes().to_vec())
                     });
                 } else {
                     map.next_value::<IgnoredAny>()?;
@@ -140,6 +147,64 @@ fn property_of(json: &[u8], property: &str) -> Result<SecretBytes, ShapeError> {
         .and_then(|found| parser.end().map(|()| found))
         .map_err(|_| ShapeError::NotJsonObject(property.to_owned()))?;
     found.ok_or_else(|| ShapeError::MissingProperty(property.to_owned()))
+}
+
+/// A JSON string literal's value (`raw` is the literal with its quotes, already validated by
+/// the parser), decoded into a buffer sized up front: it never grows, so no reallocation leaves
+/// a copy behind, as a parser's scratch buffer or a `String` that grows would.
+fn unescape(raw: &str) -> Option<SecretBytes> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    // The value is never longer than its literal.
+    let mut out = Zeroizing::new(Vec::with_capacity(inner.len()));
+    let mut i = 0;
+    while i < inner.len() {
+        let byte = inner[i];
+        i += 1;
+        if byte != b'\\' {
+            out.push(byte);
+            continue;
+        }
+        let escape = *inner.get(i)?;
+        i += 1;
+        let simple = match escape {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'u' => None,
+            _ => return None,
+        };
+        if let Some(byte) = simple {
+            out.push(byte);
+            continue;
+        }
+        let hex = |at: usize| {
+            let digits = std::str::from_utf8(inner.get(at..at + 4)?).ok()?;
+            u32::from_str_radix(digits, 16).ok()
+        };
+        let mut code = hex(i)?;
+        i += 4;
+        if (0xD800..0xDC00).contains(&code) {
+            // A high surrogate: its low half follows as another \u escape.
+            if inner.get(i..i + 2) != Some(b"\\u") {
+                return None;
+            }
+            let low = hex(i + 2)?;
+            if !(0xDC00..0xE000).contains(&low) {
+                return None;
+            }
+            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+            i += 6;
+        }
+        let mut utf8 = [0; 4];
+        out.extend_from_slice(char::from_u32(code)?.encode_utf8(&mut utf8).as_bytes());
+        zeroize::Zeroize::zeroize(&mut utf8);
+    }
+    Some(SecretBytes::new(std::mem::take(&mut *out)))
 }
 
 #[cfg(test)]
@@ -185,6 +250,31 @@ mod tests {
             )
             .unwrap_err();
             assert_eq!(err, ShapeError::NotJsonObject("a".into()));
+        }
+    }
+
+    /// Every escape JSON has, against serde_json's own decoding of the same literals.
+    #[test]
+    fn a_string_property_is_unescaped_as_serde_json_does() {
+        for literal in [
+            r#""plain""#,
+            r#""q\"b\\s\/l""#,
+            r#""\b\f\n\r\t""#,
+            r#""\u00e9\u4e2d\ud83d\ude00""#,
+            "\"caf\u{e9} \u{1f600}\"",
+            r#""""#,
+        ] {
+            let json = format!(r#"{{"p":{literal}}}"#);
+            let want: String = serde_json::from_str(literal).unwrap();
+            let got = shape(
+                &SecretBytes::new(json.into_bytes()),
+                &reference(Some("p"), Encoding::Raw),
+            )
+            .unwrap();
+            assert_eq!(got.expose(), want.as_bytes(), "{literal}");
+        }
+        for bad in [r#""\ud83d""#, r#""\ud83dx""#, r#""\x""#] {
+            assert_eq!(unescape(bad), None, "{bad}");
         }
     }
 
