@@ -253,7 +253,7 @@ mod tests {
         }
     }
 
-    /// Every escape JSON has, against serde_json's own decoding of the same literals.
+    /// Every escape JSON has, against `serde_json`'s own decoding of the same literals.
     #[test]
     fn a_string_property_is_unescaped_as_serde_json_does() {
         for literal in [
