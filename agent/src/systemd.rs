@@ -109,6 +109,10 @@ pub struct UnitState {
     /// The main process's last exit status (`ExecMainStatus`): an exit code, or a signal number
     /// when `result` is `signal`.
     pub exec_main_status: i32,
+    /// A job is queued or running for the unit (somebody's, or one of ramlet's that outlived
+    /// its wait): it is in transition, and a job issued now would replace it.
+    #[serde(skip)]
+    pub pending_job: bool,
 }
 
 impl UnitState {
@@ -413,6 +417,7 @@ impl DbusManager {
                     active
                 },
                 sub_state: sub,
+                pending_job: job != 0,
                 ..UnitState::default()
             };
             // The invocation and why it stopped (only when it failed): the few properties the

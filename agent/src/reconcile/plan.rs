@@ -135,6 +135,10 @@ fn job_for(d: &Desired, observed: &Observed) -> Option<Job> {
     match state {
         // Down: a start loads whatever is new.
         Some(state) if !state.is_up() => Some(Job::Start),
+        // A job on its way (a slow start that outlived ramlet's wait): issuing what is owed
+        // again would replace it, and a start slower than the wait would never finish. The
+        // next reconcile sees where it landed; only a new change replaces it.
+        Some(state) if state.pending_job => change,
         Some(_) => stronger(owed, change),
         // Unknown (systemd did not answer): what is owed or changed is done the safe way, a
         // restart starts a stopped unit too; a start of a running unit does nothing.
@@ -229,8 +233,8 @@ pub fn cause(job: Job, name: &str, desired: &[Desired], observed: &Observed) -> 
 }
 
 /// What `actions` will owe once they start: every start, restart and reload in them (with the
-/// invocation each unit runs under now), the daemon-reload if any, and what `keep` (specs left
-/// alone this time) still owed.
+/// invocation each unit runs under now), the daemon-reload if any, and what specs left alone
+/// this time (`keep`, or a job of theirs on its way) still owed.
 #[must_use]
 pub fn owed_by(actions: &[Action], observed: &Observed, keep: &BTreeSet<String>) -> Owed {
     let mut owed = Owed {
@@ -239,7 +243,9 @@ pub fn owed_by(actions: &[Action], observed: &Observed, keep: &BTreeSet<String>)
             .owed
             .jobs
             .iter()
-            .filter(|(name, _)| keep.contains(*name))
+            .filter(|(name, _)| {
+                keep.contains(*name) || observed.states.get(*name).is_some_and(|s| s.pending_job)
+            })
             .map(|(name, job)| (name.clone(), job.clone()))
             .collect(),
     };
@@ -501,6 +507,33 @@ mod tests {
                 job(Job::Restart, "a"),
                 job(Job::Start, "b")
             ]
+        );
+    }
+
+    /// Issue 19: a restart owed while its slow start is still a pending job (it outlived
+    /// ramlet's wait) was issued again at every reconcile, replacing the job each time, so a
+    /// container slower to start than the wait never ran. A pending job is waited for, and the
+    /// debt kept until it lands; a new change still replaces it.
+    #[test]
+    fn an_owed_job_is_not_issued_again_while_a_job_is_on_its_way() {
+        let mut seen = observed(&[("a", "ua"), ("b", "ub")]);
+        for name in ["a", "b"] {
+            owe(&mut seen, name, Job::Restart, "ab");
+            let state = seen.states.get_mut(name).unwrap();
+            state.active_state = "activating".into();
+            state.pending_job = true;
+        }
+        let specs = [
+            desired("a", "ua", false, OnRotation::Restart),
+            desired("b", "ub", true, OnRotation::Restart),
+        ];
+        let actions = plan(&specs, &seen, &BTreeSet::new());
+        assert_eq!(actions, [WriteVolumes("b".into()), job(Job::Restart, "b")]);
+        let owed = owed_by(&actions, &seen, &BTreeSet::new());
+        assert_eq!(
+            owed.jobs.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["a", "b"],
+            "a's debt waits for its job"
         );
     }
 
