@@ -114,9 +114,9 @@ fn read_unit(path: &std::path::Path) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tells_its_own_units_from_foreign_files() {
-        let dir = std::env::temp_dir().join(format!("ramlet-unit-dir-{}", std::process::id()));
+    /// A fresh unit folder named after `test`, holding ramlet's own unit of spec `web`.
+    fn with_web_unit(test: &str) -> (PathBuf, UnitDir) {
+        let dir = std::env::temp_dir().join(format!("ramlet-{test}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let units = UnitDir::new(dir.clone());
         let mut unit = ramlet_quadlet::UnitFile {
@@ -124,12 +124,14 @@ mod tests {
             ..Default::default()
         };
         unit.container.image = "localhost/x".into();
-        units
-            .write(
-                "web",
-                &unit.render(ramlet_quadlet::PodmanVersion::V5_4).unwrap(),
-            )
-            .unwrap();
+        let text = unit.render(ramlet_quadlet::PodmanVersion::V5_4).unwrap();
+        units.write("web", &text).unwrap();
+        (dir, units)
+    }
+
+    #[test]
+    fn tells_its_own_units_from_foreign_files() {
+        let (dir, units) = with_web_unit("unit-dir");
         fs::write(dir.join("hand.container"), "[Container]\nImage=x\n").unwrap();
         let listing = units.list().unwrap();
         assert_eq!(listing.ours.keys().collect::<Vec<_>>(), ["web"]);
@@ -145,16 +147,7 @@ mod tests {
     /// following the link.
     #[test]
     fn a_fifo_or_a_link_is_foreign_and_never_read() {
-        let dir = std::env::temp_dir().join(format!("ramlet-unit-fifo-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let units = UnitDir::new(dir.clone());
-        let mut unit = ramlet_quadlet::UnitFile {
-            spec: "web".into(),
-            ..Default::default()
-        };
-        unit.container.image = "localhost/x".into();
-        let text = unit.render(ramlet_quadlet::PodmanVersion::V5_4).unwrap();
-        units.write("web", &text).unwrap();
+        let (dir, units) = with_web_unit("unit-fifo");
         nix::unistd::mkfifo(&dir.join("fifo.container"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         std::os::unix::fs::symlink(dir.join("web.container"), dir.join("link.container")).unwrap();
         std::os::unix::fs::symlink(dir.join("fifo.container"), dir.join("to-fifo.container"))
