@@ -80,6 +80,31 @@ pub enum Command {
         #[command(flatten)]
         agent: RunArgs,
     },
+    /// Make the system-scope volume root RAM that cannot swap, in this mount namespace (root;
+    /// `dist/ramlet.service` runs it as `ExecStartPre=+`): a noswap tmpfs, or a ramfs on a
+    /// kernel without tmpfs `noswap` (before Linux 6.4). A noswap tmpfs or ramfs already there
+    /// is kept; any other mount there is refused (exit 1).
+    MountVolumeRoot {
+        /// The volume root.
+        #[arg(long, value_name = "DIR", default_value = "/run/ramlet/volumes")]
+        volume_root: PathBuf,
+        /// The tmpfs's size, in tmpfs's own syntax (a ramfs has none).
+        #[arg(long, value_name = "SIZE", default_value = "256m", value_parser = tmpfs_size)]
+        size: String,
+    },
+}
+
+/// A tmpfs `size=`: digits with an optional `k`, `m` or `g`.
+fn tmpfs_size(text: &str) -> Result<String, String> {
+    let digits = text.trim_end_matches(['k', 'm', 'g', 'K', 'M', 'G']);
+    if !digits.is_empty()
+        && text.len() - digits.len() <= 1
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not a size like 256m"))
+    }
 }
 
 /// `ramlet run`'s options; each overrides the config file.
@@ -193,6 +218,18 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => plan(&config, format),
             Err(error) => usage(&error),
         },
+        Command::MountVolumeRoot { volume_root, size } => {
+            match crate::volumes::mount_root(&volume_root, &size) {
+                Ok(done) => {
+                    println!("{}: {done}", volume_root.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("ramlet: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Sync { agent } => match agent.config() {
             Ok(config) => match crate::agent::sync(&config.state_dir) {
                 Ok(()) => ExitCode::SUCCESS,

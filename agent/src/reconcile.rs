@@ -299,6 +299,7 @@ impl Reconciler {
             updated: now.clone(),
             errors: catalog.errors.iter().map(ToString::to_string).collect(),
             selinux: self.volumes.selinux(),
+            volumes: self.volumes.medium(),
             ..Status::default()
         };
         let mut outcome = Outcome {

@@ -161,6 +161,11 @@ pub struct Status {
     /// last two, what ramlet writes in a volume gets the volume's label).
     #[serde(default)]
     pub selinux: crate::labels::Mode,
+    /// What the volumes are on, and why when it is a ramfs: `a noswap tmpfs (size=256m) at
+    /// /run/ramlet/volumes`, `a ramfs at /run/ramlet/volumes (this kernel, 6.1.0-28-amd64, has
+    /// no tmpfs noswap)`, `a noswap tmpfs per volume`, ...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub volumes: String,
 }
 
 impl Status {
@@ -204,6 +209,9 @@ impl Status {
             self.updated,
             self.selinux.as_str()
         );
+        if !self.volumes.is_empty() {
+            let _ = writeln!(out, "volumes on {}", self.volumes);
+        }
         let width = self.specs.keys().map(String::len).max().unwrap_or(4).max(4);
         let _ = writeln!(
             out,

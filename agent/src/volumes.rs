@@ -2,12 +2,12 @@
 //! can be tested with an in-memory fake; [`RamVolumes`] is the real one.
 //!
 //! Two ways to hold them:
-//! - Folders: a folder per volume inside a volume root that an administrator mounted as RAM (a
-//!   noswap tmpfs or a ramfs: `dist/run-ramlet-volumes.mount` in system scope,
-//!   `dist/run-ramlet-users-UID.mount` in user scope). ramlet mounts nothing, so it can run in a
-//!   hardened unit with its own mount namespace: what it writes lands on the admin's tmpfs, which
-//!   Podman sees too. User scope always works this way; system scope does when its root is such
-//!   a mount.
+//! - Folders: a folder per volume inside a volume root mounted as RAM (a noswap tmpfs or a
+//!   ramfs: by [`mount_root`] before the agent starts in system scope, as `dist/ramlet.service`
+//!   does with `ramlet mount-volume-root`, or by the admin; `dist/run-ramlet-users-UID.mount` in
+//!   user scope). The agent mounts nothing, so it can run in a hardened unit with its own mount
+//!   namespace: what it writes lands on that mount, which Podman sees too. User scope always
+//!   works this way; system scope does when its root is such a mount.
 //! - Mounts (system scope, volume root not itself RAM): one tmpfs per volume, mounted
 //!   `noswap,size=,mode=` under the volume root; ramfs where the spec asks for it, or where the
 //!   kernel is older than 6.4 and has no `noswap`. A mount made in a private mount namespace is
@@ -93,6 +93,12 @@ pub trait VolumeManager: Send + Sync {
     fn selinux(&self) -> labels::Mode {
         labels::Mode::Off
     }
+    /// What the volumes are on, for people (status shows it): `a noswap tmpfs (size=256m) at
+    /// /run/ramlet/volumes`, `a ramfs per volume (this kernel, 6.1.0-28-amd64, has no tmpfs
+    /// noswap)`, ...
+    fn medium(&self) -> String {
+        String::new()
+    }
     /// Writes `files` atomically.
     fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError>;
     /// Unmounts and removes every volume of `spec`.
@@ -115,6 +121,8 @@ pub struct RamVolumes {
     mounted: Mutex<HashMap<PathBuf, (String, Option<u64>)>>,
     /// Whether what ramlet creates in a volume needs an SELinux label.
     selinux: labels::Mode,
+    /// What the volumes are on, for people (see [`VolumeManager::medium`]).
+    medium: String,
 }
 
 /// What a volume folder holds, as ramlet last wrote or read it.
@@ -133,25 +141,33 @@ impl RamVolumes {
     /// scope).
     pub fn new(root: PathBuf, scope: Scope) -> Result<Self, VolumeError> {
         let noswap = kernel_has_noswap();
-        let mountinfo = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mounts = match scope {
-            Scope::User => {
-                check_ram(&root, &mountinfo())?;
-                false
-            }
-            Scope::System => {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&root)
-                    .map_err(io_err("cannot create", &root))?;
-                check_ram(&root, &mountinfo()).is_err()
-            }
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if scope == Scope::System {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&root)
+                .map_err(io_err("cannot create", &root))?;
+        }
+        let held = match (scope, check_ram(&root, &mountinfo)) {
+            (_, Ok(holder)) => Some(format!("{} at {}", medium_of(&holder), holder.mount_point)),
+            (Scope::User, Err(error)) => return Err(error),
+            (Scope::System, Err(_)) => None,
+        };
+        let mounts = held.is_none();
+        let without_noswap =
+            || format!(" (this kernel, {}, has no tmpfs noswap)", kernel_release());
+        let medium = match held {
+            Some(held) if held.starts_with("a ramfs") && !noswap => held + &without_noswap(),
+            Some(held) => held,
+            None if noswap => "a noswap tmpfs per volume".to_owned(),
+            None => "a ramfs per volume".to_owned() + &without_noswap(),
         };
         Ok(Self {
             root,
             noswap,
             mounts,
+            medium,
             written: Mutex::default(),
             mounted: Mutex::default(),
             selinux: labels::Mode::of_host(),
@@ -279,6 +295,9 @@ impl VolumeManager for RamVolumes {
 
     fn selinux(&self) -> labels::Mode {
         self.selinux
+    }
+    fn medium(&self) -> String {
+        self.medium.clone()
     }
 
     fn mount_differs(&self, volume: &VolumeSpec) -> bool {
@@ -441,9 +460,113 @@ fn mount(dir: &Path, volume: &VolumeSpec, noswap: bool) -> Result<(), VolumeErro
     })
 }
 
+/// What `ramlet mount-volume-root` found or did at the volume root, for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootMount {
+    /// It was a noswap tmpfs or a ramfs already (the fstab's, or an earlier start's).
+    Found(String),
+    /// A noswap tmpfs of this size was mounted.
+    Tmpfs(String),
+    /// A ramfs was mounted: the kernel refused tmpfs `noswap` (Linux before 6.4).
+    Ramfs {
+        /// The kernel's release.
+        kernel: String,
+    },
+}
+
+impl std::fmt::Display for RootMount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Found(what) => write!(f, "already {what}"),
+            Self::Tmpfs(size) => write!(f, "mounted a noswap tmpfs (size={size})"),
+            Self::Ramfs { kernel } => write!(
+                f,
+                "mounted a ramfs: this kernel ({kernel}) has no tmpfs noswap (Linux 6.4 and later \
+                 have it); a ramfs never swaps and has no size limit, ramlet bounds each volume \
+                 by its sizeLimit"
+            ),
+        }
+    }
+}
+
+/// Makes `root` a RAM volume root in this mount namespace (the host's, when systemd runs it
+/// as `ExecStartPre=+`): a noswap tmpfs of `size` (tmpfs's own syntax, `256m`, checked by the
+/// caller), or a ramfs on a kernel without `noswap`; never a swappable tmpfs. A RAM mount
+/// already there is kept (a restart of ramlet must not hide the volumes of running
+/// containers); any other mount there is refused.
+pub fn mount_root(root: &Path, size: &str) -> Result<RootMount, VolumeError> {
+    use nix::mount::{MsFlags, mount};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(io_err("cannot create", root))?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if let Some(found) = mount_point(root, &mountinfo) {
+        check_ram(root, &mountinfo)?;
+        return Ok(RootMount::Found(medium_of(&found)));
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let tmpfs = mount(
+        Some("ramlet"),
+        root,
+        Some("tmpfs"),
+        flags,
+        Some(format!("noswap,size={size},mode=0700").as_str()),
+    );
+    match tmpfs {
+        Ok(()) => Ok(RootMount::Tmpfs(size.to_owned())),
+        // EINVAL: an option the kernel does not know, `noswap` before Linux 6.4.
+        Err(nix::errno::Errno::EINVAL) => {
+            mount(
+                Some("ramlet"),
+                root,
+                Some("ramfs"),
+                flags,
+                Some("mode=0700"),
+            )
+            .map_err(|e| VolumeError::Io {
+                what: "cannot mount a ramfs on",
+                path: root.to_owned(),
+                source: e.into(),
+            })?;
+            Ok(RootMount::Ramfs {
+                kernel: kernel_release(),
+            })
+        }
+        Err(e) => Err(VolumeError::Io {
+            what: "cannot mount a noswap tmpfs on",
+            path: root.to_owned(),
+            source: e.into(),
+        }),
+    }
+}
+
+/// A RAM mount's medium, for people: `a noswap tmpfs (size=...)` or `a ramfs`.
+fn medium_of(mount: &MountInfo<'_>) -> String {
+    if mount.fstype == "ramfs" {
+        return "a ramfs".to_owned();
+    }
+    let size = mount
+        .super_options
+        .split(',')
+        .find_map(|o| o.strip_prefix("size="))
+        .map(|s| format!(" (size={s})"))
+        .unwrap_or_default();
+    format!("a noswap {}{size}", mount.fstype)
+}
+
+/// The running kernel's release (`6.1.0-28-amd64`).
+fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 /// Whether the kernel supports tmpfs `noswap` (Linux 6.4).
 fn kernel_has_noswap() -> bool {
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let release = kernel_release();
     let mut parts = release
         .trim()
         .split(['.', '-'])
@@ -531,8 +654,9 @@ fn folder_access(files: &[FileContent]) -> (u32, (Option<u32>, Option<u32>)) {
     }
 }
 
-/// Checks that `root` lies on a noswap tmpfs or a ramfs (the deepest mount that holds it).
-fn check_ram(root: &Path, mountinfo: &str) -> Result<(), VolumeError> {
+/// Checks that `root` lies on a noswap tmpfs or a ramfs (the deepest mount that holds it), and
+/// returns that mount.
+fn check_ram<'a>(root: &Path, mountinfo: &'a str) -> Result<MountInfo<'a>, VolumeError> {
     let holder = mounts(mountinfo)
         .filter(|m| root.starts_with(&m.mount_point))
         .max_by_key(|m| m.mount_point.len())
@@ -546,7 +670,7 @@ fn check_ram(root: &Path, mountinfo: &str) -> Result<(), VolumeError> {
         _ => false,
     };
     if ok {
-        Ok(())
+        Ok(holder)
     } else {
         Err(VolumeError::NotRam {
             path: root.to_owned(),
@@ -576,6 +700,15 @@ mod tests {
         assert!(check_ram(Path::new("/run/ramlet/users/1001"), MOUNTINFO).is_ok());
         assert!(check_ram(Path::new("/run/ramlet/users/1001/web"), MOUNTINFO).is_ok());
         assert!(check_ram(Path::new("/srv/ram disk"), MOUNTINFO).is_ok());
+    }
+
+    /// What `ramlet status` says the volumes are on, from the mount that holds them.
+    #[test]
+    fn names_the_medium_and_its_size() {
+        let of = |path: &str| medium_of(&check_ram(Path::new(path), MOUNTINFO).unwrap());
+        assert_eq!(of("/run/ramlet/users/1001"), "a noswap tmpfs (size=65536k)");
+        assert_eq!(of("/run/ramlet"), "a noswap tmpfs");
+        assert_eq!(of("/srv/ram disk/x"), "a ramfs");
     }
 
     #[test]
@@ -628,6 +761,7 @@ mod tests {
             written: Mutex::default(),
             mounted: Mutex::default(),
             selinux: labels::Mode::Off,
+            medium: String::new(),
         }
     }
 

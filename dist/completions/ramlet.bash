@@ -19,6 +19,9 @@ _ramlet() {
             ramlet,help)
                 cmd="ramlet__subcmd__help"
                 ;;
+            ramlet,mount-volume-root)
+                cmd="ramlet__subcmd__mount__subcmd__volume__subcmd__root"
+                ;;
             ramlet,plan)
                 cmd="ramlet__subcmd__plan"
                 ;;
@@ -39,6 +42,9 @@ _ramlet() {
                 ;;
             ramlet__subcmd__help,help)
                 cmd="ramlet__subcmd__help__subcmd__help"
+                ;;
+            ramlet__subcmd__help,mount-volume-root)
+                cmd="ramlet__subcmd__help__subcmd__mount__subcmd__volume__subcmd__root"
                 ;;
             ramlet__subcmd__help,plan)
                 cmd="ramlet__subcmd__help__subcmd__plan"
@@ -65,7 +71,7 @@ _ramlet() {
 
     case "${cmd}" in
         ramlet)
-            opts="-h -V --help --version validate render run status plan sync help"
+            opts="-h -V --help --version validate render run status plan sync mount-volume-root help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -79,7 +85,7 @@ _ramlet() {
             return 0
             ;;
         ramlet__subcmd__help)
-            opts="validate render run status plan sync help"
+            opts="validate render run status plan sync mount-volume-root help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -93,6 +99,20 @@ _ramlet() {
             return 0
             ;;
         ramlet__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ramlet__subcmd__help__subcmd__mount__subcmd__volume__subcmd__root)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -183,6 +203,28 @@ _ramlet() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ramlet__subcmd__mount__subcmd__volume__subcmd__root)
+            opts="-h --volume-root --size --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --volume-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

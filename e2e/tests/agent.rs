@@ -1877,10 +1877,10 @@ fn user_scope_a_shared_secret_restarts_its_twenty_consumers_together() {
 /// (root's for system scope, the test user's for user scope). The unit files are used as
 /// shipped, hardening and all; only what points at this sandbox changes: `ExecStart=` (the
 /// binary under test, the test's folders and bus), `ReadWritePaths=` for those folders, and in
-/// system scope the volume root's mount, which the test makes itself (a noswap tmpfs, as
-/// `dist/run-ramlet-volumes.mount` does) instead of requiring the mount unit. The container must
-/// read its secret, and a rotation must reach it: with the old unit (`PrivateTmp=` and a tmpfs
-/// mounted by ramlet in its own namespace), the container saw an empty folder.
+/// system scope the volume root that `ExecStartPre=+ramlet mount-volume-root` mounts (and the
+/// status must say it is a noswap tmpfs). The container must read its secret, and a rotation
+/// must reach it: with the old unit (`PrivateTmp=` and a tmpfs mounted by ramlet in its own
+/// namespace), the container saw an empty folder.
 #[allow(clippy::too_many_lines)] // one story: install the unit, start it, check, stop it
 fn through_dist_unit(scope: &Scope, name: &str) {
     let base = PathBuf::from(format!("/srv/ramlet-e2e-{name}"));
@@ -1903,16 +1903,9 @@ fn through_dist_unit(scope: &Scope, name: &str) {
     let binary = base.join("ramlet");
     std::fs::copy(ramlet_binary(), &binary).unwrap();
     let agent = Agent::new_in(scope.clone(), name, &base);
+    // System scope: the unit's own `ExecStartPre=+ramlet mount-volume-root` makes the root.
     let volumes = if scope.system {
-        let root = agent.dir.join("volumes");
-        std::fs::create_dir_all(&root).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "noswap,size=16m,mode=0700", "tmpfs"])
-            .arg(&root)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount the volume root");
-        root
+        agent.dir.join("volumes")
     } else {
         scope.volume_root()
     };
@@ -1944,16 +1937,18 @@ fn through_dist_unit(scope: &Scope, name: &str) {
     );
     // The sandbox runs inside a container that may not remount /proc/sys or /dev/kmsg: those
     // two settings (and only they) fail there with 226/NAMESPACE, so they are left out here.
-    let sandbox_cannot = [
-        "Requires=run-ramlet-volumes.mount",
-        "ProtectKernelTunables=",
-        "ProtectKernelLogs=",
-    ];
+    let sandbox_cannot = ["ProtectKernelTunables=", "ProtectKernelLogs="];
     let unit: String = text
         .lines()
         .filter(|l| !sandbox_cannot.iter().any(|c| l.starts_with(c)))
         .map(|l| {
-            if l.starts_with("ExecStart=") {
+            if l.starts_with("ExecStartPre=+/usr/bin/ramlet mount-volume-root") {
+                format!(
+                    "ExecStartPre=+{} mount-volume-root --volume-root {} --size 16m",
+                    binary.display(),
+                    volumes.display()
+                )
+            } else if l.starts_with("ExecStart=") {
                 // And ramlet's log where the test's failure messages look for it. The sandbox's
                 // /run is no mount point, so a namespaced service gets an empty one (a host's
                 // /run is a mount and stays): the manager's bus and notify sockets are bound in.
@@ -2055,6 +2050,14 @@ fn through_dist_unit(scope: &Scope, name: &str) {
         "an idle agent reconciled {} times in 3 s",
         reconciles() - before
     );
+    if scope.system {
+        let medium = agent.status()["volumes"].clone();
+        assert_eq!(
+            medium,
+            format!("a noswap tmpfs (size=16384k) at {}", volumes.display()),
+            "the unit made the volume root RAM before ramlet started"
+        );
+    }
     println!("{shipped} ({name}): the container read its secret and its rotation");
     let stopped = scope.run("systemctl", &["--user", "stop", &unit_name]);
     assert!(stopped.status.success(), "{stopped:?}\n{}", journal());
