@@ -361,11 +361,13 @@ pub async fn control_loop<R: Reconcile>(
                 }
             }
         };
+        let (actions, took_ms) = (outcome.actions.len(), started.elapsed().as_millis());
+        let failed = if outcome.failed { ", some failed" } else { "" };
         tracing::info!(
-            actions = outcome.actions.len(),
+            actions,
             failed = outcome.failed,
-            took_ms = started.elapsed().as_millis(),
-            "reconciled"
+            took_ms,
+            "reconciled: {actions} actions{failed}, {took_ms} ms"
         );
         after(reconciler, &outcome);
         let deadline = Instant::now() + policy.wait(&outcome);

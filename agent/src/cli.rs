@@ -319,7 +319,7 @@ fn plan(config: &Config, format: Format) -> ExitCode {
 
 /// Logs go to the journal natively when stderr is the journal (systemd says so in
 /// `JOURNAL_STREAM`), with each event's fields as journal fields under the `RAMLET_` prefix
-/// (`RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_STORE=`, `RAMLET_ACTION=`), so that
+/// (`RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_STORE=`, `RAMLET_ACTION=`, `RAMLET_REASON=`), so that
 /// `journalctl -u ramlet RAMLET_SPEC=web` tells one spec's story; as plain text otherwise.
 /// Whatever `RAMLET_LOG` says, other crates' events are capped ([`within_cap`]).
 fn init_tracing() {

@@ -356,7 +356,7 @@ impl Reconciler {
                         .get(&name)
                         .is_none_or(|s| s.reason != reason || s.message != message)
                     {
-                        tracing::warn!(spec = %name, unit = %service(&name), reason = ?reason, %message, "spec not applied");
+                        tracing::warn!(spec = %name, unit = %service(&name), reason = ?reason, %message, "{name}: spec not applied ({reason:?}): {message}");
                     }
                     // A spec that runs already keeps running as it is; a new one is not created.
                     let phase = if kept && reason != Reason::UnitNameTaken {

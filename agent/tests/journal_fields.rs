@@ -1,6 +1,7 @@
-//! What reaches the journal as fields: each applied action is one event with `spec`, `unit` and
-//! `action`, and a store's events carry `store`; with ramlet's prefix these become the journal
-//! fields `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=` and `RAMLET_STORE=` (tracing-journald
+//! What reaches the journal: each applied action is one event whose message names the spec,
+//! the unit, the action and why, with `spec`, `unit`, `action` and `reason` as fields too, and a
+//! store's events carry `store`; with ramlet's prefix these become the journal fields
+//! `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=`, `RAMLET_REASON=` and `RAMLET_STORE=` (tracing-journald
 //! upper-cases a field's name behind the prefix), so `journalctl -u ramlet RAMLET_SPEC=web` tells
 //! one spec's story. (The CI host has no journald; this checks the events themselves.)
 
@@ -67,19 +68,45 @@ async fn each_action_and_store_event_carries_its_journal_fields() {
                 .all(|(k, v)| event.iter().any(|(name, value)| name == k && value == v))
         })
     };
-    for action in ["write-unit", "write-volumes", "start", "restart"] {
+    // MESSAGE says it all for a person reading `journalctl -u ramlet`; the fields stay.
+    for (action, message, reason) in [
+        (
+            "write-unit",
+            "web: write-unit web.container (its unit file is new or changed)",
+            "its unit file is new or changed",
+        ),
+        (
+            "write-volumes",
+            "web: write-volumes (new secret versions)",
+            "new secret versions",
+        ),
+        (
+            "start",
+            "web: start web.service (its unit file is new or changed)",
+            "its unit file is new or changed",
+        ),
+        (
+            "restart",
+            "web: restart web.service (its secrets changed)",
+            "its secrets changed",
+        ),
+    ] {
         assert!(
             has(&[
-                ("MESSAGE", "applied"),
+                ("MESSAGE", message),
                 ("RAMLET_SPEC", "web"),
                 ("RAMLET_UNIT", "web.service"),
                 ("RAMLET_ACTION", action),
+                ("RAMLET_REASON", reason),
             ]),
-            "no {action} event with its fields: {events:#?}"
+            "no {action} event with its message and fields: {events:#?}"
         );
     }
     assert!(
-        has(&[("MESSAGE", "new secret version"), ("RAMLET_STORE", "s")]),
+        events.iter().any(|event| event
+            .iter()
+            .any(|(k, v)| k == "MESSAGE" && v.starts_with("s/x: new secret version "))
+            && event.contains(&("RAMLET_STORE".into(), "s".into()))),
         "{events:#?}"
     );
 }

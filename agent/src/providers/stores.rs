@@ -214,7 +214,7 @@ impl Stores {
             event.ack.ack();
             return false;
         }
-        tracing::info!(store = %event.store, secret = ?used, what = %event.what, "change event");
+        tracing::info!(store = %event.store, secret = ?used, what = %event.what, "{}: change event {} for {used:?}", event.store, event.what);
         store.marked.extend(used);
         // A newer event for the same secret stands for the older ones.
         self.held
@@ -539,12 +539,12 @@ impl Store {
             match answer {
                 Ok(Fetched::Unchanged) => entry.error = None,
                 Ok(Fetched::New(secret)) => {
-                    tracing::info!(store = %name, secret = %request.name, version = %secret.version, "new secret version");
+                    tracing::info!(store = %name, secret = %request.name, version = %secret.version, "{name}/{}: new secret version {}", request.name, secret.version);
                     entry.value = Some(secret);
                     entry.error = None;
                 }
                 Err(error) => {
-                    tracing::warn!(store = %name, secret = %request.name, kind = error.kind().as_str(), %error, "secret fetch failed");
+                    tracing::warn!(store = %name, secret = %request.name, kind = error.kind().as_str(), %error, "{name}/{}: secret fetch failed ({}): {error}", request.name, error.kind().as_str());
                     throttled |= error.kind() == ErrorKind::Throttled;
                     failed = true;
                     entry.error = Some(error);

@@ -55,6 +55,17 @@ impl Reconciler {
                 .map(|d| d.unit_text.as_str())
                 .unwrap_or_default()
         };
+        // Why each job runs, for its log line (worked out before anything changes).
+        let causes: BTreeMap<String, &'static str> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Job(job, name) => {
+                    Some((name.clone(), plan::cause(*job, name, desired, observed)))
+                }
+                _ => None,
+            })
+            .collect();
+        let why = |action: &Action| reason(action, &causes);
         // Starts, restarts and reloads (contiguous, after the daemon-reload) run together.
         let mut batch: Vec<(Job, String)> = Vec::new();
         for action in actions {
@@ -65,7 +76,7 @@ impl Reconciler {
                 batch.push((*job, name.clone()));
                 continue;
             }
-            self.run_jobs(std::mem::take(&mut batch), &mut owed, &mut failed)
+            self.run_jobs(std::mem::take(&mut batch), &causes, &mut owed, &mut failed)
                 .await;
             let result: Result<(), String> = match action {
                 Action::WriteVolumes(name) => writes
@@ -98,13 +109,13 @@ impl Reconciler {
             };
             match result {
                 Ok(()) => {
-                    log_applied(action, None);
+                    log_applied(action, why(action), None);
                     if settle(action, &mut owed) {
                         let _ = record(&self.journal, &mut self.owed, &owed);
                     }
                 }
                 Err(error) => {
-                    log_applied(action, Some(&error));
+                    log_applied(action, why(action), Some(&error));
                     match action.spec() {
                         Some(name) => {
                             failed.entry(name.to_owned()).or_insert(error);
@@ -121,7 +132,7 @@ impl Reconciler {
                 }
             }
         }
-        self.run_jobs(batch, &mut owed, &mut failed).await;
+        self.run_jobs(batch, &causes, &mut owed, &mut failed).await;
         failed
     }
 
@@ -131,6 +142,7 @@ impl Reconciler {
     async fn run_jobs(
         &mut self,
         batch: Vec<(Job, String)>,
+        causes: &BTreeMap<String, &'static str>,
         owed: &mut Owed,
         failed: &mut Failures,
     ) {
@@ -150,13 +162,13 @@ impl Reconciler {
             let action = Action::Job(job, name);
             match result {
                 Ok(()) => {
-                    log_applied(&action, None);
+                    log_applied(&action, reason(&action, causes), None);
                     if settle(&action, owed) {
                         let _ = record(&self.journal, &mut self.owed, owed);
                     }
                 }
                 Err(error) => {
-                    log_applied(&action, Some(&error));
+                    log_applied(&action, reason(&action, causes), Some(&error));
                     if let Action::Job(_, name) = action {
                         failed.entry(name).or_insert(error);
                     }
@@ -211,18 +223,56 @@ fn lost_ready(state: &UnitState) -> bool {
     state.result == "protocol" && state.exec_main_status == 0
 }
 
-/// One line per action, with the spec, its unit and the action as fields (in the journal:
-/// `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=`).
-fn log_applied(action: &Action, error: Option<&str>) {
+/// Why `action` runs, in words: a job's cause (see [`plan::cause`]), or what an action on files
+/// is for.
+fn reason(action: &Action, causes: &BTreeMap<String, &'static str>) -> &'static str {
+    match action {
+        Action::WriteVolumes(_) => "new secret versions",
+        Action::WriteUnit(_) => "its unit file is new or changed",
+        Action::RemoveUnit(_) | Action::RemoveVolumes(_) => "its spec is gone",
+        Action::DaemonReload => "unit files changed",
+        Action::Job(_, name) => match causes.get(name).copied().unwrap_or("owed") {
+            "removed" => "its spec is gone",
+            "spec" => "its unit file is new or changed",
+            "rotation" => "its secrets changed",
+            "remount" => "a volume's medium or size changed",
+            "down" => "the unit was not running",
+            _ => "an earlier reconcile owed it",
+        },
+    }
+}
+
+/// One line per action, said for people (`web: restart web.service (its secrets changed)`),
+/// with the spec, its unit, the action and the reason as fields (in the journal:
+/// `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=`, `RAMLET_REASON=`). A failure's line ends
+/// in `action failed: <error>`.
+fn log_applied(action: &Action, reason: &str, error: Option<&str>) {
     let verb = action.verb();
+    let what = match action {
+        Action::Job(_, name) => format!("{name}: {verb} {}", service(name)),
+        Action::WriteUnit(name) | Action::RemoveUnit(name) => {
+            format!("{name}: {verb} {name}.container")
+        }
+        Action::WriteVolumes(name) | Action::RemoveVolumes(name) => format!("{name}: {verb}"),
+        Action::DaemonReload => verb.to_owned(),
+    };
     match (action.spec(), error) {
-        (Some(spec), None) => tracing::info!(spec, unit = %service(spec), action = verb, "applied"),
+        (Some(spec), None) => {
+            tracing::info!(spec, unit = %service(spec), action = verb, reason, "{what} ({reason})");
+        }
         (Some(spec), Some(error)) => {
-            tracing::warn!(spec, unit = %service(spec), action = verb, error, "action failed");
+            tracing::warn!(spec, unit = %service(spec), action = verb, reason, error, "{what} ({reason}): action failed: {error}");
         }
         // The daemon-reload is no spec's.
-        (None, None) => tracing::info!(action = verb, "applied"),
-        (None, Some(error)) => tracing::warn!(action = verb, error, "action failed"),
+        (None, None) => tracing::info!(action = verb, reason, "{what} ({reason})"),
+        (None, Some(error)) => {
+            tracing::warn!(
+                action = verb,
+                reason,
+                error,
+                "{what} ({reason}): action failed: {error}"
+            );
+        }
     }
 }
 
