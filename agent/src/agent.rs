@@ -211,7 +211,7 @@ fn protect_memory() {
 /// ramlet's alone and every container would see an empty folder.
 async fn same_mounts_as_systemd(units: &DbusManager, root: &std::path::Path) -> Result<()> {
     let fix = format!(
-        "make {} RAM first (`ramlet mount-volume-root` as root in the host's mount namespace; dist/ramlet.service does it), so that ramlet only makes folders in it, or run ramlet in the host's mount namespace",
+        "make {} RAM first (`ramlet mount-volume-root` as root in the host's mount namespace; dist/ramlet-volume-root.service does it), so that ramlet only makes folders in it, or run ramlet in the host's mount namespace",
         root.display()
     );
     let pid = units

@@ -81,7 +81,7 @@ pub enum Command {
         agent: RunArgs,
     },
     /// Make the system-scope volume root RAM that cannot swap, in this mount namespace (root;
-    /// `dist/ramlet.service` runs it as `ExecStartPre=+`): a noswap tmpfs, or a ramfs on a
+    /// `dist/ramlet-volume-root.service` runs it before ramlet): a noswap tmpfs, or a ramfs on a
     /// kernel without tmpfs `noswap` (before Linux 6.4). A noswap tmpfs or ramfs already there
     /// is kept; any other mount there is refused (exit 1).
     MountVolumeRoot {

@@ -3,8 +3,8 @@
 //!
 //! Two ways to hold them:
 //! - Folders: a folder per volume inside a volume root mounted as RAM (a noswap tmpfs or a
-//!   ramfs: by [`mount_root`] before the agent starts in system scope, as `dist/ramlet.service`
-//!   does with `ramlet mount-volume-root`, or by the admin; `dist/run-ramlet-users-UID.mount` in
+//!   ramfs: by [`mount_root`] before the agent starts in system scope, as
+//!   `dist/ramlet-volume-root.service` does with `ramlet mount-volume-root`, or by the admin; `dist/run-ramlet-users-UID.mount` in
 //!   user scope). The agent mounts nothing, so it can run in a hardened unit with its own mount
 //!   namespace: what it writes lands on that mount, which Podman sees too. User scope always
 //!   works this way; system scope does when its root is such a mount.
@@ -490,7 +490,7 @@ impl std::fmt::Display for RootMount {
 }
 
 /// Makes `root` a RAM volume root in this mount namespace (the host's, when systemd runs it
-/// as `ExecStartPre=+`): a noswap tmpfs of `size` (tmpfs's own syntax, `256m`, checked by the
+/// from `ramlet-volume-root.service`): a noswap tmpfs of `size` (tmpfs's own syntax, `256m`, checked by the
 /// caller), or a ramfs on a kernel without `noswap`; never a swappable tmpfs. A RAM mount
 /// already there is kept (a restart of ramlet must not hide the volumes of running
 /// containers); any other mount there is refused.

@@ -1877,8 +1877,8 @@ fn user_scope_a_shared_secret_restarts_its_twenty_consumers_together() {
 /// (root's for system scope, the test user's for user scope). The unit files are used as
 /// shipped, hardening and all; only what points at this sandbox changes: `ExecStart=` (the
 /// binary under test, the test's folders and bus), `ReadWritePaths=` for those folders, and in
-/// system scope the volume root that `ExecStartPre=+ramlet mount-volume-root` mounts (and the
-/// status must say it is a noswap tmpfs). The container must read its secret, and a rotation
+/// system scope the volume root that the shipped `ramlet-volume-root.service` mounts, which the
+/// agent's unit requires (and the status must say it is a noswap tmpfs). The container must read its secret, and a rotation
 /// must reach it: with the old unit (`PrivateTmp=` and a tmpfs mounted by ramlet in its own
 /// namespace), the container saw an empty folder.
 #[allow(clippy::too_many_lines)] // one story: install the unit, start it, check, stop it
@@ -1903,7 +1903,7 @@ fn through_dist_unit(scope: &Scope, name: &str) {
     let binary = base.join("ramlet");
     std::fs::copy(ramlet_binary(), &binary).unwrap();
     let agent = Agent::new_in(scope.clone(), name, &base);
-    // System scope: the unit's own `ExecStartPre=+ramlet mount-volume-root` makes the root.
+    // System scope: `ramlet-volume-root.service` makes the root.
     let volumes = if scope.system {
         agent.dir.join("volumes")
     } else {
@@ -1935,6 +1935,25 @@ fn through_dist_unit(scope: &Scope, name: &str) {
         scope.unit_dir().display(),
         volumes.display()
     );
+    // System scope: the shipped ramlet-volume-root.service, on the test's volume root, which
+    // the agent's unit requires as the shipped one does.
+    let root_unit = format!("{name}-volume-root.service");
+    let root_unit_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/ramlet-volume-root.service"),
+    )
+    .unwrap()
+    .replace(
+        "ExecStart=/usr/bin/ramlet mount-volume-root --volume-root /run/ramlet/volumes",
+        &format!(
+            "ExecStart={} mount-volume-root --volume-root {} --size 16m",
+            binary.display(),
+            volumes.display()
+        ),
+    )
+    .replace(
+        "Before=ramlet.service",
+        &format!("Before={name}-agent.service"),
+    );
     // The sandbox runs inside a container that may not remount /proc/sys or /dev/kmsg: those
     // two settings (and only they) fail there with 226/NAMESPACE, so they are left out here.
     let sandbox_cannot = ["ProtectKernelTunables=", "ProtectKernelLogs="];
@@ -1942,12 +1961,10 @@ fn through_dist_unit(scope: &Scope, name: &str) {
         .lines()
         .filter(|l| !sandbox_cannot.iter().any(|c| l.starts_with(c)))
         .map(|l| {
-            if l.starts_with("ExecStartPre=+/usr/bin/ramlet mount-volume-root") {
-                format!(
-                    "ExecStartPre=+{} mount-volume-root --volume-root {} --size 16m",
-                    binary.display(),
-                    volumes.display()
-                )
+            if l.starts_with("Requires=ramlet-volume-root.service")
+                || l.starts_with("After=network-online.target ramlet-volume-root.service")
+            {
+                l.replace("ramlet-volume-root.service", &root_unit)
             } else if l.starts_with("ExecStart=") {
                 // And ramlet's log where the test's failure messages look for it. The sandbox's
                 // /run is no mount point, so a namespaced service gets an empty one (a host's
@@ -1989,6 +2006,9 @@ fn through_dist_unit(scope: &Scope, name: &str) {
     let units = scope.runtime.join("systemd/user");
     std::fs::create_dir_all(&units).unwrap();
     std::fs::write(units.join(&unit_name), unit + "\n").unwrap();
+    if scope.system {
+        std::fs::write(units.join(&root_unit), &root_unit_text).unwrap();
+    }
     agent.chown();
     if !scope.system {
         let _ = Command::new("chown")
@@ -2071,6 +2091,10 @@ fn through_dist_unit(scope: &Scope, name: &str) {
     );
     assert_eq!(running, "active");
     let _ = std::fs::remove_file(units.join(&unit_name));
+    if scope.system {
+        let _ = scope.run("systemctl", &["--user", "stop", &root_unit]);
+        let _ = std::fs::remove_file(units.join(&root_unit));
+    }
     let _ = scope.run("systemctl", &["--user", "daemon-reload"]);
     // Drop's clean-up runs ramlet directly; the volumes stay on the test's tmpfs till it goes.
     drop(agent);
