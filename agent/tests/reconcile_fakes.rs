@@ -341,6 +341,15 @@ async fn a_spec_whose_unit_name_is_taken_elsewhere_on_the_host_is_refused() {
     );
 }
 
+/// What a rotation of `x` does on [`World::running`]'s host: both its volumes written, `a`
+/// restarted, `c` reloaded (`b` uses `y`).
+const X_ROTATED: [&str; 4] = [
+    "write a/v",
+    "write c/v",
+    "restart a.service",
+    "reload c.service",
+];
+
 impl World {
     /// Makes `call` fail once with `error`; `happened`: the job is done anyway.
     fn fault(&self, call: &str, error: SystemdError, happened: bool) {
@@ -390,15 +399,7 @@ async fn a_failed_restart_or_reload_is_issued_again_and_then_never() {
     world.secret("x", Ok("two"));
     let outcome = reconciler.reconcile(Due::All).await;
     assert!(outcome.failed);
-    assert_eq!(
-        world.take_log(),
-        [
-            "write a/v",
-            "write c/v",
-            "restart a.service",
-            "reload c.service"
-        ]
-    );
+    assert_eq!(world.take_log(), X_ROTATED);
     let a = &reconciler.status().specs["a"];
     assert_eq!(a.phase, Phase::Failed);
     assert!(
@@ -587,13 +588,5 @@ async fn no_answer_from_systemd_touches_no_unit_and_plans_nothing() {
 
     // systemd answers again: the rotation lands, and only where it belongs.
     reconciler.reconcile(Due::All).await;
-    assert_eq!(
-        world.take_log(),
-        [
-            "write a/v",
-            "write c/v",
-            "restart a.service",
-            "reload c.service"
-        ]
-    );
+    assert_eq!(world.take_log(), X_ROTATED);
 }
