@@ -676,7 +676,8 @@ fn check_ram<'a>(root: &Path, mountinfo: &'a str) -> Result<MountInfo<'a>, Volum
             path: root.to_owned(),
             why: format!(
                 "it is on {} ({}) mounted at {}, which can reach a disk; mount a tmpfs with noswap \
-                 (or a ramfs) there first, see dist/run-ramlet-users-UID.mount",
+                 (or a ramfs) there first: `ramlet mount-volume-root` does, as root \
+                 (ramlet-volume-root.service); for a user, see dist/run-ramlet-users-UID.mount",
                 holder.fstype, holder.super_options, holder.mount_point
             ),
         })
