@@ -4,8 +4,8 @@
 //! Two ways to hold them:
 //! - Folders: a folder per volume inside a volume root mounted as RAM (a noswap tmpfs or a
 //!   ramfs: by [`mount_root`] before the agent starts in system scope, as
-//!   `dist/ramlet-volume-root.service` does with `ramlet mount-volume-root`, or by the admin; `dist/run-ramlet-users-UID.mount` in
-//!   user scope). The agent mounts nothing, so it can run in a hardened unit with its own mount
+//!   `dist/ramlet-volume-root.service` does with `ramlet mount-volume-root`, or by the admin;
+//!   `dist/run-ramlet-users-UID.mount` in user scope). The agent mounts nothing, so it can run in a hardened unit with its own mount
 //!   namespace: what it writes lands on that mount, which Podman sees too. User scope always
 //!   works this way; system scope does when its root is such a mount.
 //! - Mounts (system scope, volume root not itself RAM): one tmpfs per volume, mounted
@@ -149,19 +149,27 @@ impl RamVolumes {
                 .create(&root)
                 .map_err(io_err("cannot create", &root))?;
         }
-        let held = match (scope, check_ram(&root, &mountinfo)) {
-            (_, Ok(holder)) => Some(format!("{} at {}", medium_of(&holder), holder.mount_point)),
+        let holder = match (scope, check_ram(&root, &mountinfo)) {
+            (_, Ok(holder)) => Some(holder),
             (Scope::User, Err(error)) => return Err(error),
             (Scope::System, Err(_)) => None,
         };
-        let mounts = held.is_none();
-        let without_noswap =
-            || format!(" (this kernel, {}, has no tmpfs noswap)", kernel_release());
-        let medium = match held {
-            Some(held) if held.starts_with("a ramfs") && !noswap => held + &without_noswap(),
-            Some(held) => held,
-            None if noswap => "a noswap tmpfs per volume".to_owned(),
-            None => "a ramfs per volume".to_owned() + &without_noswap(),
+        let mounts = holder.is_none();
+        let (medium, ramfs) = match &holder {
+            Some(h) => (
+                format!("{} at {}", medium_of(h), h.mount_point),
+                h.fstype == "ramfs",
+            ),
+            None if noswap => ("a noswap tmpfs per volume".to_owned(), false),
+            None => ("a ramfs per volume".to_owned(), true),
+        };
+        let medium = if ramfs && !noswap {
+            format!(
+                "{medium} (this kernel, {}, has no tmpfs noswap)",
+                kernel_release()
+            )
+        } else {
+            medium
         };
         Ok(Self {
             root,
@@ -439,9 +447,18 @@ fn mount_kind(volume: &VolumeSpec, noswap: bool) -> (&'static str, Option<u64>) 
 }
 
 fn mount(dir: &Path, volume: &VolumeSpec, noswap: bool) -> Result<(), VolumeError> {
-    use nix::mount::{MsFlags, mount};
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let (fstype, size) = mount_kind(volume, noswap);
+    mount_ram(dir, fstype, size.map(|s| s.to_string()).as_deref()).map_err(|e| VolumeError::Io {
+        what: "cannot mount a RAM volume on",
+        path: dir.to_owned(),
+        source: e.into(),
+    })
+}
+
+/// Mounts a RAM filesystem on `dir`, owner-only, with no setuid, devices or executables: a
+/// noswap tmpfs of `size` (tmpfs's syntax), or a ramfs (`size` `None`).
+fn mount_ram(dir: &Path, fstype: &str, size: Option<&str>) -> nix::Result<()> {
+    use nix::mount::{MsFlags, mount};
     let options = match size {
         Some(size) => format!("noswap,size={size},mode=0700"),
         None => "mode=0700".to_owned(),
@@ -450,14 +467,9 @@ fn mount(dir: &Path, volume: &VolumeSpec, noswap: bool) -> Result<(), VolumeErro
         Some("ramlet"),
         dir,
         Some(fstype),
-        flags,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some(options.as_str()),
     )
-    .map_err(|e| VolumeError::Io {
-        what: "cannot mount a RAM volume on",
-        path: dir.to_owned(),
-        source: e.into(),
-    })
 }
 
 /// What `ramlet mount-volume-root` found or did at the volume root, for people.
@@ -490,12 +502,11 @@ impl std::fmt::Display for RootMount {
 }
 
 /// Makes `root` a RAM volume root in this mount namespace (the host's, when systemd runs it
-/// from `ramlet-volume-root.service`): a noswap tmpfs of `size` (tmpfs's own syntax, `256m`, checked by the
-/// caller), or a ramfs on a kernel without `noswap`; never a swappable tmpfs. A RAM mount
+/// from `ramlet-volume-root.service`): a noswap tmpfs of `size` (tmpfs's own syntax, `256m`,
+/// checked by the caller), or a ramfs on a kernel without `noswap`; never a swappable tmpfs. A RAM mount
 /// already there is kept (a restart of ramlet must not hide the volumes of running
 /// containers); any other mount there is refused.
 pub fn mount_root(root: &Path, size: &str) -> Result<RootMount, VolumeError> {
-    use nix::mount::{MsFlags, mount};
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -506,26 +517,11 @@ pub fn mount_root(root: &Path, size: &str) -> Result<RootMount, VolumeError> {
         check_ram(root, &mountinfo)?;
         return Ok(RootMount::Found(medium_of(&found)));
     }
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let tmpfs = mount(
-        Some("ramlet"),
-        root,
-        Some("tmpfs"),
-        flags,
-        Some(format!("noswap,size={size},mode=0700").as_str()),
-    );
-    match tmpfs {
+    match mount_ram(root, "tmpfs", Some(size)) {
         Ok(()) => Ok(RootMount::Tmpfs(size.to_owned())),
         // EINVAL: an option the kernel does not know, `noswap` before Linux 6.4.
         Err(nix::errno::Errno::EINVAL) => {
-            mount(
-                Some("ramlet"),
-                root,
-                Some("ramfs"),
-                flags,
-                Some("mode=0700"),
-            )
-            .map_err(|e| VolumeError::Io {
+            mount_ram(root, "ramfs", None).map_err(|e| VolumeError::Io {
                 what: "cannot mount a ramfs on",
                 path: root.to_owned(),
                 source: e.into(),
