@@ -227,21 +227,14 @@ impl VolumeManager for RamVolumes {
     fn prepare(&self, volume: &VolumeSpec) -> Result<PathBuf, VolumeError> {
         let dir = self.dir(volume);
         let spec_dir = self.root.join(&volume.spec);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&spec_dir)
-            .map_err(io_err("cannot create", &spec_dir))?;
+        let label = labels::Label::of_container_files(self.selinux);
+        create_folder(&spec_dir, label.as_ref())?;
         // The marker goes in before any volume: only folders that carry it are ever removed.
         let marker = spec_dir.join(OWNED_MARKER);
         if !marker.exists() {
             fs::write(&marker, b"").map_err(io_err("cannot mark", &marker))?;
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err("cannot create", &dir))?;
+        create_folder(&dir, label.as_ref())?;
         let read_mountinfo = || fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut mountinfo = read_mountinfo();
         if self.mounts {
@@ -261,6 +254,7 @@ impl VolumeManager for RamVolumes {
             }
             if mount_point(&dir, &mountinfo).is_none() {
                 mount(&dir, volume, self.noswap)?;
+                label_new(&dir, label.as_ref())?;
                 mountinfo = read_mountinfo();
             }
             if let Some(current) = mount_point(&dir, &mountinfo)
@@ -437,6 +431,32 @@ pub fn mount_size(size_limit: u64) -> u64 {
     2 * size_limit.div_ceil(PAGE) * PAGE
 }
 
+/// Creates the folder `dir` (owner-only) if it is missing, with the container files' SELinux
+/// context when there is one (see [`labels`]). An existing folder keeps its context: Podman's
+/// `:Z` gave it the container's own categories.
+fn create_folder(dir: &Path, label: Option<&labels::Label>) -> Result<(), VolumeError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err("cannot create", dir))?;
+    label_new(dir, label)
+}
+
+/// Gives a folder ramlet just created or mounted the container files' SELinux context.
+fn label_new(dir: &Path, label: Option<&labels::Label>) -> Result<(), VolumeError> {
+    match label {
+        Some(label) => label.apply_to_path(dir).map_err(io_err(
+            "cannot give the container files' SELinux context to",
+            dir,
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The filesystem a volume is mounted with, and its size (tmpfs only).
 fn mount_kind(volume: &VolumeSpec, noswap: bool) -> (&'static str, Option<u64>) {
     match (volume.medium, noswap) {
@@ -507,18 +527,15 @@ impl std::fmt::Display for RootMount {
 /// already there is kept (a restart of ramlet must not hide the volumes of running
 /// containers); any other mount there is refused.
 pub fn mount_root(root: &Path, size: &str) -> Result<RootMount, VolumeError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(root)
-        .map_err(io_err("cannot create", root))?;
+    let selinux = labels::Mode::of_host();
+    create_with_parents_context(root, selinux)?;
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     if let Some(found) = mount_point(root, &mountinfo) {
         check_ram(root, &mountinfo)?;
         return Ok(RootMount::Found(medium_of(&found)));
     }
-    match mount_ram(root, "tmpfs", Some(size)) {
-        Ok(()) => Ok(RootMount::Tmpfs(size.to_owned())),
+    let mounted = match mount_ram(root, "tmpfs", Some(size)) {
+        Ok(()) => RootMount::Tmpfs(size.to_owned()),
         // EINVAL: an option the kernel does not know, `noswap` before Linux 6.4.
         Err(nix::errno::Errno::EINVAL) => {
             mount_ram(root, "ramfs", None).map_err(|e| VolumeError::Io {
@@ -526,16 +543,45 @@ pub fn mount_root(root: &Path, size: &str) -> Result<RootMount, VolumeError> {
                 path: root.to_owned(),
                 source: e.into(),
             })?;
-            Ok(RootMount::Ramfs {
+            RootMount::Ramfs {
                 kernel: kernel_release(),
-            })
+            }
         }
-        Err(e) => Err(VolumeError::Io {
-            what: "cannot mount a noswap tmpfs on",
-            path: root.to_owned(),
-            source: e.into(),
-        }),
+        Err(e) => {
+            return Err(VolumeError::Io {
+                what: "cannot mount a noswap tmpfs on",
+                path: root.to_owned(),
+                source: e.into(),
+            });
+        }
+    };
+    // What ramlet creates below inherits the root's context: see `labels`.
+    let label = labels::Label::of_container_files(selinux);
+    label_new(root, label.as_ref())?;
+    Ok(mounted)
+}
+
+/// Creates `dir` and any missing folder above it, owner-only. With SELinux on, each gets the
+/// context of the folder it is made in, as a folder made by hand would (`/run`'s for
+/// `/run/ramlet`), not the creating service's private runtime type, which Podman may not even
+/// search on its way to a volume.
+fn create_with_parents_context(dir: &Path, selinux: labels::Mode) -> Result<(), VolumeError> {
+    if dir.is_dir() {
+        return Ok(());
     }
+    if let Some(parent) = dir.parent() {
+        create_with_parents_context(parent, selinux)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        other => other.map_err(io_err("cannot create", dir))?,
+    }
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let label = labels::Label::of_path(selinux, parent)
+        .map_err(io_err("cannot read the SELinux context of", parent))?;
+    label_new(dir, label.as_ref())
 }
 
 /// A RAM mount's medium, for people: `a noswap tmpfs (size=...)` or `a ramfs`.
