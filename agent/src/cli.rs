@@ -80,9 +80,10 @@ pub enum Command {
         #[command(flatten)]
         agent: RunArgs,
     },
-    /// Make the system-scope volume root RAM that cannot swap, in this mount namespace (root;
-    /// `dist/ramlet-volume-root.service` runs it before ramlet): a noswap tmpfs, or a ramfs on a
-    /// kernel without tmpfs `noswap` (before Linux 6.4). A noswap tmpfs or ramfs already there
+    /// Make a volume root RAM that cannot swap, in this mount namespace (root;
+    /// `dist/ramlet-volume-root.service` runs it before ramlet, and
+    /// `ramlet-user-volume-root@UID.service` for a user's ramlet): a noswap tmpfs, or a ramfs on
+    /// a kernel without tmpfs `noswap` (before Linux 6.4). A noswap tmpfs or ramfs already there
     /// is kept; any other mount there is refused (exit 1).
     MountVolumeRoot {
         /// The volume root.
@@ -91,7 +92,16 @@ pub enum Command {
         /// The tmpfs's size, in tmpfs's own syntax (a ramfs has none).
         #[arg(long, value_name = "SIZE", default_value = "256m", value_parser = tmpfs_size)]
         size: String,
+        /// Give the root to this user (a name or uid) and their primary group: the volume root
+        /// of that user's ramlet, in user scope (`/run/ramlet/users/<uid>`).
+        #[arg(long, value_name = "USER", value_parser = volume_owner)]
+        owner: Option<crate::volumes::Owner>,
     },
+}
+
+/// A user, by name or uid, as the owner of a volume root.
+fn volume_owner(text: &str) -> Result<crate::volumes::Owner, String> {
+    crate::volumes::Owner::of_user(text)
 }
 
 /// A tmpfs `size=`: digits with an optional `k`, `m` or `g`.
@@ -218,18 +228,20 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(config) => plan(&config, format),
             Err(error) => usage(&error),
         },
-        Command::MountVolumeRoot { volume_root, size } => {
-            match crate::volumes::mount_root(&volume_root, &size) {
-                Ok(done) => {
-                    println!("{}: {done}", volume_root.display());
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("ramlet: {error}");
-                    ExitCode::FAILURE
-                }
+        Command::MountVolumeRoot {
+            volume_root,
+            size,
+            owner,
+        } => match crate::volumes::mount_root(&volume_root, &size, owner) {
+            Ok(done) => {
+                println!("{}: {done}", volume_root.display());
+                ExitCode::SUCCESS
             }
-        }
+            Err(error) => {
+                eprintln!("ramlet: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Sync { agent } => match agent.config() {
             Ok(config) => match crate::agent::sync(&config.state_dir) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -3,9 +3,10 @@
 //!
 //! Two ways to hold them:
 //! - Folders: a folder per volume inside a volume root mounted as RAM (a noswap tmpfs or a
-//!   ramfs: by [`mount_root`] before the agent starts in system scope, as
-//!   `dist/ramlet-volume-root.service` does with `ramlet mount-volume-root`, or by the admin;
-//!   `dist/run-ramlet-users-UID.mount` in user scope). The agent mounts nothing, so it can run in a hardened unit with its own mount
+//!   ramfs: by [`mount_root`] before the agent starts, as `ramlet mount-volume-root` does from
+//!   `dist/ramlet-volume-root.service` (system scope) and
+//!   `dist/ramlet-user-volume-root@.service` (user scope), or by the admin). The agent mounts
+//!   nothing, so it can run in a hardened unit with its own mount
 //!   namespace: what it writes lands on that mount, which Podman sees too. User scope always
 //!   works this way; system scope does when its root is such a mount.
 //! - Mounts (system scope, volume root not itself RAM): one tmpfs per volume, mounted
@@ -526,12 +527,13 @@ impl std::fmt::Display for RootMount {
 /// checked by the caller), or a ramfs on a kernel without `noswap`; never a swappable tmpfs. A RAM mount
 /// already there is kept (a restart of ramlet must not hide the volumes of running
 /// containers); any other mount there is refused.
-pub fn mount_root(root: &Path, size: &str) -> Result<RootMount, VolumeError> {
+pub fn mount_root(root: &Path, size: &str, owner: Option<Owner>) -> Result<RootMount, VolumeError> {
     let selinux = labels::Mode::of_host();
-    create_with_parents_context(root, selinux)?;
+    create_with_parents_context(root, 0o700, selinux)?;
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     if let Some(found) = mount_point(root, &mountinfo) {
         check_ram(root, &mountinfo)?;
+        give(root, owner)?;
         return Ok(RootMount::Found(medium_of(&found)));
     }
     let mounted = match mount_ram(root, "tmpfs", Some(size)) {
@@ -558,21 +560,64 @@ pub fn mount_root(root: &Path, size: &str) -> Result<RootMount, VolumeError> {
     // What ramlet creates below inherits the root's context: see `labels`.
     let label = labels::Label::of_container_files(selinux);
     label_new(root, label.as_ref())?;
+    give(root, owner)?;
     Ok(mounted)
 }
 
-/// Creates `dir` and any missing folder above it, owner-only. With SELinux on, each gets the
+/// The user a volume root belongs to (`ramlet mount-volume-root --owner`), with their primary
+/// group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// The user's uid.
+    pub uid: u32,
+    /// Their primary group's gid.
+    pub gid: u32,
+}
+
+impl Owner {
+    /// The user named `user`, or with uid `user`, from the host's user database.
+    pub fn of_user(user: &str) -> Result<Self, String> {
+        let found = match user.parse::<u32>() {
+            Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+            Err(_) => nix::unistd::User::from_name(user),
+        };
+        match found {
+            Ok(Some(found)) => Ok(Self {
+                uid: found.uid.as_raw(),
+                gid: found.gid.as_raw(),
+            }),
+            Ok(None) => Err(format!("no user {user:?} on this host")),
+            Err(e) => Err(format!("cannot look up user {user:?}: {e}")),
+        }
+    }
+}
+
+/// Gives the volume root to its user, if it has one (a no-op when it is theirs already).
+fn give(root: &Path, owner: Option<Owner>) -> Result<(), VolumeError> {
+    let Some(Owner { uid, gid }) = owner else {
+        return Ok(());
+    };
+    std::os::unix::fs::chown(root, Some(uid), Some(gid))
+        .map_err(io_err("cannot give to its user", root))
+}
+
+/// Creates `dir` with `mode` and any missing folder above it with 0755 (a user's ramlet must
+/// pass through `/run/ramlet/users` to its own root). With SELinux on, each gets the
 /// context of the folder it is made in, as a folder made by hand would (`/run`'s for
 /// `/run/ramlet`), not the creating service's private runtime type, which Podman may not even
 /// search on its way to a volume.
-fn create_with_parents_context(dir: &Path, selinux: labels::Mode) -> Result<(), VolumeError> {
+fn create_with_parents_context(
+    dir: &Path,
+    mode: u32,
+    selinux: labels::Mode,
+) -> Result<(), VolumeError> {
     if dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
-        create_with_parents_context(parent, selinux)?;
+        create_with_parents_context(parent, 0o755, selinux)?;
     }
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
+    match fs::DirBuilder::new().mode(mode).create(dir) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         other => other.map_err(io_err("cannot create", dir))?,
     }
@@ -719,7 +764,7 @@ fn check_ram<'a>(root: &Path, mountinfo: &'a str) -> Result<MountInfo<'a>, Volum
             why: format!(
                 "it is on {} ({}) mounted at {}, which can reach a disk; mount a tmpfs with noswap \
                  (or a ramfs) there first: `ramlet mount-volume-root` does, as root \
-                 (ramlet-volume-root.service); for a user, see dist/run-ramlet-users-UID.mount",
+                 (ramlet-volume-root.service); for a user, `--owner UID` (ramlet-user-volume-root@UID.service)",
                 holder.fstype, holder.super_options, holder.mount_point
             ),
         })
@@ -881,6 +926,28 @@ mod tests {
             mounts(line).next().unwrap().kind(),
             ("ramfs".to_owned(), None)
         );
+    }
+
+    #[test]
+    fn a_volume_root_owner_is_a_user_by_name_or_uid() {
+        let root = Owner { uid: 0, gid: 0 };
+        assert_eq!(Owner::of_user("root"), Ok(root));
+        assert_eq!(Owner::of_user("0"), Ok(root));
+        let error = Owner::of_user("no-such-user-here").unwrap_err();
+        assert_eq!(error, "no user \"no-such-user-here\" on this host");
+    }
+
+    #[test]
+    fn parents_of_a_volume_root_can_be_passed_through_the_root_cannot() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let base = std::env::temp_dir().join(format!("ramlet-parents-{}", std::process::id()));
+        let root = base.join("users/1000");
+        create_with_parents_context(&root, 0o700, labels::Mode::Off).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        // Anyone may pass through (0755 under the usual umask).
+        assert_eq!(mode(&base.join("users")) & 0o711, 0o711);
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

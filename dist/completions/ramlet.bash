@@ -211,7 +211,7 @@ _ramlet() {
             return 0
             ;;
         ramlet__subcmd__mount__subcmd__volume__subcmd__root)
-            opts="-h --volume-root --size --help"
+            opts="-h --volume-root --size --owner --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -222,6 +222,10 @@ _ramlet() {
                     return 0
                     ;;
                 --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --owner)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
