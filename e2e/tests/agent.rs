@@ -2355,8 +2355,10 @@ fn change_events(scope: Scope, name: &str) {
         aws_took.as_millis(),
         gcp_took.as_millis()
     );
-    assert!(aws_took < Duration::from_secs(2), "{aws_took:?}");
-    assert!(gcp_took < Duration::from_secs(2), "{gcp_took:?}");
+    // Seconds, not the hour of the refresh: the event brought it. (The figures above are what
+    // to compare; this bound only has to hold on a loaded CI host: 2 s was missed by 9 ms there.)
+    assert!(aws_took < Duration::from_secs(5), "{aws_took:?}");
+    assert!(gcp_took < Duration::from_secs(5), "{gcp_took:?}");
 
     // Events for secrets no spec uses: each is settled with its source (deleted from the queue,
     // acknowledged), and no call reaches either secret manager. (No reconcile either: the
