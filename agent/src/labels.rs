@@ -123,7 +123,7 @@ impl Label {
     /// Gives the file, folder or link at `path` (not what a link points at) this context.
     pub fn apply_to_path(&self, path: &Path) -> std::io::Result<()> {
         self.0
-            .set_for_path(path, false, false)
+            .set_for_path(path, false, self.0.is_raw_format())
             .map_err(std::io::Error::other)
     }
 
