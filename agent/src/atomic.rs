@@ -269,7 +269,7 @@ pub fn write(
     let label_link = |name: &str| {
         label
             .as_ref()
-            .map_or(Ok(()), |l| l.apply_to_link(&dir.join(name)))
+            .map_or(Ok(()), |l| l.apply_to_path(&dir.join(name)))
     };
     let new_name = format!("..{}", timestamp());
     mkdirat(&root, new_name.as_str(), Mode::S_IRWXU)?;

@@ -8,7 +8,7 @@
 //! as Podman would have given it. With SELinux off (Debian's default) nothing is asked of it.
 //!
 //! Folders start with the policy's own context for container files (`file` in its
-//! `lxc_contexts`, as Podman reads it: `container_file_t:s0` on Fedora's and Debian's policies):
+//! `lxc_contexts`, as Podman reads it: `container_file_t:s0` under Debian's policy):
 //! the volume root when ramlet mounts it, and each folder ramlet creates below it. Podman may
 //! relabel only from types its policy lets it, and a folder created by a service otherwise gets
 //! that service's runtime type (`initrc_runtime_t` under Debian's policy), which Podman may not
@@ -92,7 +92,7 @@ impl Label {
             .map_err(std::io::Error::other)
     }
 
-    /// The context the host's policy gives container files (`Ok(None)`: SELinux is off, or the
+    /// The context the host's policy gives container files (`None`: SELinux is off, or the
     /// policy names none: it has no container module).
     #[must_use]
     pub fn of_container_files(mode: Mode) -> Option<Self> {
@@ -120,7 +120,8 @@ impl Label {
             .map_err(std::io::Error::other)
     }
 
-    /// Gives the file, folder or link at `path` (not what a link points at) this context.
+    /// Gives the file, folder or link at `path` (not what a link points at) this context, in
+    /// the format it was read in (raw from a file, as written in `lxc_contexts`).
     pub fn apply_to_path(&self, path: &Path) -> std::io::Result<()> {
         self.0
             .set_for_path(path, false, self.0.is_raw_format())
@@ -130,13 +131,6 @@ impl Label {
     /// Gives the object open as `fd` this context.
     pub fn apply(&self, fd: &impl AsRawFd) -> std::io::Result<()> {
         self.0.set_for_file(fd).map_err(std::io::Error::other)
-    }
-
-    /// Gives the link at `path` (not what it points at) this context.
-    pub fn apply_to_link(&self, path: &Path) -> std::io::Result<()> {
-        self.0
-            .set_for_path(path, false, true)
-            .map_err(std::io::Error::other)
     }
 }
 
