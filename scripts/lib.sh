@@ -54,4 +54,12 @@ need_debs() {
         export RAMLET_APT_UPDATED=1
     fi
     quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    # Installing one may remove another that was asked for: a newer backport it conflicts with
+    # (a machine with bookworm-backports' qemu-utils loses it to bookworm's qemu-system-x86).
+    # Those are installed again, in the version that fits.
+    missing=()
+    for package in "$@"; do
+        deb_installed "$package" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] || quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 }

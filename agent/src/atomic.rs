@@ -41,9 +41,10 @@ pub struct FileContent {
     pub path: String,
     /// Permission bits.
     pub mode: u32,
-    /// Owner, as a host user ID (`None`: leave as the writer).
+    /// Owner (`None`: leave as the writer): in system scope a host user ID; in user scope the ID
+    /// the container sees, given inside rootless Podman's mapping (see [`crate::idmap`]).
     pub uid: Option<u32>,
-    /// Group, as a host group ID.
+    /// Group, as `uid` is.
     pub gid: Option<u32>,
     /// The content.
     pub bytes: SecretBytes,

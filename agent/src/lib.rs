@@ -13,7 +13,8 @@
 //! - [`reconcile`]: one reconcile: specs, secrets, units, observe, plan ([`reconcile::plan`], pure), apply, status;
 //! - [`providers`]: secret providers (`file`, `aws`, `gcp`) and the stores' timers and backoff;
 //! - [`secrets`]: secret bytes (zeroized) and their shaping (JSON property, base64);
-//! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates;
+//! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates; [`idmap`]: files a
+//!   rootless container sees with an owner other than its root (a helper in Podman's ID mapping);
 //! - [`systemd`]: systemd over D-Bus; [`unit_dir`]: ramlet's unit folder;
 //! - [`status`]: the status file and `ramlet status`; [`notify`]: `sd_notify`; [`pidfile`]: the
 //!   agent's locked pid file and `ramlet sync`; [`statefile`]: replacing ramlet's own small files
@@ -23,6 +24,7 @@ pub mod agent;
 pub mod atomic;
 pub mod cli;
 pub mod config;
+pub mod idmap;
 pub mod labels;
 pub mod memlock;
 pub mod metrics;

@@ -59,7 +59,8 @@ pub enum Reason {
     SystemdUnavailable,
     /// The unit could not be rendered.
     RenderFailed,
-    /// A secret's value cannot become its file (no such property, not base64, over sizeLimit).
+    /// A secret's value cannot become its file (no such property, not base64, over sizeLimit,
+    /// an owner this host cannot give).
     SecretUnavailable,
     /// The store refused the credentials, or found none.
     Unauthenticated,

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use ramlet_specs::model::Medium;
 
 use crate::atomic::{self, FileContent};
+use crate::idmap;
 use crate::labels;
 use crate::units::Scope;
 
@@ -100,6 +101,11 @@ pub trait VolumeManager: Send + Sync {
     fn medium(&self) -> String {
         String::new()
     }
+    /// The owner to give a file the container sees as `uid:gid` (see [`FileContent`]'s `uid`),
+    /// or why it cannot have one here.
+    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
+        Ok((Some(uid), Some(gid)))
+    }
     /// Writes `files` atomically.
     fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError>;
     /// Unmounts and removes every volume of `spec`.
@@ -124,6 +130,9 @@ pub struct RamVolumes {
     selinux: labels::Mode,
     /// What the volumes are on, for people (see [`VolumeManager::medium`]).
     medium: String,
+    /// User scope: the IDs the user's rootless containers have above their root. Files owned by
+    /// those are written, read and removed inside Podman's mapping (see [`idmap`]).
+    ids: Option<idmap::Subordinate>,
 }
 
 /// What a volume folder holds, as ramlet last wrote or read it.
@@ -180,6 +189,7 @@ impl RamVolumes {
             written: Mutex::default(),
             mounted: Mutex::default(),
             selinux: labels::Mode::of_host(),
+            ids: (scope == Scope::User).then(idmap::Subordinate::of_current_user),
         })
     }
 
@@ -188,6 +198,46 @@ impl RamVolumes {
     #[must_use]
     pub fn mounts_per_volume(&self) -> bool {
         self.mounts
+    }
+
+    /// Whether `files` want owners only Podman's ID mapping can give (user scope).
+    fn in_mapping(&self, files: &[FileContent]) -> bool {
+        self.ids.is_some() && files.iter().any(|f| f.uid.is_some() || f.gid.is_some())
+    }
+
+    /// In user scope, what a volume ramlet cannot enter as the user holds: files with owners
+    /// from the mapping that an earlier version of the spec asked for. Worth a helper's look.
+    fn locked_out(&self, error: &io::Error) -> bool {
+        self.ids.is_some() && error.kind() == io::ErrorKind::PermissionDenied
+    }
+
+    /// Reads `dir` back, inside the mapping where ramlet cannot read it as itself.
+    fn read_back(&self, dir: &Path, files: &[FileContent]) -> io::Result<Option<atomic::Contents>> {
+        if self.in_mapping(files) {
+            return idmap::read(dir);
+        }
+        match atomic::read_trusted(dir) {
+            Err(e) if self.locked_out(&e) => idmap::read(dir),
+            other => other,
+        }
+    }
+
+    /// Fills `dir` as ramlet itself: the volume folder gets the data folder's access.
+    fn fill(&self, dir: &Path, files: &[FileContent]) -> io::Result<String> {
+        let (mode, owner) = folder_access(files);
+        // The mount point itself must let the container reach the data folder.
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+        if owner != (None, None) {
+            std::os::unix::fs::chown(dir, owner.0, owner.1)?;
+        }
+        atomic::write(dir, files, mode, owner, self.selinux)
+    }
+
+    /// Fills `dir` inside the mapping. The volume folder stays the user's (the container's
+    /// root), with traverse for all (0711), so that ramlet can still tell which data folder is
+    /// current without a helper; the data folder gets the owner and access of the files.
+    fn fill_in_mapping(dir: &Path, files: &[FileContent]) -> io::Result<String> {
+        idmap::write(dir, (0o711, (None, None)), folder_access(files), files)
     }
 
     fn dir(&self, volume: &VolumeSpec) -> PathBuf {
@@ -285,7 +335,10 @@ impl VolumeManager for RamVolumes {
             return Ok(differs);
         }
         // Not known (a start, or the folder was changed under ramlet): read back once, safely.
-        match atomic::read_trusted(&dir).map_err(io_err("cannot read", &dir))? {
+        match self
+            .read_back(&dir, files)
+            .map_err(io_err("cannot read", &dir))?
+        {
             Some(current) if !current.differs(files) => {
                 if let Some(data) = current.data {
                     self.record(dir, data, files);
@@ -298,6 +351,12 @@ impl VolumeManager for RamVolumes {
 
     fn selinux(&self) -> labels::Mode {
         self.selinux
+    }
+    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
+        match &self.ids {
+            Some(ids) => ids.owner(uid, gid),
+            None => Ok((Some(uid), Some(gid))),
+        }
     }
     fn medium(&self) -> String {
         self.medium.clone()
@@ -327,17 +386,17 @@ impl VolumeManager for RamVolumes {
 
     fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
         let dir = self.prepare(volume)?;
-        let (mode, owner) = folder_access(files);
-        // The mount point itself must let the container reach the data folder.
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
-            .map_err(io_err("cannot set permissions on", &dir))?;
-        if owner != (None, None) {
-            std::os::unix::fs::chown(&dir, owner.0, owner.1)
-                .map_err(io_err("cannot chown", &dir))?;
-        }
         self.forget(&dir);
-        let data = atomic::write(&dir, files, mode, owner, self.selinux)
-            .map_err(io_err("cannot write", &dir))?;
+        let data = if self.in_mapping(files) {
+            Self::fill_in_mapping(&dir, files)
+        } else {
+            match self.fill(&dir, files) {
+                // Folders an earlier version left inside the mapping: only a helper removes them.
+                Err(e) if self.locked_out(&e) => Self::fill_in_mapping(&dir, files),
+                other => other,
+            }
+        }
+        .map_err(io_err("cannot write", &dir))?;
         self.record(dir, data, files);
         Ok(())
     }
@@ -370,7 +429,11 @@ impl VolumeManager for RamVolumes {
             {
                 errors.push(format!("cannot unmount {}: {e}", dir.display()));
             }
-            if let Err(e) = fs::remove_dir_all(&dir) {
+            let removed = match fs::remove_dir_all(&dir) {
+                Err(e) if self.locked_out(&e) => idmap::remove(&dir),
+                other => other,
+            };
+            if let Err(e) = removed {
                 errors.push(format!("cannot remove {}: {e}", dir.display()));
             }
         }
@@ -850,6 +913,7 @@ mod tests {
             mounted: Mutex::default(),
             selinux: labels::Mode::Off,
             medium: String::new(),
+            ids: None,
         }
     }
 

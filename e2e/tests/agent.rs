@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -1918,6 +1919,12 @@ fn through_dist_unit(scope: &Scope, name: &str) {
         name,
         &container(name, &[("x", "0400", "x")], "restart", "dist"),
     );
+    // User scope: a file owned by the container's uid 101, which only a helper inside Podman's
+    // ID mapping can give it (the unit's sandbox maps the user alone).
+    let owned = format!("{name}-owned");
+    if !scope.system {
+        agent.spec(&owned, &owned_container(&owned, "x", 101));
+    }
     let shipped = if scope.system {
         "ramlet.service"
     } else {
@@ -2054,6 +2061,18 @@ fn through_dist_unit(scope: &Scope, name: &str) {
                 .then_some(())
         },
     );
+    if !scope.system {
+        agent.wait(
+            "the rootless uid 101 to read its 0400 file through the dist unit",
+            Duration::from_mins(2),
+            || {
+                scope
+                    .logs(&owned)
+                    .contains("OWNED /run/s/key 400 101:101 through-the-unit")
+                    .then_some(())
+            },
+        );
+    }
     agent.secret("x", "rotated-under-the-unit");
     agent.wait(
         "the rotation through the dist unit",
@@ -2065,6 +2084,18 @@ fn through_dist_unit(scope: &Scope, name: &str) {
                 .then_some(())
         },
     );
+    if !scope.system {
+        agent.wait(
+            "the rotation of the file owned by uid 101 through the dist unit",
+            Duration::from_mins(1),
+            || {
+                scope
+                    .logs(&owned)
+                    .contains("OWNED /run/s/key 400 101:101 rotated-under-the-unit")
+                    .then_some(())
+            },
+        );
+    }
     // Idle means idle: ramlet's own log and state beside the specs wake nothing.
     let reconciles = || agent.log().matches("reconciled").count();
     let before = reconciles();
@@ -2107,6 +2138,106 @@ fn through_dist_unit(scope: &Scope, name: &str) {
         let _ = Command::new("umount").arg("-l").arg(&base).status();
     }
     let _ = std::fs::remove_dir(&base);
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn user_scope_gives_files_the_owners_the_container_sees() {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope.clone(), "owners");
+    agent.secret("k", "first-key");
+    agent.spec("o", &owned_container("e2e-owned", "k", 101));
+    // Outside the test user's 65536 subordinate IDs: that spec fails, on its own.
+    agent.spec("far", &owned_container("e2e-far", "k", 70000));
+    agent.start();
+    let logs = agent.wait(
+        "the rootless uid 101 to read its 0400 file",
+        Duration::from_mins(1),
+        || {
+            let logs = scope.logs("e2e-owned");
+            logs.contains("OWNED /run/s/key").then_some(logs)
+        },
+    );
+    assert!(logs.contains("ID 101:101"), "{logs}");
+    assert!(
+        logs.contains("OWNED /run/s/key 400 101:101 first-key"),
+        "{logs}"
+    );
+    // On the host the file belongs to the user's 101st subordinate ID, as `podman unshare
+    // chown 101:101` would make it.
+    let start = subordinate_start(&scope.user);
+    let data = scope.volume_root().join("e2e-owned/s/..data/key");
+    let meta = std::fs::metadata(&data).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (start + 100, start + 100, 0o400),
+        "{}",
+        data.display()
+    );
+    let status = agent.wait(
+        "the spec out of range to fail",
+        Duration::from_secs(30),
+        || {
+            let status = agent.status();
+            (status["specs"]["e2e-far"]["phase"] == "Failed").then_some(status)
+        },
+    );
+    let message = status["specs"]["e2e-far"]["message"].to_string();
+    assert!(
+        message.contains("owner 70000:70000 is outside") && message.contains("uids 0 to 65536"),
+        "{status}"
+    );
+    assert_eq!(status["specs"]["e2e-owned"]["phase"], "Ready", "{status}");
+
+    // A rotation keeps the owner.
+    let before = scope.invocation("e2e-owned");
+    agent.secret("k", "second-key");
+    agent.wait(
+        "the rotated file, owner kept",
+        Duration::from_mins(1),
+        || {
+            scope
+                .logs("e2e-owned")
+                .contains("OWNED /run/s/key 400 101:101 second-key")
+                .then_some(())
+        },
+    );
+    let rotated = scope.invocation("e2e-owned");
+    assert_ne!(rotated, before, "a restart rotation restarted it");
+
+    // A restart of ramlet reads the volume back (inside the mapping: ramlet cannot as itself)
+    // and finds nothing to do: the container keeps running.
+    agent.restart(|| {});
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        scope.invocation("e2e-owned"),
+        rotated,
+        "not restarted after ramlet's restart\n{}",
+        agent.log()
+    );
+    assert_eq!(agent.status()["specs"]["e2e-owned"]["phase"], "Ready");
+
+    // Removing the spec removes its volume, subordinate owners and all.
+    agent.remove_spec("o");
+    let folder = scope.volume_root().join("e2e-owned");
+    agent.wait("the volume removed", Duration::from_mins(1), || {
+        (!folder.exists()).then_some(())
+    });
+}
+
+/// The first subordinate uid of `user`, from `/etc/subuid`.
+fn subordinate_start(user: &str) -> u32 {
+    std::fs::read_to_string("/etc/subuid")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{user}:"))?
+                .split(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("the test user's range in /etc/subuid")
 }
 
 #[test]

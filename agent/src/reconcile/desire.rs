@@ -11,7 +11,7 @@ use super::{Reconciler, service};
 use crate::atomic::FileContent;
 use crate::secrets;
 use crate::status::{Reason, SecretVersion};
-use crate::units::{self, Scope};
+use crate::units;
 use crate::volumes::{self, VolumeSpec};
 
 /// A container's secrets, shaped into files per volume.
@@ -183,16 +183,8 @@ impl Reconciler {
         Ok(fetched)
     }
 
-    /// The host owner for a file owned by `uid:gid` in the container.
+    /// The owner for a file owned by `uid:gid` in the container (see [`FileContent`]'s `uid`).
     fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
-        match self.settings.layout.scope {
-            Scope::System => Ok((Some(uid), Some(gid))),
-            // Rootless: the container's root is the user; other IDs are subordinate IDs ramlet
-            // cannot chown to as the user.
-            Scope::User if uid == 0 && gid == 0 => Ok((None, None)),
-            Scope::User => Err(format!(
-                "owner {uid}:{gid} needs system scope; in user scope files belong to the container's root (the user)"
-            )),
-        }
+        self.volumes.owner(uid, gid)
     }
 }

@@ -362,6 +362,17 @@ pub(crate) fn container(
     spec
 }
 
+/// A busybox container running as uid and gid 101 (a rootless nginx's), reading `key`: owned
+/// by 101:101, mode 0400, from secret `secret`. It prints its IDs, then each file's mode, owner and
+/// content, then waits; it exits at once on SIGTERM.
+pub(crate) fn owned_container(name: &str, secret: &str, uid: u32) -> String {
+    format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: localhost/busybox:latest\n  network: none\n  user: \"101:101\"\n  exec:\n    - sh\n    - -c\n    - >-\n      trap 'exit 0' TERM;\n      echo \"ID $(id -u):$(id -g)\";\n      \
+         for f in /run/s/*; do echo \"OWNED $f $(stat -L -c '%a %u:%g' $f) $(cat $f)\"; done;\n      \
+         while true; do sleep 1 & wait $!; done\n  volumes:\n    - name: s\n      mountPath: /run/s\n      sizeLimit: 64Ki\n      files:\n        - path: key\n          mode: 0400\n          uid: {uid}\n          gid: {uid}\n          secret: {{store: local, name: {secret}}}\n  rotation: {{strategy: restart}}\n"
+    )
+}
+
 /// One `MOUNT` line: fstype and super options of the volume as the container sees it.
 pub(crate) fn mount_line(logs: &str) -> Option<String> {
     logs.lines()

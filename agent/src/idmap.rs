@@ -1,0 +1,547 @@
+//! Files a rootless container sees with an owner other than its root.
+//!
+//! In user scope a container's root is the user, and its IDs 1, 2, ... are the user's subordinate
+//! IDs (`/etc/subuid`, `/etc/subgid`) in order: Podman's default mapping. A secret that a
+//! rootless nginx (uid 101) reads must belong, on the host, to the user's 101st subordinate ID,
+//! and only a process inside such a mapping may give it that owner (`podman unshare chown` is
+//! one). ramlet's own unit cannot: its sandbox maps the user alone (`PrivateUsers=`, which a user
+//! manager implies for `ProtectSystem=` and the like), and `newuidmap` is set-user-ID, which
+//! `NoNewPrivileges=` stops.
+//!
+//! So a volume whose files want such owners is written, read back and removed by a helper that
+//! the user's manager starts as a transient unit, outside ramlet's sandbox
+//! (`systemd-run --user --pipe ... podman unshare ramlet volume-helper OP DIR`): ramlet itself,
+//! inside the mapping Podman gives the user's containers, running the same [`atomic`] code
+//! ramlet runs in system scope. Secrets cross only the helper's standard input and output
+//! (pipes), in the format of [`wire`]; nothing of them is logged. Nothing changes for a volume
+//! whose files all belong to the container's root: ramlet writes it itself.
+
+use std::fs;
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::AsFd as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use zeroize::Zeroizing;
+
+use crate::atomic::{self, Contents, FileContent};
+use crate::labels;
+
+/// What the helper does to a volume folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Op {
+    /// Fill it: the request on standard input, the new data folder's name on standard output.
+    Write,
+    /// Read it back: what it holds on standard output.
+    Read,
+    /// Remove it and everything in it.
+    Remove,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Write => "write",
+            Self::Read => "read",
+            Self::Remove => "remove",
+        }
+    }
+}
+
+/// How many IDs above root the user's rootless containers have: the user's subordinate IDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subordinate {
+    /// The user's name (or uid, when it has none), for messages.
+    user: String,
+    /// Container uids 1..=uids are mapped.
+    uids: u32,
+    /// Container gids 1..=gids are mapped.
+    gids: u32,
+}
+
+impl Subordinate {
+    /// The running user's, from `/etc/subuid` and `/etc/subgid` (none where they are missing).
+    #[must_use]
+    pub fn of_current_user() -> Self {
+        let uid = nix::unistd::getuid();
+        let name = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map_or_else(|| uid.to_string(), |user| user.name);
+        let table = |path: &str| fs::read_to_string(path).unwrap_or_default();
+        Self {
+            uids: count(&table("/etc/subuid"), &name, uid.as_raw()),
+            gids: count(&table("/etc/subgid"), &name, uid.as_raw()),
+            user: name,
+        }
+    }
+
+    /// The owner to give a file that the container sees as `uid:gid`: `None` for the container's
+    /// root (the user: ramlet writes it itself), the container's own IDs otherwise (the helper
+    /// gives them, inside the mapping); an error naming the range for IDs outside it.
+    pub fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
+        if uid == 0 && gid == 0 {
+            return Ok((None, None));
+        }
+        if uid <= self.uids && gid <= self.gids {
+            return Ok((Some(uid), Some(gid)));
+        }
+        let user = &self.user;
+        Err(if self.uids == 0 || self.gids == 0 {
+            format!(
+                "owner {uid}:{gid}: user {user} has no subordinate IDs in /etc/subuid and /etc/subgid, so its rootless containers see only their root (0:0)"
+            )
+        } else {
+            format!(
+                "owner {uid}:{gid} is outside what user {user}'s rootless containers see: uids 0 to {}, gids 0 to {} (/etc/subuid, /etc/subgid)",
+                self.uids, self.gids
+            )
+        })
+    }
+}
+
+/// How many subordinate IDs `table` (`/etc/subuid` or `/etc/subgid`: `user:start:count` lines)
+/// gives the user called `name` or numbered `uid`: every range counts, as Podman maps them all.
+#[must_use]
+pub fn count(table: &str, name: &str, uid: u32) -> u32 {
+    let uid = uid.to_string();
+    table
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.trim().split(':');
+            let owner = fields.next()?;
+            let _start: u32 = fields.next()?.parse().ok()?;
+            let count: u32 = fields.next()?.parse().ok()?;
+            (owner == name || owner == uid).then_some(count)
+        })
+        .fold(0u32, u32::saturating_add)
+}
+
+/// Fills `dir` inside the mapping: `mount` and `data` are the mode and owner of the volume folder
+/// and of the data folder (see [`atomic::write`]). Returns the data folder's name.
+pub fn write(
+    dir: &Path,
+    mount: (u32, (Option<u32>, Option<u32>)),
+    data: (u32, (Option<u32>, Option<u32>)),
+    files: &[FileContent],
+) -> io::Result<String> {
+    let request = wire::write_request(mount, data, files);
+    let name = call(Op::Write, dir, &request)?;
+    String::from_utf8(name.to_vec())
+        .map_err(|_| io::Error::other("the volume helper's answer is not a folder name"))
+}
+
+/// Reads `dir` back inside the mapping (`None`: it holds something ramlet did not write).
+pub fn read(dir: &Path) -> io::Result<Option<Contents>> {
+    wire::contents(&call(Op::Read, dir, &[])?)
+}
+
+/// Removes `dir` inside the mapping.
+pub fn remove(dir: &Path) -> io::Result<()> {
+    call(Op::Remove, dir, &[]).map(drop)
+}
+
+/// Runs the helper on `dir` with `request` on its standard input; returns its standard output.
+fn call(op: Op, dir: &Path, request: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new("systemd-run")
+        .args([
+            "--user",
+            "--pipe",
+            "--wait",
+            "--collect",
+            "--quiet",
+            "--service-type=exec",
+            "--property=LimitCORE=0",
+            "--property=UMask=0077",
+            "--property=RuntimeMaxSec=60",
+        ])
+        .arg(format!(
+            "--description=ramlet: {} a volume in rootless Podman's ID mapping",
+            op.as_str()
+        ))
+        .args(["podman", "unshare"])
+        .arg(exe)
+        .args(["volume-helper", op.as_str()])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run systemd-run: {e}")))?;
+    let mut stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(stderr) = stderr.as_mut() {
+            let _ = stderr.take(16 * 1024).read_to_string(&mut text);
+        }
+        text
+    });
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that failed before reading says why on its standard error.
+        match stdin.write_all(request) {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e),
+            _ => {}
+        }
+    }
+    let answer = match child.stdout.take() {
+        Some(stdout) => wire::read_all(stdout)?,
+        None => Zeroizing::new(Vec::new()),
+    };
+    let status = child.wait()?;
+    let errors = errors.join().unwrap_or_default();
+    if status.success() {
+        Ok(answer)
+    } else {
+        Err(io::Error::other(format!(
+            "the volume helper (systemd-run --user ... podman unshare ramlet volume-helper {}) failed, {status}: {}",
+            op.as_str(),
+            errors.trim()
+        )))
+    }
+}
+
+/// The helper's side (`ramlet volume-helper OP DIR`): run inside the mapping, by [`call`].
+pub fn serve(op: Op, dir: &Path) -> Result<(), String> {
+    // The same second line of defence as the agent's: no core file, no ptrace by peers.
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let mapped = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    if mapped.lines().count() < 2 {
+        return Err(format!(
+            "only the user is mapped here (/proc/self/uid_map: {}); rootless Podman needs newuidmap and newgidmap (Debian's package uidmap) and the user's ranges in /etc/subuid and /etc/subgid",
+            mapped.trim()
+        ));
+    }
+    // Unbuffered, so that no copy of a secret stays in a standard stream's buffer.
+    let stdout = |bytes: &[u8]| -> Result<(), String> {
+        let fd = io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| e.to_string())?;
+        fs::File::from(fd)
+            .write_all(bytes)
+            .map_err(|e| format!("cannot answer: {e}"))
+    };
+    let at = |e: io::Error| format!("{}: {e}", dir.display());
+    match op {
+        Op::Write => {
+            let fd = io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| e.to_string())?;
+            let request = wire::read_all(fs::File::from(fd)).map_err(|e| e.to_string())?;
+            let (mount, data, files) = wire::parse_write(&request).map_err(|e| e.to_string())?;
+            fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(mount.0))
+                .map_err(at)?;
+            if mount.1 != (None, None) {
+                std::os::unix::fs::chown(dir, mount.1.0, mount.1.1).map_err(at)?;
+            }
+            let name =
+                atomic::write(dir, &files, data.0, data.1, labels::Mode::of_host()).map_err(at)?;
+            stdout(name.as_bytes())
+        }
+        Op::Read => stdout(&wire::encode_contents(
+            atomic::read_trusted(dir).map_err(at)?.as_ref(),
+        )),
+        Op::Remove => match fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(at(e)),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// What crosses the helper's pipes: length-prefixed fields, big-endian, in buffers that are
+/// wiped when dropped and sized up front (no reallocation leaves a copy of a secret behind).
+mod wire {
+    use std::collections::BTreeMap;
+    use std::io::{self, Read};
+
+    use zeroize::Zeroizing;
+
+    use crate::atomic::{Contents, Current, FileContent};
+    use crate::secrets::SecretBytes;
+
+    /// The most the helper reads or answers: every file of a volume at its largest.
+    const LIMIT: usize = 256 * 1024 * 1024;
+
+    type Access = (u32, (Option<u32>, Option<u32>));
+
+    /// All of `reader`, into a buffer that doubles by copying into a new wiped one.
+    pub(super) fn read_all(mut reader: impl Read) -> io::Result<Zeroizing<Vec<u8>>> {
+        let mut buffer = Zeroizing::new(vec![0u8; 64 * 1024]);
+        let mut len = 0;
+        loop {
+            if len == buffer.len() {
+                if len >= LIMIT {
+                    return Err(io::Error::other("the volume helper's message is too large"));
+                }
+                let mut bigger = Zeroizing::new(vec![0u8; len * 2]);
+                bigger[..len].copy_from_slice(&buffer[..len]);
+                buffer = bigger;
+            }
+            match reader.read(&mut buffer[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
+        out.extend_from_slice(&buffer[..len]);
+        Ok(out)
+    }
+
+    fn sized(files: usize, bytes: usize) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(Vec::with_capacity(64 + files * 64 + bytes))
+    }
+
+    fn put_u32(out: &mut Vec<u8>, value: u32) {
+        out.extend_from_slice(&value.to_be_bytes());
+    }
+
+    fn put_opt(out: &mut Vec<u8>, value: Option<u32>) {
+        out.push(u8::from(value.is_some()));
+        put_u32(out, value.unwrap_or(0));
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+        put_u32(out, u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+        out.extend_from_slice(bytes);
+    }
+
+    fn put_access(out: &mut Vec<u8>, (mode, (uid, gid)): Access) {
+        put_u32(out, mode);
+        put_opt(out, uid);
+        put_opt(out, gid);
+    }
+
+    pub(super) fn write_request(
+        mount: Access,
+        data: Access,
+        files: &[FileContent],
+    ) -> Zeroizing<Vec<u8>> {
+        let bytes = files
+            .iter()
+            .map(|f| f.path.len() + f.bytes.expose().len())
+            .sum();
+        let mut out = sized(files.len(), bytes);
+        put_access(&mut out, mount);
+        put_access(&mut out, data);
+        put_u32(&mut out, u32::try_from(files.len()).unwrap_or(u32::MAX));
+        for file in files {
+            put_bytes(&mut out, file.path.as_bytes());
+            put_u32(&mut out, file.mode);
+            put_opt(&mut out, file.uid);
+            put_opt(&mut out, file.gid);
+            put_bytes(&mut out, file.bytes.expose());
+        }
+        out
+    }
+
+    pub(super) fn encode_contents(contents: Option<&Contents>) -> Zeroizing<Vec<u8>> {
+        let Some(contents) = contents else {
+            return Zeroizing::new(vec![0]);
+        };
+        let bytes = contents
+            .files
+            .iter()
+            .map(|(path, c)| path.len() + c.bytes.expose().len())
+            .sum::<usize>()
+            + contents.data.as_ref().map_or(0, String::len);
+        let mut out = sized(contents.files.len(), bytes);
+        out.push(1);
+        out.push(u8::from(contents.data.is_some()));
+        put_bytes(
+            &mut out,
+            contents.data.as_deref().unwrap_or_default().as_bytes(),
+        );
+        put_u32(
+            &mut out,
+            u32::try_from(contents.files.len()).unwrap_or(u32::MAX),
+        );
+        for (path, current) in &contents.files {
+            put_bytes(&mut out, path.as_bytes());
+            put_u32(&mut out, current.mode);
+            put_u32(&mut out, current.uid);
+            put_u32(&mut out, current.gid);
+            put_bytes(&mut out, current.bytes.expose());
+        }
+        out
+    }
+
+    /// Reads fields off a message, in order.
+    struct Fields<'a>(&'a [u8]);
+
+    impl<'a> Fields<'a> {
+        fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+            if self.0.len() < n {
+                return Err(io::Error::other("the volume helper's message is cut short"));
+            }
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            Ok(head)
+        }
+        fn u8(&mut self) -> io::Result<u8> {
+            Ok(self.take(1)?[0])
+        }
+        fn u32(&mut self) -> io::Result<u32> {
+            let bytes: [u8; 4] = self.take(4)?.try_into().unwrap_or_default();
+            Ok(u32::from_be_bytes(bytes))
+        }
+        fn opt(&mut self) -> io::Result<Option<u32>> {
+            let some = self.u8()? != 0;
+            let value = self.u32()?;
+            Ok(some.then_some(value))
+        }
+        fn bytes(&mut self) -> io::Result<&'a [u8]> {
+            let len = self.u32()? as usize;
+            self.take(len)
+        }
+        fn text(&mut self) -> io::Result<String> {
+            String::from_utf8(self.bytes()?.to_vec())
+                .map_err(|_| io::Error::other("the volume helper's message holds a bad name"))
+        }
+        fn secret(&mut self) -> io::Result<SecretBytes> {
+            Ok(SecretBytes::new(self.bytes()?.to_vec()))
+        }
+        fn access(&mut self) -> io::Result<Access> {
+            Ok((self.u32()?, (self.opt()?, self.opt()?)))
+        }
+    }
+
+    pub(super) fn parse_write(message: &[u8]) -> io::Result<(Access, Access, Vec<FileContent>)> {
+        let mut fields = Fields(message);
+        let mount = fields.access()?;
+        let data = fields.access()?;
+        let count = fields.u32()?;
+        let mut files = Vec::new();
+        for _ in 0..count {
+            files.push(FileContent {
+                path: fields.text()?,
+                mode: fields.u32()?,
+                uid: fields.opt()?,
+                gid: fields.opt()?,
+                bytes: fields.secret()?,
+            });
+        }
+        Ok((mount, data, files))
+    }
+
+    pub(super) fn contents(message: &[u8]) -> io::Result<Option<Contents>> {
+        let mut fields = Fields(message);
+        if fields.u8()? == 0 {
+            return Ok(None);
+        }
+        let has_data = fields.u8()? != 0;
+        let data = fields.text()?;
+        let count = fields.u32()?;
+        let mut files = BTreeMap::new();
+        for _ in 0..count {
+            let path = fields.text()?;
+            let mode = fields.u32()?;
+            let uid = fields.u32()?;
+            let gid = fields.u32()?;
+            let bytes = fields.secret()?;
+            files.insert(
+                path,
+                Current {
+                    bytes,
+                    mode,
+                    uid,
+                    gid,
+                },
+            );
+        }
+        Ok(Some(Contents {
+            data: has_data.then_some(data),
+            files,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretBytes;
+
+    #[test]
+    fn every_range_of_the_user_counts_by_name_or_uid() {
+        let table = "alice:100000:65536\nbob:165536:65536\n# a comment\n1000:300000:10\nbad line\n";
+        assert_eq!(count(table, "alice", 1000), 65546);
+        assert_eq!(count(table, "bob", 1001), 65536);
+        assert_eq!(count(table, "carol", 1002), 0);
+    }
+
+    #[test]
+    fn owners_inside_the_mapping_are_the_containers_own_and_outside_are_errors() {
+        let ids = Subordinate {
+            user: "alice".into(),
+            uids: 65536,
+            gids: 65536,
+        };
+        assert_eq!(ids.owner(0, 0), Ok((None, None)));
+        assert_eq!(ids.owner(101, 101), Ok((Some(101), Some(101))));
+        assert_eq!(ids.owner(0, 70), Ok((Some(0), Some(70))));
+        let outside = ids.owner(70000, 0).unwrap_err();
+        assert!(outside.contains("uids 0 to 65536"), "{outside}");
+        let none = Subordinate {
+            uids: 0,
+            gids: 0,
+            ..ids
+        };
+        assert!(
+            none.owner(101, 101)
+                .unwrap_err()
+                .contains("has no subordinate IDs"),
+        );
+        assert_eq!(none.owner(0, 0), Ok((None, None)));
+    }
+
+    #[test]
+    fn requests_and_answers_cross_the_pipe_whole() {
+        let files = vec![FileContent {
+            path: "tls/key".into(),
+            mode: 0o400,
+            uid: Some(101),
+            gid: None,
+            bytes: SecretBytes::new(b"s3cret\0\n".to_vec()),
+        }];
+        let request =
+            wire::write_request((0o711, (None, None)), (0o700, (Some(101), Some(7))), &files);
+        let (mount, data, back) = wire::parse_write(&request).unwrap();
+        assert_eq!(mount, (0o711, (None, None)));
+        assert_eq!(data, (0o700, (Some(101), Some(7))));
+        assert_eq!(back, files);
+        assert!(wire::parse_write(&request[..request.len() - 1]).is_err());
+
+        let contents = Contents {
+            data: Some("..2026_12_02".into()),
+            files: [(
+                "tls/key".to_owned(),
+                atomic::Current {
+                    bytes: SecretBytes::new(b"s3cret".to_vec()),
+                    mode: 0o400,
+                    uid: 101,
+                    gid: 101,
+                },
+            )]
+            .into(),
+        };
+        let answer = wire::contents(&wire::encode_contents(Some(&contents)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.data, contents.data);
+        assert_eq!(answer.files, contents.files);
+        assert!(
+            wire::contents(&wire::encode_contents(None))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn long_messages_are_read_whole() {
+        let message: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(*wire::read_all(message.as_slice()).unwrap(), message);
+    }
+}
