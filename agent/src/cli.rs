@@ -97,17 +97,6 @@ pub enum Command {
         #[arg(long, value_name = "USER", value_parser = volume_owner)]
         owner: Option<crate::volumes::Owner>,
     },
-    /// ramlet's own helper, not for people: fills, reads back or removes a user-scope volume
-    /// inside rootless Podman's ID mapping (`podman unshare`), for files owned by the
-    /// container's non-root IDs. ramlet starts it; see the `idmap` module.
-    #[command(hide = true)]
-    VolumeHelper {
-        /// What to do.
-        #[arg(value_enum)]
-        op: crate::idmap::Op,
-        /// The volume folder.
-        dir: PathBuf,
-    },
 }
 
 /// A user, by name or uid, as the owner of a volume root.
@@ -250,13 +239,6 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(error) => {
                 eprintln!("ramlet: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::VolumeHelper { op, dir } => match crate::idmap::serve(op, &dir) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("ramlet volume-helper: {error}");
                 ExitCode::FAILURE
             }
         },

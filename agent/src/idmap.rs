@@ -28,7 +28,7 @@ use crate::atomic::{self, Contents, FileContent};
 use crate::labels;
 
 /// What the helper does to a volume folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// Fill it: the request on standard input, the new data folder's name on standard output.
     Write,
@@ -143,7 +143,13 @@ pub fn remove(dir: &Path) -> io::Result<()> {
 
 /// Runs the helper on `dir` with `request` on its standard input; returns its standard output.
 fn call(op: Op, dir: &Path, request: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
+    // The binary's path: after a package upgrade, until the agent restarts, the kernel names
+    // the old one "(deleted)", and the new one is at the same path.
     let exe = std::env::current_exe()?;
+    let exe = exe
+        .to_str()
+        .and_then(|path| path.strip_suffix(" (deleted)"))
+        .map_or_else(|| exe.clone(), std::path::PathBuf::from);
     let mut child = Command::new("systemd-run")
         .args([
             "--user",
@@ -173,7 +179,9 @@ fn call(op: Op, dir: &Path, request: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
     let errors = std::thread::spawn(move || {
         let mut text = String::new();
         if let Some(stderr) = stderr.as_mut() {
-            let _ = stderr.take(16 * 1024).read_to_string(&mut text);
+            let _ = stderr.by_ref().take(16 * 1024).read_to_string(&mut text);
+            // The rest is dropped, not left to fill the pipe and stop the helper.
+            let _ = io::copy(stderr, &mut io::sink());
         }
         text
     });
@@ -201,8 +209,31 @@ fn call(op: Op, dir: &Path, request: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
     }
 }
 
-/// The helper's side (`ramlet volume-helper OP DIR`): run inside the mapping, by [`call`].
-pub fn serve(op: Op, dir: &Path) -> Result<(), String> {
+/// `ramlet volume-helper OP DIR`, if that is the command line: the helper's side, which
+/// [`call`] runs inside the mapping. Not part of ramlet's documented command line (no help, no
+/// man page): only ramlet starts it. `None` for any other command line.
+#[must_use]
+pub fn helper_main(args: &[std::ffi::OsString]) -> Option<std::process::ExitCode> {
+    let [_, command, op, dir] = args else {
+        return None;
+    };
+    if command != "volume-helper" {
+        return None;
+    }
+    let op = [Op::Write, Op::Read, Op::Remove]
+        .into_iter()
+        .find(|o| op == o.as_str())?;
+    Some(match serve(op, Path::new(dir)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ramlet volume-helper: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
+
+/// The helper's side: does `op` on `dir` with the request on standard input.
+fn serve(op: Op, dir: &Path) -> Result<(), String> {
     // The same second line of defence as the agent's: no core file, no ptrace by peers.
     let _ = nix::sys::prctl::set_dumpable(false);
     let mapped = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();

@@ -233,11 +233,11 @@ impl RamVolumes {
         atomic::write(dir, files, mode, owner, self.selinux)
     }
 
-    /// Fills `dir` inside the mapping. The volume folder stays the user's (the container's
-    /// root), with traverse for all (0711), so that ramlet can still tell which data folder is
-    /// current without a helper; the data folder gets the owner and access of the files.
+    /// Fills `dir` inside the mapping: the volume folder and the data folder get the files'
+    /// owner and access, as in system scope (so a rootless uid 101 may list its volume).
     fn fill_in_mapping(dir: &Path, files: &[FileContent]) -> io::Result<String> {
-        idmap::write(dir, (0o711, (None, None)), folder_access(files), files)
+        let access = folder_access(files);
+        idmap::write(dir, access, access, files)
     }
 
     fn dir(&self, volume: &VolumeSpec) -> PathBuf {
@@ -250,6 +250,12 @@ impl RamVolumes {
         let written = self.written.lock().ok()?;
         let known = written.get(dir).filter(|w| w.data == data)?;
         Some(known.files.as_slice() != files)
+    }
+
+    /// The data folder ramlet last wrote or read in `dir`, if any.
+    fn recorded(&self, dir: &Path) -> Option<String> {
+        let written = self.written.lock().ok()?;
+        written.get(dir).map(|w| w.data.clone())
     }
 
     fn record(&self, dir: PathBuf, data: String, files: &[FileContent]) {
@@ -329,6 +335,10 @@ impl VolumeManager for RamVolumes {
         let data = match atomic::data_name(&dir) {
             Ok(data) => data,
             Err(e) if atomic::is_strange(&e) => None,
+            // A folder given to a subordinate owner: only the mapping gets in. What ramlet
+            // wrote there stands (the container mounts it read-only); after a start, a helper
+            // reads it back once.
+            Err(e) if self.locked_out(&e) => self.recorded(&dir),
             Err(e) => return Err(io_err("cannot read", &dir)(e)),
         };
         if let Some(differs) = data.and_then(|data| self.known_differs(&dir, &data, files)) {

@@ -20,6 +20,8 @@ grep -q "^$user:" /etc/subgid || echo "$user:200000:65536" >> /etc/subgid
 rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
 mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/run"
+# (mktemp made it 0700: the image's / would keep a container's other users out.)
+chmod 0755 "$rootfs"
 cp /bin/busybox "$rootfs/bin/busybox"
 for tool in sh cat ls sleep echo printf stat readlink grep head tail id env true false test kill; do
     ln -sf busybox "$rootfs/bin/$tool"
@@ -28,11 +30,15 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
 echo "root:x:0:" > "$rootfs/etc/group"
 tar -C "$rootfs" -cf "$rootfs.tar" .
 chmod 0644 "$rootfs.tar"
-if ! podman image exists localhost/busybox:latest; then
-    quietly podman import "$rootfs.tar" localhost/busybox:latest
+# The image's revision, as a label: an image from an older revision is imported again (2: its
+# root is 0755, so a container running as another user than root can start).
+revision=2
+image_revision='{{index .Labels "ramlet.e2e.revision"}}'
+if [ "$(podman image inspect --format "$image_revision" localhost/busybox:latest 2>/dev/null)" != $revision ]; then
+    quietly podman import --change "LABEL=ramlet.e2e.revision=$revision" "$rootfs.tar" localhost/busybox:latest
 fi
-if ! runuser -u "$user" -- sh -c 'cd /tmp && podman image exists localhost/busybox:latest'; then
-    quietly runuser -u "$user" -- sh -c "cd /tmp && podman import '$rootfs.tar' localhost/busybox:latest"
+if [ "$(runuser -u "$user" -- sh -c "cd /tmp && podman image inspect --format '$image_revision' localhost/busybox:latest" 2>/dev/null)" != $revision ]; then
+    quietly runuser -u "$user" -- sh -c "cd /tmp && podman import --change LABEL=ramlet.e2e.revision=$revision '$rootfs.tar' localhost/busybox:latest"
 fi
 rm -f "$rootfs.tar"
 # A second tag, so tests can change a spec's image.
