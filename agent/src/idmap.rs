@@ -13,8 +13,8 @@
 //! (`systemd-run --user --pipe ... podman unshare ramlet volume-helper OP DIR`): ramlet itself,
 //! inside the mapping Podman gives the user's containers, running the same [`atomic`] code
 //! ramlet runs in system scope. Secrets cross only the helper's standard input and output
-//! (pipes), in the format of [`wire`]; nothing of them is logged. Nothing changes for a volume
-//! whose files all belong to the container's root: ramlet writes it itself.
+//! (pipes), in the format of the `wire` module below; nothing of them is logged. Nothing changes
+//! for a volume whose files all belong to the container's root: ramlet writes it itself.
 
 use std::fs;
 use std::io::{self, Read as _, Write as _};
@@ -210,7 +210,7 @@ fn call(op: Op, dir: &Path, request: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// `ramlet volume-helper OP DIR`, if that is the command line: the helper's side, which
-/// [`call`] runs inside the mapping. Not part of ramlet's documented command line (no help, no
+/// `call` runs inside the mapping. Not part of ramlet's documented command line (no help, no
 /// man page): only ramlet starts it. `None` for any other command line.
 #[must_use]
 pub fn helper_main(args: &[std::ffi::OsString]) -> Option<std::process::ExitCode> {
