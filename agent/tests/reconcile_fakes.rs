@@ -49,6 +49,37 @@ async fn the_host_policy_refuses_only_the_spec_that_breaks_it() {
     assert!(world.unit_file("b").exists());
 }
 
+/// In user scope ramlet gives owners through rootless Podman's default ID mapping; a container
+/// that sets its own (`UserNS=`) may have files only root owns there: the spec with an owner
+/// fails, naming the key, and the same spec with root's files runs.
+#[tokio::test]
+async fn in_user_scope_an_owner_under_a_containers_own_id_mapping_is_refused() {
+    let world = World::new("userns");
+    let spec = |uid: u32| {
+        format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: a}}\nspec:\n  image: localhost/busybox\n  \
+             volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          uid: {uid}\n          secret: {{store: s, name: x}}\n  \
+             quadlet:\n    Container:\n      UserNS: keep-id\n"
+        )
+    };
+    world.spec("a", &spec(101));
+    world.secret("x", Ok("one"));
+    let mut reconciler =
+        world.reconciler_in(ramlet::units::Scope::User, ramlet_specs::Policy::default());
+    assert!(reconciler.reconcile(Due::All).await.failed);
+    let status = reconciler.status();
+    assert_eq!(status.specs["a"].phase, Phase::Failed);
+    assert!(
+        status.specs["a"].message.contains("[Container] UserNS="),
+        "{}",
+        status.specs["a"].message
+    );
+    assert!(!world.unit_file("a").exists());
+    world.spec("a", &spec(0));
+    assert!(!reconciler.reconcile(Due::All).await.failed);
+    assert_eq!(reconciler.status().specs["a"].phase, Phase::Ready);
+}
+
 /// An idle reconcile asks systemd once (one list of all units) and writes nothing; a unit that
 /// changed behind ramlet's back is asked about in detail, and only it.
 #[tokio::test]

@@ -152,7 +152,7 @@ impl Reconciler {
                     version: secret.version.clone(),
                 });
                 let (uid, gid) = self
-                    .owner(file.uid, file.gid)
+                    .owner(container, file.uid, file.gid)
                     .map_err(|e| unavailable(format!("{}: {e}", file.path)))?;
                 files.push(FileContent {
                     path: file.path.clone(),
@@ -183,8 +183,27 @@ impl Reconciler {
         Ok(fetched)
     }
 
-    /// The owner for a file owned by `uid:gid` in the container (see [`FileContent`]'s `uid`).
-    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
+    /// The owner for a file owned by `uid:gid` in `container` (see [`FileContent`]'s `uid`).
+    /// In user scope ramlet gives owners through rootless Podman's default ID mapping, so a
+    /// container that sets its own (escape-hatch `UserNS=`, `UIDMap=`, ...) can have only root's.
+    fn owner(
+        &self,
+        container: &Container,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Option<u32>, Option<u32>), String> {
+        const MAPPINGS: [&str; 5] = ["UserNS", "UIDMap", "GIDMap", "SubUIDMap", "SubGIDMap"];
+        if self.settings.layout.scope == units::Scope::User && (uid, gid) != (0, 0) {
+            let own = container
+                .quadlet
+                .get("Container")
+                .and_then(|keys| MAPPINGS.iter().find(|key| keys.contains_key(**key)));
+            if let Some(key) = own {
+                return Err(format!(
+                    "owner {uid}:{gid}: the container sets its own ID mapping ([Container] {key}=), and in user scope ramlet gives owners only through rootless Podman's default one; use 0:0 or drop {key}="
+                ));
+            }
+        }
         self.volumes.owner(uid, gid)
     }
 }

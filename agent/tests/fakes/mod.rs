@@ -279,10 +279,14 @@ impl World {
     }
 
     pub fn reconciler_with(&self, policy: ramlet_specs::Policy) -> Reconciler {
+        self.reconciler_in(Scope::System, policy)
+    }
+
+    pub fn reconciler_in(&self, scope: Scope, policy: ramlet_specs::Policy) -> Reconciler {
         let settings = Settings {
             spec_dir: self.dir.join("specs"),
             layout: Layout {
-                scope: Scope::System,
+                scope,
                 unit_dir: self.dir.join("units"),
                 volume_root: "/fake".into(),
             },
