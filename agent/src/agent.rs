@@ -15,13 +15,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::host::systemd::DbusManager;
+use crate::host::unit_dir::UnitDir;
+use crate::host::volumes::RamVolumes;
 use crate::providers::events::Notice;
 use crate::providers::stores::Due;
 use crate::reconcile::{Outcome, Reconciler, Settings};
-use crate::systemd::DbusManager;
-use crate::volumes::RamVolumes;
 
-pub use crate::pidfile::{PID_FILE, sync};
+pub use crate::host::pidfile::{PID_FILE, sync};
 
 /// Why the loop woke up.
 #[derive(Debug)]
@@ -85,7 +86,7 @@ pub async fn reconciler(config: &Config, agent: bool) -> Result<Reconciler> {
     protect_memory();
     let target = match config.podman_version {
         Some(version) => version,
-        None => crate::podman::detect_version()?,
+        None => crate::host::podman::detect_version()?,
     };
     let volumes = RamVolumes::new(config.layout.volume_root.clone(), config.layout.scope)?;
     let units = DbusManager::connect(&config.bus, config.job_timeout)
@@ -114,6 +115,7 @@ pub async fn reconciler(config: &Config, agent: bool) -> Result<Reconciler> {
         settings,
         Box::new(volumes),
         Box::new(units),
+        Box::new(UnitDir::new(config.layout.unit_dir.clone())),
         crate::providers::connector(),
     ))
 }
@@ -136,7 +138,7 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     // anything.
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("cannot create {}", config.state_dir.display()))?;
-    let pid_file = crate::pidfile::PidFile::claim(&config.state_dir)?;
+    let pid_file = crate::host::pidfile::PidFile::claim(&config.state_dir)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (tx, rx) = mpsc::unbounded_channel();
     let notices = tx.clone();
@@ -171,11 +173,11 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         shutdown,
         &stop_tx,
         config.debounce,
-        crate::notify::watchdog_interval(),
+        crate::host::notify::watchdog_interval(),
         |reconciler: &Reconciler, outcome: &Outcome| {
             watches.update(&mut watcher, &outcome.watch);
             let message = status_line(reconciler.status());
-            crate::notify::notify(&if ready {
+            crate::host::notify::notify(&if ready {
                 message
             } else {
                 format!("READY=1\n{message}")
@@ -185,7 +187,7 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     )
     .await;
     drop(pid_file);
-    crate::notify::notify("STOPPING=1");
+    crate::host::notify::notify("STOPPING=1");
     tracing::info!("ramlet stopped; containers keep running");
     result
 }
@@ -341,7 +343,7 @@ pub async fn control_loop<R: Reconcile>(
                     outcome = &mut reconcile => break outcome,
                     () = beat(&mut watchdog) => {
                         if started.elapsed() < STUCK_AFTER {
-                            crate::notify::notify("WATCHDOG=1");
+                            crate::host::notify::notify("WATCHDOG=1");
                         } else {
                             tracing::error!(running_s = started.elapsed().as_secs(), "a reconcile is stuck; no longer feeding systemd's watchdog, so that systemd restarts ramlet");
                         }
@@ -387,7 +389,7 @@ pub async fn control_loop<R: Reconcile>(
                     break due;
                 }
                 () = tokio::time::sleep_until(deadline) => break Due::Timers,
-                () = beat(&mut watchdog) => crate::notify::notify("WATCHDOG=1"),
+                () = beat(&mut watchdog) => crate::host::notify::notify("WATCHDOG=1"),
             }
         };
     }

@@ -3,13 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::cmd::format::Format;
 use ramlet_quadlet::PodmanVersion;
 
 use anyhow::Context as _;
 
 use crate::config::{Config, ConfigError, Flags};
-use crate::units::{Layout, Scope};
+use crate::layout::{Layout, Scope};
 
 /// Keeps Podman containers fed with secrets that never touch a disk.
 #[derive(Debug, Parser)]
@@ -95,13 +97,13 @@ pub enum Command {
         /// Give the root to this user (a name or uid) and their primary group: the volume root
         /// of that user's ramlet, in user scope (`/run/ramlet/users/<uid>`).
         #[arg(long, value_name = "USER", value_parser = volume_owner)]
-        owner: Option<crate::volumes::Owner>,
+        owner: Option<crate::host::volumes::Owner>,
     },
 }
 
 /// A user, by name or uid, as the owner of a volume root.
-fn volume_owner(text: &str) -> Result<crate::volumes::Owner, String> {
-    crate::volumes::Owner::of_user(text)
+fn volume_owner(text: &str) -> Result<crate::host::volumes::Owner, String> {
+    crate::host::volumes::Owner::of_user(text)
 }
 
 /// A tmpfs `size=`: digits with an optional `k`, `m` or `g`.
@@ -173,15 +175,6 @@ impl RunArgs {
     }
 }
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// For people: one line per error, like a compiler.
-    Text,
-    /// For tools: one JSON object.
-    Json,
-}
-
 fn parse_labels(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
     ramlet_specs::parse_host_labels(text)
 }
@@ -195,14 +188,14 @@ pub fn run(cli: Cli) -> ExitCode {
             format,
             host_labels,
             config,
-        } => crate::validate::run(&dir, format, host_labels.as_ref(), config.as_deref()),
+        } => crate::cmd::validate::run(&dir, format, host_labels.as_ref(), config.as_deref()),
         Command::Render {
             path,
             scope,
             podman_version,
             volume_root,
         } => {
-            let target = match podman_version.map_or_else(crate::podman::detect_version, Ok) {
+            let target = match podman_version.map_or_else(crate::host::podman::detect_version, Ok) {
                 Ok(target) => target,
                 Err(error) => {
                     eprintln!("ramlet: {error:#}");
@@ -214,25 +207,25 @@ pub fn run(cli: Cli) -> ExitCode {
             if let Some(root) = volume_root {
                 layout.volume_root = root;
             }
-            crate::render::run(&path, &layout, target)
+            crate::cmd::render::run(&path, &layout, target)
         }
         Command::Run(args) => match args.config() {
             Ok(config) => run_agent(config),
             Err(error) => usage(&error),
         },
         Command::Status { format, agent } => match agent.config() {
-            Ok(config) => status(&config.state_dir, format),
+            Ok(config) => crate::cmd::status::run(&config.state_dir, format),
             Err(error) => usage(&error),
         },
         Command::Plan { format, agent } => match agent.config() {
-            Ok(config) => plan(&config, format),
+            Ok(config) => crate::cmd::plan::run(&config, format),
             Err(error) => usage(&error),
         },
         Command::MountVolumeRoot {
             volume_root,
             size,
             owner,
-        } => match crate::volumes::mount_root(&volume_root, &size, owner) {
+        } => match crate::host::volumes::mount_root(&volume_root, &size, owner) {
             Ok(done) => {
                 println!("{}: {done}", volume_root.display());
                 ExitCode::SUCCESS
@@ -260,20 +253,9 @@ fn usage(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(crate::EX_USAGE)
 }
 
-/// ramlet's one runtime: a single thread (blocking work goes to tokio's blocking pool).
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            eprintln!("ramlet: cannot start the runtime: {error}");
-            ExitCode::FAILURE
-        })
-}
-
 fn run_agent(config: Config) -> ExitCode {
     init_tracing();
-    let runtime = match runtime() {
+    let runtime = match crate::cmd::runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
@@ -290,39 +272,6 @@ fn run_agent(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
-            eprintln!("ramlet: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `ramlet plan`: 0 when nothing would change, 2 when something would, 1 when it cannot tell.
-fn plan(config: &Config, format: Format) -> ExitCode {
-    let runtime = match runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    let preview = runtime.block_on(async {
-        let mut reconciler = crate::agent::reconciler(config, false).await?;
-        reconciler
-            .preview(crate::providers::stores::Due::All)
-            .await
-            .map_err(anyhow::Error::msg)
-    });
-    match preview {
-        Ok(preview) => {
-            let text = match format {
-                Format::Text => preview.text(),
-                Format::Json => serde_json::to_string_pretty(&preview).unwrap_or_default() + "\n",
-            };
-            print!("{text}");
-            if preview.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            }
-        }
-        Err(error) => {
             eprintln!("ramlet: {error:#}");
             ExitCode::FAILURE
         }
@@ -398,32 +347,6 @@ fn stderr_is_the_journal() -> bool {
         return false;
     };
     stream.to_string_lossy() == format!("{}:{}", stat.st_dev, stat.st_ino)
-}
-
-fn status(state_dir: &std::path::Path, format: Format) -> ExitCode {
-    match crate::status::Status::read(state_dir) {
-        Ok(status) => {
-            let text = match format {
-                Format::Text => status.text(),
-                Format::Json => serde_json::to_string_pretty(&status).unwrap_or_default() + "\n",
-            };
-            print!("{text}");
-            let healthy = status.errors.is_empty()
-                && status
-                    .specs
-                    .values()
-                    .all(|s| s.phase == crate::status::Phase::Ready);
-            if healthy {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(error) => {
-            eprintln!("ramlet: no status in {}: {error}", state_dir.display());
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// The real user ID of this process (not `/proc/self`'s owner: that is root once the agent

@@ -8,8 +8,8 @@ use std::time::Duration;
 use ramlet_quadlet::PodmanVersion;
 use serde::Deserialize;
 
-use crate::systemd::Bus;
-use crate::units::{Layout, Scope};
+use crate::host::systemd::Bus;
+use crate::layout::{Layout, Scope};
 
 /// The configuration file (`--config`); every field is optional and a flag overrides it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -187,7 +187,7 @@ impl Config {
             .or(file.state_dir)
             .unwrap_or_else(|| match scope {
                 Scope::System => PathBuf::from("/run/ramlet/state"),
-                Scope::User => crate::units::user_runtime_dir(uid, runtime_dir).join("ramlet"),
+                Scope::User => crate::layout::user_runtime_dir(uid, runtime_dir).join("ramlet"),
             });
         let bus = parse_bus(flags.bus.or(file.bus).as_deref(), scope)?;
         let host_labels = if let Some(labels) = flags.host_labels {

@@ -2,46 +2,36 @@
 //! disk. This library holds everything the `ramlet` binary does, so tests can reach it.
 //!
 //! # Layout
-//! - [`cli`]: the command line (clap types) and dispatch to the commands;
-//! - [`validate`]: `ramlet validate`, for a GitOps repo's own CI;
-//! - [`units`]: from a `Container` spec to its Quadlet unit (scopes, layout, precedence);
-//! - [`render`]: `ramlet render`, the units for a spec file or directory;
-//! - [`podman`]: which Podman and Quadlet this host has;
-//! - [`config`]: `ramlet run`'s configuration (file, flags, per-scope defaults);
-//! - [`agent`]: the control loop (timers, signals) around the reconciler; [`watch`]: what it
-//!   watches (the spec directory through symlink swaps, `file` stores);
-//! - [`reconcile`]: one reconcile: specs, secrets, units, observe, plan ([`reconcile::plan`], pure), apply, status;
-//! - [`providers`]: secret providers (`file`, `aws`, `gcp`) and the stores' timers and backoff;
-//! - [`secrets`]: secret bytes (zeroized) and their shaping (JSON property, base64);
-//! - [`volumes`], [`atomic`]: RAM volumes and kubelet-style atomic updates; [`idmap`]: files a
-//!   rootless container sees with an owner other than its root (a helper in Podman's ID mapping);
-//! - [`systemd`]: systemd over D-Bus; [`unit_dir`]: ramlet's unit folder;
-//! - [`status`]: the status file and `ramlet status`; [`notify`]: `sd_notify`; [`pidfile`]: the
-//!   agent's locked pid file and `ramlet sync`; [`statefile`]: replacing ramlet's own small files
-//!   in one rename, following no link.
+//! Arrows point down: a module uses only those below it.
+//! - the face and the loop: [`cli`] (the command line, dispatch), [`cmd`] (the commands that
+//!   print and exit: `validate`, `render`, `plan`, `status`), [`agent`] (`ramlet run`: timers,
+//!   signals, the loop around the reconciler), [`config`], [`watch`] (what the loop watches);
+//! - [`reconcile`]: one reconcile: observe every fact, decide (pure), apply, status;
+//! - [`providers`]: secret providers (`file`, `aws`, `gcp`), their change events, and the
+//!   stores' timers and backoff;
+//! - [`host`]: everything that touches the host (systemd, the unit folder, RAM volumes,
+//!   Podman, `sd_notify`, the pid file), behind the traits of [`drivers`];
+//! - neutral ground, used from above: [`drivers`] (the traits the reconciler drives the host
+//!   through, and the values they carry), [`units`] (a spec to its Quadlet unit), [`layout`]
+//!   (scope, unit folder, volume root), [`status`] (the status file), [`metrics`],
+//!   [`secrets`] (zeroized bytes and their shaping), [`statefile`] (ramlet's own small files,
+//!   replaced in one rename), [`util`].
 
 pub mod agent;
-pub mod atomic;
 pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod idmap;
-pub mod labels;
-pub mod memlock;
+pub mod drivers;
+pub mod host;
+pub mod layout;
 pub mod metrics;
-pub mod notify;
-pub mod pidfile;
-pub mod podman;
 pub mod providers;
 pub mod reconcile;
-pub mod render;
 pub mod secrets;
 pub mod statefile;
 pub mod status;
-pub mod systemd;
-pub mod unit_dir;
 pub mod units;
-pub mod validate;
-pub mod volumes;
+pub mod util;
 pub mod watch;
 
 /// Exit status for bad usage or configuration (sysexits' `EX_USAGE`).

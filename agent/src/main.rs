@@ -6,9 +6,9 @@ use clap::Parser;
 use ramlet::cli::Cli;
 
 fn main() -> ExitCode {
-    // ramlet's own helper (see `ramlet::idmap`), before the documented command line.
+    // ramlet's own helper (see `ramlet::host::idmap`), before the documented command line.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(code) = ramlet::idmap::helper_main(&args) {
+    if let Some(code) = ramlet::host::idmap::helper_main(&args) {
         return code;
     }
     let cli = match Cli::try_parse() {

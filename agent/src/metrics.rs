@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::drivers::Job;
 use crate::status::{Phase, Status};
-use crate::systemd::Job;
 
 /// Upper bounds of the reconcile duration histogram, in seconds.
 const BUCKETS: [f64; 8] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0];

@@ -16,7 +16,6 @@ pub mod gcp;
 pub mod stores;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +23,7 @@ use futures_util::StreamExt as _;
 use ramlet_specs::model::{Provider, SecretVersion};
 
 use crate::secrets::Secret;
-use crate::status::Reason;
-
-/// A boxed future, for object-safe async trait methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::util::BoxFuture;
 
 /// The largest secret ramlet accepts from any provider: the largest volume.
 pub const MAX_SECRET_BYTES: u64 = ramlet_specs::MAX_VOLUME_BYTES;
@@ -114,24 +110,6 @@ impl ErrorKind {
             Self::Corrupt => "corrupt",
             Self::Unavailable => "unavailable",
             Self::Misconfigured => "misconfigured",
-        }
-    }
-
-    /// The status reason of a spec whose secret failed this way (`PermissionDenied`).
-    #[must_use]
-    pub fn reason(self) -> Reason {
-        match self {
-            Self::Unauthenticated => Reason::Unauthenticated,
-            Self::PermissionDenied => Reason::PermissionDenied,
-            Self::NotFound => Reason::SecretNotFound,
-            Self::VersionDisabled => Reason::SecretVersionDisabled,
-            Self::VersionDestroyed => Reason::SecretVersionDestroyed,
-            Self::Throttled => Reason::ProviderThrottled,
-            Self::Timeout => Reason::ProviderTimeout,
-            Self::TooLarge => Reason::SecretTooLarge,
-            Self::Corrupt => Reason::SecretCorrupt,
-            Self::Unavailable => Reason::ProviderUnavailable,
-            Self::Misconfigured => Reason::StoreMisconfigured,
         }
     }
 

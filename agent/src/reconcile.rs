@@ -21,14 +21,13 @@ use ramlet_specs::model::{Container, Provider};
 use ramlet_specs::{Catalog, Loader};
 use tokio::sync::watch;
 
-use crate::atomic::FileContent;
+use crate::drivers::FileContent;
+use crate::drivers::{Job, UnitFiles, UnitManager, UnitState};
+use crate::drivers::{VolumeManager, VolumeSpec};
+use crate::layout::Layout;
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
 use crate::status::{Phase, Reason, Status};
-use crate::systemd::{Job, UnitManager, UnitState};
-use crate::unit_dir::UnitDir;
-use crate::units::Layout;
-use crate::volumes::{VolumeManager, VolumeSpec};
 use owed::{Journal, Owed};
 use plan::Action;
 
@@ -87,7 +86,7 @@ pub struct Reconciler {
     settings: Settings,
     volumes: Box<dyn VolumeManager>,
     units: Box<dyn UnitManager>,
-    unit_dir: UnitDir,
+    unit_dir: Box<dyn UnitFiles>,
     stores: Stores,
     status: Status,
     stopping: Option<watch::Receiver<bool>>,
@@ -113,10 +112,10 @@ impl Reconciler {
         settings: Settings,
         volumes: Box<dyn VolumeManager>,
         units: Box<dyn UnitManager>,
+        unit_dir: Box<dyn UnitFiles>,
         connector: Connector,
     ) -> Self {
         let status = Status::read(&settings.state_dir).unwrap_or_default();
-        let unit_dir = UnitDir::new(settings.layout.unit_dir.clone());
         let journal = Journal::new(&settings.state_dir);
         let owed = journal.read();
         if !owed.is_empty() {
@@ -294,7 +293,7 @@ impl Reconciler {
     /// host and plan.
     async fn gather(&mut self, due: Due) -> Result<Gathered, Stop> {
         let catalog = self.load().await.map_err(Stop::Failed)?;
-        let now = crate::status::now_rfc3339();
+        let now = crate::util::now_rfc3339();
         let mut next = Status {
             updated: now.clone(),
             errors: catalog.errors.iter().map(ToString::to_string).collect(),
@@ -306,7 +305,7 @@ impl Reconciler {
             failed: !catalog.errors.is_empty(),
             ..Outcome::default()
         };
-        let listing = self.unit_dir.list_off_thread().await.map_err(|error| {
+        let listing = self.unit_dir.list().await.map_err(|error| {
             Stop::Failed(format!(
                 "cannot list {}: {error}",
                 self.unit_dir.path().display()
@@ -433,7 +432,7 @@ impl Reconciler {
     fn fail_all(&mut self, message: &str) -> Outcome {
         tracing::error!(%message, "reconcile failed");
         self.status.errors = vec![message.to_owned()];
-        self.status.updated = crate::status::now_rfc3339();
+        self.status.updated = crate::util::now_rfc3339();
         let _ = self.status.write(&self.settings.state_dir);
         Outcome {
             failed: true,

@@ -1,6 +1,8 @@
 //! Secret values in memory: zeroized when dropped, never printed, and shaped for a file (JSON
 //! property, base64).
 
+pub mod memlock;
+
 use std::fmt;
 
 use base64::Engine as _;
@@ -8,7 +10,7 @@ use ramlet_specs::model::{Encoding, SecretRef};
 use zeroize::Zeroizing;
 
 /// A secret's bytes. `Debug` shows the length only; while they live their pages are locked in
-/// RAM and left out of core dumps ([`crate::memlock`]), and they are wiped when dropped.
+/// RAM and left out of core dumps ([`memlock`]), and they are wiped when dropped.
 #[derive(PartialEq, Eq)]
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
 
@@ -16,7 +18,7 @@ impl SecretBytes {
     /// Takes over `bytes` (the same buffer: no copy is left behind).
     #[must_use]
     pub fn new(bytes: Vec<u8>) -> Self {
-        crate::memlock::lock(&bytes);
+        memlock::lock(&bytes);
         Self(Zeroizing::new(bytes))
     }
 
@@ -37,7 +39,7 @@ impl Drop for SecretBytes {
     fn drop(&mut self) {
         // Wiped before its pages may be swapped again (Zeroizing wipes once more, harmlessly).
         zeroize::Zeroize::zeroize(&mut self.0[..]);
-        crate::memlock::unlock(&self.0);
+        memlock::unlock(&self.0);
     }
 }
 

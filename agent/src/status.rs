@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::drivers::UnitState;
 pub use crate::providers::stores::StoreStatus;
-use crate::systemd::UnitState;
 
 /// The status file's name in the state directory.
 pub const STATUS_FILE: &str = "status.json";
@@ -161,7 +161,7 @@ pub struct Status {
     /// How SELinux runs on this host: `off`, `permissive` or `enforcing` (with either of the
     /// last two, what ramlet writes in a volume gets the volume's label).
     #[serde(default)]
-    pub selinux: crate::labels::Mode,
+    pub selinux: crate::drivers::SelinuxMode,
     /// What the volumes are on, and why when it is a ramfs: `a noswap tmpfs (size=256m) at
     /// /run/ramlet/volumes`, `a ramfs at /run/ramlet/volumes (this kernel, 6.1.0-28-amd64, has
     /// no tmpfs noswap)`, `a noswap tmpfs per volume`, ...
@@ -272,46 +272,22 @@ impl Status {
     }
 }
 
-/// Now, in RFC 3339 (UTC, seconds).
-#[must_use]
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
-}
-
-/// Formats Unix seconds as RFC 3339 UTC.
-#[must_use]
-pub fn rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_872_000), "2026-11-28T13:20:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+impl From<crate::providers::ErrorKind> for Reason {
+    /// The status reason of a spec whose secret failed this way (`PermissionDenied`).
+    fn from(kind: crate::providers::ErrorKind) -> Self {
+        use crate::providers::ErrorKind;
+        match kind {
+            ErrorKind::Unauthenticated => Self::Unauthenticated,
+            ErrorKind::PermissionDenied => Self::PermissionDenied,
+            ErrorKind::NotFound => Self::SecretNotFound,
+            ErrorKind::VersionDisabled => Self::SecretVersionDisabled,
+            ErrorKind::VersionDestroyed => Self::SecretVersionDestroyed,
+            ErrorKind::Throttled => Self::ProviderThrottled,
+            ErrorKind::Timeout => Self::ProviderTimeout,
+            ErrorKind::TooLarge => Self::SecretTooLarge,
+            ErrorKind::Corrupt => Self::SecretCorrupt,
+            ErrorKind::Unavailable => Self::ProviderUnavailable,
+            ErrorKind::Misconfigured => Self::StoreMisconfigured,
+        }
     }
 }

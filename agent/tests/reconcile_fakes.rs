@@ -6,12 +6,12 @@ mod fakes;
 use std::path::Path;
 
 use fakes::World;
+use ramlet::drivers::{Job, SystemdError};
 use ramlet::providers::ProviderError;
 use ramlet::providers::stores::Due;
 use ramlet::reconcile::Reconciler;
 use ramlet::reconcile::plan::Action;
 use ramlet::status::Phase;
-use ramlet::systemd::{Job, SystemdError};
 
 /// An administrator's policy refuses the spec that breaks it, naming file, line, field and the
 /// policy; every other spec runs. A spec repository cannot lift it.
@@ -65,7 +65,7 @@ async fn in_user_scope_an_owner_under_a_containers_own_id_mapping_is_refused() {
     world.spec("a", &spec(101));
     world.secret("x", Ok("one"));
     let mut reconciler =
-        world.reconciler_in(ramlet::units::Scope::User, ramlet_specs::Policy::default());
+        world.reconciler_in(ramlet::layout::Scope::User, ramlet_specs::Policy::default());
     assert!(reconciler.reconcile(Due::All).await.failed);
     let status = reconciler.status();
     assert_eq!(status.specs["a"].phase, Phase::Failed);

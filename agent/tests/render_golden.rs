@@ -7,8 +7,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ramlet::render::render;
-use ramlet::units::{Layout, Scope};
+use ramlet::cmd::render::render;
+use ramlet::layout::{Layout, Scope};
 use ramlet_quadlet::PodmanVersion;
 
 fn repo(path: &str) -> PathBuf {

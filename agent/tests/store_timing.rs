@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use ramlet::providers::stores::{Due, Stores};
 use ramlet::providers::{
-    BoxFuture, Connector, ErrorKind, Fetched, Limits, ProviderError, Request, SecretProvider,
+    Connector, ErrorKind, Fetched, Limits, ProviderError, Request, SecretProvider,
 };
 use ramlet::secrets::{Secret, SecretBytes};
+use ramlet::util::BoxFuture;
 use ramlet_specs::model::Provider as StoreKind;
 use tokio::time::Instant;
 

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ramlet::units::{self, Layout, Scope};
+use ramlet::layout::{self, Layout, Scope};
+use ramlet::units;
 use ramlet_quadlet::PodmanVersion;
 use ramlet_quadlet::value::{split_words, unescape};
 use ramlet_specs::model::{Container, Rotation, SelinuxLabel};
@@ -187,7 +188,7 @@ fn the_real_generator_accepts_every_rendered_unit_and_runs_what_the_spec_asked()
                 let text = units::unit(container, &layout, target)
                     .render(target)
                     .unwrap();
-                std::fs::write(units_dir.join(units::unit_file_name(container)), text).unwrap();
+                std::fs::write(units_dir.join(layout::unit_file_name(container)), text).unwrap();
             }
             let (services, stderr) = generate(&units_dir, scope == Scope::User);
             for line in stderr.lines() {

@@ -4,7 +4,21 @@
 //! run reports every error of every file, and a bad document never hides another.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The `apiVersion` of this release's documents.
+pub const API_VERSION: &str = "ramlet.dev/v1alpha1";
+
+/// An error about a whole file (no line or field: it could not be read, or holds no document).
+pub(crate) fn file_error(file: &Path, kind: ErrorKind, message: String) -> SpecError {
+    SpecError {
+        file: file.to_owned(),
+        location: Location::default(),
+        field: String::new(),
+        kind,
+        message,
+    }
+}
 
 /// A problem with one spec file or document, located the way a compiler would locate it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

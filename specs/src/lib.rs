@@ -47,9 +47,9 @@ mod quantity;
 mod text;
 mod validate;
 
-pub use error::{ErrorKind, Location, SpecError};
+pub use error::{API_VERSION, ErrorKind, Location, SpecError};
 pub use load::{
-    API_VERSION, Catalog, LoadError, Loader, MAX_FILE_BYTES, load_dir, load_dir_with, load_texts,
+    Catalog, LoadError, Loader, MAX_FILE_BYTES, load_dir, load_dir_with, load_texts,
     load_texts_with,
 };
 pub use mode::DEFAULT_FILE_MODE;

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{ErrorKind, Location, SpecError};
+use crate::error::{ErrorKind, Location, SpecError, file_error};
 use crate::locate::locate;
 use crate::model::{Container, Name, Origin, SecretStore};
 use crate::parse::{Doc, Parsed, parse_file};
@@ -22,9 +22,6 @@ use crate::validate::{self, Findings};
 
 /// The largest spec file ramlet reads.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
-
-/// The `apiVersion` of this release's documents.
-pub const API_VERSION: &str = "ramlet.dev/v1alpha1";
 
 /// The spec directory itself could not be read; problems inside it are [`SpecError`]s instead.
 #[derive(Debug, thiserror::Error)]
@@ -288,16 +285,6 @@ fn discover(
                 "is not a regular file (a FIFO, socket or device); ramlet reads only regular files, and did not open it".into(),
             ));
         }
-    }
-}
-
-pub(crate) fn file_error(file: &Path, kind: ErrorKind, message: String) -> SpecError {
-    SpecError {
-        file: file.to_owned(),
-        location: Location::default(),
-        field: String::new(),
-        kind,
-        message,
     }
 }
 

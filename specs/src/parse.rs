@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::de::DeserializeSeed as _;
 
 use crate::document::{AnyDocument, Kind, Outcome, Spec};
+use crate::error::{API_VERSION, file_error};
 use crate::error::{ErrorKind, Location, SpecError, bare_yaml_message, classify_serde_message};
-use crate::load::{API_VERSION, file_error};
 use crate::locate::locate;
 use crate::path::FieldPath;
 use crate::probe::{self, Probe};

@@ -278,7 +278,7 @@ impl Stores {
             },
         ))
         .await;
-        let stamp = crate::status::now_rfc3339();
+        let stamp = crate::util::now_rfc3339();
         for (name, whole, requests, answers) in answers {
             if let Some(store) = self.by_name.get_mut(&name) {
                 store.record(&name, whole, requests, answers, now, &stamp);

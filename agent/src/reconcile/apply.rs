@@ -15,9 +15,9 @@ use futures_util::StreamExt as _;
 use super::owed::{Journal, Owed};
 use super::plan::{self, Action, Desired, Observed};
 use super::{Reconciler, service};
-use crate::atomic::FileContent;
-use crate::systemd::{Job, SystemdError, UnitManager, UnitState};
-use crate::volumes::VolumeSpec;
+use crate::drivers::FileContent;
+use crate::drivers::VolumeSpec;
+use crate::drivers::{Job, SystemdError, UnitManager, UnitState};
 
 /// How many unit jobs run at once. systemd queues them all anyway; the bound keeps a host with
 /// hundreds of specs from starting hundreds of Podman processes in the same second.

@@ -8,11 +8,11 @@ use ramlet_specs::model::{Container, Rotation};
 
 use super::plan::{Desired, OnRotation};
 use super::{Reconciler, service};
-use crate::atomic::FileContent;
+use crate::drivers::FileContent;
+use crate::drivers::{self, VolumeSpec};
 use crate::secrets;
 use crate::status::{Reason, SecretVersion};
 use crate::units;
-use crate::volumes::{self, VolumeSpec};
 
 /// A container's secrets, shaped into files per volume.
 struct Fetched {
@@ -135,7 +135,7 @@ impl Reconciler {
                 }
                 let secret = self.stores.get(reference).map_err(|e| {
                     (
-                        e.kind().reason(),
+                        e.kind().into(),
                         format!(
                             "{} (store {}, {}): {e}",
                             file.path,
@@ -168,12 +168,12 @@ impl Reconciler {
                 medium: volume.medium,
                 size: volume.size_limit,
             };
-            let footprint = volumes::footprint(&files);
+            let footprint = drivers::footprint(&files);
             if footprint > volume.size_limit {
                 return Err(unavailable(format!(
                     "volume {}: its secrets take {footprint} bytes as tmpfs counts them ({} bytes per file at least), more than sizeLimit {}",
                     volume.name,
-                    volumes::PAGE,
+                    drivers::PAGE,
                     volume.size_limit
                 )));
             }
@@ -193,7 +193,7 @@ impl Reconciler {
         gid: u32,
     ) -> Result<(Option<u32>, Option<u32>), String> {
         const MAPPINGS: [&str; 5] = ["UserNS", "UIDMap", "GIDMap", "SubUIDMap", "SubGIDMap"];
-        if self.settings.layout.scope == units::Scope::User && (uid, gid) != (0, 0) {
+        if self.settings.layout.scope == crate::layout::Scope::User && (uid, gid) != (0, 0) {
             let own = container
                 .quadlet
                 .get("Container")

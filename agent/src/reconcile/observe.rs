@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::{Action, Desired, Observed};
 use super::{Reconciler, service};
-use crate::systemd::{Job, SystemdError, UnitState};
+use crate::drivers::{Job, SystemdError, UnitState};
 
 impl Reconciler {
     /// What the host holds: ramlet's units, their states, the specs with volumes. An error

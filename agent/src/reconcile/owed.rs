@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::systemd::{Job, UnitState};
+use crate::drivers::{Job, UnitState};
 
 /// The journal's file name in the state directory.
 pub const OWED_FILE: &str = "owed.json";

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::owed::Owed;
-use crate::systemd::{Job, UnitState};
+use crate::drivers::{Job, UnitState};
 
 /// How a container takes a secret rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::Gathered;
 use super::plan::Action;
+use crate::drivers::Job;
 use crate::status::{SecretVersion, Status};
-use crate::systemd::Job;
 
 /// What a reconcile would do.
 #[derive(Debug, Clone, Default, Serialize)]

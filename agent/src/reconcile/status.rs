@@ -10,8 +10,8 @@ use ramlet_specs::model::Container;
 
 use super::plan::{Action, Observed};
 use super::{Reconciler, service};
+use crate::drivers::UnitState;
 use crate::status::{Phase, Reason, SecretVersion, SpecStatus, Status};
-use crate::systemd::UnitState;
 
 /// How old the status file may get while nothing in it changes.
 const STATUS_HEARTBEAT: std::time::Duration = std::time::Duration::from_mins(1);
@@ -99,7 +99,7 @@ impl Reconciler {
 
     /// What systemd says about a failed unit, and where its log is.
     pub(super) fn why_failed(&self, name: &str, state: &UnitState) -> String {
-        let user = if self.settings.layout.scope == crate::units::Scope::User {
+        let user = if self.settings.layout.scope == crate::layout::Scope::User {
             "--user "
         } else {
             ""

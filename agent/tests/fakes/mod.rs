@@ -7,15 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ramlet::atomic::FileContent;
-use ramlet::providers::{
-    BoxFuture, Connector, Fetched, Limits, ProviderError, Request, SecretProvider,
+use ramlet::drivers::{
+    FileContent, Job, SystemdError, UnitManager, UnitState, VolumeError, VolumeManager, VolumeSpec,
 };
+use ramlet::host::unit_dir::UnitDir;
+use ramlet::layout::{Layout, Scope};
+use ramlet::providers::{Connector, Fetched, Limits, ProviderError, Request, SecretProvider};
 use ramlet::reconcile::{Reconciler, Settings};
 use ramlet::secrets::{Secret, SecretBytes};
-use ramlet::systemd::{Job, SystemdError, UnitManager, UnitState};
-use ramlet::units::{Layout, Scope};
-use ramlet::volumes::{VolumeError, VolumeManager, VolumeSpec};
+use ramlet::util::BoxFuture;
 use ramlet_quadlet::PodmanVersion;
 
 #[derive(Default)]
@@ -300,6 +300,7 @@ impl World {
             settings,
             Box::new(Volumes(self.host.clone())),
             Box::new(Units(self.host.clone())),
+            Box::new(UnitDir::new(self.dir.join("units"))),
             connector(self.host.clone()),
         )
     }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use ramlet_specs::{Catalog, SpecError};
 use serde::Serialize;
 
-use crate::cli::Format;
+use crate::cmd::format::Format;
 
 /// What `validate` found, in the shape `--format json` prints.
 #[derive(Debug, Serialize)]

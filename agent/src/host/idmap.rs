@@ -24,8 +24,9 @@ use std::process::{Command, Stdio};
 
 use zeroize::Zeroizing;
 
-use crate::atomic::{self, Contents, FileContent};
-use crate::labels;
+use crate::drivers::FileContent;
+use crate::host::atomic::{self, Contents};
+use crate::host::labels;
 
 /// What the helper does to a volume folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

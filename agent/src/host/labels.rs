@@ -26,18 +26,7 @@ use std::sync::OnceLock;
 
 use selinux::{KernelSupport, SELinuxMode, SecurityContext};
 
-/// How SELinux runs on this host.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Not in the kernel, or disabled.
-    #[default]
-    Off,
-    /// Policy loaded, denials only logged.
-    Permissive,
-    /// Policy loaded and enforced.
-    Enforcing,
-}
+pub use crate::drivers::SelinuxMode as Mode;
 
 impl Mode {
     /// The mode of this host.
@@ -50,23 +39,6 @@ impl Mode {
             SELinuxMode::Enforcing => Self::Enforcing,
             SELinuxMode::Permissive => Self::Permissive,
             _ => Self::Off,
-        }
-    }
-
-    /// Whether files ramlet creates in volumes must be labelled. Permissive too: a host
-    /// switched to enforcing later must not find mislabelled files.
-    #[must_use]
-    pub fn labels(self) -> bool {
-        self != Self::Off
-    }
-
-    /// As shown in status.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Permissive => "permissive",
-            Self::Enforcing => "enforcing",
         }
     }
 }

@@ -26,51 +26,15 @@ use std::sync::Mutex;
 
 use ramlet_specs::model::Medium;
 
-use crate::atomic::{self, FileContent};
-use crate::idmap;
-use crate::labels;
-use crate::units::Scope;
+use crate::drivers::{FileContent, PAGE, VolumeError, VolumeManager, VolumeSpec};
+use crate::host::atomic;
+use crate::host::idmap;
+use crate::host::labels;
+use crate::layout::Scope;
 
 /// The file that marks a spec's folder under the volume root as ramlet's. Spec names are DNS
 /// labels, so no volume can be called this.
 pub const OWNED_MARKER: &str = ".ramlet-volumes";
-
-/// What a volume needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeSpec {
-    /// The spec (container) name.
-    pub spec: String,
-    /// The volume's name.
-    pub volume: String,
-    /// tmpfs or ramfs.
-    pub medium: Medium,
-    /// tmpfs size in bytes.
-    pub size: u64,
-}
-
-/// Why a volume operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum VolumeError {
-    /// The volume root is not RAM that cannot swap.
-    #[error("refusing to write secrets to {path}: {why}")]
-    NotRam {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-    /// An IO error.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-}
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VolumeError + 'a {
     move |source| VolumeError::Io {
@@ -78,40 +42,6 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> V
         path: path.to_owned(),
         source,
     }
-}
-
-/// Prepares, fills and removes RAM volumes.
-pub trait VolumeManager: Send + Sync {
-    /// Makes sure the volume exists and is RAM; returns its host path.
-    fn prepare(&self, volume: &VolumeSpec) -> Result<PathBuf, VolumeError>;
-    /// Whether `files` differ from what the volume holds.
-    fn differs(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<bool, VolumeError>;
-    /// Whether the volume is mounted with another medium or size than `volume` asks for: the
-    /// next write mounts a new one, and the container must restart to see it.
-    fn mount_differs(&self, _volume: &VolumeSpec) -> bool {
-        false
-    }
-    /// How SELinux runs on this host, as far as volumes go (status shows it).
-    fn selinux(&self) -> labels::Mode {
-        labels::Mode::Off
-    }
-    /// What the volumes are on, for people (status shows it): `a noswap tmpfs (size=256m) at
-    /// /run/ramlet/volumes`, `a ramfs per volume (this kernel, 6.1.0-28-amd64, has no tmpfs
-    /// noswap)`, ...
-    fn medium(&self) -> String {
-        String::new()
-    }
-    /// The owner to give a file the container sees as `uid:gid` (see [`FileContent`]'s `uid`),
-    /// or why it cannot have one here.
-    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
-        Ok((Some(uid), Some(gid)))
-    }
-    /// Writes `files` atomically.
-    fn write(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError>;
-    /// Unmounts and removes every volume of `spec`.
-    fn remove_spec(&self, spec: &str) -> Result<(), VolumeError>;
-    /// The specs that have volumes.
-    fn specs(&self) -> Result<BTreeSet<String>, VolumeError>;
 }
 
 /// The real volumes, under a volume root.
@@ -241,7 +171,7 @@ impl RamVolumes {
     }
 
     fn dir(&self, volume: &VolumeSpec) -> PathBuf {
-        crate::units::volume_path(&self.root, &volume.spec, &volume.volume)
+        crate::layout::volume_path(&self.root, &volume.spec, &volume.volume)
     }
 
     /// Whether `files` differ from what ramlet recorded for `dir`, if `..data` still names the
@@ -483,19 +413,6 @@ impl VolumeManager for RamVolumes {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect())
     }
-}
-
-/// The size of a memory page, as tmpfs counts a file's size against its limit.
-pub const PAGE: u64 = 4096;
-
-/// The bytes tmpfs charges for `files`: whole pages per file (a 100-byte secret takes 4 KiB).
-/// `sizeLimit` bounds this.
-#[must_use]
-pub fn footprint(files: &[FileContent]) -> u64 {
-    files
-        .iter()
-        .map(|f| (f.bytes.expose().len() as u64).div_ceil(PAGE) * PAGE)
-        .sum()
 }
 
 /// The size a volume's tmpfs is mounted with: twice `sizeLimit` in whole pages, since a rotation
@@ -963,7 +880,14 @@ mod tests {
         let mut wanted = file(0o400, None, None);
         wanted.bytes = crate::secrets::SecretBytes::new(b"v1".to_vec());
         let wanted = [wanted];
-        atomic::write(&dir, &wanted, 0o700, (None, None), crate::labels::Mode::Off).unwrap();
+        atomic::write(
+            &dir,
+            &wanted,
+            0o700,
+            (None, None),
+            crate::host::labels::Mode::Off,
+        )
+        .unwrap();
         // Not known yet (as after a start): read back once, then recorded.
         assert!(!volumes.differs(&spec, &wanted).unwrap());
         // Changed in place behind ramlet's back, `..data` unmoved: not read, so not seen.
@@ -987,8 +911,11 @@ mod tests {
             bytes: crate::secrets::SecretBytes::new(vec![b'x'; len]),
             ..file(0o400, None, None)
         };
-        assert_eq!(footprint(&[sized(100)]), 4096);
-        assert_eq!(footprint(&[sized(100), sized(4097), sized(0)]), 4096 * 3);
+        assert_eq!(crate::drivers::footprint(&[sized(100)]), 4096);
+        assert_eq!(
+            crate::drivers::footprint(&[sized(100), sized(4097), sized(0)]),
+            4096 * 3
+        );
         // 4Ki, the smallest sizeLimit, holds a 100-byte secret, and the mount holds it twice.
         assert_eq!(mount_size(4096), 8192);
         assert_eq!(mount_size(5000), 4 * 4096);

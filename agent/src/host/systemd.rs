@@ -17,136 +17,16 @@ use std::time::Duration;
 use futures_lite::StreamExt as _;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 
-use crate::providers::BoxFuture;
+use crate::drivers::{Job, SystemdError, UnitManager, UnitState, UnitStates};
+use crate::util::BoxFuture;
 
 /// How long one D-Bus method call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A job on a unit.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Job {
-    /// Start the unit (a no-op when it runs).
-    Start,
-    /// Restart it (starts it when it is not running).
-    Restart,
-    /// Reload it (`ExecReload=`, the spec's signal).
-    Reload,
-    /// Stop it.
-    Stop,
-}
-
-impl Job {
-    /// The verb, as `systemctl` spells it.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Start => "start",
-            Self::Restart => "restart",
-            Self::Reload => "reload",
-            Self::Stop => "stop",
-        }
-    }
-}
-
-impl std::fmt::Display for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a systemd call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SystemdError {
-    /// D-Bus itself failed (no bus, permission, unknown unit, ...).
-    #[error("D-Bus: {0}")]
-    Bus(String),
-    /// The job finished with a result other than `done`.
-    #[error("{job} {unit}: job {result}")]
-    Job {
-        /// What was asked.
-        job: Job,
-        /// The unit.
-        unit: String,
-        /// systemd's result: `failed`, `timeout`, `dependency`, `canceled`, ...
-        result: String,
-    },
-    /// The job or call did not finish in time.
-    #[error("{what}: no answer after {timeout:?}")]
-    Timeout {
-        /// What was asked (`restart web.service`, `daemon-reload`, ...).
-        what: String,
-        /// How long ramlet waited.
-        timeout: Duration,
-    },
-}
 
 impl From<zbus::Error> for SystemdError {
     fn from(error: zbus::Error) -> Self {
         Self::Bus(error.to_string())
     }
-}
-
-/// Units' states by unit name.
-pub type UnitStates = std::collections::BTreeMap<String, UnitState>;
-
-/// What systemd says about a unit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct UnitState {
-    /// `active`, `inactive`, `failed`, `activating`, ...; `not-loaded` when systemd has no such
-    /// unit.
-    pub active_state: String,
-    /// `running`, `dead`, `exited`, ...
-    pub sub_state: String,
-    /// The invocation ID (changes on every start), in hex; empty when never started.
-    pub invocation_id: String,
-    /// The service's `Result` (`success`, `exit-code`, `signal`, `timeout`, `core-dump`,
-    /// `start-limit-hit`, ...): why it last stopped or failed.
-    pub result: String,
-    /// The main process's last exit status (`ExecMainStatus`): an exit code, or a signal number
-    /// when `result` is `signal`.
-    pub exec_main_status: i32,
-    /// A job is queued or running for the unit (somebody's, or one of ramlet's that outlived
-    /// its wait): it is in transition, and a job issued now would replace it.
-    #[serde(skip)]
-    pub pending_job: bool,
-}
-
-impl UnitState {
-    /// Whether the unit is running or on its way there.
-    #[must_use]
-    pub fn is_up(&self) -> bool {
-        matches!(
-            self.active_state.as_str(),
-            "active" | "activating" | "reloading"
-        )
-    }
-}
-
-/// Drives systemd units.
-pub trait UnitManager: Send + Sync {
-    /// `daemon-reload`: regenerates Quadlet units.
-    fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>>;
-    /// Runs `job` on `unit` and waits for its result.
-    fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>>;
-    /// The states of `units`: active and sub state only, in one call. An error when systemd
-    /// does not answer the list at all (nothing is known then: a plan made without it would
-    /// take every unit for down).
-    fn states<'a>(&'a self, units: &'a [String])
-    -> BoxFuture<'a, Result<UnitStates, SystemdError>>;
-    /// [`Self::states`] with the details the list does not carry: the invocation ID, and for
-    /// a failed unit its `Result` and exit status (a few calls per unit; a unit whose details
-    /// systemd did not give is left out: unknown).
-    fn details<'a>(
-        &'a self,
-        units: &'a [String],
-    ) -> BoxFuture<'a, Result<UnitStates, SystemdError>>;
-    /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
-    /// `loaded`, `masked`, ... or `not-found`.
-    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>>;
 }
 
 #[zbus::proxy(

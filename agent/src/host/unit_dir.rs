@@ -2,26 +2,19 @@
 //! that carry ramlet's header are ramlet's: anything else there is listed as foreign and never
 //! touched.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::PathBuf;
 
 use ramlet_quadlet::MANAGED_MARKER;
 
+use crate::drivers::{Listing, UnitFiles};
+use crate::util::BoxFuture;
+
 /// The unit folder.
 #[derive(Debug, Clone)]
 pub struct UnitDir {
     dir: PathBuf,
-}
-
-/// What the folder holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Listing {
-    /// ramlet's units: spec name to file text.
-    pub ours: BTreeMap<String, String>,
-    /// Other `.container` files: spec-like names that ramlet must not use.
-    pub foreign: BTreeSet<String>,
 }
 
 impl UnitDir {
@@ -31,14 +24,8 @@ impl UnitDir {
         Self { dir }
     }
 
-    /// The folder.
-    #[must_use]
-    pub fn path(&self) -> &std::path::Path {
-        &self.dir
-    }
-
-    /// Lists the folder.
-    pub fn list(&self) -> io::Result<Listing> {
+    /// Lists the folder, on this thread.
+    pub fn list_now(&self) -> io::Result<Listing> {
         let mut listing = Listing::default();
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
@@ -62,25 +49,33 @@ impl UnitDir {
         }
         Ok(listing)
     }
+}
+
+impl UnitFiles for UnitDir {
+    fn path(&self) -> &std::path::Path {
+        &self.dir
+    }
 
     /// Lists the folder on a blocking thread, off the runtime's (a folder on a hung network
     /// mount stalls this reconcile, never the signal handling or the watchdog).
-    pub async fn list_off_thread(&self) -> io::Result<Listing> {
+    fn list(&self) -> BoxFuture<'_, io::Result<Listing>> {
         let dir = self.clone();
-        tokio::task::spawn_blocking(move || dir.list())
-            .await
-            .map_err(io::Error::other)?
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || dir.list_now())
+                .await
+                .map_err(io::Error::other)?
+        })
     }
 
     /// Writes the unit of spec `name` (a temporary file, then a rename).
-    pub fn write(&self, name: &str, text: &str) -> io::Result<()> {
+    fn write(&self, name: &str, text: &str) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let path = self.dir.join(format!("{name}.container"));
         crate::statefile::replace(&path, text.as_bytes(), 0o644, true)
     }
 
     /// Removes the unit of spec `name`.
-    pub fn remove(&self, name: &str) -> io::Result<()> {
+    fn remove(&self, name: &str) -> io::Result<()> {
         match fs::remove_file(self.dir.join(format!("{name}.container"))) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -133,12 +128,12 @@ mod tests {
     fn tells_its_own_units_from_foreign_files() {
         let (dir, units) = with_web_unit("unit-dir");
         fs::write(dir.join("hand.container"), "[Container]\nImage=x\n").unwrap();
-        let listing = units.list().unwrap();
+        let listing = units.list_now().unwrap();
         assert_eq!(listing.ours.keys().collect::<Vec<_>>(), ["web"]);
         assert_eq!(listing.foreign.iter().collect::<Vec<_>>(), ["hand"]);
         units.remove("web").unwrap();
         units.remove("web").unwrap();
-        assert!(units.list().unwrap().ours.is_empty());
+        assert!(units.list_now().unwrap().ours.is_empty());
         let _ = fs::remove_dir_all(dir);
     }
 
@@ -152,7 +147,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("web.container"), dir.join("link.container")).unwrap();
         std::os::unix::fs::symlink(dir.join("fifo.container"), dir.join("to-fifo.container"))
             .unwrap();
-        let listing = units.list().unwrap();
+        let listing = units.list_now().unwrap();
         assert_eq!(listing.ours.keys().collect::<Vec<_>>(), ["web"]);
         assert_eq!(
             listing.foreign.iter().collect::<Vec<_>>(),

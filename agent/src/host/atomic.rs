@@ -25,7 +25,8 @@ use nix::fcntl::{AtFlags, OFlag, openat, readlinkat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, symlinkat, unlinkat};
 
-use crate::labels::{self, Label};
+use crate::drivers::FileContent;
+use crate::host::labels::{self, Label};
 use crate::secrets::SecretBytes;
 
 /// The symlink that names the current data folder.
@@ -33,22 +34,6 @@ pub const DATA_LINK: &str = "..data";
 
 /// The link that is renamed over [`DATA_LINK`].
 const DATA_LINK_TMP: &str = "..data_tmp";
-
-/// One file of a volume.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileContent {
-    /// Relative path (validated: no `..`, no absolute, no `..`-prefixed segment).
-    pub path: String,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner (`None`: leave as the writer): in system scope a host user ID; in user scope the ID
-    /// the container sees, given inside rootless Podman's mapping (see [`crate::idmap`]).
-    pub uid: Option<u32>,
-    /// Group, as `uid` is.
-    pub gid: Option<u32>,
-    /// The content.
-    pub bytes: SecretBytes,
-}
 
 /// One file as the volume holds it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +205,7 @@ fn read_regular(
     }
     let mut bytes =
         zeroize::Zeroizing::new(Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0)));
-    file.take(crate::providers::MAX_SECRET_BYTES + 1)
+    file.take(ramlet_specs::MAX_VOLUME_BYTES + 1)
         .read_to_end(&mut bytes)?;
     Ok(Current {
         bytes: SecretBytes::new(std::mem::take(&mut *bytes)),

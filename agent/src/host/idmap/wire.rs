@@ -6,7 +6,8 @@ use std::io::{self, Read};
 
 use zeroize::Zeroizing;
 
-use crate::atomic::{Contents, Current, FileContent};
+use crate::drivers::FileContent;
+use crate::host::atomic::{Contents, Current};
 use crate::secrets::SecretBytes;
 
 /// The most the helper reads or answers: every file of a volume at its largest.

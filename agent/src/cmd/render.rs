@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use ramlet_quadlet::PodmanVersion;
 use ramlet_specs::load_dir;
 
-use crate::units::{self, Layout};
+use crate::layout::Layout;
+use crate::units;
 
 /// What `render` produced: the units, by path, and every error.
 #[derive(Debug, Default)]
