@@ -21,6 +21,7 @@ use crate::host::volumes::RamVolumes;
 use crate::providers::events::Notice;
 use crate::providers::stores::Due;
 use crate::reconcile::{Outcome, Reconciler, Settings};
+use crate::retry::ErrorPolicy;
 
 pub use crate::host::pidfile::{PID_FILE, sync};
 
@@ -266,18 +267,18 @@ fn status_line(status: &crate::status::Status) -> String {
     )
 }
 
-/// When to reconcile again after `outcome`: the next store refresh, or sooner with capped
-/// exponential backoff (1 s doubling to 1 min) while reconciles fail or units are still on
-/// their way up.
+/// When to reconcile again after `outcome`: the next store refresh, or sooner by the
+/// [`ErrorPolicy`] (1 s doubling to 1 min) while something failed that may pass by itself, or
+/// units are still on their way up.
 #[derive(Debug)]
 pub struct Policy {
-    backoff: Duration,
+    errors: ErrorPolicy,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            backoff: BACKOFF_MIN,
+            errors: ErrorPolicy::new(BACKOFF_MIN, BACKOFF_MAX),
         }
     }
 }
@@ -287,11 +288,9 @@ impl Policy {
     pub fn wait(&mut self, outcome: &Outcome) -> Duration {
         let refresh = outcome.refresh.unwrap_or(DEFAULT_REFRESH);
         if outcome.failed || outcome.settling {
-            let wait = self.backoff;
-            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-            wait.min(refresh)
+            self.errors.failed(true).min(refresh)
         } else {
-            self.backoff = BACKOFF_MIN;
+            self.errors.succeeded();
             refresh
         }
     }

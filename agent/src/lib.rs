@@ -27,6 +27,7 @@ pub mod layout;
 pub mod metrics;
 pub mod providers;
 pub mod reconcile;
+pub mod retry;
 pub mod secrets;
 pub mod statefile;
 pub mod status;

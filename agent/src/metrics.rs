@@ -58,7 +58,7 @@ impl Metrics {
         }
         self.seconds += seconds;
         for (job, cause) in jobs {
-            *self.jobs.entry((job_label(*job), cause)).or_default() += 1;
+            *self.jobs.entry((job.as_str(), cause)).or_default() += 1;
         }
     }
 
@@ -256,15 +256,6 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) -> String {
 fn line(out: &mut String, line: &str) {
     out.push_str(line);
     out.push('\n');
-}
-
-fn job_label(job: Job) -> &'static str {
-    match job {
-        Job::Start => "start",
-        Job::Restart => "restart",
-        Job::Reload => "reload",
-        Job::Stop => "stop",
-    }
 }
 
 /// A label value as the text format wants it.

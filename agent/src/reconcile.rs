@@ -1,45 +1,54 @@
-//! One reconcile: read the specs, fetch the secrets, render the units, observe the host, plan,
-//! apply, and record the status. Side effects go through the [`VolumeManager`],
-//! [`UnitManager`] and [`SecretProvider`](crate::providers::SecretProvider) traits; the plan itself is [`plan`].
+//! One reconcile, in three steps: **observe** every fact (the specs as loaded, the secrets the
+//! stores hold, ramlet's unit files, the units' states, the volumes, the owed-work journal) into
+//! one [`Facts`](facts::Facts); **decide** in one pure function ([`decide::decide`]) the
+//! [`Plan`](plan::Plan): every action with its typed cause, each spec's phase and reason, the
+//! work it owes and whether to come back soon; **apply** the plan through the host traits of
+//! [`crate::drivers`] and return typed outcomes. The status file and the metrics are written
+//! from the plan and the outcomes.
 //!
-//! Layout: this file runs the steps in order; `desire` works out what one container should be
-//! (its secrets shaped, its unit rendered); `observe` gathers the host's facts; [`plan`] (pure)
-//! turns desire and facts into actions; `apply` runs them, with [`owed`] journaling the jobs
-//! they owe; `status` writes each spec's phase, reason and unit state.
+//! ```text
+//!   specs, stores, unit folder, systemd, volumes, journal
+//!        |
+//!     observe  (observe.rs, desire.rs: facts of each spec)   -> Facts (+ the secret bytes)
+//!        |
+//!     decide   (decide.rs, pure)                             -> Plan
+//!        |
+//!     apply    (apply.rs, owed.rs: the journal)              -> Applied (failures by spec)
+//!        |
+//!     status   (status.rs: settle each verdict with what systemd says now), metrics
+//! ```
 //!
 //! Failure policy: a spec whose file is broken, whose secrets cannot be fetched or whose unit
 //! cannot be rendered is left exactly as it runs now (`Degraded`), or not created (`Failed`);
-//! every other spec goes on.
+//! every other spec goes on. Such a spec is a fact of that spec, not a failure of the host:
+//! the loop comes back soon ([`plan::Retry::Soon`]) only for what may pass by itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ramlet_quadlet::PodmanVersion;
-use ramlet_specs::model::{Container, Provider};
-use ramlet_specs::{Catalog, Loader};
+use ramlet_specs::Loader;
+use ramlet_specs::model::Container;
 use tokio::sync::watch;
 
-use crate::drivers::FileContent;
-use crate::drivers::{Job, UnitFiles, UnitManager, UnitState};
-use crate::drivers::{VolumeManager, VolumeSpec};
+use crate::drivers::{Job, SystemdError, UnitFiles, UnitManager, UnitState, VolumeManager};
 use crate::layout::Layout;
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
-use crate::status::{Phase, Reason, Status};
+use crate::status::{Phase, Status};
 use owed::{Journal, Owed};
-use plan::Action;
+use plan::{Action, Cause, Retry};
 
-mod apply;
+pub mod apply;
+pub mod decide;
 mod desire;
+pub mod facts;
 mod observe;
 pub mod owed;
 pub mod plan;
 pub mod preview;
 mod status;
-
-use status::spec_status;
 
 /// What a reconcile needs to know about this host.
 #[derive(Debug, Clone)]
@@ -63,7 +72,9 @@ pub struct Settings {
 /// What the agent loop needs after a reconcile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// Whether anything failed (the loop retries with backoff).
+    /// Something failed that may pass by itself (a job, a unit file write, systemd not
+    /// answering, the spec directory unreadable): the loop retries with backoff. A spec that
+    /// cannot be applied as it is written is not such a failure (its status says why).
     pub failed: bool,
     /// When the first store is due for its next refresh.
     pub refresh: Option<Duration>,
@@ -171,59 +182,12 @@ impl Reconciler {
         &self.status
     }
 
-    /// Loads the spec directory (off the runtime's thread), with this host's policy; parsed
-    /// again only when a file in it changed (see [`Loader`]). A load that takes longer than
-    /// [`LOAD_DEADLINE`] (a file system that hangs) is given up: its thread is left behind, not
-    /// waited for, so neither reconciles nor shutdown hang with it.
-    async fn load(&mut self) -> Result<Arc<Catalog>, String> {
-        let dir = self.settings.spec_dir.clone();
-        let policy = self.settings.policy.clone();
-        let mut loader = std::mem::take(&mut self.loader);
-        let loaded = tokio::task::spawn_blocking(move || {
-            let (sender, answer) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let loaded = loader.load(&dir, &policy);
-                let _ = sender.send((loader, loaded));
-            });
-            answer.recv_timeout(LOAD_DEADLINE).ok()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let Some((loader, loaded)) = loaded else {
-            return Err(format!(
-                "reading the spec directory {} took longer than {} s (a file system that does not answer?); the last specs stay in force",
-                self.settings.spec_dir.display(),
-                LOAD_DEADLINE.as_secs()
-            ));
-        };
-        self.loader = loader;
-        let catalog = loaded.map_err(|e| e.to_string())?;
-        // Forget the renders of specs that are gone.
-        if let Ok(mut rendered) = self.rendered.lock() {
-            let names: BTreeSet<&str> = catalog
-                .containers
-                .keys()
-                .map(ramlet_specs::model::Name::as_str)
-                .collect();
-            rendered.retain(|name, _| names.contains(name.as_str()));
-        }
-        Ok(catalog)
-    }
-
     /// Runs one reconcile; `due` says which stores must be asked even if their timers have
     /// not fired.
     pub async fn reconcile(&mut self, due: Due) -> Outcome {
         let started = std::time::Instant::now();
-        let Gathered {
-            mut next,
-            mut outcome,
-            desired,
-            mut writes,
-            keep,
-            mut observed,
-            actions,
-        } = match self.gather(due).await {
-            Ok(gathered) => gathered,
+        let observed = match self.observe(due).await {
+            Ok(observed) => observed,
             Err(Stop::Failed(error)) => {
                 let outcome = self.fail_all(&error);
                 self.count(started, true, &[]);
@@ -236,37 +200,35 @@ impl Reconciler {
                 };
             }
         };
-        self.exact_states(&actions, &mut observed).await;
-        let failures = self
-            .apply(&actions, &desired, &mut writes, &observed, &keep)
-            .await;
-        outcome.failed |= !failures.is_empty();
-
-        self.settle_status(&mut next, &failures, &actions, &observed)
-            .await;
-        let jobs: Vec<(Job, &'static str)> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Job(job, name) => {
-                    Some((*job, plan::cause(*job, name, &desired, &observed)))
-                }
-                _ => None,
-            })
-            .collect();
+        let observe::Observed {
+            facts,
+            mut payload,
+            watch,
+        } = observed;
+        let plan = decide::decide(&facts);
+        self.say_verdicts(&plan);
+        let applied = self.apply(&plan, &facts, &mut payload).await;
+        let next = self.settle_status(&facts, &plan, &applied).await;
         // The events that asked for this reconcile's fetches are done with.
         self.stores.settle();
-        outcome.actions = actions;
-        outcome.refresh = self.stores.next_due();
-        outcome.settling = next.specs.values().any(|s| s.phase == Phase::Progressing);
+        let outcome = Outcome {
+            failed: !applied.failures.is_empty() || plan.retry == Retry::Soon,
+            refresh: self.stores.next_due(),
+            stopped: false,
+            watch,
+            actions: plan.actions.clone(),
+            settling: next.specs.values().any(|s| s.phase == Phase::Progressing),
+        };
         // Asked for (`ramlet sync`, SIGHUP, a start): the status file says so, changed or not.
         self.keep_status(next, due == Due::All);
-        self.count(started, outcome.failed, &jobs);
+        self.count(started, outcome.failed, &plan.jobs());
         outcome
     }
 
     /// Counts a reconcile in the metrics and writes the metrics file, if there is one.
-    fn count(&mut self, started: std::time::Instant, failed: bool, jobs: &[(Job, &'static str)]) {
-        self.metrics.reconciled(started.elapsed(), failed, jobs);
+    fn count(&mut self, started: std::time::Instant, failed: bool, jobs: &[(Job, Cause)]) {
+        let jobs: Vec<(Job, &'static str)> = jobs.iter().map(|(j, c)| (*j, c.as_str())).collect();
+        self.metrics.reconciled(started.elapsed(), failed, &jobs);
         if let Some(path) = &self.settings.metrics_file {
             let text =
                 self.metrics
@@ -280,158 +242,19 @@ impl Reconciler {
     /// What a reconcile would do now, without doing any of it (`ramlet plan`): secrets are
     /// fetched to compare versions, nothing is written, started or stopped.
     pub async fn preview(&mut self, due: Due) -> Result<preview::Preview, String> {
-        let previous = self.status.clone();
-        match self.gather(due).await {
-            Ok(gathered) => Ok(preview::Preview::new(&gathered, &previous)),
-            Err(Stop::Failed(error)) => Err(error),
+        match self.observe(due).await {
+            Ok(observed) => {
+                let plan = decide::decide(&observed.facts);
+                Ok(preview::Preview::new(&observed.facts, &plan, &self.status))
+            }
+            Err(Stop::Failed(error)) => Err(error.to_string()),
             Err(Stop::Shutdown) => Err("interrupted".into()),
         }
     }
 
-    /// The first half of a reconcile, which changes nothing on the host: load the specs,
-    /// refresh the secrets that are due, work out what each selected spec wants, observe the
-    /// host and plan.
-    async fn gather(&mut self, due: Due) -> Result<Gathered, Stop> {
-        let catalog = self.load().await.map_err(Stop::Failed)?;
-        let now = crate::util::now_rfc3339();
-        let mut next = Status {
-            updated: now.clone(),
-            errors: catalog.errors.iter().map(ToString::to_string).collect(),
-            selinux: self.volumes.selinux(),
-            volumes: self.volumes.medium(),
-            ..Status::default()
-        };
-        let mut outcome = Outcome {
-            failed: !catalog.errors.is_empty(),
-            ..Outcome::default()
-        };
-        let listing = self.unit_dir.list().await.map_err(|error| {
-            Stop::Failed(format!(
-                "cannot list {}: {error}",
-                self.unit_dir.path().display()
-            ))
-        })?;
-        let labels = self.settings.host_labels.clone();
-        let selected: Vec<&Container> = catalog.selected(&labels).collect();
-        if self
-            .refresh_secrets(&catalog, &selected, due, &mut outcome)
-            .await
-        {
-            return Err(Stop::Shutdown);
-        }
-        next.stores = self.stores.status();
-        let mut desired = Vec::new();
-        let mut writes: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>> = BTreeMap::new();
-        let mut keep = BTreeSet::new();
-        let ours: BTreeSet<String> = listing.ours.keys().cloned().collect();
-        for container in &selected {
-            let name = container.name.to_string();
-            let kept = listing.ours.contains_key(&name);
-            match self
-                .desire(container, &catalog, &listing.foreign, &ours)
-                .await
-            {
-                Ok((want, changed, versions)) => {
-                    desired.push(want);
-                    writes.insert(name.clone(), changed);
-                    next.specs.insert(
-                        name,
-                        spec_status(
-                            container,
-                            &now,
-                            Phase::Progressing,
-                            Reason::Applied,
-                            String::new(),
-                            versions,
-                        ),
-                    );
-                }
-                Err((reason, message, versions)) => {
-                    outcome.failed = true;
-                    // Said once, when it starts or changes (not at every retry).
-                    if self
-                        .status
-                        .specs
-                        .get(&name)
-                        .is_none_or(|s| s.reason != reason || s.message != message)
-                    {
-                        tracing::warn!(spec = %name, unit = %service(&name), reason = ?reason, %message, "{name}: spec not applied ({reason:?}): {message}");
-                    }
-                    // A spec that runs already keeps running as it is; a new one is not created.
-                    let phase = if kept && reason != Reason::UnitNameTaken {
-                        keep.insert(name.clone());
-                        Phase::Degraded
-                    } else if reason == Reason::SystemdUnavailable {
-                        // Not refused: it waits for systemd to answer.
-                        Phase::Degraded
-                    } else {
-                        Phase::Failed
-                    };
-                    next.specs.insert(
-                        name,
-                        spec_status(container, &now, phase, reason, message, versions),
-                    );
-                }
-            }
-        }
-        self.keep_broken(&catalog, &listing.ours, &mut keep, &mut next, &now);
-        let observed = self
-            .observe(listing.ours, &desired)
-            .await
-            .map_err(|error| {
-                Stop::Failed(format!("cannot ask systemd for the units' states: {error}"))
-            })?;
-        let actions = plan::plan(&desired, &observed, &keep);
-        Ok(Gathered {
-            next,
-            outcome,
-            desired,
-            writes,
-            keep,
-            observed,
-            actions,
-        })
-    }
-
-    /// Refreshes what is due of the secrets `selected` uses and notes the `file` stores to
-    /// watch; returns true when shutdown cut the wait on the providers short.
-    async fn refresh_secrets(
-        &mut self,
-        catalog: &Catalog,
-        selected: &[&Container],
-        due: Due,
-        outcome: &mut Outcome,
-    ) -> bool {
-        let references: Vec<_> = selected
-            .iter()
-            .flat_map(|c| &c.volumes)
-            .flat_map(|v| &v.files)
-            .map(|f| &f.secret)
-            .collect();
-        for reference in &references {
-            if let Some(Provider::File { directory }) =
-                catalog.stores.get(&reference.store).map(|s| &s.provider)
-            {
-                outcome.watch.insert(directory.clone());
-            }
-        }
-        let refresh = self
-            .stores
-            .refresh(&catalog.stores, references.iter().copied(), due);
-        if let Some(mut stopping) = self.stopping.clone() {
-            tokio::select! {
-                () = refresh => {}
-                _ = stopping.wait_for(|s| *s) => return true,
-            }
-        } else {
-            refresh.await;
-        }
-        false
-    }
-
-    fn fail_all(&mut self, message: &str) -> Outcome {
-        tracing::error!(%message, "reconcile failed");
-        self.status.errors = vec![message.to_owned()];
+    fn fail_all(&mut self, error: &HostError) -> Outcome {
+        tracing::error!(kind = error.kind(), %error, "reconcile failed");
+        self.status.errors = vec![error.to_string()];
         self.status.updated = crate::util::now_rfc3339();
         let _ = self.status.write(&self.settings.state_dir);
         Outcome {
@@ -441,24 +264,42 @@ impl Reconciler {
     }
 }
 
-/// What [`Reconciler::gather`] found and planned.
-struct Gathered {
-    /// The status this reconcile will leave (phases settled after the apply).
-    next: Status,
-    outcome: Outcome,
-    desired: Vec<plan::Desired>,
-    /// Per spec, the volumes whose content changes.
-    writes: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
-    /// Specs left exactly as they are.
-    keep: BTreeSet<String>,
-    observed: plan::Observed,
-    actions: Vec<Action>,
+/// Why a reconcile stopped before its plan: something of the host's, not of a spec.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The spec directory could not be read (or reading it hung).
+    #[error("{0}")]
+    SpecDir(String),
+    /// ramlet's unit folder could not be listed.
+    #[error("cannot list {path}: {source}")]
+    UnitDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// systemd did not say how the units are: no plan is made without it.
+    #[error("cannot ask systemd for the units' states: {0}")]
+    Systemd(#[source] SystemdError),
+}
+
+impl HostError {
+    /// One stable word for logs and metrics: `spec-dir`, `unit-dir`, `systemd`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SpecDir(_) => "spec-dir",
+            Self::UnitDir { .. } => "unit-dir",
+            Self::Systemd(_) => "systemd",
+        }
+    }
 }
 
 /// Why a reconcile stopped before its plan.
 enum Stop {
     /// The spec or unit directory could not be read, or systemd did not say how the units are.
-    Failed(String),
+    Failed(HostError),
     /// SIGTERM during the wait on the providers.
     Shutdown,
 }

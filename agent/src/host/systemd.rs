@@ -17,15 +17,31 @@ use std::time::Duration;
 use futures_lite::StreamExt as _;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 
-use crate::drivers::{Job, SystemdError, UnitManager, UnitState, UnitStates};
+use crate::drivers::{
+    ActiveState, Job, JobResult, SystemdError, UnitManager, UnitState, UnitStates,
+};
 use crate::util::BoxFuture;
 
 /// How long one D-Bus method call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl From<zbus::Error> for SystemdError {
+    /// An error of the connection itself (IO on the socket, the handshake, the peer gone) is
+    /// [`SystemdError::Lost`]; anything systemd or the bus answered is [`SystemdError::Bus`].
     fn from(error: zbus::Error) -> Self {
-        Self::Bus(error.to_string())
+        match &error {
+            zbus::Error::InputOutput(_)
+            | zbus::Error::Connection(..)
+            | zbus::Error::Handshake(_)
+            | zbus::Error::Address(_)
+            | zbus::Error::Failure(_) => Self::Lost(error.to_string()),
+            zbus::Error::MethodError(name, ..)
+                if name.as_str() == "org.freedesktop.DBus.Error.Disconnected" =>
+            {
+                Self::Lost(error.to_string())
+            }
+            _ => Self::Bus(error.to_string()),
+        }
     }
 }
 
@@ -207,9 +223,7 @@ impl DbusManager {
     {
         let connection = self.connection().await?;
         let result = timed(what, call(connection)).await;
-        if matches!(&result, Err(SystemdError::Timeout { .. }))
-            || matches!(&result, Err(SystemdError::Bus(message)) if lost(message))
-        {
+        if result.as_ref().is_err_and(|e| e.kind().is_transient()) {
             tracing::warn!("the bus connection is lost; the next call connects again");
             *self.connection.lock().expect("not poisoned") = None;
         }
@@ -243,10 +257,10 @@ impl DbusManager {
             while let Some(signal) = removed.next().await {
                 let args = signal.args()?;
                 if args.job.as_str() == queued.as_str() {
-                    return Ok(args.result.to_owned());
+                    return Ok(JobResult::from(args.result));
                 }
             }
-            Err(SystemdError::Bus("the bus closed".into()))
+            Err(SystemdError::Lost("the bus closed".into()))
         };
         let result = tokio::time::timeout(self.job_timeout, wait)
             .await
@@ -256,7 +270,7 @@ impl DbusManager {
             })?;
         drop(connection);
         let result = result?;
-        if result == "done" {
+        if result == JobResult::Done {
             Ok(())
         } else {
             Err(SystemdError::Job {
@@ -286,15 +300,15 @@ impl DbusManager {
         for (name, _, load, active, sub, _, path, job, job_type, _) in listed {
             let mut state = UnitState {
                 active_state: if load == "not-found" {
-                    "not-loaded".into()
+                    ActiveState::NotLoaded
                 } else if job != 0 && active != "active" {
                     // A job is on its way (somebody's `systemctl restart`, or a job of ramlet's
                     // that outlived its wait): the unit is in transition, not down. Starting it
                     // now would replace that job; the next reconcile sees where it landed.
                     tracing::debug!(unit = %name, job = %job_type, "a job is pending; taken as on its way");
-                    "activating".into()
+                    ActiveState::Activating
                 } else {
-                    active
+                    ActiveState::from(active)
                 },
                 sub_state: sub,
                 pending_job: job != 0,
@@ -303,7 +317,7 @@ impl DbusManager {
             // The invocation and why it stopped (only when it failed): the few properties the
             // list does not carry, asked only for `details` (each a plain Get, no caching).
             if details && load != "not-found" {
-                let is_failed = state.active_state == "failed";
+                let is_failed = state.active_state == ActiveState::Failed;
                 let asked = self
                     .call(
                         || format!("state of {name}"),
@@ -353,19 +367,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(hex, "{b:02x}");
         hex
     })
-}
-
-/// Whether a D-Bus error means the connection itself is gone.
-fn lost(message: &str) -> bool {
-    [
-        "closed",
-        "Broken pipe",
-        "Connection reset",
-        "Disconnected",
-        "not connected",
-    ]
-    .iter()
-    .any(|m| message.contains(m))
 }
 
 impl UnitManager for DbusManager {

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use ramlet_specs::model::EventSource;
 
+use crate::retry::ErrorPolicy;
+
 /// The shortest wait before a failed listener tries again.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// The longest wait: a listener that keeps failing tries every minute.
@@ -97,7 +99,9 @@ pub struct Health {
     /// What it last reported: `Ok` while receiving, the error otherwise; `None` before the
     /// first report.
     last: Option<Result<(), String>>,
-    backoff: Duration,
+    /// Its error policy (see [`crate::retry`]): a listener's errors are all taken as
+    /// transient (a stream that broke, a peer that is down), so it keeps trying.
+    errors: ErrorPolicy,
 }
 
 impl Health {
@@ -106,7 +110,7 @@ impl Health {
             store: store.to_owned(),
             sink,
             last: None,
-            backoff: BACKOFF_MIN,
+            errors: ErrorPolicy::new(BACKOFF_MIN, BACKOFF_MAX),
         }
     }
 
@@ -122,7 +126,7 @@ impl Health {
 
     /// The listener receives.
     fn ok(&mut self) {
-        self.backoff = BACKOFF_MIN;
+        self.errors.succeeded();
         if self.last != Some(Ok(())) {
             tracing::info!(store = %self.store, "listening for secret change events");
             self.report(None);
@@ -147,7 +151,6 @@ impl Health {
 
     /// Waits out the backoff after a failure, doubling it for the next one.
     async fn back_off(&mut self) {
-        tokio::time::sleep(self.backoff).await;
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(self.errors.failed(true)).await;
     }
 }

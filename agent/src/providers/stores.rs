@@ -25,6 +25,7 @@ use super::events::{self, Event, Notice, Sink};
 use super::{
     Connector, ErrorKind, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request, SecretProvider,
 };
+use crate::retry::ErrorPolicy;
 use crate::secrets::Secret;
 
 /// The shortest backoff after a failed refresh.
@@ -60,7 +61,8 @@ struct Store {
     interval: Duration,
     client: Result<Arc<dyn SecretProvider>, ProviderError>,
     next_due: Instant,
-    backoff: Duration,
+    /// Its error policy (see [`crate::retry`]).
+    errors: ErrorPolicy,
     entries: BTreeMap<Key, Entry>,
     last_refresh: Option<String>,
     /// Answers so far, by result: `changed`, `unchanged` or an error kind.
@@ -321,7 +323,7 @@ impl Stores {
                 interval: Duration::ZERO,
                 client: Err(ProviderError::unavailable("not connected yet")),
                 next_due: now,
-                backoff: BACKOFF_MIN,
+                errors: ErrorPolicy::new(BACKOFF_MIN, BACKOFF_MAX),
                 entries: BTreeMap::new(),
                 last_refresh: None,
                 answers: BTreeMap::new(),
@@ -397,7 +399,7 @@ impl Stores {
             // A store backing off after a failed refresh is asked again when its backoff ends,
             // events or not: a stream of events must not hammer a provider that throttles or
             // fails. Their secrets stay marked and the events held (unacknowledged) until then.
-            let backing_off = store.backoff > BACKOFF_MIN && !whole;
+            let backing_off = store.errors.backing_off() && !whole;
             let marked = if backing_off {
                 BTreeSet::new()
             } else {
@@ -523,6 +525,7 @@ impl Store {
         stamp: &str,
     ) {
         let mut throttled = false;
+        let mut transient = false;
         let mut failed = false;
         for (request, answer) in requests.into_iter().zip(answers) {
             let entry = self
@@ -546,25 +549,27 @@ impl Store {
                 Err(error) => {
                     tracing::warn!(store = %name, secret = %request.name, kind = error.kind().as_str(), %error, "{name}/{}: secret fetch failed ({}): {error}", request.name, error.kind().as_str());
                     throttled |= error.kind() == ErrorKind::Throttled;
+                    transient |= error.kind().is_transient();
                     failed = true;
                     entry.error = Some(error);
                 }
             }
         }
         if failed {
-            // Throttling backs off past the interval; other errors retry at least as often
-            // as the interval, so a fixed permission is seen without anybody.
+            // The error policy's wait; then this store's own cap: throttling backs off past
+            // the interval, every other error is tried again at least as often as the
+            // interval, so a fixed permission is seen without anybody.
+            let wait = self.errors.failed(transient);
             let wait = if throttled {
-                self.backoff
+                wait
             } else {
-                self.backoff.min(self.interval)
+                wait.min(self.interval)
             };
             self.next_due = now + jitter(wait);
-            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         } else {
             self.last_refresh = Some(stamp.to_owned());
             if whole {
-                self.backoff = BACKOFF_MIN;
+                self.errors.succeeded();
                 self.next_due = now + jitter(self.interval);
             }
         }

@@ -8,67 +8,106 @@
 //! volumes), every other spec goes on. A failed daemon-reload fails every spec's jobs; they stay
 //! owed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures_util::StreamExt as _;
 
+use super::desire::Changed;
+use super::facts::Facts;
 use super::owed::{Journal, Owed};
-use super::plan::{self, Action, Desired, Observed};
+use super::plan::{Action, Cause, Plan};
 use super::{Reconciler, service};
-use crate::drivers::FileContent;
-use crate::drivers::VolumeSpec;
-use crate::drivers::{Job, SystemdError, UnitManager, UnitState};
+use crate::drivers::{Job, JobResult, SystemdError, SystemdErrorKind, UnitManager, UnitState};
 
 /// How many unit jobs run at once. systemd queues them all anyway; the bound keeps a host with
 /// hundreds of specs from starting hundreds of Podman processes in the same second.
-pub(super) const JOBS_AT_ONCE: usize = 32;
+pub const JOBS_AT_ONCE: usize = 32;
 
-/// The specs that failed, and why.
-pub(super) type Failures = BTreeMap<String, String>;
+/// Why an action failed, typed for the error policy and the metrics; the message is for people
+/// (status, logs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApplyError {
+    /// What failed.
+    pub kind: ApplyErrorKind,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// What kind of action failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyErrorKind {
+    /// The owed-work journal could not be written, so nothing was changed.
+    Journal,
+    /// A volume could not be written or removed.
+    Volume,
+    /// A unit file could not be written or removed.
+    UnitFile,
+    /// The daemon-reload failed, so no job ran.
+    DaemonReload,
+    /// A job failed (how, as systemd's error kind says).
+    Job(SystemdErrorKind),
+}
+
+impl ApplyErrorKind {
+    /// One stable word: `journal`, `volume`, `unit-file`, `daemon-reload`, `job`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Journal => "journal",
+            Self::Volume => "volume",
+            Self::UnitFile => "unit-file",
+            Self::DaemonReload => "daemon-reload",
+            Self::Job(_) => "job",
+        }
+    }
+}
+
+fn failure(kind: ApplyErrorKind, message: impl Into<String>) -> ApplyError {
+    ApplyError {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// What the apply did: the specs whose actions failed, and why (each spec's first failure).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Each failed spec's first failure.
+    pub failures: BTreeMap<String, ApplyError>,
+}
 
 impl Reconciler {
-    /// Applies `actions`; returns the specs that failed and why.
+    /// Applies `plan` (made from `facts`; `payload` holds the files of the volumes it writes):
+    /// the journal first, then each action in order. A failed action fails its spec only:
+    /// that spec's later actions are skipped, every other spec goes on.
     pub(super) async fn apply(
         &mut self,
-        actions: &[Action],
-        desired: &[Desired],
-        writes: &mut BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
-        observed: &Observed,
-        keep: &BTreeSet<String>,
-    ) -> Failures {
-        let mut failed = Failures::new();
-        let mut owed = plan::owed_by(actions, observed, keep);
+        plan: &Plan,
+        facts: &Facts,
+        payload: &mut BTreeMap<String, Changed>,
+    ) -> Applied {
+        let mut failed = BTreeMap::new();
+        let mut owed = plan.owed.clone();
+        self.stamp(plan, &mut owed).await;
         if let Err(error) = record(&self.journal, &mut self.owed, &owed) {
             // Without the journal a crash could lose a restart: change nothing this time.
-            for d in desired {
+            for spec in &facts.specs {
                 failed.insert(
-                    d.name.clone(),
-                    format!("cannot write the owed-work journal, so nothing was changed: {error}"),
+                    spec.name.clone(),
+                    failure(
+                        ApplyErrorKind::Journal,
+                        format!(
+                            "cannot write the owed-work journal, so nothing was changed: {error}"
+                        ),
+                    ),
                 );
             }
-            return failed;
+            return Applied { failures: failed };
         }
-        let text = |name: &str| {
-            desired
-                .iter()
-                .find(|d| d.name == name)
-                .map(|d| d.unit_text.as_str())
-                .unwrap_or_default()
-        };
-        // Why each job runs, for its log line (worked out before anything changes).
-        let causes: BTreeMap<String, &'static str> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Job(job, name) => {
-                    Some((name.clone(), plan::cause(*job, name, desired, observed)))
-                }
-                _ => None,
-            })
-            .collect();
-        let why = |action: &Action| reason(action, &causes);
         // Starts, restarts and reloads (contiguous, after the daemon-reload) run together.
         let mut batch: Vec<(Job, String)> = Vec::new();
-        for action in actions {
+        for action in &plan.actions {
             if action.spec().is_some_and(|name| failed.contains_key(name)) {
                 continue;
             }
@@ -76,64 +115,110 @@ impl Reconciler {
                 batch.push((*job, name.clone()));
                 continue;
             }
-            self.run_jobs(std::mem::take(&mut batch), &causes, &mut owed, &mut failed)
+            self.run_jobs(std::mem::take(&mut batch), plan, &mut owed, &mut failed)
                 .await;
-            let result: Result<(), String> = match action {
-                Action::WriteVolumes(name) => writes
-                    .remove(name)
-                    .unwrap_or_default()
-                    .iter()
-                    .try_for_each(|(spec, files)| self.volumes.write(spec, files))
-                    .map_err(|e| e.to_string()),
-                Action::WriteUnit(name) => self.unit_dir.write(name, text(name)).map_err(|e| {
-                    format!(
-                        "cannot write {}/{name}.container: {e}",
-                        self.unit_dir.path().display()
-                    )
-                }),
-                Action::RemoveUnit(name) => self.unit_dir.remove(name).map_err(|e| {
-                    format!(
-                        "cannot remove {}/{name}.container: {e}",
-                        self.unit_dir.path().display()
-                    )
-                }),
-                Action::DaemonReload => self.units.daemon_reload().await.map_err(|e| e.to_string()),
-                Action::Job(job, name) => self
-                    .units
-                    .job(*job, &service(name))
-                    .await
-                    .map_err(|e| e.to_string()),
-                Action::RemoveVolumes(name) => {
-                    self.volumes.remove_spec(name).map_err(|e| e.to_string())
-                }
-            };
+            let result = self.run_one(action, facts, payload).await;
+            let cause = action.spec().and_then(|n| plan.causes.get(n).copied());
             match result {
                 Ok(()) => {
-                    log_applied(action, why(action), None);
+                    log_applied(action, cause, None);
                     if settle(action, &mut owed) {
                         let _ = record(&self.journal, &mut self.owed, &owed);
                     }
                 }
                 Err(error) => {
-                    log_applied(action, why(action), Some(&error));
-                    match action.spec() {
-                        Some(name) => {
-                            failed.entry(name.to_owned()).or_insert(error);
-                        }
-                        None => {
-                            // No daemon-reload: no unit may run its new file yet.
-                            for d in desired {
-                                failed
-                                    .entry(d.name.clone())
-                                    .or_insert_with(|| format!("daemon-reload failed: {error}"));
-                            }
+                    log_applied(action, cause, Some(&error));
+                    if let Some(name) = action.spec() {
+                        failed.entry(name.to_owned()).or_insert(error);
+                    } else {
+                        // No daemon-reload: no unit may run its new file yet.
+                        for spec in &facts.specs {
+                            failed.entry(spec.name.clone()).or_insert_with(|| {
+                                failure(
+                                    ApplyErrorKind::DaemonReload,
+                                    format!("daemon-reload failed: {}", error.message),
+                                )
+                            });
                         }
                     }
                 }
             }
         }
-        self.run_jobs(batch, &causes, &mut owed, &mut failed).await;
-        failed
+        self.run_jobs(batch, plan, &mut owed, &mut failed).await;
+        Applied { failures: failed }
+    }
+
+    /// Runs one action that is not a start, restart or reload (those run in batches).
+    async fn run_one(
+        &self,
+        action: &Action,
+        facts: &Facts,
+        payload: &mut BTreeMap<String, Changed>,
+    ) -> Result<(), ApplyError> {
+        let dir = self.unit_dir.path().display().to_string();
+        match action {
+            Action::WriteVolumes(name) => payload
+                .remove(name)
+                .unwrap_or_default()
+                .iter()
+                .try_for_each(|(spec, files)| self.volumes.write(spec, files))
+                .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
+            Action::WriteUnit(name) => {
+                self.unit_dir
+                    .write(name, unit_text(facts, name))
+                    .map_err(|e| {
+                        failure(
+                            ApplyErrorKind::UnitFile,
+                            format!("cannot write {dir}/{name}.container: {e}"),
+                        )
+                    })
+            }
+            Action::RemoveUnit(name) => self.unit_dir.remove(name).map_err(|e| {
+                failure(
+                    ApplyErrorKind::UnitFile,
+                    format!("cannot remove {dir}/{name}.container: {e}"),
+                )
+            }),
+            Action::DaemonReload => self
+                .units
+                .daemon_reload()
+                .await
+                .map_err(|e| failure(ApplyErrorKind::DaemonReload, e.to_string())),
+            Action::Job(job, name) => self
+                .units
+                .job(*job, &service(name))
+                .await
+                .map_err(|e| failure(ApplyErrorKind::Job(e.kind()), e.to_string())),
+            Action::RemoveVolumes(name) => self
+                .volumes
+                .remove_spec(name)
+                .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
+        }
+    }
+
+    /// Makes the journal's witnesses exact: each unit about to get a start, restart or reload
+    /// is owed since the invocation it runs under right now (the states observed may be a
+    /// refresh old). Units systemd does not answer for keep what was observed.
+    async fn stamp(&self, plan: &Plan, owed: &mut Owed) {
+        let units: Vec<String> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Job(Job::Start | Job::Restart | Job::Reload, name) => Some(service(name)),
+                _ => None,
+            })
+            .collect();
+        if units.is_empty() {
+            return;
+        }
+        let exact = super::observe::by_spec(self.units.details(&units).await.unwrap_or_default());
+        for (name, state) in exact {
+            if let Some(job) = owed.jobs.get_mut(&name)
+                && plan.job(&name).is_some()
+            {
+                job.since = state.invocation_id;
+            }
+        }
     }
 
     /// Runs `batch` concurrently, at most [`JOBS_AT_ONCE`] at a time, each awaited on its own
@@ -142,9 +227,9 @@ impl Reconciler {
     async fn run_jobs(
         &mut self,
         batch: Vec<(Job, String)>,
-        causes: &BTreeMap<String, &'static str>,
+        plan: &Plan,
         owed: &mut Owed,
-        failed: &mut Failures,
+        failed: &mut BTreeMap<String, ApplyError>,
     ) {
         if batch.is_empty() {
             return;
@@ -159,16 +244,17 @@ impl Reconciler {
             .collect();
         let mut running = futures_util::stream::iter(jobs).buffer_unordered(JOBS_AT_ONCE);
         while let Some((job, name, result)) = running.next().await {
+            let cause = plan.causes.get(&name).copied();
             let action = Action::Job(job, name);
             match result {
                 Ok(()) => {
-                    log_applied(&action, reason(&action, causes), None);
+                    log_applied(&action, cause, None);
                     if settle(&action, owed) {
                         let _ = record(&self.journal, &mut self.owed, owed);
                     }
                 }
                 Err(error) => {
-                    log_applied(&action, reason(&action, causes), Some(&error));
+                    log_applied(&action, cause, Some(&error));
                     if let Action::Job(_, name) = action {
                         failed.entry(name).or_insert(error);
                     }
@@ -178,10 +264,21 @@ impl Reconciler {
     }
 }
 
+/// The unit file `facts` say spec `name` wants.
+fn unit_text<'a>(facts: &'a Facts, name: &str) -> &'a str {
+    facts
+        .specs
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| s.wants.as_ref().ok())
+        .map(|w| w.unit_text.as_str())
+        .unwrap_or_default()
+}
+
 /// Runs `job` on the unit of spec `name`. A start or restart that fails says why, from
 /// systemd (`Result=`, the main process's exit status); one that failed only because systemd
 /// lost its readiness notification is started again at once (see [`lost_ready`]).
-async fn run_job(units: &dyn UnitManager, job: Job, name: &str) -> Result<(), String> {
+async fn run_job(units: &dyn UnitManager, job: Job, name: &str) -> Result<(), ApplyError> {
     let unit = service(name);
     let mut result = units.job(job, &unit).await;
     let mut why = failed_start(units, job, &unit, &result).await;
@@ -190,12 +287,15 @@ async fn run_job(units: &dyn UnitManager, job: Job, name: &str) -> Result<(), St
         result = units.job(Job::Start, &unit).await;
         why = failed_start(units, Job::Start, &unit, &result).await;
     }
-    result.map_err(|error| match why {
-        Some(state) if !state.result.is_empty() => format!(
-            "{error} (Result={}, main process exit status {})",
-            state.result, state.exec_main_status
-        ),
-        _ => error.to_string(),
+    result.map_err(|error| {
+        let message = match why {
+            Some(state) if !state.result.is_empty() => format!(
+                "{error} (Result={}, main process exit status {})",
+                state.result, state.exec_main_status
+            ),
+            _ => error.to_string(),
+        };
+        failure(ApplyErrorKind::Job(error.kind()), message)
     })
 }
 
@@ -206,7 +306,13 @@ async fn failed_start(
     unit: &str,
     result: &Result<(), SystemdError>,
 ) -> Option<UnitState> {
-    let failed = matches!(result, Err(SystemdError::Job { result, .. }) if result == "failed");
+    let failed = matches!(
+        result,
+        Err(SystemdError::Job {
+            result: JobResult::Failed,
+            ..
+        })
+    );
     if !failed || !matches!(job, Job::Start | Job::Restart) {
         return None;
     }
@@ -223,30 +329,12 @@ fn lost_ready(state: &UnitState) -> bool {
     state.result == "protocol" && state.exec_main_status == 0
 }
 
-/// Why `action` runs, in words: a job's cause (see [`plan::cause`]), or what an action on files
-/// is for.
-fn reason(action: &Action, causes: &BTreeMap<String, &'static str>) -> &'static str {
-    match action {
-        Action::WriteVolumes(_) => "new secret versions",
-        Action::WriteUnit(_) => "its unit file is new or changed",
-        Action::RemoveUnit(_) | Action::RemoveVolumes(_) => "its spec is gone",
-        Action::DaemonReload => "unit files changed",
-        Action::Job(_, name) => match causes.get(name).copied().unwrap_or("owed") {
-            "removed" => "its spec is gone",
-            "spec" => "its unit file is new or changed",
-            "rotation" => "its secrets changed",
-            "remount" => "a volume's medium or size changed",
-            "down" => "the unit was not running",
-            _ => "an earlier reconcile owed it",
-        },
-    }
-}
-
 /// One line per action, said for people (`web: restart web.service (its secrets changed)`),
 /// with the spec, its unit, the action and the reason as fields (in the journal:
 /// `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=`, `RAMLET_REASON=`). A failure's line ends
 /// in `action failed: <error>`.
-fn log_applied(action: &Action, reason: &str, error: Option<&str>) {
+fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>) {
+    let reason = action.why(cause);
     let verb = action.verb();
     let what = match action {
         Action::Job(_, name) => format!("{name}: {verb} {}", service(name)),
@@ -261,7 +349,8 @@ fn log_applied(action: &Action, reason: &str, error: Option<&str>) {
             tracing::info!(spec, unit = %service(spec), action = verb, reason, "{what} ({reason})");
         }
         (Some(spec), Some(error)) => {
-            tracing::warn!(spec, unit = %service(spec), action = verb, reason, error, "{what} ({reason}): action failed: {error}");
+            let kind = error.kind.as_str();
+            tracing::warn!(spec, unit = %service(spec), action = verb, reason, error = %error.message, kind, "{what} ({reason}): action failed: {error}");
         }
         // The daemon-reload is no spec's.
         (None, None) => tracing::info!(action = verb, reason, "{what} ({reason})"),
@@ -269,7 +358,8 @@ fn log_applied(action: &Action, reason: &str, error: Option<&str>) {
             tracing::warn!(
                 action = verb,
                 reason,
-                error,
+                error = %error.message,
+                kind = error.kind.as_str(),
                 "{what} ({reason}): action failed: {error}"
             );
         }

@@ -1,80 +1,101 @@
-//! What one container should be: its secrets (already refreshed by the stores, once however
-//! many files use them) shaped into files, its owners mapped to the scope, its unit rendered.
-
-use std::collections::BTreeSet;
+//! The facts of one selected spec: whether its unit name can be ramlet's, and what it wants
+//! on the host: its secrets (already refreshed by the stores, once however many files use
+//! them) shaped into files, its owners mapped to the scope, its unit rendered, and whether its
+//! volumes and unit differ from what it asks. Gathered by [`super::observe`]; judged by
+//! [`super::decide`].
 
 use ramlet_specs::Catalog;
 use ramlet_specs::model::{Container, Rotation};
 
-use super::plan::{Desired, OnRotation};
+use super::facts::{NameCheck, Problem, SpecFacts, Wants};
+use super::plan::OnRotation;
 use super::{Reconciler, service};
-use crate::drivers::FileContent;
-use crate::drivers::{self, VolumeSpec};
+use crate::drivers::{self, FileContent, Listing, VolumeSpec};
 use crate::secrets;
 use crate::status::{Reason, SecretVersion};
 use crate::units;
 
 /// A container's secrets, shaped into files per volume.
-struct Fetched {
+struct Shaped {
     volumes: Vec<(VolumeSpec, Vec<FileContent>)>,
     versions: Vec<SecretVersion>,
 }
 
+/// The volumes of a spec whose content changes, with their files.
+pub(super) type Changed = Vec<(VolumeSpec, Vec<FileContent>)>;
+
 impl Reconciler {
-    /// What one container should be: its unit, its changed volumes, its secret versions; or
-    /// why it cannot be (reason, message, versions known so far).
-    pub(super) async fn desire(
+    /// The facts of `container`, and the volumes whose content changes (with their files),
+    /// when it wants anything.
+    pub(super) async fn spec_facts(
         &self,
         container: &Container,
         catalog: &Catalog,
-        foreign: &BTreeSet<String>,
-        ours: &BTreeSet<String>,
-    ) -> Result<
-        (
-            Desired,
-            Vec<(VolumeSpec, Vec<FileContent>)>,
-            Vec<SecretVersion>,
-        ),
-        (Reason, String, Vec<SecretVersion>),
-    > {
+        listing: &Listing,
+    ) -> (SpecFacts, Option<Changed>) {
         let name = container.name.to_string();
-        if !ours.contains(&name) {
-            // A new spec: its unit name must be free on the whole host, not only in our folder.
-            // A unit name systemd could not be asked about is not known to be free: the spec
-            // waits rather than risk shadowing a vendor unit.
-            let load = self
-                .units
-                .load_state(&service(&name))
-                .await
-                .map_err(|error| {
-                    let message = format!(
-                        "cannot tell whether {name}.service is free on this host ({error}); the spec waits until systemd answers"
-                    );
-                    (Reason::SystemdUnavailable, message, Vec::new())
-                })?;
-            if load != "not-found" {
-                let message = format!(
-                    "{name}.service already exists on this host (LoadState={load}) and is not ramlet's; rename the spec"
-                );
-                return Err((Reason::UnitNameTaken, message, Vec::new()));
-            }
-        }
-        if foreign.contains(&name) {
-            let message = format!(
-                "{}/{name}.container exists and is not ramlet's; rename the spec",
-                self.unit_dir.path().display()
-            );
-            return Err((Reason::UnitNameTaken, message, Vec::new()));
-        }
-        let fetched = self
-            .fetch(container, catalog)
-            .map_err(|(reason, message)| (reason, message, Vec::new()))?;
-        let text = match self.render(container) {
-            Ok(text) => text,
-            Err(error) => return Err((Reason::RenderFailed, error, fetched.versions)),
+        let name_check = self.name_check(&name, listing).await;
+        let (wants, changed) = match name_check {
+            NameCheck::Ours | NameCheck::Free => match self.wants(container, catalog) {
+                Ok((wants, changed)) => (Ok(wants), Some(changed)),
+                Err(problem) => (Err(problem), None),
+            },
+            // Not looked at: the name decides.
+            _ => (
+                Err(Problem {
+                    reason: Reason::UnitNameTaken,
+                    message: String::new(),
+                    versions: Vec::new(),
+                }),
+                None,
+            ),
         };
+        let facts = SpecFacts {
+            name,
+            file: container.origin.file.clone(),
+            name_check,
+            wants,
+        };
+        (facts, changed)
+    }
+
+    /// Whether `name`'s unit can be ramlet's: its own file is there, or the name is free on
+    /// the whole host (not only in ramlet's folder: a vendor unit must not be shadowed), as
+    /// far as systemd says.
+    async fn name_check(&self, name: &str, listing: &Listing) -> NameCheck {
+        if listing.ours.contains_key(name) {
+            return NameCheck::Ours;
+        }
+        match self.units.load_state(&service(name)).await {
+            Err(error) => return NameCheck::Unknown(error.to_string()),
+            Ok(load) if load != "not-found" => return NameCheck::TakenBySystemd(load),
+            Ok(_) => {}
+        }
+        if listing.foreign.contains(name) {
+            return NameCheck::TakenInUnitDir(
+                self.unit_dir.path().join(format!("{name}.container")),
+            );
+        }
+        NameCheck::Free
+    }
+
+    /// What `container` wants: its unit, whether its volumes change, its secret versions;
+    /// and the volumes that change, with their files. Or why that cannot be worked out.
+    fn wants(&self, container: &Container, catalog: &Catalog) -> Result<(Wants, Changed), Problem> {
+        let shaped = self
+            .shape(container, catalog)
+            .map_err(|(reason, message)| Problem {
+                reason,
+                message,
+                versions: Vec::new(),
+            })?;
+        let unit_text = self.render(container).map_err(|message| Problem {
+            reason: Reason::RenderFailed,
+            message,
+            versions: shaped.versions.clone(),
+        })?;
         let mut remount = false;
-        let changed: Vec<(VolumeSpec, Vec<FileContent>)> = fetched
+        let changed: Changed = shaped
             .volumes
             .into_iter()
             .filter(|(spec, files)| {
@@ -88,14 +109,14 @@ impl Reconciler {
             Rotation::Reload { .. } => OnRotation::Reload,
             Rotation::None => OnRotation::Nothing,
         };
-        let want = Desired {
-            name,
-            unit_text: text,
+        let wants = Wants {
+            unit_text,
             volumes_changed: !changed.is_empty(),
             remount,
             on_rotation,
+            versions: shaped.versions,
         };
-        Ok((want, changed, fetched.versions))
+        Ok((wants, changed))
     }
 
     /// `container`'s unit file: rendered again only when the spec changed since the last time
@@ -120,9 +141,9 @@ impl Reconciler {
 
     /// Shapes every secret of `container` from the stores' last good values; the first
     /// problem is the error (status reason, message).
-    fn fetch(&self, container: &Container, catalog: &Catalog) -> Result<Fetched, (Reason, String)> {
+    fn shape(&self, container: &Container, catalog: &Catalog) -> Result<Shaped, (Reason, String)> {
         let unavailable = |message: String| (Reason::SecretUnavailable, message);
-        let mut fetched = Fetched {
+        let mut fetched = Shaped {
             volumes: Vec::new(),
             versions: Vec::new(),
         };

@@ -1,45 +1,176 @@
-//! Observe: the facts a plan is made from, gathered in one step: ramlet's unit files (listed
-//! by the caller), the units' states (one batched systemd call), the specs that have volumes,
-//! and the work earlier reconciles still owe.
+//! Observe: every fact a decision is made from, gathered in one step into [`Facts`]: the specs
+//! as loaded (and their errors), the secrets the stores hold after the refreshes that are due,
+//! ramlet's unit files, each selected spec's facts ([`super::desire`]), the volumes, the units'
+//! states (one batched systemd call) and the work earlier reconciles still owe. Nothing here
+//! decides what to do, and nothing changes the host.
 //!
 //! A unit's details (its invocation ID, and why it failed) cost a few calls each, so they are
-//! asked only where they can have changed or are needed exact: a unit whose active or sub state
-//! moved since the last look, one never seen, one with owed work (its settlement compares
-//! invocations), and, before the journal is written, every unit about to get a job. The others
-//! keep the details seen last: an idle reconcile of N units is one systemd call.
+//! asked only where they can have changed: a unit whose active or sub state moved since the
+//! last look, one never seen, one with owed work (its settlement compares invocations). The
+//! others keep the details seen last: an idle reconcile of N units is one systemd call.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use super::plan::{Action, Desired, Observed};
-use super::{Reconciler, service};
-use crate::drivers::{Job, SystemdError, UnitState};
+use ramlet_specs::Catalog;
+use ramlet_specs::model::{Container, Provider};
+
+use super::facts::Facts;
+use super::{HostError, LOAD_DEADLINE, Reconciler, Stop, service};
+use crate::drivers::{ActiveState, FileContent, SystemdError, UnitState, VolumeSpec};
+use crate::providers::stores::Due;
+
+/// What one observation found: the facts, and what only the apply needs.
+pub(super) struct Observed {
+    /// Everything the decision is made from.
+    pub facts: Facts,
+    /// Per spec, the volumes whose content changes, with their files (the secret bytes).
+    pub payload: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
+    /// The `file` stores' directories, to watch.
+    pub watch: BTreeSet<PathBuf>,
+}
 
 impl Reconciler {
-    /// What the host holds: ramlet's units, their states, the specs with volumes. An error
-    /// when systemd does not answer for the units' states: no plan is made without them.
-    pub(super) async fn observe(
-        &self,
-        units: BTreeMap<String, String>,
-        desired: &[Desired],
-    ) -> Result<Observed, SystemdError> {
-        let mut observed = Observed {
-            units,
+    /// Observes the host and the specs. Stops when the spec directory or the unit folder
+    /// cannot be read or systemd does not say how the units are (no plan is made without
+    /// them), and at shutdown during the wait on the providers.
+    pub(super) async fn observe(&mut self, due: Due) -> Result<Observed, Stop> {
+        let catalog = self
+            .load()
+            .await
+            .map_err(|e| Stop::Failed(HostError::SpecDir(e)))?;
+        let listing = self.unit_dir.list().await.map_err(|source| {
+            Stop::Failed(HostError::UnitDir {
+                path: self.unit_dir.path().to_owned(),
+                source,
+            })
+        })?;
+        let labels = self.settings.host_labels.clone();
+        let selected: Vec<&Container> = catalog.selected(&labels).collect();
+        let watch = watched(&catalog, &selected);
+        if self.refresh_secrets(&catalog, &selected, due).await {
+            return Err(Stop::Shutdown);
+        }
+        let mut facts = Facts {
+            errors: catalog.errors.iter().map(ToString::to_string).collect(),
+            broken_files: catalog.errors.iter().map(|e| e.file.clone()).collect(),
+            unselected: catalog
+                .containers
+                .keys()
+                .map(ToString::to_string)
+                .filter(|name| !selected.iter().any(|c| c.name.as_str() == name))
+                .collect(),
             owed: self.owed.clone(),
-            ..Observed::default()
+            last: self.status.specs.clone(),
+            ..Facts::default()
         };
-        observed.volume_specs = self.volumes.specs().unwrap_or_default();
-        let names: BTreeSet<String> = desired
+        let mut payload = BTreeMap::new();
+        for container in &selected {
+            let (spec, changed) = self.spec_facts(container, &catalog, &listing).await;
+            if let Some(changed) = changed {
+                payload.insert(spec.name.clone(), changed);
+            }
+            facts.specs.push(spec);
+        }
+        facts.units = listing.ours;
+        facts.volume_specs = self.volumes.specs().unwrap_or_default();
+        let names: BTreeSet<String> = facts
+            .specs
             .iter()
-            .map(|d| d.name.clone())
-            .chain(observed.units.keys().cloned())
+            .map(|s| s.name.clone())
+            .chain(facts.units.keys().cloned())
             .collect();
+        facts.states = self
+            .unit_states(&names, &facts.owed)
+            .await
+            .map_err(|e| Stop::Failed(HostError::Systemd(e)))?;
+        Ok(Observed {
+            facts,
+            payload,
+            watch,
+        })
+    }
+
+    /// Loads the spec directory (off the runtime's thread), with this host's policy; parsed
+    /// again only when a file in it changed (see [`Loader`]). A load that takes longer than
+    /// [`LOAD_DEADLINE`] (a file system that hangs) is given up: its thread is left behind, not
+    /// waited for, so neither reconciles nor shutdown hang with it.
+    async fn load(&mut self) -> Result<Arc<Catalog>, String> {
+        let dir = self.settings.spec_dir.clone();
+        let policy = self.settings.policy.clone();
+        let mut loader = std::mem::take(&mut self.loader);
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (sender, answer) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let loaded = loader.load(&dir, &policy);
+                let _ = sender.send((loader, loaded));
+            });
+            answer.recv_timeout(LOAD_DEADLINE).ok()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let Some((loader, loaded)) = loaded else {
+            return Err(format!(
+                "reading the spec directory {} took longer than {} s (a file system that does not answer?); the last specs stay in force",
+                self.settings.spec_dir.display(),
+                LOAD_DEADLINE.as_secs()
+            ));
+        };
+        self.loader = loader;
+        let catalog = loaded.map_err(|e| e.to_string())?;
+        // Forget the renders of specs that are gone.
+        if let Ok(mut rendered) = self.rendered.lock() {
+            let names: BTreeSet<&str> = catalog
+                .containers
+                .keys()
+                .map(ramlet_specs::model::Name::as_str)
+                .collect();
+            rendered.retain(|name, _| names.contains(name.as_str()));
+        }
+        Ok(catalog)
+    }
+
+    /// Refreshes what is due of the secrets `selected` uses; returns true when shutdown cut the wait on the providers short.
+    async fn refresh_secrets(
+        &mut self,
+        catalog: &Catalog,
+        selected: &[&Container],
+        due: Due,
+    ) -> bool {
+        let references: Vec<_> = selected
+            .iter()
+            .flat_map(|c| &c.volumes)
+            .flat_map(|v| &v.files)
+            .map(|f| &f.secret)
+            .collect();
+        let refresh = self
+            .stores
+            .refresh(&catalog.stores, references.iter().copied(), due);
+        if let Some(mut stopping) = self.stopping.clone() {
+            tokio::select! {
+                () = refresh => {}
+                _ = stopping.wait_for(|s| *s) => return true,
+            }
+        } else {
+            refresh.await;
+        }
+        false
+    }
+
+    /// The states of the units of `names`: an error when systemd does not answer the list.
+    async fn unit_states(
+        &self,
+        names: &BTreeSet<String>,
+        owed: &super::owed::Owed,
+    ) -> Result<BTreeMap<String, UnitState>, SystemdError> {
         let services: Vec<String> = names.iter().map(|n| service(n)).collect();
         let listed = by_spec(self.units.states(&services).await?);
         let stale: Vec<String> = listed
             .iter()
             .filter(|(name, now)| {
-                now.active_state != "not-loaded"
-                    && (observed.owed.jobs.contains_key(*name)
+                now.active_state != ActiveState::NotLoaded
+                    && (owed.jobs.contains_key(*name)
                         || self.seen.get(*name).is_none_or(|seen| {
                             seen.active_state != now.active_state || seen.sub_state != now.sub_state
                         }))
@@ -52,10 +183,10 @@ impl Reconciler {
             // Details that systemd does not give leave those units unknown, below.
             by_spec(self.units.details(&stale).await.unwrap_or_default())
         };
-        observed.states = listed
+        Ok(listed
             .into_iter()
             .filter_map(|(name, now)| {
-                let state = if now.active_state == "not-loaded" {
+                let state = if now.active_state == ActiveState::NotLoaded {
                     now
                 } else if let Some(fresh) = fresh.remove(&name) {
                     fresh
@@ -67,28 +198,23 @@ impl Reconciler {
                 };
                 Some((name, state))
             })
-            .collect();
-        Ok(observed)
+            .collect())
     }
+}
 
-    /// Exact details for every unit `actions` run a start, restart or reload on, so that the
-    /// journal records the invocation each one runs under now.
-    pub(super) async fn exact_states(&self, actions: &[Action], observed: &mut Observed) {
-        let units: Vec<String> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Job(Job::Start | Job::Restart | Job::Reload, name) => Some(service(name)),
+/// The folders of the `file` stores the `selected` specs use, to watch.
+fn watched(catalog: &Catalog, selected: &[&Container]) -> BTreeSet<PathBuf> {
+    selected
+        .iter()
+        .flat_map(|c| &c.volumes)
+        .flat_map(|v| &v.files)
+        .filter_map(
+            |f| match catalog.stores.get(&f.secret.store).map(|s| &s.provider) {
+                Some(Provider::File { directory }) => Some(directory.clone()),
                 _ => None,
-            })
-            .collect();
-        if units.is_empty() {
-            return;
-        }
-        // Without an answer the journal records the invocations observe saw.
-        for (name, state) in by_spec(self.units.details(&units).await.unwrap_or_default()) {
-            observed.states.insert(name, state);
-        }
-    }
+            },
+        )
+        .collect()
 }
 
 /// States keyed by spec name (the unit's name without `.service`).

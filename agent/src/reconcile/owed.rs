@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::drivers::{Job, UnitState};
+use crate::drivers::{ActiveState, Job, UnitState};
 
 /// The journal's file name in the state directory.
 pub const OWED_FILE: &str = "owed.json";
@@ -36,7 +36,7 @@ impl OwedJob {
     #[must_use]
     pub fn settled_by(&self, state: &UnitState) -> bool {
         self.job != Job::Reload
-            && state.active_state == "active"
+            && state.active_state == ActiveState::Active
             && !state.invocation_id.is_empty()
             && state.invocation_id != self.since
     }

@@ -1,5 +1,5 @@
 //! `ramlet plan`: what a reconcile would do on this host now, and why, without doing any of it.
-//! Made from the same gathered facts and the same plan as a real reconcile (see
+//! Made from the same facts and the same decision as a real reconcile (see
 //! [`super::Reconciler::preview`]), so it cannot disagree with what the agent would do.
 //! Secrets are fetched to compare versions; only store, name and version are ever shown.
 
@@ -8,9 +8,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::Gathered;
-use super::plan::Action;
-use crate::drivers::Job;
+use super::facts::Facts;
+use super::plan::{Action, Cause, Plan};
 use crate::status::{SecretVersion, Status};
 
 /// What a reconcile would do.
@@ -39,28 +38,24 @@ pub struct Change {
 }
 
 impl Preview {
-    pub(super) fn new(gathered: &Gathered, previous: &Status) -> Self {
+    pub(super) fn new(facts: &Facts, plan: &Plan, previous: &Status) -> Self {
         let mut preview = Self {
-            daemon_reload: gathered.actions.contains(&Action::DaemonReload),
+            daemon_reload: plan.actions.contains(&Action::DaemonReload),
             ..Self::default()
         };
-        let desired: BTreeMap<&str, &super::plan::Desired> = gathered
-            .desired
-            .iter()
-            .map(|d| (d.name.as_str(), d))
-            .collect();
-        let observed = &gathered.observed;
-        for action in &gathered.actions {
+        for action in &plan.actions {
             let Some(name) = action.spec() else { continue };
             let change = preview.changes.entry(name.to_owned()).or_default();
             let (what, why): (&str, Option<String>) = match action {
-                Action::WriteVolumes(_) => (
-                    "write volumes",
-                    Some(rotated(name, &gathered.next, previous)),
-                ),
+                Action::WriteVolumes(_) => ("write volumes", Some(rotated(name, plan, previous))),
                 Action::WriteUnit(_) => {
-                    let now = observed.units.get(name);
-                    let planned = desired.get(name).map_or("", |d| d.unit_text.as_str());
+                    let now = facts.units.get(name);
+                    let planned = facts
+                        .specs
+                        .iter()
+                        .find(|s| s.name == name)
+                        .and_then(|s| s.wants.as_ref().ok())
+                        .map_or("", |w| w.unit_text.as_str());
                     change.diff = Some(diff(now.map_or("", String::as_str), planned));
                     let why = if now.is_some() {
                         "the spec changed: its unit file changes"
@@ -72,18 +67,8 @@ impl Preview {
                 Action::RemoveUnit(_) => ("remove unit", None),
                 Action::RemoveVolumes(_) => ("remove volumes", None),
                 Action::Job(job, _) => {
-                    let why = match job {
-                        Job::Stop => Some(
-                            "the spec is gone (removed, or no longer selected by this host's labels)"
-                                .to_owned(),
-                        ),
-                        _ => Some(describe(
-                            super::plan::cause(*job, name, &gathered.desired, &gathered.observed),
-                            name,
-                            gathered,
-                        )),
-                    };
-                    (job_name(*job), why)
+                    let cause = plan.causes.get(name).copied().unwrap_or(Cause::Owed);
+                    (job.as_str(), Some(describe(cause, name, facts)))
                 }
                 Action::DaemonReload => continue,
             };
@@ -94,12 +79,12 @@ impl Preview {
                 change.why.push(why);
             }
         }
-        preview.problems.clone_from(&gathered.next.errors);
-        for (name, spec) in &gathered.next.specs {
-            if !spec.message.is_empty() {
+        preview.problems.clone_from(&facts.errors);
+        for (name, verdict) in &plan.specs {
+            if !verdict.message.is_empty() {
                 preview.problems.push(format!(
                     "{name}: left as it is: {} ({:?})",
-                    spec.message, spec.reason
+                    verdict.message, verdict.reason
                 ));
             }
         }
@@ -142,44 +127,43 @@ impl Preview {
     }
 }
 
-fn job_name(job: Job) -> &'static str {
-    match job {
-        Job::Start => "start",
-        Job::Restart => "restart",
-        Job::Reload => "reload",
-        Job::Stop => "stop",
-    }
-}
-
-/// A job's cause (see [`super::plan::cause`]) in words.
-fn describe(cause: &str, name: &str, gathered: &Gathered) -> String {
+/// A job's cause in words, with what `ramlet plan` can add: the state of a unit that is down.
+fn describe(cause: Cause, name: &str, facts: &Facts) -> String {
     match cause {
-        "owed" => "an earlier reconcile did not finish this job".into(),
-        "down" => {
-            let state = gathered
-                .observed
+        Cause::Owed => "an earlier reconcile did not finish this job".into(),
+        Cause::Down => {
+            let state = facts
                 .states
                 .get(name)
                 .map_or("unknown", |s| s.active_state.as_str());
             format!("the unit is not running ({state})")
         }
-        "remount" => "a volume's medium or size changes: a new mount, seen after a restart".into(),
-        "spec" => "its unit file changes".into(),
-        "rotation" => "its secrets changed (rotation)".into(),
-        other => other.to_owned(),
+        Cause::Remount => {
+            "a volume's medium or size changes: a new mount, seen after a restart".into()
+        }
+        Cause::Spec => "its unit file changes".into(),
+        Cause::Rotation => "its secrets changed (rotation)".into(),
+        Cause::Unknown => {
+            "systemd did not say how the unit is; a start does nothing to a running unit".into()
+        }
+        Cause::Removed => {
+            "the spec is gone (removed, or no longer selected by this host's labels)".into()
+        }
     }
 }
 
 /// Which secrets of `name` have another version than the running agent last reported.
-fn rotated(name: &str, next: &Status, previous: &Status) -> String {
-    let versions = |status: &Status| -> Vec<SecretVersion> {
-        status
-            .specs
-            .get(name)
-            .map(|s| s.secrets.clone())
-            .unwrap_or_default()
-    };
-    let (now, before) = (versions(next), versions(previous));
+fn rotated(name: &str, plan: &Plan, previous: &Status) -> String {
+    let now = plan
+        .specs
+        .get(name)
+        .map(|v| v.versions.clone())
+        .unwrap_or_default();
+    let before: Vec<SecretVersion> = previous
+        .specs
+        .get(name)
+        .map(|s| s.secrets.clone())
+        .unwrap_or_default();
     let moved: Vec<String> = now
         .iter()
         .filter(|v| !before.contains(v))

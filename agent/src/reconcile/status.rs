@@ -1,25 +1,107 @@
-//! Status: what each spec's entry in `status.json` says after a reconcile: its phase and
-//! reason, the unit's state, and for a failed unit why (systemd's result) and where its log is;
-//! specs whose file broke keep their last entry.
+//! Status: what each spec's entry in `status.json` says after a reconcile. The decision's
+//! verdict (phase, reason, message) settled with what the apply and systemd say after it, by
+//! one pure function ([`settle`]): a unit that runs makes an applied spec `Ready`, a failed
+//! unit or action makes it `Failed` with systemd's own words and where its log is.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
-use ramlet_specs::Catalog;
-use ramlet_specs::model::Container;
-
-use super::plan::{Action, Observed};
+use super::apply::{Applied, ApplyError};
+use super::facts::Facts;
+use super::plan::{Action, Plan, Verdict};
 use super::{Reconciler, service};
-use crate::drivers::UnitState;
-use crate::status::{Phase, Reason, SecretVersion, SpecStatus, Status};
+use crate::drivers::{ActiveState, UnitState};
+use crate::layout::Scope;
+use crate::status::{Phase, Reason, SpecStatus, Status};
 
 /// How old the status file may get while nothing in it changes.
 const STATUS_HEARTBEAT: std::time::Duration = std::time::Duration::from_mins(1);
 
 impl Reconciler {
-    /// Fills in the outcome of the apply and the units' states.
-    /// Units no action touched keep the state observed before the apply; only the others are
-    /// asked again.
+    /// Says each spec's problem once, when it starts or changes (not at every retry).
+    pub(super) fn say_verdicts(&self, plan: &Plan) {
+        for (name, verdict) in &plan.specs {
+            if verdict.message.is_empty() || verdict.reason == Reason::InvalidSpec {
+                continue;
+            }
+            let said = self
+                .status
+                .specs
+                .get(name)
+                .is_some_and(|s| s.reason == verdict.reason && s.message == verdict.message);
+            if !said {
+                let (reason, message) = (verdict.reason, &verdict.message);
+                tracing::warn!(spec = %name, unit = %service(name), reason = ?reason, %message, "{name}: spec not applied ({reason:?}): {message}");
+            }
+        }
+    }
+
+    /// The status this reconcile leaves: each verdict of `plan` settled with the apply's
+    /// failures and the units' states. Units a job touched, and units whose state was
+    /// unknown, are asked again; the others keep the state observed before the apply.
+    pub(super) async fn settle_status(
+        &mut self,
+        facts: &Facts,
+        plan: &Plan,
+        applied: &Applied,
+    ) -> Status {
+        let touched: BTreeSet<&str> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Job(_, n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        let ask: Vec<String> = plan
+            .specs
+            .keys()
+            .filter(|n| touched.contains(n.as_str()) || !facts.states.contains_key(*n))
+            .map(|n| service(n))
+            .collect();
+        let asked = if ask.is_empty() {
+            BTreeMap::new()
+        } else {
+            // Unanswered, each spec keeps the state observed.
+            super::observe::by_spec(self.units.details(&ask).await.unwrap_or_default())
+        };
+        let mut seen = facts.states.clone();
+        seen.extend(asked.clone());
+        self.seen = seen;
+        let now = crate::util::now_rfc3339();
+        let scope = self.settings.layout.scope;
+        let specs = plan
+            .specs
+            .iter()
+            .map(|(name, verdict)| {
+                let state = asked.get(name).or_else(|| facts.states.get(name));
+                let file = facts
+                    .specs
+                    .iter()
+                    .find(|s| &s.name == name)
+                    .map(|s| s.file.clone());
+                let last = facts.last.get(name);
+                let mut spec = settle(name, verdict, applied.failures.get(name), state, scope);
+                spec.file = file
+                    .or_else(|| last.map(|l| l.file.clone()))
+                    .unwrap_or_default();
+                if plan.keep.contains(name) && state.is_none() {
+                    // Kept as it runs, and systemd said nothing new: what was known stays.
+                    spec.unit = last.map(|l| l.unit.clone()).unwrap_or_default();
+                }
+                spec.last_reconcile.clone_from(&now);
+                (name.clone(), spec)
+            })
+            .collect();
+        Status {
+            updated: now,
+            specs,
+            errors: facts.errors.clone(),
+            stores: self.stores.status(),
+            selinux: self.volumes.selinux(),
+            volumes: self.volumes.medium(),
+        }
+    }
+
     /// Keeps `next` as the status, and writes the status file when something in it changed
     /// besides its timestamps, when the reconcile was asked for (`always`), or when the file is
     /// a minute old (so `updated` never lags more): an idle agent does not rewrite it at every
@@ -36,148 +118,165 @@ impl Reconciler {
         }
         self.status = next;
     }
-
-    pub(super) async fn settle_status(
-        &mut self,
-        next: &mut Status,
-        failures: &BTreeMap<String, String>,
-        actions: &[Action],
-        observed: &Observed,
-    ) {
-        let touched: BTreeSet<&str> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Job(_, n) => Some(n.as_str()),
-                _ => None,
-            })
-            .collect();
-        let ask: Vec<String> = next
-            .specs
-            .keys()
-            .filter(|n| touched.contains(n.as_str()) || !observed.states.contains_key(*n))
-            .map(|n| service(n))
-            .collect();
-        let asked = if ask.is_empty() {
-            BTreeMap::new()
-        } else {
-            // Unanswered, each spec keeps the state observe saw.
-            self.units.details(&ask).await.unwrap_or_default()
-        };
-        let mut seen = observed.states.clone();
-        seen.extend(super::observe::by_spec(asked.clone()));
-        self.seen = seen;
-        for (name, spec) in &mut next.specs {
-            if let Some(error) = failures.get(name) {
-                spec.phase = Phase::Failed;
-                spec.reason = Reason::ApplyFailed;
-                spec.message.clone_from(error);
-            }
-            let state = asked
-                .get(&service(name))
-                .or_else(|| observed.states.get(name))
-                .cloned();
-            if let Some(state) = state {
-                if spec.phase == Phase::Progressing && state.active_state == "active" {
-                    spec.phase = Phase::Ready;
-                }
-                if state.active_state == "failed" || failures.contains_key(name) {
-                    if spec.phase == Phase::Progressing {
-                        spec.phase = Phase::Failed;
-                        spec.reason = Reason::UnitFailed;
-                    }
-                    let why = self.why_failed(name, &state);
-                    spec.message = if spec.message.is_empty() {
-                        why
-                    } else {
-                        format!("{}; {why}", spec.message)
-                    };
-                }
-                spec.unit = state;
-            }
-        }
-    }
-
-    /// What systemd says about a failed unit, and where its log is.
-    pub(super) fn why_failed(&self, name: &str, state: &UnitState) -> String {
-        let user = if self.settings.layout.scope == crate::layout::Scope::User {
-            "--user "
-        } else {
-            ""
-        };
-        let result = match state.result.as_str() {
-            "" | "success" => String::new(),
-            "exit-code" => format!(
-                "the container exited with status {} (Result=exit-code); ",
-                state.exec_main_status
-            ),
-            "signal" | "core-dump" => format!(
-                "the container was killed by signal {} (Result={}); ",
-                state.exec_main_status, state.result
-            ),
-            other => format!("Result={other}; "),
-        };
-        format!("{result}its log: journalctl {user}-u {}", service(name))
-    }
-
-    /// Running specs whose spec file is broken now are kept as they are.
-    pub(super) fn keep_broken(
-        &self,
-        catalog: &Catalog,
-        ours: &BTreeMap<String, String>,
-        keep: &mut BTreeSet<String>,
-        next: &mut Status,
-        now: &str,
-    ) {
-        let broken: BTreeSet<&PathBuf> = catalog.errors.iter().map(|e| &e.file).collect();
-        for name in ours.keys() {
-            if next.specs.contains_key(name)
-                || catalog.containers.keys().any(|n| n.as_str() == name)
-            {
-                continue;
-            }
-            let last = self.status.specs.get(name);
-            let file_broken = match last {
-                Some(spec) => broken.contains(&spec.file),
-                // No record of where it came from: keep it while any file is broken.
-                None => !broken.is_empty(),
-            };
-            if file_broken {
-                keep.insert(name.clone());
-                let mut spec = last.cloned().unwrap_or_else(|| SpecStatus {
-                    phase: Phase::Degraded,
-                    reason: Reason::InvalidSpec,
-                    message: String::new(),
-                    file: PathBuf::new(),
-                    last_reconcile: String::new(),
-                    secrets: Vec::new(),
-                    unit: UnitState::default(),
-                });
-                spec.phase = Phase::Degraded;
-                spec.reason = Reason::InvalidSpec;
-                spec.message =
-                    "its spec file has errors; the last applied version keeps running".into();
-                now.clone_into(&mut spec.last_reconcile);
-                next.specs.insert(name.clone(), spec);
-            }
-        }
-    }
 }
 
-pub(super) fn spec_status(
-    container: &Container,
-    now: &str,
-    phase: Phase,
-    reason: Reason,
-    message: String,
-    secrets: Vec<SecretVersion>,
+/// One spec's status entry: its `verdict` settled with the apply's `failure` (if any) and the
+/// unit's `state` after the apply (`None`: systemd did not say). Pure.
+#[must_use]
+pub(super) fn settle(
+    name: &str,
+    verdict: &Verdict,
+    failure: Option<&ApplyError>,
+    state: Option<&UnitState>,
+    scope: Scope,
 ) -> SpecStatus {
-    SpecStatus {
-        phase,
-        reason,
-        message,
-        file: container.origin.file.clone(),
-        last_reconcile: now.to_owned(),
-        secrets,
-        unit: UnitState::default(),
+    let mut spec = SpecStatus {
+        phase: verdict.phase,
+        reason: verdict.reason,
+        message: verdict.message.clone(),
+        secrets: verdict.versions.clone(),
+        ..SpecStatus::default()
+    };
+    if let Some(error) = failure {
+        spec.phase = Phase::Failed;
+        spec.reason = Reason::ApplyFailed;
+        spec.message.clone_from(&error.message);
+    }
+    if let Some(state) = state {
+        if spec.phase == Phase::Progressing && state.active_state == ActiveState::Active {
+            spec.phase = Phase::Ready;
+        }
+        if state.active_state == ActiveState::Failed || failure.is_some() {
+            if spec.phase == Phase::Progressing {
+                spec.phase = Phase::Failed;
+                spec.reason = Reason::UnitFailed;
+            }
+            let why = why_failed(name, state, scope);
+            spec.message = if spec.message.is_empty() {
+                why
+            } else {
+                format!("{}; {why}", spec.message)
+            };
+        }
+        spec.unit = state.clone();
+    }
+    spec
+}
+
+/// What systemd says about a failed unit, and where its log is.
+fn why_failed(name: &str, state: &UnitState, scope: Scope) -> String {
+    let user = if scope == Scope::User { "--user " } else { "" };
+    let result = match state.result.as_str() {
+        "" | "success" => String::new(),
+        "exit-code" => format!(
+            "the container exited with status {} (Result=exit-code); ",
+            state.exec_main_status
+        ),
+        "signal" | "core-dump" => format!(
+            "the container was killed by signal {} (Result={}); ",
+            state.exec_main_status, state.result
+        ),
+        other => format!("Result={other}; "),
+    };
+    format!("{result}its log: journalctl {user}-u {}", service(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::apply::ApplyErrorKind;
+
+    fn verdict(phase: Phase, reason: Reason) -> Verdict {
+        Verdict {
+            phase,
+            reason,
+            message: String::new(),
+            versions: Vec::new(),
+        }
+    }
+
+    fn unit(active: ActiveState, result: &str, status: i32) -> UnitState {
+        UnitState {
+            active_state: active,
+            result: result.into(),
+            exec_main_status: status,
+            ..UnitState::default()
+        }
+    }
+
+    #[test]
+    fn an_applied_spec_is_ready_once_its_unit_runs_and_progressing_before() {
+        let applied = verdict(Phase::Progressing, Reason::Applied);
+        let ready = settle(
+            "a",
+            &applied,
+            None,
+            Some(&unit(ActiveState::Active, "", 0)),
+            Scope::System,
+        );
+        assert_eq!((ready.phase, ready.reason), (Phase::Ready, Reason::Applied));
+        let starting = settle(
+            "a",
+            &applied,
+            None,
+            Some(&unit(ActiveState::Activating, "", 0)),
+            Scope::System,
+        );
+        assert_eq!(starting.phase, Phase::Progressing);
+        let unknown = settle("a", &applied, None, None, Scope::System);
+        assert_eq!(unknown.phase, Phase::Progressing);
+    }
+
+    #[test]
+    fn a_failed_unit_says_why_and_where_its_log_is() {
+        let applied = verdict(Phase::Progressing, Reason::Applied);
+        let spec = settle(
+            "web",
+            &applied,
+            None,
+            Some(&unit(ActiveState::Failed, "exit-code", 3)),
+            Scope::User,
+        );
+        assert_eq!(
+            (spec.phase, spec.reason),
+            (Phase::Failed, Reason::UnitFailed)
+        );
+        assert_eq!(
+            spec.message,
+            "the container exited with status 3 (Result=exit-code); its log: journalctl --user -u web.service"
+        );
+    }
+
+    #[test]
+    fn a_failed_action_fails_the_spec_with_its_message() {
+        let applied = verdict(Phase::Progressing, Reason::Applied);
+        let error = ApplyError {
+            kind: ApplyErrorKind::UnitFile,
+            message: "cannot write".into(),
+        };
+        let spec = settle("a", &applied, Some(&error), None, Scope::System);
+        assert_eq!(
+            (spec.phase, spec.reason),
+            (Phase::Failed, Reason::ApplyFailed)
+        );
+        assert_eq!(spec.message, "cannot write");
+    }
+
+    #[test]
+    fn a_degraded_spec_stays_degraded_whatever_its_unit_does() {
+        let mut kept = verdict(Phase::Degraded, Reason::ProviderUnavailable);
+        kept.message = "store down".into();
+        let spec = settle(
+            "a",
+            &kept,
+            None,
+            Some(&unit(ActiveState::Active, "", 0)),
+            Scope::System,
+        );
+        assert_eq!(
+            (spec.phase, spec.reason),
+            (Phase::Degraded, Reason::ProviderUnavailable)
+        );
+        assert_eq!(spec.message, "store down");
     }
 }

@@ -1,0 +1,96 @@
+//! Facts: everything a decision is made from, gathered by `observe` in one value, so
+//! that [`super::decide`] is a function of it alone (and tests build it by hand).
+//!
+//! Facts say what is, never what to do: a spec's secrets could not be shaped (and why), its
+//! unit name is someone else's, its unit file differs, systemd said nothing about a unit. The
+//! secret bytes themselves are not facts: they go from `observe` to `apply` beside the plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use super::owed::Owed;
+use super::plan::OnRotation;
+use crate::drivers::UnitState;
+use crate::status::{Reason, SecretVersion, SpecStatus};
+
+/// What the host and the specs are now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Each spec selected for this host, with what was found for it.
+    pub specs: Vec<SpecFacts>,
+    /// The spec directory's errors, one line each (`file:line:column: field: message [kind]`).
+    pub errors: Vec<String>,
+    /// The files those errors are in.
+    pub broken_files: BTreeSet<PathBuf>,
+    /// Specs of the catalog that this host's labels do not select.
+    pub unselected: BTreeSet<String>,
+    /// ramlet's unit files, by spec name: their text.
+    pub units: BTreeMap<String, String>,
+    /// Unit states, by spec name. A unit systemd did not say anything about is absent:
+    /// unknown, not down.
+    pub states: BTreeMap<String, UnitState>,
+    /// Specs that have volumes on the host.
+    pub volume_specs: BTreeSet<String>,
+    /// What earlier reconciles (or an earlier ramlet) left owed.
+    pub owed: Owed,
+    /// What the last status said of each spec: which file it came from (to tell whether a
+    /// running spec that is gone from the catalog is gone or only broken) and its last entry.
+    pub last: BTreeMap<String, SpecStatus>,
+}
+
+/// One selected spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecFacts {
+    /// Its name; the unit is `<name>.container` / `<name>.service`.
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Whether its unit name can be ramlet's.
+    pub name_check: NameCheck,
+    /// What it wants on the host, or why that cannot be worked out now (not looked at when
+    /// the name is not ramlet's to take).
+    pub wants: Result<Wants, Problem>,
+}
+
+/// Whether a spec's unit name can be ramlet's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameCheck {
+    /// ramlet's unit file is there already.
+    Ours,
+    /// A new spec, and systemd knows no unit by that name.
+    Free,
+    /// systemd has a unit by that name that is not ramlet's (`LoadState=` as it said).
+    TakenBySystemd(String),
+    /// A `.container` file by that name that is not ramlet's lies in ramlet's unit folder
+    /// (this one).
+    TakenInUnitDir(PathBuf),
+    /// systemd did not answer whether the name is free (the error).
+    Unknown(String),
+}
+
+/// What a spec wants on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wants {
+    /// Its rendered unit file.
+    pub unit_text: String,
+    /// Whether any of its volumes differs from what it should hold.
+    pub volumes_changed: bool,
+    /// Whether a volume gets a new mount (its medium or size changed): the container only sees
+    /// it after a restart, whatever the rotation strategy.
+    pub remount: bool,
+    /// What a secret rotation does to the container.
+    pub on_rotation: OnRotation,
+    /// The secret versions it asks for.
+    pub versions: Vec<SecretVersion>,
+}
+
+/// Why a spec's wants could not be worked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The status reason.
+    pub reason: Reason,
+    /// For people: which file, which store, what went wrong.
+    pub message: String,
+    /// The secret versions known so far.
+    pub versions: Vec<SecretVersion>,
+}
