@@ -165,9 +165,19 @@ impl Reconciler {
     /// Starts a change-event listener for every store with an event source; they send to
     /// `sink` (see [`Reconciler::notice`]).
     #[must_use]
-    pub fn with_events(mut self, sink: crate::providers::events::Sink) -> Self {
-        self.stores
-            .listen_with(sink, crate::providers::events::spawn);
+    pub fn with_events(self, sink: crate::providers::events::Sink) -> Self {
+        self.with_listeners(sink, crate::providers::events::spawn)
+    }
+
+    /// [`Reconciler::with_events`] with listeners that `spawn` starts (tests start ones that
+    /// only the test speaks through).
+    #[must_use]
+    pub fn with_listeners(
+        mut self,
+        sink: crate::providers::events::Sink,
+        spawn: crate::providers::events::Spawn,
+    ) -> Self {
+        self.stores.listen_with(sink, spawn);
         self
     }
 

@@ -6,7 +6,7 @@ mod fakes;
 use std::path::Path;
 
 use fakes::World;
-use ramlet::drivers::{Job, SystemdError};
+use ramlet::drivers::{ActiveState, Job, SystemdError};
 use ramlet::providers::ProviderError;
 use ramlet::providers::stores::Due;
 use ramlet::reconcile::Reconciler;
@@ -667,4 +667,59 @@ async fn a_bad_spec_is_not_a_failure_of_the_host() {
             && metrics.contains("ramlet_reconciles_total{result=\"success\"} 3"),
         "{metrics}"
     );
+}
+
+/// Issue 19, through the real reconciler: a restart that outlived ramlet's wait is still a job
+/// on its way in systemd (listed `activating` with a pending job). The restart stays owed but
+/// is not issued again while that job runs (issuing it would replace the job, and a container
+/// slower to start than the wait would never run); once the job lands under a new invocation,
+/// the debt is paid without a second restart.
+#[tokio::test]
+async fn a_restart_still_on_its_way_is_waited_for_not_replaced() {
+    let world = World::new("pending");
+    let mut reconciler = world.running().await;
+    world.fault(
+        "restart a.service",
+        SystemdError::Timeout {
+            what: "restart a.service".into(),
+            timeout: std::time::Duration::from_secs(90),
+        },
+        false,
+    );
+    world.secret("x", Ok("two"));
+    reconciler.reconcile(Due::All).await;
+    assert!(
+        world.take_log().contains(&"restart a.service".to_owned()),
+        "the rotation's restart was issued"
+    );
+    {
+        // systemd's view while the restart runs on: activating, a job pending.
+        let mut host = world.host.lock().unwrap();
+        host.pending.insert("a.service".into());
+        host.units.get_mut("a.service").unwrap().active_state = ActiveState::Activating;
+    }
+    for _ in 0..3 {
+        let outcome = reconciler.reconcile(Due::All).await;
+        assert!(outcome.settling, "a unit on its way keeps the loop looking");
+        assert_eq!(
+            world.take_log(),
+            Vec::<String>::new(),
+            "its job is not replaced"
+        );
+    }
+    // The job lands: a new invocation, active.
+    {
+        let mut host = world.host.lock().unwrap();
+        host.pending.clear();
+        let state = host.units.get_mut("a.service").unwrap();
+        state.active_state = ActiveState::Active;
+        state.invocation_id = "9999".into();
+    }
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(
+        world.take_log(),
+        Vec::<String>::new(),
+        "paid without a second restart"
+    );
+    assert_eq!(reconciler.status().specs["a"].phase, Phase::Ready);
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ramlet::drivers::{
-    FileContent, Job, SystemdError, UnitManager, UnitState, VolumeError, VolumeManager, VolumeSpec,
+    ActiveState, FileContent, Job, SystemdError, UnitManager, UnitState, VolumeError,
+    VolumeManager, VolumeSpec,
 };
 use ramlet::host::unit_dir::UnitDir;
 use ramlet::layout::{Layout, Scope};
@@ -30,11 +31,20 @@ pub struct Host {
     pub bus_calls: u32,
     /// Every secret the provider was asked for, in order.
     pub asked: Vec<String>,
+    /// The same, with when (tokio's clock: paused in the loop's tests).
+    pub asked_at: Vec<(String, tokio::time::Instant)>,
     /// How many clients were built.
     pub connects: u32,
     /// Calls (`restart a.service`, `daemon-reload`, `state a.service`) that fail once: the
     /// error, and whether the job happened anyway (systemd finished it, ramlet lost track).
     pub faults: BTreeMap<String, (SystemdError, bool)>,
+    /// ramlet's unit folder: the units systemd loaded from it at the last daemon-reload are
+    /// `inactive` until started; any other unit is `not-loaded`, as systemd answers.
+    pub unit_dir: PathBuf,
+    /// Services loaded by the last daemon-reload.
+    pub loaded: BTreeSet<String>,
+    /// Services with a job of somebody's on its way: listed `activating` with a pending job.
+    pub pending: BTreeSet<String>,
 }
 
 pub type Shared = Arc<Mutex<Host>>;
@@ -96,7 +106,7 @@ impl Units {
                 host.units.insert(
                     unit.into(),
                     UnitState {
-                        active_state: "active".into(),
+                        active_state: ActiveState::Active,
                         sub_state: "running".into(),
                         invocation_id: id,
                         ..UnitState::default()
@@ -119,10 +129,20 @@ impl UnitManager for Units {
         Box::pin(async move {
             let mut host = self.0.lock().unwrap();
             host.log.push("daemon-reload".into());
-            match host.faults.remove("daemon-reload") {
-                Some((error, _)) => Err(error),
-                None => Ok(()),
+            if let Some((error, _)) = host.faults.remove("daemon-reload") {
+                return Err(error);
             }
+            host.loaded = std::fs::read_dir(&host.unit_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".container")
+                        .map(|n| format!("{n}.service"))
+                })
+                .collect();
+            Ok(())
         })
     }
     fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
@@ -165,9 +185,20 @@ impl Units {
                 continue;
             }
             let mut state = host.units.get(unit).cloned().unwrap_or_else(|| UnitState {
-                active_state: "inactive".into(),
+                active_state: if host.loaded.contains(unit) {
+                    ActiveState::Inactive
+                } else {
+                    ActiveState::NotLoaded
+                },
                 ..UnitState::default()
             });
+            if host.pending.contains(unit) {
+                // As DbusManager lists a unit with a job on its way.
+                state.pending_job = true;
+                if state.active_state != ActiveState::Active {
+                    state.active_state = ActiveState::Activating;
+                }
+            }
             if details {
                 host.bus_calls += 1;
             } else {
@@ -184,7 +215,10 @@ impl Units {
 impl Units {
     fn loaded(&self, unit: &str) -> String {
         let host = self.0.lock().unwrap();
-        if host.units.contains_key(unit) || host.foreign_units.contains(unit) {
+        if host.units.contains_key(unit)
+            || host.foreign_units.contains(unit)
+            || host.loaded.contains(unit)
+        {
             "loaded".into()
         } else {
             "not-found".into()
@@ -204,6 +238,8 @@ impl SecretProvider for Provider {
             let mut answers = Vec::new();
             for request in requests {
                 host.asked.push(request.name.clone());
+                host.asked_at
+                    .push((request.name.clone(), tokio::time::Instant::now()));
                 answers.push(match host.secrets.get(&request.name) {
                     Some(Ok(value)) => {
                         let version = format!("v-{value}");
@@ -244,9 +280,10 @@ impl World {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("specs")).unwrap();
         let world = Self {
-            dir,
             host: Shared::default(),
+            dir,
         };
+        world.host.lock().unwrap().unit_dir = world.dir.join("units");
         world.spec("store", "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: s}\nspec: {file: {directory: /unused}}\n");
         world
     }
