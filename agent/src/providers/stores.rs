@@ -1,6 +1,8 @@
 //! The secret stores in use: one client per store (built once, rebuilt only when the store's
 //! settings change), each store on its own refresh timer with jitter and its own backoff, and
 //! the last good value of every secret in memory (zeroized when dropped).
+//! (Over 450 lines: refreshes, events and status share one table of stores, their timers and
+//! their held events; cut apart, each part would reach into the others' state.)
 //!
 //! A refresh asks each store only for what is due: every secret of a store whose timer fired,
 //! and, in any store, the secrets a spec edit newly references. References are deduped by

@@ -300,5 +300,4 @@ fn owed_by(plan: &Plan, facts: &Facts) -> Owed {
 }
 
 #[cfg(test)]
-#[path = "decide/tests.rs"]
 mod tests;
