@@ -1,6 +1,6 @@
 //! `ramlet run`: the control loop. File events (specs and `file` stores, debounced), refresh
 //! timers, SIGHUP, `ramlet sync` and the stores' change events all become one stream of
-//! wake-ups; each wake-up runs one reconcile. Errors are retried with capped exponential backoff ([`Policy`]). SIGTERM and
+//! wake-ups; each wake-up runs one reconcile. Errors are retried with capped exponential backoff ([`Pacing`]). SIGTERM and
 //! SIGINT end the loop within 5 s and leave the containers running. [`control_loop`] takes its
 //! wake-ups as a channel and its reconciler as a trait, so its timing is tested on tokio's
 //! paused clock.
@@ -271,11 +271,11 @@ fn status_line(status: &crate::status::Status) -> String {
 /// [`ErrorPolicy`] (1 s doubling to 1 min) while something failed that may pass by itself, or
 /// units are still on their way up.
 #[derive(Debug)]
-pub struct Policy {
+pub struct Pacing {
     errors: ErrorPolicy,
 }
 
-impl Default for Policy {
+impl Default for Pacing {
     fn default() -> Self {
         Self {
             errors: ErrorPolicy::new(BACKOFF_MIN, BACKOFF_MAX),
@@ -283,7 +283,7 @@ impl Default for Policy {
     }
 }
 
-impl Policy {
+impl Pacing {
     /// How long to wait, if nothing wakes the loop sooner.
     pub fn wait(&mut self, outcome: &Outcome) -> Duration {
         let refresh = outcome.refresh.unwrap_or(DEFAULT_REFRESH);
@@ -329,7 +329,7 @@ pub async fn control_loop<R: Reconcile>(
 ) -> Result<()> {
     tokio::pin!(shutdown);
     let mut due = Due::Timers;
-    let mut policy = Policy::default();
+    let mut pacing = Pacing::default();
     let mut watchdog = watchdog.map(tokio::time::interval);
     loop {
         let started = Instant::now();
@@ -371,7 +371,7 @@ pub async fn control_loop<R: Reconcile>(
             "reconciled: {actions} actions{failed}, {took_ms} ms"
         );
         after(reconciler, &outcome);
-        let deadline = Instant::now() + policy.wait(&outcome);
+        let deadline = Instant::now() + pacing.wait(&outcome);
         due = loop {
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
@@ -382,7 +382,7 @@ pub async fn control_loop<R: Reconcile>(
                     let Some(first) = wake_due(reconciler, wake) else {
                         continue;
                     };
-                    let Some(due) = settle(reconciler, &mut rx, first, debounce).await else {
+                    let Some(due) = debounced(reconciler, &mut rx, first, debounce).await else {
                         return Ok(());
                     };
                     break due;
@@ -399,7 +399,7 @@ pub async fn control_loop<R: Reconcile>(
 /// `debounce` in all: a single atomic write (a rotated secret) is picked up after QUIET, a
 /// burst in one go. Returns what the next reconcile must refresh; `None` when the channel
 /// closed.
-async fn settle<R: Reconcile>(
+async fn debounced<R: Reconcile>(
     reconciler: &mut R,
     rx: &mut mpsc::UnboundedReceiver<Wake>,
     first: Due,

@@ -171,7 +171,7 @@ impl RunArgs {
             metrics_file: self.metrics_file,
         };
         let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-        Config::settle(flags, current_uid(), runtime_dir.as_deref())
+        Config::resolve(flags, current_uid(), runtime_dir.as_deref())
     }
 }
 

@@ -149,7 +149,11 @@ impl File {
 
 impl Config {
     /// Settles flags, file and defaults. `uid` and `runtime_dir` pick the user-scope defaults.
-    pub fn settle(flags: Flags, uid: u32, runtime_dir: Option<&Path>) -> Result<Self, ConfigError> {
+    pub fn resolve(
+        flags: Flags,
+        uid: u32,
+        runtime_dir: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
         let file = match &flags.config {
             None => File::default(),
             Some(path) => File::read(path)?,
@@ -279,7 +283,7 @@ mod tests {
 
     #[test]
     fn user_scope_defaults() {
-        let config = Config::settle(
+        let config = Config::resolve(
             Flags {
                 spec_dir: Some("/srv/specs".into()),
                 ..Flags::default()
@@ -307,7 +311,7 @@ mod tests {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/config.yaml");
         let file = File::read(&shipped).unwrap();
         assert!(file.spec_dir.is_none() && file.policy.is_empty() && file.metrics_file.is_none());
-        let config = Config::settle(
+        let config = Config::resolve(
             Flags {
                 config: Some(shipped),
                 ..Flags::default()
@@ -334,13 +338,13 @@ mod tests {
             spec_dir: Some("/srv/b".into()),
             ..Flags::default()
         };
-        let config = Config::settle(flags, 0, None).unwrap();
+        let config = Config::resolve(flags, 0, None).unwrap();
         assert_eq!(config.spec_dir, Path::new("/srv/b"));
         assert_eq!(config.bus, Bus::Address("unix:path=/run/x".into()));
         assert_eq!(config.host_labels["role"], "edge");
 
         std::fs::write(&file, "specDirectory: /srv/a\n").unwrap();
-        let err = Config::settle(
+        let err = Config::resolve(
             Flags {
                 config: Some(file.clone()),
                 ..Flags::default()
@@ -354,7 +358,7 @@ mod tests {
             err.contains("unknown field `specDirectory`") && err.contains("config.yaml"),
             "{err}"
         );
-        let err = Config::settle(
+        let err = Config::resolve(
             Flags {
                 spec_dir: Some("relative".into()),
                 ..Flags::default()

@@ -220,7 +220,7 @@ impl Reconciler {
         let applied = self.apply(&plan, &facts, &mut payload).await;
         let next = self.settle_status(&facts, &plan, &applied).await;
         // The events that asked for this reconcile's fetches are done with.
-        self.stores.settle();
+        self.stores.ack_fetched();
         let outcome = Outcome {
             failed: !applied.failures.is_empty() || plan.retry == Retry::Soon,
             refresh: self.stores.next_due(),

@@ -28,9 +28,9 @@ pub enum Phase {
     Failed,
 }
 
-/// One secret's version.
+/// One secret a container runs with: its store, name and the version it has (never the value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretVersion {
+pub struct SecretInUse {
     /// The store.
     pub store: String,
     /// The secret's name.
@@ -140,7 +140,7 @@ pub struct SpecStatus {
     /// When the spec was last reconciled (RFC 3339, UTC).
     pub last_reconcile: String,
     /// The secret versions the container runs with.
-    pub secrets: Vec<SecretVersion>,
+    pub secrets: Vec<SecretInUse>,
     /// The unit's state.
     pub unit: UnitState,
 }

@@ -85,7 +85,7 @@ impl Listening {
         self.stores
             .refresh(&self.catalog.stores, references, Due::Timers)
             .await;
-        self.stores.settle();
+        self.stores.ack_fetched();
     }
 
     /// The next notice, given to the stores as the agent does: whether a reconcile follows,

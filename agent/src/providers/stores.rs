@@ -232,7 +232,7 @@ impl Stores {
 
     /// Acknowledges the held events whose secrets were fetched since (or are no longer used);
     /// an event whose fetch failed stays held for the next try.
-    pub fn settle(&mut self) {
+    pub fn ack_fetched(&mut self) {
         let by_name = &self.by_name;
         let done = |event: &mut Event| {
             by_name.get(&event.store).is_none_or(|store| {

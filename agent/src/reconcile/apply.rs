@@ -122,7 +122,7 @@ impl Reconciler {
             match result {
                 Ok(()) => {
                     log_applied(action, cause, None);
-                    if settle(action, &mut owed) {
+                    if pay(action, &mut owed) {
                         let _ = record(&self.journal, &mut self.owed, &owed);
                     }
                 }
@@ -249,7 +249,7 @@ impl Reconciler {
             match result {
                 Ok(()) => {
                     log_applied(&action, cause, None);
-                    if settle(&action, owed) {
+                    if pay(&action, owed) {
                         let _ = record(&self.journal, &mut self.owed, owed);
                     }
                 }
@@ -376,7 +376,7 @@ fn record(journal: &Journal, journaled: &mut Owed, owed: &Owed) -> std::io::Resu
 }
 
 /// Clears what a successful `action` paid off; returns whether anything was cleared.
-fn settle(action: &Action, owed: &mut Owed) -> bool {
+fn pay(action: &Action, owed: &mut Owed) -> bool {
     match action {
         Action::DaemonReload => std::mem::take(&mut owed.daemon_reload),
         Action::Job(Job::Start | Job::Restart | Job::Reload, name) => {

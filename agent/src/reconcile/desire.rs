@@ -12,13 +12,13 @@ use super::plan::OnRotation;
 use super::{Reconciler, service};
 use crate::drivers::{self, FileContent, Listing, VolumeSpec};
 use crate::secrets;
-use crate::status::{Reason, SecretVersion};
+use crate::status::{Reason, SecretInUse};
 use crate::units;
 
 /// A container's secrets, shaped into files per volume.
 struct Shaped {
     volumes: Vec<(VolumeSpec, Vec<FileContent>)>,
-    versions: Vec<SecretVersion>,
+    versions: Vec<SecretInUse>,
 }
 
 /// The volumes of a spec whose content changes, with their files.
@@ -167,7 +167,7 @@ impl Reconciler {
                 })?;
                 let bytes = secrets::shape(&secret.bytes, reference)
                     .map_err(|e| unavailable(format!("{}: {e}", file.path)))?;
-                fetched.versions.push(SecretVersion {
+                fetched.versions.push(SecretInUse {
                     store: reference.store.to_string(),
                     name: reference.name.clone(),
                     version: secret.version.clone(),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::owed::Owed;
 use super::plan::OnRotation;
 use crate::drivers::UnitState;
-use crate::status::{Reason, SecretVersion, SpecStatus};
+use crate::status::{Reason, SecretInUse, SpecStatus};
 
 /// What the host and the specs are now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub struct Wants {
     /// What a secret rotation does to the container.
     pub on_rotation: OnRotation,
     /// The secret versions it asks for.
-    pub versions: Vec<SecretVersion>,
+    pub versions: Vec<SecretInUse>,
 }
 
 /// Why a spec's wants could not be worked out.
@@ -92,5 +92,5 @@ pub struct Problem {
     /// For people: which file, which store, what went wrong.
     pub message: String,
     /// The secret versions known so far.
-    pub versions: Vec<SecretVersion>,
+    pub versions: Vec<SecretInUse>,
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::owed::Owed;
 use crate::drivers::Job;
-use crate::status::{Phase, Reason, SecretVersion};
+use crate::status::{Phase, Reason, SecretInUse};
 
 /// How a container takes a secret rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,7 @@ pub struct Verdict {
     /// For people (empty when applied).
     pub message: String,
     /// The secret versions it runs with, as far as they are known.
-    pub versions: Vec<SecretVersion>,
+    pub versions: Vec<SecretInUse>,
 }
 
 /// Whether the loop should come back sooner than the next refresh.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::facts::Facts;
 use super::plan::{Action, Cause, Plan};
-use crate::status::{SecretVersion, Status};
+use crate::status::{SecretInUse, Status};
 
 /// What a reconcile would do.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -159,7 +159,7 @@ fn rotated(name: &str, plan: &Plan, previous: &Status) -> String {
         .get(name)
         .map(|v| v.versions.clone())
         .unwrap_or_default();
-    let before: Vec<SecretVersion> = previous
+    let before: Vec<SecretInUse> = previous
         .specs
         .get(name)
         .map(|s| s.secrets.clone())
