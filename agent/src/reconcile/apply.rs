@@ -92,9 +92,9 @@ impl Reconciler {
         self.stamp(plan, &mut owed).await;
         if let Err(error) = record(&self.journal, &mut self.owed, &owed) {
             // Without the journal a crash could lose a restart: change nothing this time.
-            for spec in &facts.specs {
+            for name in applied_specs(plan) {
                 failed.insert(
-                    spec.name.clone(),
+                    name.to_owned(),
                     failure(
                         ApplyErrorKind::Journal,
                         format!(
@@ -132,8 +132,8 @@ impl Reconciler {
                         failed.entry(name.to_owned()).or_insert(error);
                     } else {
                         // No daemon-reload: no unit may run its new file yet.
-                        for spec in &facts.specs {
-                            failed.entry(spec.name.clone()).or_insert_with(|| {
+                        for name in applied_specs(plan) {
+                            failed.entry(name.to_owned()).or_insert_with(|| {
                                 failure(
                                     ApplyErrorKind::DaemonReload,
                                     format!("daemon-reload failed: {}", error.message),
@@ -262,6 +262,14 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// The specs `plan` applies (the others are left as they are, or not created).
+fn applied_specs(plan: &Plan) -> impl Iterator<Item = &str> {
+    plan.specs
+        .iter()
+        .filter(|(_, v)| v.phase == crate::status::Phase::Progressing)
+        .map(|(name, _)| name.as_str())
 }
 
 /// The unit file `facts` say spec `name` wants.
