@@ -60,6 +60,18 @@ fn user_scope_runs_rotates_edits_adopts_and_removes() {
         "read-only mount: {mount}"
     );
     assert!(logs.contains("DIR 700"), "{logs}");
+    // Both settled (systemd 252 can lose a start's READY=1 under load; ramlet starts such a
+    // unit again, so an invocation read before that would be the lost one).
+    let settled = |names: &[&str]| {
+        let status = agent.status();
+        names
+            .iter()
+            .all(|n| status["specs"][*n]["phase"] == "Ready" && scope.active(n) == "active")
+            .then_some(())
+    };
+    agent.wait("e2e-a and e2e-b Ready", Duration::from_mins(1), || {
+        settled(&["e2e-a", "e2e-b"])
+    });
     let b_id = scope.invocation("e2e-b");
     let a_id = scope.invocation("e2e-a");
     assert!(!a_id.is_empty() && !b_id.is_empty());
@@ -85,19 +97,30 @@ fn user_scope_runs_rotates_edits_adopts_and_removes() {
     );
     let rotation_latency = rotated.elapsed();
     assert_ne!(scope.invocation("e2e-a"), a_id, "e2e-a restarted");
+    let log = agent.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(30)..];
     assert_eq!(
         scope.invocation("e2e-b"),
         b_id,
-        "e2e-b does not use x and keeps running"
+        "e2e-b does not use x and keeps running: {tail:#?}"
     );
 
     // For comparison, in the same run: a bare restart of the same unit.
     let bare = Instant::now();
     let restart = scope.run("systemctl", &["--user", "restart", "e2e-a.service"]);
-    assert!(restart.status.success());
     let bare_restart = bare.elapsed();
+    let bare_note = if restart.status.success() {
+        String::new()
+    } else {
+        // systemd 252 lost the restart's READY=1 (what ramlet retries at once); by hand, the
+        // unit is started again so the test goes on, and the figure is no comparison.
+        let again = scope.run("systemctl", &["--user", "start", "e2e-a.service"]);
+        assert!(again.status.success(), "{again:?}");
+        " (it failed: systemd lost its READY=1; no comparison)".to_owned()
+    };
     let figures = format!(
-        "rotation (secret file written -> container printed new value): {rotation_latency:?}\nbare `systemctl --user restart` of the same unit: {bare_restart:?}\n"
+        "rotation (secret file written -> container printed new value): {rotation_latency:?}\nbare `systemctl --user restart` of the same unit: {bare_restart:?}{bare_note}\n"
     );
     println!("{figures}");
     let _ = std::fs::write(
@@ -121,6 +144,9 @@ fn user_scope_runs_rotates_edits_adopts_and_removes() {
         Duration::from_mins(1),
         || scope.logs("e2e-a").contains("MARK two").then_some(()),
     );
+    agent.wait("e2e-a Ready again", Duration::from_mins(1), || {
+        settled(&["e2e-a"])
+    });
     assert_ne!(scope.invocation("e2e-a"), a_id);
     assert_eq!(scope.invocation("e2e-b"), b_id);
 
