@@ -105,6 +105,7 @@ impl Reconciler {
             }
             return Applied { failures: failed };
         }
+        let texts = unit_texts(facts);
         // Starts, restarts and reloads (contiguous, after the daemon-reload) run together.
         let mut batch: Vec<(Job, String)> = Vec::new();
         for action in &plan.actions {
@@ -117,7 +118,7 @@ impl Reconciler {
             }
             self.run_jobs(std::mem::take(&mut batch), plan, &mut owed, &mut failed)
                 .await;
-            let result = self.run_one(action, facts, payload).await;
+            let result = self.run_one(action, &texts, payload).await;
             let cause = action.spec().and_then(|n| plan.causes.get(n).copied());
             match result {
                 Ok(()) => {
@@ -152,7 +153,7 @@ impl Reconciler {
     async fn run_one(
         &self,
         action: &Action,
-        facts: &Facts,
+        texts: &BTreeMap<&str, &str>,
         payload: &mut BTreeMap<String, Changed>,
     ) -> Result<(), ApplyError> {
         let dir = self.unit_dir.path().display().to_string();
@@ -163,16 +164,15 @@ impl Reconciler {
                 .iter()
                 .try_for_each(|(spec, files)| self.volumes.write(spec, files))
                 .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
-            Action::WriteUnit(name) => {
-                self.unit_dir
-                    .write(name, unit_text(facts, name))
-                    .map_err(|e| {
-                        failure(
-                            ApplyErrorKind::UnitFile,
-                            format!("cannot write {dir}/{name}.container: {e}"),
-                        )
-                    })
-            }
+            Action::WriteUnit(name) => self
+                .unit_dir
+                .write(name, texts.get(name.as_str()).copied().unwrap_or_default())
+                .map_err(|e| {
+                    failure(
+                        ApplyErrorKind::UnitFile,
+                        format!("cannot write {dir}/{name}.container: {e}"),
+                    )
+                }),
             Action::RemoveUnit(name) => self.unit_dir.remove(name).map_err(|e| {
                 failure(
                     ApplyErrorKind::UnitFile,
@@ -213,9 +213,8 @@ impl Reconciler {
         }
         let exact = super::observe::by_spec(self.units.details(&units).await.unwrap_or_default());
         for (name, state) in exact {
-            if let Some(job) = owed.jobs.get_mut(&name)
-                && plan.job(&name).is_some()
-            {
+            // (Only units of this plan's jobs were asked about.)
+            if let Some(job) = owed.jobs.get_mut(&name) {
                 job.since = state.invocation_id;
             }
         }
@@ -272,15 +271,16 @@ fn applied_specs(plan: &Plan) -> impl Iterator<Item = &str> {
         .map(|(name, _)| name.as_str())
 }
 
-/// The unit file `facts` say spec `name` wants.
-fn unit_text<'a>(facts: &'a Facts, name: &str) -> &'a str {
+/// The unit file each spec wants, by name.
+fn unit_texts(facts: &Facts) -> BTreeMap<&str, &str> {
     facts
         .specs
         .iter()
-        .find(|s| s.name == name)
-        .and_then(|s| s.wants.as_ref().ok())
-        .map(|w| w.unit_text.as_str())
-        .unwrap_or_default()
+        .filter_map(|s| {
+            let wants = s.wants.as_ref().ok()?;
+            Some((s.name.as_str(), wants.unit_text.as_str()))
+        })
+        .collect()
 }
 
 /// Runs `job` on the unit of spec `name`. A start or restart that fails says why, from

@@ -33,8 +33,8 @@ pub struct Facts {
     pub volume_specs: BTreeSet<String>,
     /// What earlier reconciles (or an earlier ramlet) left owed.
     pub owed: Owed,
-    /// What the last status said of each spec: which file it came from (to tell whether a
-    /// running spec that is gone from the catalog is gone or only broken) and its last entry.
+    /// What the last status said of each running spec that is not selected now: which file it
+    /// came from (to tell whether it is gone or its file only broke) and its last entry.
     pub last: BTreeMap<String, SpecStatus>,
 }
 

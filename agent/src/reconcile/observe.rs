@@ -52,6 +52,7 @@ impl Reconciler {
         if self.refresh_secrets(&catalog, &selected, due).await {
             return Err(Stop::Shutdown);
         }
+        let chosen: BTreeSet<&str> = selected.iter().map(|c| c.name.as_str()).collect();
         let mut facts = Facts {
             errors: catalog.errors.iter().map(ToString::to_string).collect(),
             broken_files: catalog.errors.iter().map(|e| e.file.clone()).collect(),
@@ -59,10 +60,20 @@ impl Reconciler {
                 .containers
                 .keys()
                 .map(ToString::to_string)
-                .filter(|name| !selected.iter().any(|c| c.name.as_str() == name))
+                .filter(|name| !chosen.contains(name.as_str()))
                 .collect(),
             owed: self.owed.clone(),
-            last: self.status.specs.clone(),
+            // Only what a decision can need: the last entries of running specs that are not
+            // selected now (gone, deselected, or their file broke).
+            last: self
+                .status
+                .specs
+                .iter()
+                .filter(|(name, _)| {
+                    listing.ours.contains_key(*name) && !chosen.contains(name.as_str())
+                })
+                .map(|(name, spec)| (name.clone(), spec.clone()))
+                .collect(),
             ..Facts::default()
         };
         let mut payload = BTreeMap::new();

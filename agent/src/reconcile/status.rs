@@ -69,16 +69,17 @@ impl Reconciler {
         self.seen = seen;
         let now = crate::util::now_rfc3339();
         let scope = self.settings.layout.scope;
+        let files: BTreeMap<&str, &std::path::PathBuf> = facts
+            .specs
+            .iter()
+            .map(|s| (s.name.as_str(), &s.file))
+            .collect();
         let specs = plan
             .specs
             .iter()
             .map(|(name, verdict)| {
                 let state = asked.get(name).or_else(|| facts.states.get(name));
-                let file = facts
-                    .specs
-                    .iter()
-                    .find(|s| &s.name == name)
-                    .map(|s| s.file.clone());
+                let file = files.get(name.as_str()).map(|f| (*f).clone());
                 let last = facts.last.get(name);
                 let mut spec = settle(name, verdict, applied.failures.get(name), state, scope);
                 spec.file = file
