@@ -34,6 +34,14 @@ pub struct ApplyError {
     pub message: String,
 }
 
+impl ApplyError {
+    /// What failed, for logs, metrics and the error policy.
+    #[must_use]
+    pub fn kind(&self) -> ApplyErrorKind {
+        self.kind
+    }
+}
+
 /// What kind of action failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyErrorKind {
@@ -357,7 +365,7 @@ fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>
             tracing::info!(spec, unit = %service(spec), action = verb, reason, "{what} ({reason})");
         }
         (Some(spec), Some(error)) => {
-            let kind = error.kind.as_str();
+            let kind = error.kind().as_str();
             tracing::warn!(spec, unit = %service(spec), action = verb, reason, error = %error.message, kind, "{what} ({reason}): action failed: {error}");
         }
         // The daemon-reload is no spec's.
@@ -367,7 +375,7 @@ fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>
                 action = verb,
                 reason,
                 error = %error.message,
-                kind = error.kind.as_str(),
+                kind = error.kind().as_str(),
                 "{what} ({reason}): action failed: {error}"
             );
         }
