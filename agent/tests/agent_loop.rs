@@ -162,7 +162,9 @@ async fn throttling_backs_off_past_the_interval_to_five_minutes_then_recovers() 
     run(&mut reconciler, |_| async {
         sleep(Duration::from_mins(19)).await;
         world.secret("x", Ok("one"));
-        sleep(Duration::from_mins(6)).await;
+        // The heal is seen at the next throttled try, up to 330 s later (300 s + 10% jitter);
+        // then at least five 10 s gaps.
+        sleep(Duration::from_mins(8)).await;
     })
     .await;
     let gaps = gaps(&world);
