@@ -62,64 +62,51 @@ pub fn decide(facts: &Facts) -> Plan {
 /// runs.
 fn verdict<'a>(spec: &'a SpecFacts, facts: &Facts) -> Result<&'a Wants, (Verdict, bool)> {
     let name = &spec.name;
-    let refused = |phase, reason, message: String| Verdict {
+    let (phase, reason, message) = match &spec.name_check {
+        NameCheck::Ours | NameCheck::Free => {
+            return spec.wants.as_ref().map_err(|problem| {
+                // A spec that runs already keeps running as it is; a new one is not created.
+                let runs = facts.units.contains_key(name);
+                let verdict = Verdict {
+                    phase: if runs { Phase::Degraded } else { Phase::Failed },
+                    reason: problem.reason,
+                    message: problem.message.clone(),
+                    versions: problem.versions.clone(),
+                };
+                (verdict, runs)
+            });
+        }
+        NameCheck::TakenBySystemd(load) => (
+            Phase::Failed,
+            Reason::UnitNameTaken,
+            format!(
+                "{name}.service already exists on this host (LoadState={load}) and is not ramlet's; rename the spec"
+            ),
+        ),
+        NameCheck::TakenInUnitDir(file) => (
+            Phase::Failed,
+            Reason::UnitNameTaken,
+            format!(
+                "{} exists and is not ramlet's; rename the spec",
+                file.display()
+            ),
+        ),
+        // Not refused: it waits for systemd to answer.
+        NameCheck::Unknown(error) => (
+            Phase::Degraded,
+            Reason::SystemdUnavailable,
+            format!(
+                "cannot tell whether {name}.service is free on this host ({error}); the spec waits until systemd answers"
+            ),
+        ),
+    };
+    let verdict = Verdict {
         phase,
         reason,
         message,
         versions: Vec::new(),
     };
-    match &spec.name_check {
-        NameCheck::TakenBySystemd(load) => {
-            return Err((
-                refused(
-                    Phase::Failed,
-                    Reason::UnitNameTaken,
-                    format!(
-                        "{name}.service already exists on this host (LoadState={load}) and is not ramlet's; rename the spec"
-                    ),
-                ),
-                false,
-            ));
-        }
-        NameCheck::TakenInUnitDir(file) => {
-            return Err((
-                refused(
-                    Phase::Failed,
-                    Reason::UnitNameTaken,
-                    format!(
-                        "{} exists and is not ramlet's; rename the spec",
-                        file.display()
-                    ),
-                ),
-                false,
-            ));
-        }
-        NameCheck::Unknown(error) => {
-            // Not refused: it waits for systemd to answer.
-            return Err((
-                refused(
-                    Phase::Degraded,
-                    Reason::SystemdUnavailable,
-                    format!(
-                        "cannot tell whether {name}.service is free on this host ({error}); the spec waits until systemd answers"
-                    ),
-                ),
-                false,
-            ));
-        }
-        NameCheck::Ours | NameCheck::Free => {}
-    }
-    spec.wants.as_ref().map_err(|problem| {
-        // A spec that runs already keeps running as it is; a new one is not created.
-        let runs = facts.units.contains_key(name);
-        let verdict = Verdict {
-            phase: if runs { Phase::Degraded } else { Phase::Failed },
-            reason: problem.reason,
-            message: problem.message.clone(),
-            versions: problem.versions.clone(),
-        };
-        (verdict, runs)
-    })
+    Err((verdict, false))
 }
 
 /// Running specs that are gone from the catalog because their file is broken now are kept
