@@ -44,9 +44,10 @@ fn user_scope_runs_rotates_edits_adopts_and_removes() {
     agent.start();
 
     // New spec: the container reads its secrets from a noswap tmpfs, with the modes asked for.
+    // The script prints DIR last, so once it is in the journal every line before it is too.
     let logs = agent.wait("e2e-a to print its files", Duration::from_mins(1), || {
         let logs = scope.logs("e2e-a");
-        logs.contains("FILE /run/s/y").then_some(logs)
+        logs.contains("DIR ").then_some(logs)
     });
     assert!(logs.contains("FILE /run/s/x 440 alpha"), "{logs}");
     assert!(logs.contains("FILE /run/s/y 400 beta"), "{logs}");
@@ -265,7 +266,7 @@ fn system_scope_mounts_noswap_tmpfs_per_volume_and_unmounts_on_removal() {
         Duration::from_secs(90),
         || {
             let logs = scope.logs("e2e-sys");
-            logs.contains("FILE /run/s/x").then_some(logs)
+            logs.contains("DIR ").then_some(logs)
         },
     );
     assert!(logs.contains("FILE /run/s/x 400 root-secret"), "{logs}");
