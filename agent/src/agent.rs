@@ -117,7 +117,7 @@ pub async fn reconciler(config: &Config, agent: bool) -> Result<Reconciler> {
         Box::new(volumes),
         Box::new(units),
         Box::new(UnitDir::new(config.layout.unit_dir.clone())),
-        crate::providers::connector(),
+        crate::providers::connector(config.spec_dir.clone()),
     ))
 }
 

@@ -76,6 +76,29 @@ pub enum Command {
         #[command(flatten)]
         agent: RunArgs,
     },
+    /// Seal a new value of a secret into a `creds` or `age` store: the value is read from
+    /// standard input (never a flag), sealed with systemd-creds (creds: on this host) or
+    /// encrypted to the store's recipients (age: beside the specs, for a commit). The running
+    /// agent sees it as a new version. Exit 0 when sealed, 1 when sealing failed, 64 for a
+    /// store or a name that cannot take it.
+    Seal {
+        /// The store: `metadata.name` of a `SecretStore` in the spec directory.
+        store: String,
+        /// The secret's name, as specs name it (`prod/db`).
+        secret: String,
+        /// creds: which key seals it (systemd-creds `--with-key`).
+        #[arg(long, value_enum, default_value_t = crate::providers::creds::WithKey::Auto)]
+        with_key: crate::providers::creds::WithKey,
+        /// age: write the ASCII-armored form instead of binary.
+        #[arg(long)]
+        armor: bool,
+        /// The spec directory (default: the config file's `specDir`, else /etc/ramlet/specs).
+        #[arg(long, value_name = "DIR")]
+        spec_dir: Option<PathBuf>,
+        /// A host's ramlet configuration: its `specDir` and `policy`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Ask the running agent to reconcile now (sends it SIGHUP).
     Sync {
         /// Which agent: the same options as `ramlet run` pick its state directory.
@@ -235,6 +258,31 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Seal {
+            store,
+            secret,
+            with_key,
+            armor,
+            spec_dir,
+            config,
+        } => {
+            let file = match config.as_deref().map(crate::config::File::read).transpose() {
+                Ok(file) => file.unwrap_or_default(),
+                Err(error) => return usage(&error),
+            };
+            let spec_dir = spec_dir
+                .or(file.spec_dir)
+                .unwrap_or_else(|| PathBuf::from("/etc/ramlet/specs"));
+            let request = crate::cmd::seal::Request {
+                spec_dir: &spec_dir,
+                policy: &file.policy,
+                store: &store,
+                secret: &secret,
+                with_key,
+                armor,
+            };
+            crate::cmd::seal::run(&request, &mut std::io::stdin().lock())
+        }
         Command::Sync { agent } => match agent.config() {
             Ok(config) => match crate::agent::sync(&config.state_dir) {
                 Ok(()) => ExitCode::SUCCESS,

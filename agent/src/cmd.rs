@@ -10,6 +10,7 @@
 pub mod format;
 pub mod plan;
 pub mod render;
+pub mod seal;
 pub mod status;
 pub mod validate;
 

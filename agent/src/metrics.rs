@@ -300,6 +300,7 @@ mod tests {
             "aws".into(),
             crate::providers::stores::StoreStatus {
                 kind: "aws".into(),
+                plain_text_at_rest: false,
                 healthy: true,
                 error_kind: String::new(),
                 message: String::new(),

@@ -1,15 +1,18 @@
 //! Secret providers: where secret values come from. One implementation per store kind, behind
 //! [`SecretProvider`] so the reconciler can be tested with an in-memory fake.
 //!
-//! Layout: [`file`](mod@file) reads a local directory, [`aws`] talks to AWS Secrets Manager,
-//! [`gcp`] to Google Cloud Secret Manager; [`stores`] keeps one client per store, decides what
+//! Layout: [`file`](mod@file) reads a local directory in plain text, [`creds`] one of
+//! credentials sealed with `systemd-creds`, [`age`](mod@age) age files beside the specs,
+//! [`aws`] talks to AWS Secrets Manager, [`gcp`] to Google Cloud Secret Manager; [`stores`] keeps one client per store, decides what
 //! is due, and remembers the last good value of every secret.
 //!
 //! A provider gets every request of its store at once, so it can be cheap: AWS checks versions
 //! with `DescribeSecret` and reads only what changed (in batches), GCP compares the version name
 //! it gets back. Every call is bounded in time ([`Limits`]) and in concurrency.
 
+pub mod age;
 pub mod aws;
+pub mod creds;
 pub mod events;
 pub mod file;
 pub mod gcp;
@@ -92,6 +95,9 @@ pub enum ErrorKind {
     Unavailable,
     /// The store's settings cannot work (a bad endpoint, a client that cannot be built).
     Misconfigured,
+    /// A sealed value this host cannot open: sealed for another host or TPM, under another name,
+    /// to another age identity, or damaged.
+    Undecryptable,
 }
 
 impl ErrorKind {
@@ -110,6 +116,7 @@ impl ErrorKind {
             Self::Corrupt => "corrupt",
             Self::Unavailable => "unavailable",
             Self::Misconfigured => "misconfigured",
+            Self::Undecryptable => "undecryptable",
         }
     }
 
@@ -192,14 +199,22 @@ pub type Connector = Arc<
         + Sync,
 >;
 
-/// The real clients: `file`, `aws` and `gcp`.
+/// The real clients: `file`, `creds`, `age` (whose folders are inside `spec_dir`), `aws` and
+/// `gcp`.
 #[must_use]
-pub fn connector() -> Connector {
-    Arc::new(|provider: &Provider| {
+pub fn connector(spec_dir: std::path::PathBuf) -> Connector {
+    Arc::new(move |provider: &Provider| {
         let provider = provider.clone();
+        let spec_dir = spec_dir.clone();
         Box::pin(async move {
             let client: Arc<dyn SecretProvider> = match provider {
                 Provider::File { directory } => Arc::new(file::FileProvider::new(directory)),
+                Provider::Creds { directory } => Arc::new(creds::CredsProvider::new(directory)),
+                Provider::Age {
+                    directory,
+                    identity,
+                    ..
+                } => Arc::new(age::AgeProvider::new(spec_dir, directory, identity)),
                 Provider::Aws { region, endpoint } => {
                     Arc::new(aws::AwsProvider::connect(&region, endpoint.as_deref()).await?)
                 }

@@ -84,6 +84,9 @@ pub enum Reason {
     SecretCorrupt,
     /// The store's settings are wrong.
     StoreMisconfigured,
+    /// A sealed value this host cannot open (another host's key or TPM, another name, another
+    /// age identity, a damaged file).
+    SecretUndecryptable,
     /// A reason this version of ramlet does not know (read from a newer status file).
     #[serde(other)]
     Unknown,
@@ -113,6 +116,7 @@ impl Reason {
             Self::SecretTooLarge => "SecretTooLarge",
             Self::SecretCorrupt => "SecretCorrupt",
             Self::StoreMisconfigured => "StoreMisconfigured",
+            Self::SecretUndecryptable => "SecretUndecryptable",
             Self::Unknown => "Unknown",
         }
     }
@@ -239,7 +243,7 @@ impl Status {
                 .max(5);
             let _ = writeln!(
                 out,
-                "\n{:width$}  {:4}  {:9}  {:8}  {:16}  MESSAGE",
+                "\n{:width$}  {:5}  {:9}  {:8}  {:16}  MESSAGE",
                 "STORE", "KIND", "HEALTHY", "NEXT", "EVENTS"
             );
             for (name, store) in &self.stores {
@@ -256,9 +260,14 @@ impl Status {
                         format!("{}; events: {}", store.message, e.error),
                     ),
                 };
+                let message = match (store.plain_text_at_rest, message.is_empty()) {
+                    (false, _) => message,
+                    (true, true) => PLAIN_AT_REST.to_owned(),
+                    (true, false) => format!("{message}; {PLAIN_AT_REST}"),
+                };
                 let _ = writeln!(
                     out,
-                    "{name:width$}  {:4}  {:9}  {:8}  {events:16}  {message}",
+                    "{name:width$}  {:5}  {:9}  {:8}  {events:16}  {message}",
                     store.kind,
                     if store.healthy { "yes" } else { "no" },
                     format!("{}s", store.next_refresh_secs),
@@ -271,6 +280,10 @@ impl Status {
         out
     }
 }
+
+/// What `ramlet status` says of a `file` store, as `ramlet validate` does.
+pub const PLAIN_AT_REST: &str =
+    "warning: plain text at rest (a creds or age store keeps secrets sealed)";
 
 impl From<crate::providers::ErrorKind> for Reason {
     /// The status reason of a spec whose secret failed this way (`PermissionDenied`).
@@ -288,6 +301,7 @@ impl From<crate::providers::ErrorKind> for Reason {
             ErrorKind::Corrupt => Self::SecretCorrupt,
             ErrorKind::Unavailable => Self::ProviderUnavailable,
             ErrorKind::Misconfigured => Self::StoreMisconfigured,
+            ErrorKind::Undecryptable => Self::SecretUndecryptable,
         }
     }
 }

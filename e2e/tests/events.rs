@@ -60,7 +60,10 @@ struct Listening {
 impl Listening {
     fn new(catalog: Catalog) -> Self {
         let (tx, notices) = mpsc::unbounded_channel();
-        let mut stores = Stores::new(connector(), Limits::default());
+        let mut stores = Stores::new(
+            connector(std::path::PathBuf::from("/nonexistent")),
+            Limits::default(),
+        );
         stores.listen_with(
             Arc::new(move |notice| {
                 let _ = tx.send(notice);

@@ -127,7 +127,10 @@ async fn aws_checks_with_one_describe_and_reads_only_what_changed() {
         "aws: {{region: eu-west-1, endpoint: \"{}\"}}",
         aws.endpoint()
     );
-    let mut stores = Stores::new(connector(), Limits::default());
+    let mut stores = Stores::new(
+        connector(std::path::PathBuf::from("/nonexistent")),
+        Limits::default(),
+    );
 
     // 50 specs share one secret: one DescribeSecret and one GetSecretValue.
     let shared = catalog(&dir, &store, &["prod/db"; 50]);
@@ -276,7 +279,10 @@ async fn gcp_reads_latest_numbers_and_aliases_and_says_why_a_version_fails() {
         GCP_PROJECT.0,
         gcp.endpoint()
     );
-    let mut stores = Stores::new(connector(), Limits::default());
+    let mut stores = Stores::new(
+        connector(std::path::PathBuf::from("/nonexistent")),
+        Limits::default(),
+    );
     let refs = ["tls-key"; 20]
         .into_iter()
         .chain([

@@ -60,4 +60,4 @@ pub use quantity::{
     MIN_VOLUME_BYTES,
 };
 pub use text::MAX_STRING_BYTES;
-pub use validate::container::SIGNALS;
+pub use validate::container::{SIGNALS, check_secret_name};

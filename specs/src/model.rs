@@ -99,22 +99,64 @@ pub enum Provider {
         /// An endpoint override (`http(s)://...`).
         endpoint: Option<String>,
     },
-    /// A local directory, one file per secret.
+    /// Credentials sealed with `systemd-creds`, one file per secret.
+    Creds {
+        /// The absolute directory.
+        directory: PathBuf,
+    },
+    /// Files encrypted with age, beside the specs.
+    Age {
+        /// The folder, relative to the spec directory.
+        directory: PathBuf,
+        /// Where the host's identity is.
+        identity: AgeIdentity,
+        /// The public keys new values are sealed to (`ramlet seal`).
+        recipients: Vec<String>,
+    },
+    /// A local directory, one file per secret, in plain text.
     File {
         /// The absolute directory.
         directory: PathBuf,
     },
 }
 
+/// Where an `age` store's identity is kept on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AgeIdentity {
+    /// A plain identity file, readable by ramlet's user alone.
+    File(PathBuf),
+    /// An identity sealed with `systemd-creds encrypt`.
+    Credential(PathBuf),
+}
+
+impl AgeIdentity {
+    /// The file on the host.
+    #[must_use]
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Self::File(path) | Self::Credential(path) => path,
+        }
+    }
+}
+
 impl Provider {
-    /// The provider's short name: `aws`, `gcp` or `file`.
+    /// The provider's short name: `aws`, `gcp`, `creds`, `age` or `file`.
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Aws { .. } => "aws",
             Self::Gcp { .. } => "gcp",
+            Self::Creds { .. } => "creds",
+            Self::Age { .. } => "age",
             Self::File { .. } => "file",
         }
+    }
+
+    /// Whether the store keeps its secrets in plain text on the host's disk (`file`).
+    #[must_use]
+    pub fn plain_at_rest(&self) -> bool {
+        matches!(self, Self::File { .. })
     }
 }
 

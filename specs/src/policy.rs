@@ -1,8 +1,9 @@
 //! A host's policy: limits an administrator sets in ramlet's own configuration, which no spec can
 //! lift. A spec repository is root on the hosts it targets; the policy is how a host narrows that.
 //!
-//! - `storeDirectories`: a `file` store must name one of these folders or a folder below one
-//!   (empty: any folder but the system ones the spec language refuses anyway).
+//! - `storeDirectories`: a `file` or `creds` store's directory, and an `age` store's identity,
+//!   must be one of these folders or below one (empty: any folder but the system ones the spec
+//!   language refuses anyway). An `age` store's encrypted files are inside the spec directory.
 //! - `forbiddenKeys`: escape-hatch keys (`spec.quadlet`) a spec may not set, as `Key` (any
 //!   section) or `Section.Key` (`AddCapability`, `AddDevice`, `Service.OnFailure`, ...).
 //! - `allowKeys`: escape-hatch keys the host lets specs set beyond the [`baseline`] (which
@@ -24,7 +25,7 @@ pub mod baseline;
 pub mod endpoints;
 
 use crate::error::ErrorKind;
-use crate::model::{Container, EventSource, Provider, SecretStore};
+use crate::model::{AgeIdentity, Container, EventSource, Provider, SecretStore};
 use crate::path::FieldPath;
 use crate::validate::Findings;
 
@@ -32,7 +33,8 @@ use crate::validate::Findings;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Policy {
-    /// Folders `file` stores may read from (with everything below them); empty: any.
+    /// Folders `file`, `creds` and `age` stores may read from on the host (with everything
+    /// below them); empty: any.
     #[serde(default)]
     pub store_directories: Vec<PathBuf>,
     /// Escape-hatch keys no spec may set: `Key` or `Section.Key`.
@@ -94,12 +96,25 @@ impl Policy {
     /// What `store` does that this policy forbids.
     pub(crate) fn check_store(&self, store: &SecretStore) -> Findings {
         let mut findings = Findings::default();
-        if let Provider::File { directory } = &store.provider
+        let host_path: Option<(&[&str], &Path)> = match &store.provider {
+            Provider::File { directory } => Some((&["spec", "file", "directory"], directory)),
+            Provider::Creds { directory } => Some((&["spec", "creds", "directory"], directory)),
+            Provider::Age {
+                identity: AgeIdentity::File(path),
+                ..
+            } => Some((&["spec", "age", "identity"], path)),
+            Provider::Age {
+                identity: AgeIdentity::Credential(path),
+                ..
+            } => Some((&["spec", "age", "identityCredential"], path)),
+            Provider::Aws { .. } | Provider::Gcp { .. } => None,
+        };
+        if let Some((field, path)) = host_path
             && !self.store_directories.is_empty()
             && !self
                 .store_directories
                 .iter()
-                .any(|allowed| below(directory, allowed))
+                .any(|allowed| below(path, allowed))
         {
             let allowed: Vec<String> = self
                 .store_directories
@@ -107,11 +122,12 @@ impl Policy {
                 .map(|d| d.display().to_string())
                 .collect();
             findings.push(
-                &FieldPath::of(&["spec", "file", "directory"]),
+                &FieldPath::of(field),
                 ErrorKind::Policy,
                 format!(
-                    "{} is not allowed on this host: its policy allows file stores only in {}",
-                    directory.display(),
+                    "{} is not allowed on this host: its policy allows {} stores to read only in {}",
+                    path.display(),
+                    store.provider.kind(),
                     allowed.join(", ")
                 ),
             );

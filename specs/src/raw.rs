@@ -68,7 +68,7 @@ pub struct Metadata {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// Where secrets come from. Exactly one of `aws`, `gcp` or `file` is set.
+/// Where secrets come from. Exactly one of `aws`, `gcp`, `creds`, `age` or `file` is set.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretStoreSpec {
@@ -79,7 +79,12 @@ pub struct SecretStoreSpec {
     pub aws: Option<AwsStore>,
     /// Google Cloud Secret Manager.
     pub gcp: Option<GcpStore>,
-    /// A local directory holding one file per secret.
+    /// A local directory of credentials sealed with `systemd-creds encrypt` (to the host's key
+    /// or its TPM2): nothing in plain text at rest.
+    pub creds: Option<CredsStore>,
+    /// Files encrypted with age, committed beside the specs.
+    pub age: Option<AgeStore>,
+    /// A local directory holding one file per secret, in plain text at rest.
     pub file: Option<FileStore>,
 }
 
@@ -141,6 +146,35 @@ pub struct GcpEvents {
 pub struct FileStore {
     /// An absolute directory.
     pub directory: String,
+}
+
+/// Credentials sealed with `systemd-creds encrypt`, one file per secret: the secret `prod/db` is
+/// the file `<directory>/prod/db`, and its embedded credential name must be `db` (the last part
+/// of the secret's name; `ramlet seal` writes it so).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CredsStore {
+    /// An absolute directory, such as `/etc/credstore.encrypted`.
+    pub directory: String,
+}
+
+/// Files encrypted with age (X25519 recipients, binary or armored), committed in the spec
+/// repository: the secret `prod/db` is the file `<directory>/prod/db.age`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgeStore {
+    /// A folder relative to the spec directory, such as `secrets`.
+    pub directory: String,
+    /// The host's age identity file (`AGE-SECRET-KEY-1...` lines), absolute; readable by
+    /// ramlet's user alone. Set this or `identityCredential`.
+    pub identity: Option<String>,
+    /// The host's age identity sealed with `systemd-creds encrypt` (embedded name: the file's
+    /// name), absolute: no plain key on the disk. Set this or `identity`.
+    pub identity_credential: Option<String>,
+    /// The public keys (`age1...`) `ramlet seal` encrypts new values to; ramlet itself never
+    /// needs them.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 /// A container that ramlet runs with Podman through a Quadlet unit.

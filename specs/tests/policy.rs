@@ -280,3 +280,74 @@ fn regression_19_a_misspelt_policy_key_is_a_config_problem() {
     assert!(problems[0].starts_with("policy.forbiddenKeys: \"Service.OnFailure\""));
     assert!(problems[1].starts_with("policy.allowKeys: \"AddDevcie\""));
 }
+
+/// The sealed stores read host files too: a `creds` store's folder and an `age` store's identity
+/// obey `storeDirectories` as a `file` store's folder does, at their own field.
+#[test]
+fn sealed_stores_read_only_where_the_policy_lets_stores_read() {
+    let policy = Policy {
+        store_directories: vec![PathBuf::from("/etc/ramlet")],
+        ..Policy::default()
+    };
+    let text = "apiVersion: ramlet.dev/v1alpha1
+kind: SecretStore
+metadata: {name: creds-in}
+spec:
+  creds: {directory: /etc/ramlet/creds}
+---
+apiVersion: ramlet.dev/v1alpha1
+kind: SecretStore
+metadata: {name: creds-out}
+spec:
+  creds: {directory: /srv/other-team/creds}
+---
+apiVersion: ramlet.dev/v1alpha1
+kind: SecretStore
+metadata: {name: age-out}
+spec:
+  age:
+    directory: secrets
+    identity: /srv/other-team/age.key
+---
+apiVersion: ramlet.dev/v1alpha1
+kind: SecretStore
+metadata: {name: age-sealed-out}
+spec:
+  age:
+    directory: secrets
+    identityCredential: /srv/other-team/age.cred
+---
+apiVersion: ramlet.dev/v1alpha1
+kind: SecretStore
+metadata: {name: age-in}
+spec:
+  age:
+    directory: secrets
+    identityCredential: /etc/ramlet/age-identity
+";
+    let catalog = load_texts_with([(PathBuf::from("stores.yaml"), text.to_owned())], &policy);
+    let names: Vec<&str> = catalog
+        .stores
+        .keys()
+        .map(ramlet_specs::model::Name::as_str)
+        .collect();
+    assert_eq!(names, ["age-in", "creds-in"]);
+    let errors = policy_errors(&catalog);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("stores.yaml:11:") && errors[0].contains("spec.creds.directory"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[1].starts_with("stores.yaml:19:") && errors[1].contains("spec.age.identity"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].starts_with("stores.yaml:27:")
+            && errors[2].contains("spec.age.identityCredential"),
+        "{}",
+        errors[2]
+    );
+}

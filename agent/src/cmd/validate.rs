@@ -25,6 +25,8 @@ pub struct Report<'a> {
     pub containers: Vec<&'a str>,
     /// Every error.
     pub errors: &'a [SpecError],
+    /// What is valid but unwise: a `file` store keeps its secrets in plain text at rest.
+    pub warnings: Vec<String>,
     /// With `--host-labels`: what this host would run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<HostReport<'a>>,
@@ -74,6 +76,24 @@ impl<'a> Report<'a> {
                 .map(ramlet_specs::model::Name::as_str)
                 .collect(),
             errors: &catalog.errors,
+            warnings: catalog
+                .stores
+                .values()
+                .filter(|store| store.provider.plain_at_rest())
+                .map(|store| {
+                    let directory = match &store.provider {
+                        ramlet_specs::model::Provider::File { directory } => {
+                            directory.display().to_string()
+                        }
+                        _ => String::new(),
+                    };
+                    format!(
+                        "{}: store {}: warning: plain text at rest: its secrets lie unencrypted in {directory}, and in any backup of it; a creds store (systemd-creds) or an age store keeps them sealed",
+                        store.origin.file.display(),
+                        store.name.as_str()
+                    )
+                })
+                .collect(),
             host,
         }
     }
@@ -85,6 +105,9 @@ impl<'a> Report<'a> {
         let mut out = String::new();
         for error in self.errors {
             let _ = writeln!(out, "{error}");
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "{warning}");
         }
         let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
         let verdict = if self.valid {

@@ -35,43 +35,7 @@ impl FileProvider {
     fn read(&self, name: &str) -> Result<Secret, ProviderError> {
         // `name` is validated relative, without `..` (ramlet_specs::fspath).
         let path = self.directory.join(name);
-        let file = std::fs::File::from(open_beneath(&path).map_err(|e| match e {
-            Walk::Link(at) => ProviderError::new(
-                super::ErrorKind::NotFound,
-                format!(
-                    "{} is a symbolic link (or not a folder) on the way to {}; a file store follows no link and reads only regular files",
-                    at.display(),
-                    path.display()
-                ),
-            ),
-            Walk::Errno(Errno::ENOENT, _) => ProviderError::not_found(name),
-            Walk::Errno(Errno::EACCES, at) => ProviderError::new(
-                super::ErrorKind::PermissionDenied,
-                format!(
-                    "cannot read {}: permission denied at {}; let ramlet's user read it",
-                    path.display(),
-                    at.display()
-                ),
-            ),
-            Walk::Errno(errno, at) => ProviderError::unavailable(format!(
-                "cannot read {}: {} at {}",
-                path.display(),
-                errno.desc(),
-                at.display()
-            )),
-        })?);
-        let meta = file
-            .metadata()
-            .map_err(|e| ProviderError::unavailable(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(ProviderError::new(
-                super::ErrorKind::NotFound,
-                format!(
-                    "{} is not a regular file; a file store reads only regular files",
-                    path.display()
-                ),
-            ));
-        }
+        let (file, meta) = open_regular(&path, name, "file")?;
         if meta.len() > MAX_SECRET_BYTES {
             return Err(ProviderError::too_large(name, meta.len()));
         }
@@ -84,16 +48,69 @@ impl FileProvider {
             })?;
         Ok(Secret {
             bytes: SecretBytes::new(std::mem::take(&mut *bytes)),
-            // Not the size: status files show versions, and a size says something about a
-            // secret. A rewrite changes the mtime; a rename over it, the inode.
-            version: format!(
-                "mtime:{}.{:09}/inode:{}",
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ino()
-            ),
+            version: file_version(&meta),
         })
     }
+}
+
+/// Opens the regular file at `path` for the secret `name` of a `kind` store (`file`, `creds`,
+/// `age`), refusing links on the way and anything but a regular file, with an error that says
+/// which.
+pub(super) fn open_regular(
+    path: &Path,
+    name: &str,
+    kind: &str,
+) -> Result<(std::fs::File, std::fs::Metadata), ProviderError> {
+    let file = std::fs::File::from(open_beneath(path).map_err(|e| match e {
+        Walk::Link(at) => ProviderError::new(
+            super::ErrorKind::NotFound,
+            format!(
+                "{} is a symbolic link (or not a folder) on the way to {}; a {kind} store follows no link and reads only regular files",
+                at.display(),
+                path.display()
+            ),
+        ),
+        Walk::Errno(Errno::ENOENT, _) => ProviderError::not_found(name),
+        Walk::Errno(Errno::EACCES, at) => ProviderError::new(
+            super::ErrorKind::PermissionDenied,
+            format!(
+                "cannot read {}: permission denied at {}; let ramlet's user read it",
+                path.display(),
+                at.display()
+            ),
+        ),
+        Walk::Errno(errno, at) => ProviderError::unavailable(format!(
+            "cannot read {}: {} at {}",
+            path.display(),
+            errno.desc(),
+            at.display()
+        )),
+    })?);
+    let meta = file
+        .metadata()
+        .map_err(|e| ProviderError::unavailable(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(ProviderError::new(
+            super::ErrorKind::NotFound,
+            format!(
+                "{} is not a regular file; a {kind} store reads only regular files",
+                path.display()
+            ),
+        ));
+    }
+    Ok((file, meta))
+}
+
+/// A file's version for stores whose files are rewritten to rotate (`file`, `creds`): its
+/// modification time and inode. Not its size: status files show versions, and a size says
+/// something about a secret. A rewrite changes the mtime; a rename over it, the inode.
+pub(super) fn file_version(meta: &std::fs::Metadata) -> String {
+    format!(
+        "mtime:{}.{:09}/inode:{}",
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino()
+    )
 }
 
 /// Why a walk stopped: a link (or a non-folder) where a folder was wanted, or an error, with the
@@ -160,28 +177,46 @@ impl SecretProvider for FileProvider {
         requests: &'a [Request],
         limits: Limits,
     ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>> {
-        let calls = requests.iter().map(move |request| {
-            let provider = self.clone();
-            async move {
-                if request.version != SecretVersion::Latest {
-                    return Err(ProviderError::not_found(&format!(
-                        "{}@{}",
-                        request.name, request.version
-                    )));
-                }
-                let name = request.name.clone();
-                let secret = tokio::task::spawn_blocking(move || provider.read(&name))
-                    .await
-                    .map_err(|e| ProviderError::unavailable(e.to_string()))??;
-                Ok(if request.known.as_ref() == Some(&secret.version) {
-                    Fetched::Unchanged
-                } else {
-                    Fetched::New(secret)
-                })
-            }
-        });
-        Box::pin(super::each_bounded(limits, calls.collect()))
+        let provider = self.clone();
+        fetch_each(requests, limits, "file", move |name| provider.read(name))
     }
+}
+
+/// A local store's answers (`file`, `creds`, `age`): each request's `read`, on the blocking
+/// pool, `Unchanged` when the version is the one ramlet holds. Such a store keeps one version.
+pub(super) fn fetch_each<'a, R>(
+    requests: &'a [Request],
+    limits: Limits,
+    kind: &'static str,
+    read: R,
+) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>>
+where
+    R: Fn(&str) -> Result<Secret, ProviderError> + Clone + Send + Sync + 'static,
+{
+    let calls = requests.iter().map(move |request| {
+        let read = read.clone();
+        async move {
+            if request.version != SecretVersion::Latest {
+                return Err(ProviderError::new(
+                    super::ErrorKind::NotFound,
+                    format!(
+                        "secret {:?} has no version {}: a {kind} store keeps one",
+                        request.name, request.version
+                    ),
+                ));
+            }
+            let name = request.name.clone();
+            let secret = tokio::task::spawn_blocking(move || read(&name))
+                .await
+                .map_err(|e| ProviderError::unavailable(e.to_string()))??;
+            Ok(if request.known.as_ref() == Some(&secret.version) {
+                Fetched::Unchanged
+            } else {
+                Fetched::New(secret)
+            })
+        }
+    });
+    Box::pin(super::each_bounded(limits, calls.collect()))
 }
 
 #[cfg(test)]

@@ -116,8 +116,11 @@ pub struct EventsStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreStatus {
-    /// `aws`, `gcp` or `file`.
+    /// `aws`, `gcp`, `creds`, `age` or `file`.
     pub kind: String,
+    /// Whether its secrets lie on the host's disk in plain text (a `file` store).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_text_at_rest: bool,
     /// Whether its last refresh answered every secret.
     pub healthy: bool,
     /// The error kind of its first failing secret (`permission-denied`), empty when healthy.
@@ -488,6 +491,7 @@ impl Stores {
                     .or_else(|| store.entries.values().find_map(|e| e.error.as_ref()));
                 let status = StoreStatus {
                     kind: store.provider.kind().to_owned(),
+                    plain_text_at_rest: store.provider.plain_at_rest(),
                     healthy: error.is_none(),
                     error_kind: error
                         .map(|e| e.kind().as_str().to_owned())

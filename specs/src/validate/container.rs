@@ -404,6 +404,17 @@ fn secret_ref(
     })
 }
 
+/// Checks a secret's name by the rules of its store's provider, as a spec's reference is
+/// checked (`ramlet seal` asks before it writes anything).
+///
+/// # Errors
+/// What is wrong with it, in the words a spec's error would use.
+pub fn check_secret_name(provider: &Provider, name: &str) -> Result<(), String> {
+    secret_name(Some(provider), name)
+        .map(|_| ())
+        .map_err(|(_, why)| why)
+}
+
 /// A secret's name, by the rules of its store's provider.
 fn secret_name(provider: Option<&Provider>, name: &str) -> Check<String> {
     let ok = match provider {
@@ -424,7 +435,9 @@ fn secret_name(provider: Option<&Provider>, name: &str) -> Check<String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
         }
-        Some(Provider::File { .. }) => return fspath::relative(name),
+        Some(Provider::File { .. } | Provider::Creds { .. } | Provider::Age { .. }) => {
+            return fspath::relative(name);
+        }
     };
     if ok {
         Ok(name.to_owned())
@@ -480,7 +493,12 @@ fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
                 refuse("`latest` or an AWS version ID (32 to 64 letters, digits and `-`)")
             }
         }
-        Some(Provider::File { .. }) => refuse("`latest`: the file store keeps one version"),
+        Some(
+            provider @ (Provider::File { .. } | Provider::Creds { .. } | Provider::Age { .. }),
+        ) => refuse(&format!(
+            "`latest`: the {} store keeps one version",
+            provider.kind()
+        )),
     }
 }
 

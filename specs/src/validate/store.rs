@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::{Check, ErrorKind};
 use crate::fspath;
-use crate::model::{EventSource, Events, Origin, Provider, SecretStore};
+use crate::model::{AgeIdentity, EventSource, Events, Origin, Provider, SecretStore};
 use crate::path::FieldPath;
 use crate::quantity::{self, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH};
 use crate::raw;
@@ -33,6 +33,8 @@ pub(crate) fn validate(
     let set: Vec<&str> = [
         ("aws", spec.aws.is_some()),
         ("gcp", spec.gcp.is_some()),
+        ("creds", spec.creds.is_some()),
+        ("age", spec.age.is_some()),
         ("file", spec.file.is_some()),
     ]
     .into_iter()
@@ -43,7 +45,7 @@ pub(crate) fn validate(
             findings.push(
                 &path,
                 ErrorKind::MissingField,
-                "set one provider: aws, gcp or file",
+                "set one provider: aws, gcp, creds, age or file",
             );
             None
         }
@@ -99,6 +101,18 @@ fn provider(
             endpoint: endpoint.ok()?,
         });
     }
+    if let Some(creds) = &spec.creds {
+        let directory = findings.check(
+            &path.key("creds").key("directory"),
+            text::single_line(&creds.directory).and_then(fspath::host_directory),
+        )?;
+        return Some(Provider::Creds {
+            directory: PathBuf::from(directory),
+        });
+    }
+    if let Some(age) = &spec.age {
+        return age_store(findings, &path.key("age"), age);
+    }
     let file = spec.file.as_ref()?;
     let directory = findings.check(
         &path.key("file").key("directory"),
@@ -107,6 +121,78 @@ fn provider(
     Some(Provider::File {
         directory: PathBuf::from(directory),
     })
+}
+
+/// An `age` store: a folder inside the spec directory, one identity on the host, and the
+/// recipients `ramlet seal` encrypts to.
+fn age_store(findings: &mut Findings, path: &FieldPath, age: &raw::AgeStore) -> Option<Provider> {
+    let directory = findings.check(
+        &path.key("directory"),
+        text::single_line(&age.directory).and_then(fspath::relative),
+    );
+    let identity = match (&age.identity, &age.identity_credential) {
+        (Some(file), None) => findings
+            .check(
+                &path.key("identity"),
+                text::single_line(file).and_then(fspath::host_directory),
+            )
+            .map(|p| AgeIdentity::File(PathBuf::from(p))),
+        (None, Some(sealed)) => findings
+            .check(
+                &path.key("identityCredential"),
+                text::single_line(sealed).and_then(fspath::host_directory),
+            )
+            .map(|p| AgeIdentity::Credential(PathBuf::from(p))),
+        (None, None) => {
+            findings.push(
+                path,
+                ErrorKind::MissingField,
+                "set `identity` (an age identity file) or `identityCredential` (one sealed with systemd-creds)",
+            );
+            None
+        }
+        (Some(_), Some(_)) => {
+            findings.push(
+                &path.key("identityCredential"),
+                ErrorKind::InvalidValue,
+                "set `identity` or `identityCredential`, not both",
+            );
+            None
+        }
+    };
+    let mut recipients = Vec::new();
+    for (i, recipient) in age.recipients.iter().enumerate() {
+        if let Some(r) = findings.check(&path.key("recipients").index(i), age_recipient(recipient))
+        {
+            recipients.push(r);
+        }
+    }
+    if recipients.len() != age.recipients.len() {
+        return None;
+    }
+    Some(Provider::Age {
+        directory: PathBuf::from(directory?),
+        identity: identity?,
+        recipients,
+    })
+}
+
+/// An age X25519 recipient: `age1` and Bech32 characters (the agent parses it fully).
+fn age_recipient(value: &str) -> Check<String> {
+    const BECH32: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    let ok = value
+        .strip_prefix("age1")
+        .is_some_and(|rest| rest.len() == 58 && rest.chars().all(|c| BECH32.contains(c)));
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err((
+            ErrorKind::InvalidValue,
+            format!(
+                "{value:?} is not an age recipient; give a public key such as `age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p` (`age-keygen -y` prints it)"
+            ),
+        ))
+    }
 }
 
 /// The store's `events`, under its `aws` or `gcp`.

@@ -1,0 +1,1 @@
+//! Tests of the creds store against Debian's systemd-creds.
