@@ -245,6 +245,8 @@ fn stderr_of(child: &mut std::process::Child) -> String {
 fn hint(said: &str) -> &'static str {
     if said.contains("credential.secret") && said.contains("ermission denied") {
         " (the host's key is root's: before systemd 256 only a system-scope ramlet, run as root, decrypts host-key credentials)"
+    } else if said.contains("incorrect key") {
+        " (it was sealed with another host's key or TPM2: seal it again on this host with `ramlet seal`)"
     } else if said.contains("does not match") {
         " (seal it again with `ramlet seal`, which names it after the secret)"
     } else if said.to_ascii_lowercase().contains("tpm") {
