@@ -81,3 +81,16 @@ fn local_file_reads_from_a_directory() {
     );
     assert_eq!(store.refresh_interval.as_secs(), 30);
 }
+
+#[test]
+fn local_creds_reads_sealed_credentials() {
+    let catalog = example("local-creds");
+    let store = catalog.stores.values().next().unwrap();
+    assert_eq!(
+        store.provider,
+        Provider::Creds {
+            directory: "/etc/ramlet/creds".into()
+        }
+    );
+    assert!(!store.provider.plain_at_rest());
+}

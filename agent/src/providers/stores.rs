@@ -41,7 +41,7 @@ pub const BACKOFF_MAX: Duration = Duration::from_mins(5);
 pub enum Due {
     /// Only stores whose timer fired (and new references anywhere).
     Timers,
-    /// Also every `file` store (a file changed on disk).
+    /// Also every local store, `file`, `creds` and `age` (a file changed on disk).
     Files,
     /// Every store (`ramlet sync`, SIGHUP).
     All,
@@ -397,7 +397,10 @@ impl Stores {
             store.entries.retain(|key, _| keys.contains(key));
             let forced = match due {
                 Due::Timers => false,
-                Due::Files => matches!(store.provider, Provider::File { .. }),
+                Due::Files => matches!(
+                    store.provider,
+                    Provider::File { .. } | Provider::Creds { .. } | Provider::Age { .. }
+                ),
                 Due::All => true,
             };
             let whole = forced || store.next_due <= now;

@@ -27,7 +27,7 @@ pub(super) struct Observed {
     pub facts: Facts,
     /// Per spec, the volumes whose content changes, with their files (the secret bytes).
     pub payload: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
-    /// The `file` stores' directories, to watch.
+    /// The `file` and `creds` stores' directories, to watch.
     pub watch: BTreeSet<PathBuf>,
 }
 
@@ -213,7 +213,8 @@ impl Reconciler {
     }
 }
 
-/// The folders of the `file` stores the `selected` specs use, to watch.
+/// The folders of the `file` and `creds` stores the `selected` specs use, to watch (an `age`
+/// store's folder is inside the spec directory, watched already).
 fn watched(catalog: &Catalog, selected: &[&Container]) -> BTreeSet<PathBuf> {
     selected
         .iter()
@@ -221,7 +222,9 @@ fn watched(catalog: &Catalog, selected: &[&Container]) -> BTreeSet<PathBuf> {
         .flat_map(|v| &v.files)
         .filter_map(
             |f| match catalog.stores.get(&f.secret.store).map(|s| &s.provider) {
-                Some(Provider::File { directory }) => Some(directory.clone()),
+                Some(Provider::File { directory } | Provider::Creds { directory }) => {
+                    Some(directory.clone())
+                }
                 _ => None,
             },
         )
