@@ -31,6 +31,9 @@ _ramlet() {
             ramlet,run)
                 cmd="ramlet__subcmd__run"
                 ;;
+            ramlet,seal)
+                cmd="ramlet__subcmd__seal"
+                ;;
             ramlet,status)
                 cmd="ramlet__subcmd__status"
                 ;;
@@ -55,6 +58,9 @@ _ramlet() {
             ramlet__subcmd__help,run)
                 cmd="ramlet__subcmd__help__subcmd__run"
                 ;;
+            ramlet__subcmd__help,seal)
+                cmd="ramlet__subcmd__help__subcmd__seal"
+                ;;
             ramlet__subcmd__help,status)
                 cmd="ramlet__subcmd__help__subcmd__status"
                 ;;
@@ -71,7 +77,7 @@ _ramlet() {
 
     case "${cmd}" in
         ramlet)
-            opts="-h -V --help --version validate render run status plan sync mount-volume-root help"
+            opts="-h -V --help --version validate render run status plan seal sync mount-volume-root help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,7 +91,7 @@ _ramlet() {
             return 0
             ;;
         ramlet__subcmd__help)
-            opts="validate render run status plan sync mount-volume-root help"
+            opts="validate render run status plan seal sync mount-volume-root help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -155,6 +161,20 @@ _ramlet() {
             return 0
             ;;
         ramlet__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ramlet__subcmd__help__subcmd__seal)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -364,6 +384,32 @@ _ramlet() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ramlet__subcmd__seal)
+            opts="-h --with-key --armor --spec-dir --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --with-key)
+                    COMPREPLY=($(compgen -W "host tpm2 host+tpm2 auto" -- "${cur}"))
+                    return 0
+                    ;;
+                --spec-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
