@@ -1,8 +1,14 @@
 //! ramlet against real systemd, the real Quadlet generator and real Podman (user scope, rootless,
 //! in the sandbox), side by side with systemd doing the same work by hand in the same run:
-//! cold apply, an idle agent, one secret rotated, a secret shared by every container rotated, a
-//! spec edited. Busybox containers, each reading a secret of its own and one they all share;
-//! the `file` store, refreshed every 10 s. N = 10 and 100 (`RAMLET_BENCH_SIZES=10,100`).
+//! cold apply, an idle agent, one secret rotated, a change event, a secret shared by every
+//! container rotated, a spec edited. N busybox containers, each reading a secret of its own and
+//! one they all share (the `file` store, refreshed every 10 s), and one more reading a secret of
+//! the GCP fake whose store listens to the Pub/Sub fake (refresh 1 h: only the event brings a
+//! new version). N = 20, 100 and 500 (`RAMLET_BENCH_SIZES=20,100,500`).
+//!
+//! Fair pairs: each measure waits until the host is quiet (no `podman` process of the test user:
+//! the clean-up of the last restart is not on the next one's bill), and ramlet and the work by
+//! hand take turns going first, round by round.
 //!
 //! Not part of `scripts/test`: `scripts/bench` runs it (release build) and prints the table that
 //! BENCHMARKS.md keeps.
@@ -12,7 +18,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Agent, Scope, consumer, consumers, invocations};
+use common::{Agent, Scope, consumer, consumers, container, invocations};
 
 /// The agent's own process (not runuser's): from its pid file.
 fn ramlet_pid(agent: &Agent) -> u32 {
@@ -181,53 +187,156 @@ fn row(n: usize, what: &str, ramlet: Duration, bare: &Result<Duration, String>) 
     println!("| {n} | {what} | {:.0} | {bare} | {ratio} |", ms(ramlet));
 }
 
-#[allow(clippy::too_many_lines)] // one run, step by step
-/// Rotation rounds, each a single rotation then a shared one, each beside the same restarts by
-/// hand: ramlet's times and the times by hand, single then shared.
-#[allow(clippy::type_complexity)] // four series, named where they are taken apart
-fn rotations(
-    agent: &Agent,
-    names: &[String],
-    rounds: usize,
-) -> (
-    Vec<Duration>,
-    Vec<Result<Duration, String>>,
-    Vec<Duration>,
-    Vec<Result<Duration, String>>,
-) {
-    let (mut single, mut single_bare, mut shared, mut shared_bare) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+/// What one size measures, round by round: ramlet's times and the same work's by hand.
+#[derive(Default)]
+struct Series {
+    single: Vec<Duration>,
+    single_bare: Vec<Result<Duration, String>>,
+    event: Vec<Duration>,
+    event_bare: Vec<Result<Duration, String>>,
+    shared: Vec<Duration>,
+    shared_bare: Vec<Result<Duration, String>>,
+}
+
+/// Rotation rounds: one secret rotated (its one consumer restarts; by hand: a restart of that
+/// unit), a change event (the GCP version added and announced on Pub/Sub; by hand: a restart of
+/// its unit), the shared secret rotated (every consumer restarts; by hand: one restart of all).
+fn rotations(agent: &Agent, names: &[String], events: &Events, rounds: usize) -> Series {
+    let mut series = Series::default();
+    let all: Vec<String> = names.iter().cloned().chain([events.name.clone()]).collect();
     for round in 0..rounds {
         // Each round starts a unit up to 4 times; systemd refuses a 6th start within 10 s
         // (StartLimitBurst=5, StartLimitIntervalSec=10s: `Result=start-limit-hit`), a guard
         // against crash loops that back-to-back rounds would trip. Rounds start 11 s apart.
         let round_started = Instant::now();
-        // One secret rotated: its one consumer restarts. By hand: a restart of that unit. Each
-        // measure starts after a pause, so Podman's clean-up of the last one (a hundred
-        // `podman container cleanup` at N = 100) is not on the next one's bill.
-        std::thread::sleep(PAUSE);
-        let before = invocations(&agent.scope, names);
-        let start = Instant::now();
-        agent.secret("own0", &format!("own-0-{round}"));
-        restarted(agent, &names[..1], &before, "the one consumer restarted");
-        single.push(start.elapsed());
-        ready(agent, names);
-        std::thread::sleep(PAUSE);
-        single_bare.push(by_hand(agent, "restart", &names[..1]));
+        let (r, b) = pair(
+            agent,
+            round,
+            &mut || {
+                let before = invocations(&agent.scope, names);
+                let start = Instant::now();
+                agent.secret("own0", &format!("own-0-{round}"));
+                restarted(agent, &names[..1], &before, "the one consumer restarted");
+                let took = start.elapsed();
+                ready(agent, &all);
+                took
+            },
+            &mut || by_hand(agent, "restart", &names[..1]),
+        );
+        series.single.push(r);
+        series.single_bare.push(b);
 
-        // The shared secret rotated: every consumer restarts. By hand: one restart of all.
-        std::thread::sleep(PAUSE);
-        let before = invocations(&agent.scope, names);
-        let start = Instant::now();
-        agent.secret("shared", &format!("shared-{round}"));
-        restarted(agent, names, &before, "every consumer restarted");
-        shared.push(start.elapsed());
-        ready(agent, names);
-        std::thread::sleep(PAUSE);
-        shared_bare.push(by_hand(agent, "restart", names));
+        let (r, b) = pair(
+            agent,
+            round,
+            &mut || {
+                let unit = std::slice::from_ref(&events.name);
+                let before = invocations(&agent.scope, unit);
+                let start = Instant::now();
+                events.announce(&format!("event-{round}"));
+                restarted(agent, unit, &before, "the event's consumer restarted");
+                let took = start.elapsed();
+                ready(agent, &all);
+                took
+            },
+            &mut || by_hand(agent, "restart", std::slice::from_ref(&events.name)),
+        );
+        series.event.push(r);
+        series.event_bare.push(b);
+
+        let (r, b) = pair(
+            agent,
+            round,
+            &mut || {
+                let before = invocations(&agent.scope, names);
+                let start = Instant::now();
+                agent.secret("shared", &format!("shared-{round}"));
+                restarted(agent, names, &before, "every consumer restarted");
+                let took = start.elapsed();
+                ready(agent, &all);
+                took
+            },
+            &mut || by_hand(agent, "restart", names),
+        );
+        series.shared.push(r);
+        series.shared_bare.push(b);
         std::thread::sleep(START_LIMIT_INTERVAL.saturating_sub(round_started.elapsed()));
     }
-    (single, single_bare, shared, shared_bare)
+    series
+}
+
+/// The GCP fake and the Pub/Sub fake, and the container that reads their secret.
+struct Events {
+    name: String,
+    gcp: ramlet_e2e::peers::Gcp,
+    _pubsub: ramlet_e2e::peers::PubSub,
+    runtime: tokio::runtime::Runtime,
+    publisher: google_cloud_pubsub::client::Publisher,
+}
+
+impl Events {
+    const SECRET: &str = "bench-event";
+
+    fn start(agent: &Agent, name: String) -> Self {
+        let gcp = ramlet_e2e::peers::Gcp::start(&agent.dir);
+        let (project, _) = ramlet_e2e::peers::GCP_PROJECT;
+        let subscription = format!("projects/{project}/subscriptions/ramlet");
+        let topic = format!("projects/{project}/topics/secret-events");
+        let pubsub = ramlet_e2e::peers::PubSub::start(&agent.dir, &[(&subscription, &topic)]);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let publisher = runtime.block_on(async {
+            google_cloud_pubsub::client::Publisher::builder(topic.clone())
+                .with_endpoint(pubsub.endpoint())
+                .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+                .build()
+                .await
+                .unwrap()
+        });
+        gcp.create(Self::SECRET);
+        gcp.add_version(Self::SECRET, b"event-first");
+        agent.spec(
+            "gcp-store",
+            &format!(
+                "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: gcp}}\nspec:\n  refreshInterval: 1h\n  gcp:\n    project: {project}\n    endpoint: \"{}\"\n    events: {{subscription: \"{subscription}\", endpoint: \"{}\", fallbackInterval: 1h}}\n",
+                gcp.endpoint(),
+                pubsub.endpoint()
+            ),
+        );
+        agent.spec(
+            &name,
+            &container(&name, &[("e", "0400", "e")], "restart", "one").replace(
+                "{store: local, name: e}",
+                &format!("{{store: gcp, name: {}}}", Self::SECRET),
+            ),
+        );
+        Self {
+            name,
+            gcp,
+            _pubsub: pubsub,
+            runtime,
+            publisher,
+        }
+    }
+
+    /// A new version of the secret, then its Pub/Sub message, as Secret Manager sends it.
+    fn announce(&self, value: &str) {
+        let n = self.gcp.add_version(Self::SECRET, value.as_bytes());
+        let number = ramlet_e2e::peers::GCP_PROJECT.1;
+        let version = format!("projects/{number}/secrets/{}/versions/{n}", Self::SECRET);
+        let message = google_cloud_pubsub::model::Message::new()
+            .set_data(format!(r#"{{"name": "{version}", "state": "ENABLED"}}"#))
+            .set_attributes([
+                ("eventType".to_owned(), "SECRET_VERSION_ADD".to_owned()),
+                (
+                    "secretId".to_owned(),
+                    format!("projects/{number}/secrets/{}", Self::SECRET),
+                ),
+                ("versionId".to_owned(), version),
+                ("dataFormat".to_owned(), "JSON_API_V1".to_owned()),
+            ]);
+        self.runtime
+            .block_on(async { self.publisher.publish(message).await.unwrap() });
+    }
 }
 
 /// ramlet's own account of the long rounds: starts it made again at once after systemd lost a
@@ -252,8 +361,68 @@ fn log_account(agent: &Agent, n: usize) {
     }
 }
 
-/// The quiet time before each measure.
-const PAUSE: Duration = Duration::from_secs(2);
+/// The quiet time before each measure, once no `podman` process of the test user is left.
+const PAUSE: Duration = Duration::from_secs(1);
+
+/// Waits until no `podman` process of the scope's user runs (the `podman rm` and `podman
+/// container cleanup` that follow a restart, which take longer the more containers there are),
+/// then `PAUSE`; returns how long it waited.
+fn quiet(agent: &Agent) -> Duration {
+    let uid = std::process::Command::new("id")
+        .args(["-u", &agent.scope.user])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u32>()
+                .ok()
+        })
+        .unwrap_or(0);
+    let busy = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                let path = entry.path();
+                std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "podman")
+                    && std::fs::read_to_string(path.join("status")).is_ok_and(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("Uid:"))
+                            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
+                            == Some(uid)
+                    })
+            })
+    };
+    let start = Instant::now();
+    while busy() && start.elapsed() < Duration::from_mins(2) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(PAUSE);
+    start.elapsed()
+}
+
+/// One measure of ramlet and its twin by hand, each after [`quiet`], in the order `round`
+/// picks (even: ramlet first): neither side always follows the other's clean-up.
+fn pair(
+    agent: &Agent,
+    round: usize,
+    ramlet: &mut dyn FnMut() -> Duration,
+    by_hand: &mut dyn FnMut() -> Result<Duration, String>,
+) -> (Duration, Result<Duration, String>) {
+    if round.is_multiple_of(2) {
+        quiet(agent);
+        let r = ramlet();
+        quiet(agent);
+        (r, by_hand())
+    } else {
+        quiet(agent);
+        let b = by_hand();
+        quiet(agent);
+        (ramlet(), b)
+    }
+}
 
 /// systemd's default `StartLimitIntervalSec=`, and a second more.
 const START_LIMIT_INTERVAL: Duration = Duration::from_secs(11);
@@ -270,21 +439,17 @@ fn run(n: usize) {
     );
     let names: Vec<String> = (0..n).map(|i| format!("b{n}-{i:03}")).collect();
     consumers(&agent, &names);
+    let events = Events::start(&agent, format!("b{n}-evt"));
+    let all: Vec<String> = names.iter().cloned().chain([events.name.clone()]).collect();
 
     // Cold apply: every unit written and started, from nothing.
     let cold = Instant::now();
     agent.start();
-    restarted(&agent, &names, &[], "every container up");
+    restarted(&agent, &all, &[], "every container up");
     let cold = cold.elapsed();
     let pid = ramlet_pid(&agent);
     let cold_cpu = cpu_ms(pid);
-    agent.wait("Ready", Duration::from_mins(2), || {
-        let status = agent.status();
-        names
-            .iter()
-            .all(|n| status["specs"][n]["phase"] == "Ready")
-            .then_some(())
-    });
+    ready(&agent, &all);
 
     // Idle: two refreshes of the store, nothing changes.
     let log_before = agent.log().lines().count();
@@ -308,7 +473,9 @@ fn run(n: usize) {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
-    let (single, single_bare, shared, shared_bare) = rotations(&agent, &names, rounds);
+    // Fewer rounds at N = 500: a shared restart there takes minutes.
+    let rounds = if n >= 500 { rounds.min(3) } else { rounds };
+    let series = rotations(&agent, &names, &events, rounds);
 
     // A spec edited: that container restarts (the 200 ms debounce included).
     let before = invocations(&agent.scope, &names);
@@ -325,26 +492,34 @@ fn run(n: usize) {
     // Cold start by hand: ramlet stopped (the containers keep running), every unit stopped,
     // then one `systemctl start` of them all.
     agent.stop();
-    let _ = by_hand(&agent, "stop", &names);
-    let start_bare = by_hand(&agent, "start", &names);
+    quiet(&agent);
+    let _ = by_hand(&agent, "stop", &all);
+    quiet(&agent);
+    let start_bare = by_hand(&agent, "start", &all);
 
     row(
         n,
-        "cold apply: all active (vs one `systemctl start` of the generated units)",
+        "cold apply: all N + 1 active (vs one `systemctl start` of the generated units)",
         cold,
         &start_bare,
     );
     rows(
         n,
         "one secret rotated: its consumer restarted (vs a restart of it by hand)",
-        &single,
-        &single_bare,
+        &series.single,
+        &series.single_bare,
+    );
+    rows(
+        n,
+        "change event (Pub/Sub): its consumer restarted (vs a restart of it by hand)",
+        &series.event,
+        &series.event_bare,
     );
     rows(
         n,
         &format!("shared secret rotated: all {n} restarted (vs one `systemctl restart` of all)"),
-        &shared,
-        &shared_bare,
+        &series.shared,
+        &series.shared_bare,
     );
     row(
         n,
@@ -368,7 +543,7 @@ fn run(n: usize) {
 #[test]
 #[ignore = "a benchmark: scripts/bench runs it in the sandbox"]
 fn sandbox_benchmark() {
-    let sizes = std::env::var("RAMLET_BENCH_SIZES").unwrap_or_else(|_| "10,100".into());
+    let sizes = std::env::var("RAMLET_BENCH_SIZES").unwrap_or_else(|_| "20,100,500".into());
     println!("| N | measure | ramlet ms | systemd by hand ms | ratio |");
     println!("| --- | --- | --- | --- | --- |");
     for n in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
