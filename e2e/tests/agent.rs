@@ -202,12 +202,14 @@ fn user_scope_runs_rotates_edits_adopts_and_removes() {
     );
 
     // Removal: the unit stops, its file goes, its volume is wiped.
+    // (The volume goes last, after the daemon-reload that forgets the unit: wait for all three.)
     agent.remove_spec("b");
     agent.wait("e2e-b to go", Duration::from_mins(1), || {
-        (!scope.unit_dir().join("e2e-b.container").exists() && scope.active("e2e-b") != "active")
-            .then_some(())
+        (!scope.unit_dir().join("e2e-b.container").exists()
+            && scope.active("e2e-b") != "active"
+            && !scope.volume_root().join("e2e-b").exists())
+        .then_some(())
     });
-    assert!(!scope.volume_root().join("e2e-b").exists());
     assert_eq!(scope.active("e2e-a"), "active");
 }
 
