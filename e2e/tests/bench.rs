@@ -550,3 +550,133 @@ fn sandbox_benchmark() {
         run(n);
     }
 }
+
+/// What a restart costs right after a restart of every unit, beside the same restart once the
+/// host is quiet: the first is what a bench that pauses a fixed 2 s measures (the clean-up of the
+/// last mass restart, a `podman rm` and a `podman container cleanup` per container, is still
+/// running), the second what a quiet host gives. No ramlet in the measures: it only writes the
+/// units, then stops (the containers run on). `RAMLET_BENCH_SIZES` as above (default 100).
+#[test]
+#[ignore = "a benchmark: run it in the sandbox by hand (BENCHMARKS.md says how)"]
+fn restart_right_after_a_mass_restart() {
+    let n: usize = std::env::var("RAMLET_BENCH_SIZES")
+        .ok()
+        .and_then(|s| s.split(',').next()?.trim().parse().ok())
+        .unwrap_or(100);
+    let mut agent = Agent::new(Scope::user(), &format!("cleanup{n}"));
+    let names: Vec<String> = (0..n).map(|i| format!("c{n}-{i:03}")).collect();
+    consumers(&agent, &names);
+    agent.start();
+    restarted(&agent, &names, &[], "every container up");
+    ready(&agent, &names);
+    agent.stop();
+    println!(
+        "| N | round | one restart 2 s after a restart of all {n}, ms | the same once no podman process is left, ms | waited for quiet, ms |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for round in 1..=3 {
+        quiet(&agent);
+        let _ = by_hand(&agent, "restart", &names);
+        std::thread::sleep(Duration::from_secs(2));
+        let busy = by_hand(&agent, "restart", &names[1..2]);
+        std::thread::sleep(START_LIMIT_INTERVAL);
+        let waited = quiet(&agent);
+        let calm = by_hand(&agent, "restart", &names[1..2]);
+        let ms = |r: &Result<Duration, String>| {
+            r.as_ref()
+                .map_or_else(|e| format!("failed: {e}"), |d| format!("{}", d.as_millis()))
+        };
+        println!(
+            "| {n} | {round} | {} | {} | {} |",
+            ms(&busy),
+            ms(&calm),
+            waited.as_millis()
+        );
+        std::thread::sleep(START_LIMIT_INTERVAL);
+    }
+}
+
+/// Seconds since midnight (UTC) of a log line's RFC 3339 timestamp (`2026-12-03T13:31:29.075789Z`).
+fn log_time(line: &str) -> Option<f64> {
+    let time = line
+        .split_whitespace()
+        .next()?
+        .split('T')
+        .nth(1)?
+        .trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// Now, as seconds since midnight UTC (the log's clock).
+fn now_of_day() -> f64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    f64::from(u32::try_from(since.as_secs() % 86_400).unwrap_or(0))
+        + f64::from(since.subsec_micros()) / 1e6
+}
+
+/// Where one rotation's time goes inside ramlet, from its own log: the file written -> the new
+/// version read (the watcher's debounce and the refresh) -> the volume written (the rest of the
+/// reconcile before the jobs) -> the restart job done -> the reconcile's end.
+#[test]
+#[ignore = "a benchmark: run it in the sandbox by hand (BENCHMARKS.md says how)"]
+fn where_a_rotation_spends_its_time() {
+    let n: usize = std::env::var("RAMLET_BENCH_SIZES")
+        .ok()
+        .and_then(|s| s.split(',').next()?.trim().parse().ok())
+        .unwrap_or(100);
+    let mut agent = Agent::new(Scope::user(), &format!("spend{n}"));
+    agent.spec(
+        "store",
+        &format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: local}}\nspec:\n  refreshInterval: 1h\n  file: {{directory: {}}}\n",
+            agent.dir.join("secrets").display()
+        ),
+    );
+    let names: Vec<String> = (0..n).map(|i| format!("t{n}-{i:03}")).collect();
+    consumers(&agent, &names);
+    agent.start();
+    restarted(&agent, &names, &[], "every container up");
+    ready(&agent, &names);
+    println!(
+        "| N | round | read ms | volume written ms | restart done ms | reconcile ended ms | container active ms |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for round in 0..5 {
+        quiet(&agent);
+        let lines_before = agent.log().lines().count();
+        let before = invocations(&agent.scope, &names[..1]);
+        let written = now_of_day();
+        let start = Instant::now();
+        agent.secret("own0", &format!("spend-{round}"));
+        restarted(&agent, &names[..1], &before, "the consumer restarted");
+        let active = start.elapsed();
+        std::thread::sleep(Duration::from_millis(500));
+        let log = agent.log();
+        let after: Vec<&str> = log.lines().skip(lines_before).collect();
+        let at = |needle: &str| {
+            after
+                .iter()
+                .find(|l| l.contains(needle))
+                .and_then(|l| log_time(l))
+                .map_or_else(
+                    || "-".to_owned(),
+                    |t| format!("{:.0}", (t - written) * 1000.0),
+                )
+        };
+        println!(
+            "| {n} | {round} | {} | {} | {} | {} | {} |",
+            at("new secret version"),
+            at("write-volumes"),
+            at("restart "),
+            at("reconciled:"),
+            active.as_millis()
+        );
+        ready(&agent, &names);
+    }
+}
