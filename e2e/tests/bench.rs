@@ -427,8 +427,30 @@ fn pair(
 /// systemd's default `StartLimitIntervalSec=`, and a second more.
 const START_LIMIT_INTERVAL: Duration = Duration::from_secs(11);
 
+/// Rootless Podman's crun gives each container a session keyring, and the kernel lets a user
+/// other than root hold 200 keys (`kernel.keys.maxkeys`): the user's 99th container fails with
+/// `create keyring ...: Disk quota exceeded` (exit 126). The bench's user turns those keyrings
+/// off in its own containers.conf (docs/OPERATIONS.md says the same for a real host), at every
+/// N, so all sizes run alike.
+fn no_keyrings(scope: &Scope) {
+    let folder = scope.runtime.join("e2e-config/containers");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("containers.conf"),
+        "[containers]\nkeyring = false\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new("chown")
+        .args(["-R", &scope.user])
+        .arg(&folder)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn run(n: usize) {
     let scope = Scope::user();
+    no_keyrings(&scope);
     let mut agent = Agent::new(scope, &format!("bench{n}"));
     agent.spec(
         "store",
@@ -563,6 +585,7 @@ fn restart_right_after_a_mass_restart() {
         .ok()
         .and_then(|s| s.split(',').next()?.trim().parse().ok())
         .unwrap_or(100);
+    no_keyrings(&Scope::user());
     let mut agent = Agent::new(Scope::user(), &format!("cleanup{n}"));
     let names: Vec<String> = (0..n).map(|i| format!("c{n}-{i:03}")).collect();
     consumers(&agent, &names);
@@ -630,6 +653,7 @@ fn where_a_rotation_spends_its_time() {
         .ok()
         .and_then(|s| s.split(',').next()?.trim().parse().ok())
         .unwrap_or(100);
+    no_keyrings(&Scope::user());
     let mut agent = Agent::new(Scope::user(), &format!("spend{n}"));
     agent.spec(
         "store",
