@@ -64,24 +64,31 @@ impl AgeProvider {
     /// # Errors
     /// When the spec directory cannot be resolved.
     pub fn path_of(&self, name: &str) -> Result<PathBuf, ProviderError> {
+        Ok(self.folder()?.join(format!("{name}.age")))
+    }
+
+    /// The store's folder, inside the spec directory's real path (resolved anew: git-sync
+    /// swaps the link).
+    fn folder(&self) -> Result<PathBuf, ProviderError> {
         let real = std::fs::canonicalize(&self.spec_dir).map_err(|e| {
             ProviderError::unavailable(format!(
                 "cannot resolve the spec directory {}: {e}",
                 self.spec_dir.display()
             ))
         })?;
-        Ok(real.join(&self.directory).join(format!("{name}.age")))
+        Ok(real.join(&self.directory))
     }
 
     fn read(&self, names: &[String]) -> Vec<Result<Secret, ProviderError>> {
-        let identities = match load_identities(&self.identity) {
-            Ok(identities) => identities,
-            Err(e) => return names.iter().map(|_| Err(e.clone())).collect(),
-        };
+        let (identities, folder) =
+            match load_identities(&self.identity).and_then(|i| Ok((i, self.folder()?))) {
+                Ok(both) => both,
+                Err(e) => return names.iter().map(|_| Err(e.clone())).collect(),
+            };
         names
             .iter()
             .map(|name| {
-                let path = self.path_of(name)?;
+                let path = folder.join(format!("{name}.age"));
                 let (file, meta) = open_regular(&path, name, "age")?;
                 if meta.len() > MAX_AGE_FILE_BYTES {
                     return Err(ProviderError::too_large(name, meta.len()));
@@ -282,12 +289,11 @@ impl SecretProvider for AgeProvider {
         let provider = self.clone();
         Box::pin(async move {
             let mut answers = Vec::with_capacity(requests.len());
-            let mut asked = Vec::new();
-            for request in requests {
-                if request.version == ramlet_specs::model::SecretVersion::Latest {
-                    asked.push(request.name.clone());
-                }
-            }
+            let asked: Vec<String> = requests
+                .iter()
+                .filter(|r| super::file::pinned(r, "age").is_none())
+                .map(|r| r.name.clone())
+                .collect();
             let read = super::bounded(limits, async move {
                 tokio::task::spawn_blocking(move || provider.read(&asked))
                     .await
@@ -301,14 +307,8 @@ impl SecretProvider for AgeProvider {
                 }
             };
             for request in requests {
-                if request.version != ramlet_specs::model::SecretVersion::Latest {
-                    answers.push(Err(ProviderError::new(
-                        ErrorKind::NotFound,
-                        format!(
-                            "secret {:?} has no version {}: an age store keeps one",
-                            request.name, request.version
-                        ),
-                    )));
+                if let Some(error) = super::file::pinned(request, "age") {
+                    answers.push(Err(error));
                     continue;
                 }
                 answers.push(match read.next() {

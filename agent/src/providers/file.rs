@@ -182,6 +182,20 @@ impl SecretProvider for FileProvider {
     }
 }
 
+/// Why a local store (`kind`: `file`, `creds`, `age`) cannot answer `request`: it pins a
+/// version, and such a store keeps one.
+pub(super) fn pinned(request: &Request, kind: &str) -> Option<ProviderError> {
+    (request.version != SecretVersion::Latest).then(|| {
+        ProviderError::new(
+            super::ErrorKind::NotFound,
+            format!(
+                "secret {:?} has no version {}: {kind} stores keep one",
+                request.name, request.version
+            ),
+        )
+    })
+}
+
 /// A local store's answers (`file`, `creds`, `age`): each request's `read`, on the blocking
 /// pool, `Unchanged` when the version is the one ramlet holds. Such a store keeps one version.
 pub(super) fn fetch_each<'a, R>(
@@ -196,14 +210,8 @@ where
     let calls = requests.iter().map(move |request| {
         let read = read.clone();
         async move {
-            if request.version != SecretVersion::Latest {
-                return Err(ProviderError::new(
-                    super::ErrorKind::NotFound,
-                    format!(
-                        "secret {:?} has no version {}: a {kind} store keeps one",
-                        request.name, request.version
-                    ),
-                ));
+            if let Some(error) = pinned(request, kind) {
+                return Err(error);
             }
             let name = request.name.clone();
             let secret = tokio::task::spawn_blocking(move || read(&name))
