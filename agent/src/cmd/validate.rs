@@ -79,19 +79,14 @@ impl<'a> Report<'a> {
             warnings: catalog
                 .stores
                 .values()
-                .filter(|store| store.provider.plain_at_rest())
-                .map(|store| {
-                    let directory = match &store.provider {
-                        ramlet_specs::model::Provider::File { directory } => {
-                            directory.display().to_string()
-                        }
-                        _ => String::new(),
-                    };
-                    format!(
-                        "{}: store {}: warning: plain text at rest: its secrets lie unencrypted in {directory}, and in any backup of it; a creds store (systemd-creds) or an age store keeps them sealed",
+                .filter_map(|store| match &store.provider {
+                    ramlet_specs::model::Provider::File { directory } => Some(format!(
+                        "{}: store {}: warning: plain text at rest: its secrets lie unencrypted in {}, and in any backup of it; a creds store (systemd-creds) or an age store keeps them sealed",
                         store.origin.file.display(),
-                        store.name.as_str()
-                    )
+                        store.name.as_str(),
+                        directory.display()
+                    )),
+                    _ => None,
                 })
                 .collect(),
             host,
