@@ -573,6 +573,28 @@ const SEARCHED_ROOTS: [&str; 10] = [
     "/work",
 ];
 
+/// Every file on persistent storage below [`SEARCHED_ROOTS`] and `more` roots, sorted, without
+/// `skip` and Rust's own toolchain and package caches (written by rustup and cargo, never by
+/// ramlet).
+fn searched_files(more: &[PathBuf], skip: &[PathBuf]) -> Vec<PathBuf> {
+    let ram = ram_mounts();
+    let home = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.into());
+    let mut skip = skip.to_vec();
+    skip.push(PathBuf::from(home("CARGO_HOME", "/root/.cargo")));
+    skip.push(PathBuf::from(home("RUSTUP_HOME", "/root/.rustup")));
+    let mut files = Vec::new();
+    for root in SEARCHED_ROOTS
+        .iter()
+        .map(PathBuf::from)
+        .chain(more.iter().cloned())
+    {
+        persistent_files(&root, &ram, &skip, &mut files);
+    }
+    files.sort();
+    files.dedup();
+    files
+}
+
 /// The files among `files` that hold any of `patterns` (grep, fixed strings, binary as text).
 fn files_holding(files: &[PathBuf], patterns: &Path) -> Vec<String> {
     let mut hits = Vec::new();
@@ -795,25 +817,10 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     );
 
     // Logs, state, units, and every file on persistent storage.
-    let ram = ram_mounts();
-    // Rust's own toolchain and package caches: written by rustup and cargo, never by ramlet.
-    let home = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.into());
-    let skip = vec![
-        agent.dir.join("secrets"),
-        pattern_file.clone(),
-        PathBuf::from(home("CARGO_HOME", "/root/.cargo")),
-        PathBuf::from(home("RUSTUP_HOME", "/root/.rustup")),
-    ];
-    let mut files = Vec::new();
-    for root in SEARCHED_ROOTS
-        .iter()
-        .map(PathBuf::from)
-        .chain([agent.dir.clone(), scope.runtime.clone()])
-    {
-        persistent_files(&root, &ram, &skip, &mut files);
-    }
-    files.sort();
-    files.dedup();
+    let files = searched_files(
+        &[agent.dir.clone(), scope.runtime.clone()],
+        &[agent.dir.join("secrets"), pattern_file.clone()],
+    );
     for must in [
         agent.dir.join("ramlet.log"),
         agent.dir.join("state/status.json"),
@@ -2854,23 +2861,10 @@ fn system_scope_sealed_stores_rotate_and_leave_no_plain_text() {
             .success()
     );
     let _ = agent.child.take().unwrap().wait();
-    let ram = ram_mounts();
-    let home = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.into());
-    let skip = vec![
-        pattern_file.clone(),
-        PathBuf::from(home("CARGO_HOME", "/root/.cargo")),
-        PathBuf::from(home("RUSTUP_HOME", "/root/.rustup")),
-    ];
-    let mut files = Vec::new();
-    for root in SEARCHED_ROOTS
-        .iter()
-        .map(PathBuf::from)
-        .chain([dir.clone(), scope.runtime.clone()])
-    {
-        persistent_files(&root, &ram, &skip, &mut files);
-    }
-    files.sort();
-    files.dedup();
+    let files = searched_files(
+        &[dir.clone(), scope.runtime.clone()],
+        std::slice::from_ref(&pattern_file),
+    );
     for must in [dir.join("creds/x"), y_file.clone(), dir.join("ramlet.log")] {
         assert!(files.contains(&must), "{} is searched", must.display());
     }
