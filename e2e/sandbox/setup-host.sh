@@ -37,6 +37,9 @@ image_revision='{{index .Labels "ramlet.e2e.revision"}}'
 if [ "$(podman image inspect --format "$image_revision" localhost/busybox:latest 2>/dev/null)" != $revision ]; then
     quietly podman import --change "LABEL=ramlet.e2e.revision=$revision" "$rootfs.tar" localhost/busybox:latest
 fi
+# A rootless pause process killed with an earlier sandbox (a benchmark's hundreds of containers
+# among it) leaves Podman refusing every command ("invalid internal status"): reset it first.
+runuser -u "$user" -- sh -c 'cd /tmp && podman system migrate' >/dev/null 2>&1 || true
 if [ "$(runuser -u "$user" -- sh -c "cd /tmp && podman image inspect --format '$image_revision' localhost/busybox:latest" 2>/dev/null)" != $revision ]; then
     quietly runuser -u "$user" -- sh -c "cd /tmp && podman import --change LABEL=ramlet.e2e.revision=$revision '$rootfs.tar' localhost/busybox:latest"
 fi
