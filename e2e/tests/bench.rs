@@ -581,10 +581,7 @@ fn sandbox_benchmark() {
 #[test]
 #[ignore = "a benchmark: run it in the sandbox by hand (BENCHMARKS.md says how)"]
 fn restart_right_after_a_mass_restart() {
-    let n: usize = std::env::var("RAMLET_BENCH_SIZES")
-        .ok()
-        .and_then(|s| s.split(',').next()?.trim().parse().ok())
-        .unwrap_or(100);
+    let n = first_size();
     no_keyrings(&Scope::user());
     let mut agent = Agent::new(Scope::user(), &format!("cleanup{n}"));
     let names: Vec<String> = (0..n).map(|i| format!("c{n}-{i:03}")).collect();
@@ -619,6 +616,14 @@ fn restart_right_after_a_mass_restart() {
     }
 }
 
+/// The probes' N: the first of `RAMLET_BENCH_SIZES`, else 100.
+fn first_size() -> usize {
+    std::env::var("RAMLET_BENCH_SIZES")
+        .ok()
+        .and_then(|s| s.split(',').next()?.trim().parse().ok())
+        .unwrap_or(100)
+}
+
 /// Seconds since midnight (UTC) of a log line's RFC 3339 timestamp (`2026-12-03T13:31:29.075789Z`).
 fn log_time(line: &str) -> Option<f64> {
     let time = line
@@ -649,10 +654,7 @@ fn now_of_day() -> f64 {
 #[test]
 #[ignore = "a benchmark: run it in the sandbox by hand (BENCHMARKS.md says how)"]
 fn where_a_rotation_spends_its_time() {
-    let n: usize = std::env::var("RAMLET_BENCH_SIZES")
-        .ok()
-        .and_then(|s| s.split(',').next()?.trim().parse().ok())
-        .unwrap_or(100);
+    let n = first_size();
     no_keyrings(&Scope::user());
     let mut agent = Agent::new(Scope::user(), &format!("spend{n}"));
     agent.spec(
