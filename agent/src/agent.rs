@@ -28,8 +28,9 @@ pub use crate::host::pidfile::{PID_FILE, sync};
 /// Why the loop woke up.
 #[derive(Debug)]
 pub enum Wake {
-    /// A spec or secret file changed.
-    Files,
+    /// Spec or secret files changed: these paths (none when the watcher lost track, as on an
+    /// inotify overflow).
+    Files(Vec<std::path::PathBuf>),
     /// SIGHUP or `ramlet sync`.
     Sync,
     /// A store's listener: a change event, or its health.
@@ -40,7 +41,7 @@ pub enum Wake {
 /// no reconcile (an event for a secret no spec uses).
 fn wake_due<R: Reconcile>(reconciler: &mut R, wake: Wake) -> Option<Due> {
     match wake {
-        Wake::Files => Some(Due::Files),
+        Wake::Files(paths) => Some(reconciler.files_changed(&paths)),
         Wake::Sync => Some(Due::All),
         // The event marked its secrets due in the stores.
         Wake::Store(notice) => reconciler.notice(notice).then_some(Due::Timers),
@@ -154,8 +155,11 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     let mut watches = crate::watch::Watches::new(config.spec_dir.clone());
     let relevant = watches.relevant();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access() && relevant.wakes(&e.paths)) {
-            let _ = events.send(Wake::Files);
+        if let Ok(event) = event
+            && !event.kind.is_access()
+            && relevant.wakes(&event.paths)
+        {
+            let _ = events.send(Wake::Files(event.paths));
         }
     })
     .context("cannot watch files")?;
@@ -241,6 +245,9 @@ pub trait Reconcile {
 
     /// Takes a store listener's notice; true when a reconcile should follow.
     fn notice(&mut self, notice: Notice) -> bool;
+
+    /// Takes the paths of a file event; says what the next reconcile must refresh.
+    fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> Due;
 }
 
 impl Reconcile for Reconciler {
@@ -250,6 +257,10 @@ impl Reconcile for Reconciler {
 
     fn notice(&mut self, notice: Notice) -> bool {
         Reconciler::notice(self, notice)
+    }
+
+    fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> Due {
+        Reconciler::files_changed(self, paths)
     }
 }
 

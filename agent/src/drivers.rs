@@ -290,6 +290,14 @@ pub trait UnitManager: Send + Sync {
     /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
     /// `loaded`, `masked`, ... or `not-found`.
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>>;
+    /// Runs `argv` once as the transient service `name` (a health check: `podman exec`),
+    /// killed after `timeout`; true when it exited 0, false when it failed or was killed.
+    fn check<'a>(
+        &'a self,
+        name: &'a str,
+        argv: &'a [String],
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'a, Result<bool, SystemdError>>;
 }
 
 /// What a volume needs.

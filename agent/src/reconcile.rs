@@ -44,6 +44,7 @@ pub mod apply;
 pub mod decide;
 mod desire;
 pub mod facts;
+pub mod gate;
 mod observe;
 pub mod owed;
 pub mod plan;
@@ -114,6 +115,9 @@ pub struct Reconciler {
     metrics: crate::metrics::Metrics,
     /// Each spec's unit file as last rendered, with the spec it came from.
     rendered: std::sync::Mutex<BTreeMap<String, (Container, String)>>,
+    /// Each health-checked spec's files while no rotation of it is under way: what a failed
+    /// rotation puts back (zeroized when dropped; never written anywhere but its volumes).
+    previous: BTreeMap<String, desire::Changed>,
 }
 
 impl Reconciler {
@@ -151,6 +155,7 @@ impl Reconciler {
             status_written: None,
             metrics: crate::metrics::Metrics::default(),
             rendered: std::sync::Mutex::default(),
+            previous: BTreeMap::new(),
         }
     }
 
@@ -184,6 +189,16 @@ impl Reconciler {
     /// Takes a listener's notice (see [`Stores::notice`]); true when a reconcile should follow.
     pub fn notice(&mut self, notice: crate::providers::events::Notice) -> bool {
         self.stores.notice(notice)
+    }
+
+    /// Takes the paths of a file event (see [`Stores::files_changed`]); says what the next
+    /// reconcile must refresh.
+    pub fn files_changed(&mut self, paths: &[PathBuf]) -> Due {
+        if self.stores.files_changed(paths) {
+            Due::Timers
+        } else {
+            Due::Files
+        }
     }
 
     /// The last status written.
@@ -223,7 +238,10 @@ impl Reconciler {
         self.stores.ack_fetched();
         let outcome = Outcome {
             failed: !applied.failures.is_empty() || plan.retry == Retry::Soon,
-            refresh: self.stores.next_due(),
+            refresh: match (self.stores.next_due(), plan.recheck) {
+                (Some(due), Some(recheck)) => Some(due.min(recheck)),
+                (due, recheck) => due.or(recheck),
+            },
             stopped: false,
             watch,
             actions: plan.actions.clone(),

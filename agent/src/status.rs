@@ -87,6 +87,13 @@ pub enum Reason {
     /// A sealed value this host cannot open (another host's key or TPM, another name, another
     /// age identity, a damaged file).
     SecretUndecryptable,
+    /// A new version is live and its health check has not passed yet.
+    HealthChecking,
+    /// A new version waits until the canary that takes it first passes its health check.
+    AwaitingCanary,
+    /// A new version failed a health check and the previous one is back (the message names
+    /// both); that version is not tried again.
+    RolledBack,
     /// A reason this version of ramlet does not know (read from a newer status file).
     #[serde(other)]
     Unknown,
@@ -117,6 +124,9 @@ impl Reason {
             Self::SecretCorrupt => "SecretCorrupt",
             Self::StoreMisconfigured => "StoreMisconfigured",
             Self::SecretUndecryptable => "SecretUndecryptable",
+            Self::HealthChecking => "HealthChecking",
+            Self::AwaitingCanary => "AwaitingCanary",
+            Self::RolledBack => "RolledBack",
             Self::Unknown => "Unknown",
         }
     }

@@ -10,10 +10,23 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Now, in RFC 3339 (UTC, seconds).
 #[must_use]
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
+    rfc3339(unix_now())
+}
+
+/// Now, in seconds since the epoch.
+#[must_use]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Now, in nanoseconds since the epoch (a name that does not repeat).
+#[must_use]
+pub fn unix_now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// Formats Unix seconds as RFC 3339 UTC.

@@ -657,6 +657,8 @@ fn where_a_rotation_spends_its_time() {
     let n = first_size();
     no_keyrings(&Scope::user());
     let mut agent = Agent::new(Scope::user(), &format!("spend{n}"));
+    // The reconcile's own steps ("observed: specs .. ms, ...") are logged at debug level.
+    agent.envs.push(("RAMLET_LOG".into(), "ramlet=debug".into()));
     agent.spec(
         "store",
         &format!(
@@ -703,6 +705,9 @@ fn where_a_rotation_spends_its_time() {
             at("reconciled:"),
             active.as_millis()
         );
+        if let Some(line) = after.iter().find(|l| l.contains("observed:")) {
+            println!("|   | {}", line.split("observed:").nth(1).unwrap_or_default().trim());
+        }
         ready(&agent, &names);
     }
 }

@@ -102,6 +102,7 @@ fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<SpecError>), LoadError> {
 #[derive(Debug, Default)]
 pub struct Loader {
     last: Option<Snapshot>,
+    parses: u64,
 }
 
 /// What the last load saw, and what it made of it.
@@ -137,6 +138,12 @@ impl Stamp {
 }
 
 impl Loader {
+    /// How many loads read and parsed the files (the others handed out the last catalog).
+    #[must_use]
+    pub fn parses(&self) -> u64 {
+        self.parses
+    }
+
     /// [`load_dir_with`], or the last catalog again when nothing in `dir` changed since.
     pub fn load(&mut self, dir: &Path, policy: &Policy) -> Result<Arc<Catalog>, LoadError> {
         let (files, errors) = list(dir)?;
@@ -154,6 +161,7 @@ impl Loader {
             return Ok(Arc::clone(&last.catalog));
         }
         let catalog = Arc::new(load_files(files, errors.clone(), policy));
+        self.parses += 1;
         self.last = Some(Snapshot {
             dir: dir.to_owned(),
             policy: policy.clone(),

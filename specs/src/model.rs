@@ -37,6 +37,8 @@ pub struct SecretStore {
     pub provider: Provider,
     /// Where the provider's change events arrive, if anywhere.
     pub events: Option<Events>,
+    /// How many health-checked consumers of a secret take a new version first.
+    pub canary: u32,
 }
 
 /// A store's change events: a listener that marks a secret due when a new version of it is
@@ -190,6 +192,8 @@ pub struct Container {
     pub volumes: Vec<Volume>,
     /// What a secret rotation does.
     pub rotation: Rotation,
+    /// The health check that gates a rotation, if any.
+    pub health_check: Option<HealthCheck>,
     /// Escape-hatch keys: section -> key -> values (one per repetition of the key).
     pub quadlet: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
@@ -325,6 +329,19 @@ impl std::fmt::Display for SecretVersion {
             Self::Stage(stage) => write!(f, "stage {stage}"),
         }
     }
+}
+
+/// A command run inside the container after a rotation: it must exit 0 before the deadline,
+/// or the previous version goes back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// How long after the restart (or reload) the container has to pass.
+    pub deadline: Duration,
+    /// How often the check runs until it passes.
+    pub interval: Duration,
 }
 
 /// What a secret rotation does to the container.

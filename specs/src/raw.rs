@@ -86,6 +86,17 @@ pub struct SecretStoreSpec {
     pub age: Option<AgeStore>,
     /// A local directory holding one file per secret, in plain text at rest.
     pub file: Option<FileStore>,
+    /// How a new version reaches the containers that use it when they have a health check.
+    pub rollout: Option<Rollout>,
+}
+
+/// How a new version of a secret reaches its consumers that have a health check.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rollout {
+    /// How many of them take a new version first (by name); the others follow only once
+    /// these pass their health checks. Between 1 and 1000; default 1.
+    pub canary: Option<u32>,
 }
 
 /// AWS Secrets Manager. Credentials come from the standard AWS chain (environment, profile,
@@ -361,6 +372,24 @@ pub struct Rotation {
     pub strategy: Option<RotationStrategy>,
     /// The signal for `reload`, such as `SIGHUP` (default) or `SIGUSR1`.
     pub signal: Option<String>,
+    /// Gates a rotation on the container's health: after the restart or reload, the new
+    /// version stays only if this check passes before its deadline; otherwise ramlet puts the
+    /// previous version back and restarts the container again.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// A command run inside the container (`podman exec`) that exits 0 when it is healthy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// The command and its arguments, such as `[pg_isready, -U, app]`; no shell unless you
+    /// name one (`[sh, -c, "..."]`).
+    pub command: Vec<String>,
+    /// How long after the rotation's restart (or reload) the container has to pass: `30s`,
+    /// `2m`. Between 1s and 1h; default `60s`.
+    pub deadline: Option<String>,
+    /// How often the check runs until it passes: between 1s and the deadline; default `2s`.
+    pub interval: Option<String>,
 }
 
 /// How a container picks up a rotated secret.

@@ -31,6 +31,10 @@ impl Reconcile for Fake {
             Notice::Health { .. } => true,
         }
     }
+
+    fn files_changed(&mut self, _paths: &[std::path::PathBuf]) -> Due {
+        Due::Files
+    }
 }
 
 fn event(name: &str) -> Wake {
@@ -112,10 +116,10 @@ async fn a_burst_of_events_is_one_reconcile_after_the_debounce() {
         ..Outcome::default()
     });
     let wakes = vec![
-        (1000, Wake::Files),
-        (1050, Wake::Files),
+        (1000, Wake::Files(Vec::new())),
+        (1050, Wake::Files(Vec::new())),
         (1100, Wake::Sync),
-        (1150, Wake::Files),
+        (1150, Wake::Files(Vec::new())),
     ];
     run(&mut reconciler, wakes, Duration::from_secs(5)).await;
     assert_eq!(
@@ -135,9 +139,9 @@ async fn a_lone_event_is_picked_up_after_a_short_quiet_time() {
     });
     // A single write, then a burst far from it.
     let wakes = vec![
-        (1000, Wake::Files),
-        (3000, Wake::Files),
-        (3040, Wake::Files),
+        (1000, Wake::Files(Vec::new())),
+        (3000, Wake::Files(Vec::new())),
+        (3040, Wake::Files(Vec::new())),
     ];
     run(&mut reconciler, wakes, Duration::from_secs(5)).await;
     assert_eq!(

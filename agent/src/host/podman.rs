@@ -8,6 +8,19 @@ use ramlet_quadlet::PodmanVersion;
 /// Where Debian and Fedora install the Quadlet generator.
 pub const QUADLET: &str = "/usr/libexec/podman/quadlet";
 
+/// Podman's absolute path, for commands systemd runs for ramlet (a transient unit's
+/// `ExecStart` takes no search path): the first `podman` on `PATH`, else `/usr/bin/podman`.
+#[must_use]
+pub fn binary() -> String {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("podman"))
+        .find(|path| path.is_file())
+        .and_then(|path| path.to_str().map(str::to_owned))
+        .unwrap_or_else(|| "/usr/bin/podman".to_owned())
+}
+
 /// The version to render units for: the Quadlet generator's own (`quadlet -version`), since it
 /// is what reads the units, or else `podman --version`.
 pub fn detect_version() -> Result<PodmanVersion> {

@@ -58,6 +58,14 @@ trait Manager {
     fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    #[allow(clippy::type_complexity)] // systemd's own signature: ssa(sv)a(sa(sv))
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, zbus::zvariant::Value<'_>)],
+        aux: &[(&str, Vec<(&str, zbus::zvariant::Value<'_>)>)],
+    ) -> zbus::Result<OwnedObjectPath>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     #[allow(clippy::type_complexity)] // systemd's own signature: a(ssssssouso)
     fn list_units_by_names(
@@ -231,9 +239,41 @@ impl DbusManager {
     }
 
     async fn run_job(&self, job: Job, unit: &str) -> Result<(), SystemdError> {
-        let what = || format!("{job} {unit}");
+        let result = self
+            .queue_and_wait(
+                || format!("{job} {unit}"),
+                |manager| async move {
+                    match job {
+                        Job::Start => manager.start_unit(unit, "replace").await,
+                        Job::Restart => manager.restart_unit(unit, "replace").await,
+                        Job::Reload => manager.reload_unit(unit, "replace").await,
+                        Job::Stop => manager.stop_unit(unit, "replace").await,
+                    }
+                },
+            )
+            .await?;
+        if result == JobResult::Done {
+            Ok(())
+        } else {
+            Err(SystemdError::Job {
+                job,
+                unit: unit.to_owned(),
+                result,
+            })
+        }
+    }
+
+    /// Queues a job with `queue` and waits for its result (see the module's notes).
+    async fn queue_and_wait<F>(
+        &self,
+        what: impl Fn() -> String,
+        queue: impl FnOnce(ManagerProxy<'static>) -> F,
+    ) -> Result<JobResult, SystemdError>
+    where
+        F: Future<Output = zbus::Result<OwnedObjectPath>>,
+    {
         let (connection, mut removed, queued) = self
-            .call(what, |connection| async move {
+            .call(&what, |connection| async move {
                 let manager = ManagerProxy::new(&connection).await?;
                 // Subscribe each time: a re-executed manager may have dropped the subscription.
                 match manager.subscribe().await {
@@ -244,12 +284,7 @@ impl DbusManager {
                 }
                 // Listen first, so the job cannot finish unseen.
                 let removed = manager.receive_job_removed().await?;
-                let queued = match job {
-                    Job::Start => manager.start_unit(unit, "replace").await?,
-                    Job::Restart => manager.restart_unit(unit, "replace").await?,
-                    Job::Reload => manager.reload_unit(unit, "replace").await?,
-                    Job::Stop => manager.stop_unit(unit, "replace").await?,
-                };
+                let queued = queue(manager).await?;
                 Ok((connection, removed, queued))
             })
             .await?;
@@ -269,15 +304,49 @@ impl DbusManager {
                 timeout: self.job_timeout,
             })?;
         drop(connection);
-        let result = result?;
-        if result == JobResult::Done {
-            Ok(())
-        } else {
-            Err(SystemdError::Job {
-                job,
-                unit: unit.to_owned(),
-                result,
-            })
+        result
+    }
+
+    /// Runs `argv` once as a transient oneshot service of the manager (outside ramlet's own
+    /// sandbox, as the manager's user), killed after `timeout`; true when it exited 0.
+    async fn run_check(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<bool, SystemdError> {
+        let Some(program) = argv.first().cloned() else {
+            return Err(SystemdError::Bus("an empty command".into()));
+        };
+        let unit = format!("{name}.service");
+        let what = format!("run {unit}");
+        let result = self
+            .queue_and_wait(
+                || what.clone(),
+                |manager| async move {
+                    use zbus::zvariant::Value;
+                    // ExecStartEx with no-env-expand: a `$` in the command reaches it as is.
+                    let exec = vec![(program, argv.to_vec(), vec!["no-env-expand".to_owned()])];
+                    let timeout_us = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+                    let properties = [
+                        ("Description", Value::from("ramlet health check")),
+                        ("Type", Value::from("oneshot")),
+                        ("ExecStartEx", Value::from(exec)),
+                        ("RuntimeMaxUSec", Value::from(timeout_us)),
+                        ("CollectMode", Value::from("inactive-or-failed")),
+                    ];
+                    manager
+                        .start_transient_unit(&unit, "fail", &properties, &[])
+                        .await
+                },
+            )
+            .await?;
+        match result {
+            JobResult::Done => Ok(true),
+            JobResult::Failed => Ok(false),
+            JobResult::Other(other) => Err(SystemdError::Bus(format!(
+                "the health check's job ended {other}"
+            ))),
         }
     }
 }
@@ -390,6 +459,14 @@ impl UnitManager for DbusManager {
         units: &'a [String],
     ) -> BoxFuture<'a, Result<UnitStates, SystemdError>> {
         Box::pin(self.list(units, true))
+    }
+    fn check<'a>(
+        &'a self,
+        name: &'a str,
+        argv: &'a [String],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<bool, SystemdError>> {
+        Box::pin(self.run_check(name, argv, timeout))
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(self.call(

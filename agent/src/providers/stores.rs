@@ -47,6 +47,14 @@ pub enum Due {
     All,
 }
 
+/// The folder a `file` or `creds` store reads, whose files the agent watches.
+fn local_folder(provider: &Provider) -> Option<&std::path::Path> {
+    match provider {
+        Provider::File { directory } | Provider::Creds { directory } => Some(directory),
+        _ => None,
+    }
+}
+
 /// A secret at one version in one store.
 type Key = (String, SecretVersion);
 
@@ -233,6 +241,35 @@ impl Stores {
         true
     }
 
+    /// Takes the paths a file event names: a path in a `file` or `creds` store's folder marks
+    /// the secret stored there due (or, for any other path in that folder, such as a swapped
+    /// `..data` link, every secret of that store), so that one rotated file costs one read, not
+    /// a read of every local secret. Returns false when some path is in no such folder (a
+    /// spec, an `age` file, an event without paths): then every local store must be read.
+    pub fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> bool {
+        if paths.is_empty() {
+            return false;
+        }
+        for path in paths {
+            let Some(store) = self.by_name.values_mut().find(|store| {
+                local_folder(&store.provider).is_some_and(|dir| path.starts_with(dir))
+            }) else {
+                return false;
+            };
+            let relative = local_folder(&store.provider)
+                .and_then(|dir| path.strip_prefix(dir).ok())
+                .and_then(std::path::Path::to_str)
+                .unwrap_or_default();
+            let names = store.entries.keys().map(|(name, _)| name);
+            if names.clone().any(|name| name == relative) {
+                store.marked.insert(relative.to_owned());
+            } else {
+                store.marked.extend(names.cloned());
+            }
+        }
+        true
+    }
+
     /// Acknowledges the held events whose secrets were fetched since (or are no longer used);
     /// an event whose fetch failed stays held for the next try.
     pub fn ack_fetched(&mut self) {
@@ -395,19 +432,21 @@ impl Stores {
                 _ => spec.refresh_interval,
             };
             store.entries.retain(|key, _| keys.contains(key));
+            let local = matches!(
+                store.provider,
+                Provider::File { .. } | Provider::Creds { .. } | Provider::Age { .. }
+            );
             let forced = match due {
                 Due::Timers => false,
-                Due::Files => matches!(
-                    store.provider,
-                    Provider::File { .. } | Provider::Creds { .. } | Provider::Age { .. }
-                ),
+                Due::Files => local,
                 Due::All => true,
             };
             let whole = forced || store.next_due <= now;
             // A store backing off after a failed refresh is asked again when its backoff ends,
             // events or not: a stream of events must not hammer a provider that throttles or
             // fails. Their secrets stay marked and the events held (unacknowledged) until then.
-            let backing_off = store.errors.backing_off() && !whole;
+            // A local store reads this host's disk: a file that changed is read at once.
+            let backing_off = store.errors.backing_off() && !whole && !local;
             let marked = if backing_off {
                 BTreeSet::new()
             } else {
@@ -626,5 +665,75 @@ mod tests {
         let samples: BTreeSet<u128> = (0..50).map(|_| jitter(base).as_millis()).collect();
         assert!(samples.iter().all(|ms| (90_000..110_000).contains(ms)));
         assert!(samples.len() > 10, "jitter does not vary: {samples:?}");
+    }
+
+    /// How many answers of `result` (`changed`, `unchanged`) the stores gave so far.
+    fn answered(stores: &Stores, result: &str) -> u64 {
+        stores
+            .answers()
+            .iter()
+            .filter(|(_, _, r, _)| *r == result)
+            .map(|(_, _, _, n)| n)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_is_read_alone_and_an_unknown_path_reads_its_whole_store() {
+        let root = std::env::temp_dir().join(format!("ramlet-files-due-{}", std::process::id()));
+        let dir = root.join("secrets");
+        std::fs::create_dir_all(dir.join("prod")).unwrap();
+        for name in ["a", "b", "prod/c"] {
+            std::fs::write(dir.join(name), name).unwrap();
+        }
+        let store = SecretStore {
+            name: ramlet_specs::model::Name::parse("local").unwrap(),
+            origin: ramlet_specs::model::Origin {
+                file: root.join("store.yaml"),
+                document: 0,
+            },
+            refresh_interval: Duration::from_hours(1),
+            provider: Provider::File {
+                directory: dir.clone(),
+            },
+            events: None,
+            canary: 1,
+        };
+        let stores_by_name = BTreeMap::from([(store.name.clone(), store.clone())]);
+        let references: Vec<SecretRef> = ["a", "b", "prod/c"]
+            .iter()
+            .map(|name| SecretRef {
+                store: store.name.clone(),
+                name: (*name).into(),
+                version: SecretVersion::Latest,
+                property: None,
+                encoding: ramlet_specs::model::Encoding::Raw,
+            })
+            .collect();
+        let mut stores = Stores::new(super::super::connector(root.clone()), Limits::default());
+        stores.refresh(&stores_by_name, &references, Due::Timers).await;
+        assert_eq!(answered(&stores, "changed"), 3);
+
+        // One rotated file: only it is read.
+        std::fs::write(dir.join("prod/c"), "c2").unwrap();
+        assert!(stores.files_changed(&[dir.join("prod/c")]));
+        stores.refresh(&stores_by_name, &references, Due::Timers).await;
+        assert_eq!(
+            (answered(&stores, "changed"), answered(&stores, "unchanged")),
+            (4, 0)
+        );
+        assert_eq!(stores.get(&references[2]).unwrap().bytes.expose(), b"c2");
+
+        // A path in the folder that is no secret (a swapped link, a temporary file): all of it.
+        assert!(stores.files_changed(&[dir.join("..data")]));
+        stores.refresh(&stores_by_name, &references, Due::Timers).await;
+        assert_eq!(
+            (answered(&stores, "changed"), answered(&stores, "unchanged")),
+            (4, 3)
+        );
+
+        // Outside every local store's folder, or no path at all: the caller reads them all.
+        assert!(!stores.files_changed(&[root.join("specs/web.yaml")]));
+        assert!(!stores.files_changed(&[]));
+        let _ = std::fs::remove_dir_all(root);
     }
 }

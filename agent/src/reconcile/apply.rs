@@ -201,6 +201,18 @@ impl Reconciler {
                 .volumes
                 .remove_spec(name)
                 .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
+            Action::RestoreVolumes(name) => self
+                .previous
+                .get(name)
+                .ok_or_else(|| {
+                    failure(
+                        ApplyErrorKind::Volume,
+                        "the previous files are no longer held in memory",
+                    )
+                })?
+                .iter()
+                .try_for_each(|(spec, files)| self.volumes.write(spec, files))
+                .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
         }
     }
 
@@ -357,7 +369,9 @@ fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>
         Action::WriteUnit(name) | Action::RemoveUnit(name) => {
             format!("{name}: {verb} {name}.container")
         }
-        Action::WriteVolumes(name) | Action::RemoveVolumes(name) => format!("{name}: {verb}"),
+        Action::WriteVolumes(name)
+        | Action::RemoveVolumes(name)
+        | Action::RestoreVolumes(name) => format!("{name}: {verb}"),
         Action::DaemonReload => verb.to_owned(),
     };
     match (action.spec(), error) {

@@ -12,6 +12,9 @@
 //! 3. otherwise it is applied (`Progressing`): volumes and unit written where they differ, and
 //!    the one job it needs (`job_for`: the job and its cause from one rule).
 //!
+//! Before these, the health gate ([`super::gate`]) has its say on health-checked specs with new
+//! secret versions: held as they run, waiting on their check, or rolling back.
+//!
 //! A running spec whose file broke is kept (`Degraded`, `InvalidSpec`); one whose spec is gone
 //! (or no longer selected) is stopped, unlinked and its volumes wiped. Only what changed is
 //! touched, plus what an earlier reconcile still owes ([`super::owed`]).
@@ -19,6 +22,7 @@
 use std::collections::BTreeSet;
 
 use super::facts::{Facts, NameCheck, SpecFacts, Wants};
+use super::gate::{self, Step};
 use super::owed::{Owed, OwedJob};
 use super::plan::{Action, Cause, OnRotation, Plan, Retry, Verdict};
 use crate::drivers::Job;
@@ -27,9 +31,24 @@ use crate::status::{Phase, Reason};
 /// The plan for `facts`.
 #[must_use]
 pub fn decide(facts: &Facts) -> Plan {
+    let gates = gate::gates(facts);
     let mut plan = Plan::default();
     let mut applied: Vec<(&str, &Wants)> = Vec::new();
+    let mut rollbacks: Vec<&str> = Vec::new();
     for spec in &facts.specs {
+        match gates.step(&spec.name) {
+            Step::Hold(verdict) | Step::Wait(verdict) => {
+                plan.keep.insert(spec.name.clone());
+                plan.specs.insert(spec.name.clone(), verdict.clone());
+                continue;
+            }
+            Step::Rollback(verdict) => {
+                rollbacks.push(&spec.name);
+                plan.specs.insert(spec.name.clone(), verdict.clone());
+                continue;
+            }
+            Step::Usual | Step::Go => {}
+        }
         let verdict = match verdict(spec, facts) {
             Ok(wants) => {
                 applied.push((&spec.name, wants));
@@ -53,8 +72,12 @@ pub fn decide(facts: &Facts) -> Plan {
         plan.specs.insert(spec.name.clone(), verdict);
     }
     keep_broken(facts, &mut plan);
-    plan.actions = actions(facts, &applied, &plan.keep, &mut plan.causes);
+    plan.actions = actions(facts, &applied, &rollbacks, &plan.keep, &mut plan.causes);
     plan.owed = owed_by(&plan, facts);
+    plan.owed.rollouts = gates.rollouts;
+    plan.owed.refused = gates.refused;
+    plan.owed.proven = gates.proven;
+    plan.recheck = gates.recheck;
     plan
 }
 
@@ -142,12 +165,18 @@ fn keep_broken(facts: &Facts, plan: &mut Plan) {
 fn actions(
     facts: &Facts,
     applied: &[(&str, &Wants)],
+    rollbacks: &[&str],
     keep: &BTreeSet<String>,
     causes: &mut std::collections::BTreeMap<String, Cause>,
 ) -> Vec<Action> {
     let mut volumes = Vec::new();
     let mut writes = Vec::new();
     let mut runs = Vec::new();
+    for name in rollbacks {
+        volumes.push(Action::RestoreVolumes((*name).to_owned()));
+        causes.insert((*name).to_owned(), Cause::Rollback);
+        runs.push(Action::Job(Job::Restart, (*name).to_owned()));
+    }
     for (name, wants) in applied {
         if wants.volumes_changed {
             volumes.push(Action::WriteVolumes((*name).to_owned()));
@@ -163,6 +192,7 @@ fn actions(
     let wanted: BTreeSet<&str> = applied
         .iter()
         .map(|(name, _)| *name)
+        .chain(rollbacks.iter().copied())
         .chain(keep.iter().map(String::as_str))
         .collect();
     let mut removals = Vec::new();
@@ -272,6 +302,7 @@ fn owed_by(plan: &Plan, facts: &Facts) -> Owed {
             })
             .map(|(name, job)| (name.clone(), job.clone()))
             .collect(),
+        ..Owed::default()
     };
     for action in &plan.actions {
         if let Action::Job(job @ (Job::Start | Job::Restart | Job::Reload), name) = action {

@@ -7,7 +7,7 @@
 use ramlet_specs::Catalog;
 use ramlet_specs::model::{Container, Rotation};
 
-use super::facts::{NameCheck, Problem, SpecFacts, Wants};
+use super::facts::{Gate, NameCheck, Problem, SpecFacts, Wants};
 use super::plan::OnRotation;
 use super::{Reconciler, service};
 use crate::drivers::{self, FileContent, Listing, VolumeSpec};
@@ -24,6 +24,15 @@ struct Shaped {
 /// The volumes of a spec whose content changes, with their files.
 pub(super) type Changed = Vec<(VolumeSpec, Vec<FileContent>)>;
 
+/// What observing one spec found beyond its facts: the volumes that change (with their
+/// files), and, for a health-checked spec whose volumes hold what it asks for, all of its
+/// volumes: the files a failed rotation puts back.
+#[derive(Default)]
+pub(super) struct Found {
+    pub changed: Option<Changed>,
+    pub unchanged: Option<Changed>,
+}
+
 impl Reconciler {
     /// The facts of `container`, and the volumes whose content changes (with their files),
     /// when it wants anything.
@@ -32,13 +41,13 @@ impl Reconciler {
         container: &Container,
         catalog: &Catalog,
         listing: &Listing,
-    ) -> (SpecFacts, Option<Changed>) {
+    ) -> (SpecFacts, Found) {
         let name = container.name.to_string();
         let name_check = self.name_check(&name, listing).await;
-        let (wants, changed) = match name_check {
+        let (wants, found) = match name_check {
             NameCheck::Ours | NameCheck::Free => match self.wants(container, catalog) {
-                Ok((wants, changed)) => (Ok(wants), Some(changed)),
-                Err(problem) => (Err(problem), None),
+                Ok((wants, found)) => (Ok(wants), found),
+                Err(problem) => (Err(problem), Found::default()),
             },
             // Not looked at: the name decides.
             _ => (
@@ -47,16 +56,23 @@ impl Reconciler {
                     message: String::new(),
                     versions: Vec::new(),
                 }),
-                None,
+                Found::default(),
             ),
         };
+        let live = self
+            .status
+            .specs
+            .get(&name)
+            .map(|s| s.secrets.clone())
+            .unwrap_or_default();
         let facts = SpecFacts {
             name,
             file: container.origin.file.clone(),
             name_check,
             wants,
+            live,
         };
-        (facts, changed)
+        (facts, found)
     }
 
     /// Whether `name`'s unit can be ramlet's: its own file is there, or the name is free on
@@ -81,7 +97,7 @@ impl Reconciler {
 
     /// What `container` wants: its unit, whether its volumes change, its secret versions;
     /// and the volumes that change, with their files. Or why that cannot be worked out.
-    fn wants(&self, container: &Container, catalog: &Catalog) -> Result<(Wants, Changed), Problem> {
+    fn wants(&self, container: &Container, catalog: &Catalog) -> Result<(Wants, Found), Problem> {
         let shaped = self
             .shape(container, catalog)
             .map_err(|(reason, message)| Problem {
@@ -95,14 +111,25 @@ impl Reconciler {
             versions: shaped.versions.clone(),
         })?;
         let mut remount = false;
-        let changed: Changed = shaped
+        let differs: Vec<bool> = shaped
             .volumes
-            .into_iter()
-            .filter(|(spec, files)| {
+            .iter()
+            .map(|(spec, files)| {
                 let new_mount = self.volumes.mount_differs(spec);
                 remount |= new_mount;
                 new_mount || self.volumes.differs(spec, files).unwrap_or(true)
             })
+            .collect();
+        let gate = container.health_check.as_ref().map(|h| Gate {
+            deadline: h.deadline,
+            interval: h.interval,
+        });
+        let unchanged = (gate.is_some() && !differs.contains(&true)).then(|| shaped.volumes.clone());
+        let changed: Changed = shaped
+            .volumes
+            .into_iter()
+            .zip(differs)
+            .filter_map(|(volume, differs)| differs.then_some(volume))
             .collect();
         let on_rotation = match container.rotation {
             Rotation::Restart => OnRotation::Restart,
@@ -115,8 +142,13 @@ impl Reconciler {
             remount,
             on_rotation,
             versions: shaped.versions,
+            gate,
         };
-        Ok((wants, changed))
+        let found = Found {
+            changed: Some(changed),
+            unchanged,
+        };
+        Ok((wants, found))
     }
 
     /// `container`'s unit file: rendered again only when the spec changed since the last time

@@ -36,6 +36,34 @@ pub struct Facts {
     /// What the last status said of each running spec that is not selected now: which file it
     /// came from (to tell whether it is gone or its file only broke) and its last entry.
     pub last: BTreeMap<String, SpecStatus>,
+    /// Now, in seconds since the epoch (health checks' deadlines).
+    pub now: u64,
+    /// What the health check said of each spec whose rotation waits on it.
+    pub health: BTreeMap<String, Health>,
+    /// Specs whose previous files ramlet holds in memory: a failed rotation can put them back.
+    pub restorable: BTreeSet<String>,
+    /// Each store's `rollout.canary`: how many health-checked consumers take a version first.
+    pub canary: BTreeMap<String, u32>,
+}
+
+/// What one run of a spec's health check said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// It exited 0.
+    Healthy,
+    /// It failed (exit status, or killed at its timeout).
+    Unhealthy,
+    /// It could not be run (systemd did not answer): no verdict.
+    Unknown(String),
+}
+
+/// A spec's health gate: its check's deadline and interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// How long after the rotation's restart the check must have passed.
+    pub deadline: std::time::Duration,
+    /// How often it runs until then.
+    pub interval: std::time::Duration,
 }
 
 /// One selected spec.
@@ -50,6 +78,8 @@ pub struct SpecFacts {
     /// What it wants on the host, or why that cannot be worked out now (not looked at when
     /// the name is not ramlet's to take).
     pub wants: Result<Wants, Problem>,
+    /// The secret versions its volumes hold now, as the last status said (empty: not known).
+    pub live: Vec<SecretInUse>,
 }
 
 /// Whether a spec's unit name can be ramlet's.
@@ -82,6 +112,8 @@ pub struct Wants {
     pub on_rotation: OnRotation,
     /// The secret versions it asks for.
     pub versions: Vec<SecretInUse>,
+    /// Its health gate, if it has a health check.
+    pub gate: Option<Gate>,
 }
 
 /// Why a spec's wants could not be worked out.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use ramlet_specs::Catalog;
 use ramlet_specs::model::{Container, Provider};
 
-use super::facts::Facts;
+use super::facts::{Facts, Health};
 use super::{HostError, LOAD_DEADLINE, Reconciler, Stop, service};
 use crate::drivers::{ActiveState, FileContent, SystemdError, UnitState, VolumeSpec};
 use crate::providers::stores::Due;
@@ -36,22 +36,31 @@ impl Reconciler {
     /// cannot be read or systemd does not say how the units are (no plan is made without
     /// them), and at shutdown during the wait on the providers.
     pub(super) async fn observe(&mut self, due: Due) -> Result<Observed, Stop> {
+        let mut phases = Phases::start();
+        let parses = self.loader.parses();
         let catalog = self
             .load()
             .await
             .map_err(|e| Stop::Failed(HostError::SpecDir(e)))?;
+        phases.lap(if self.loader.parses() == parses {
+            "specs"
+        } else {
+            "specs (parsed)"
+        });
         let listing = self.unit_dir.list().await.map_err(|source| {
             Stop::Failed(HostError::UnitDir {
                 path: self.unit_dir.path().to_owned(),
                 source,
             })
         })?;
+        phases.lap("unit files");
         let labels = self.settings.host_labels.clone();
         let selected: Vec<&Container> = catalog.selected(&labels).collect();
         let watch = watched(&catalog, &selected);
         if self.refresh_secrets(&catalog, &selected, due).await {
             return Err(Stop::Shutdown);
         }
+        phases.lap("fetch");
         let chosen: BTreeSet<&str> = selected.iter().map(|c| c.name.as_str()).collect();
         let mut facts = Facts {
             errors: catalog.errors.iter().map(ToString::to_string).collect(),
@@ -78,12 +87,29 @@ impl Reconciler {
         };
         let mut payload = BTreeMap::new();
         for container in &selected {
-            let (spec, changed) = self.spec_facts(container, &catalog, &listing).await;
-            if let Some(changed) = changed {
+            let (spec, found) = self.spec_facts(container, &catalog, &listing).await;
+            if let Some(changed) = found.changed {
                 payload.insert(spec.name.clone(), changed);
+            }
+            // What a health-checked spec's volumes hold while no rotation of it is under way:
+            // what a failed rotation puts back.
+            if let Some(unchanged) = found.unchanged
+                && !self.owed.rollouts.contains_key(&spec.name)
+            {
+                self.previous.insert(spec.name.clone(), unchanged);
             }
             facts.specs.push(spec);
         }
+        self.previous.retain(|name, _| chosen.contains(name.as_str()));
+        facts.restorable = self.previous.keys().cloned().collect();
+        facts.canary = catalog
+            .stores
+            .iter()
+            .map(|(name, store)| (name.to_string(), store.canary))
+            .collect();
+        facts.now = crate::util::unix_now();
+        facts.health = self.health(&selected).await;
+        phases.lap("shape");
         facts.units = listing.ours;
         facts.volume_specs = self.volumes.specs().unwrap_or_default();
         let names: BTreeSet<String> = facts
@@ -96,6 +122,8 @@ impl Reconciler {
             .unit_states(&names, &facts.owed)
             .await
             .map_err(|e| Stop::Failed(HostError::Systemd(e)))?;
+        phases.lap("states");
+        phases.log(facts.specs.len());
         Ok(Observed {
             facts,
             payload,
@@ -169,6 +197,42 @@ impl Reconciler {
         false
     }
 
+    /// Runs the health check of every selected spec whose rotation waits on it, once, all at
+    /// the same time: each a transient service of the manager running `podman exec` (ramlet's
+    /// own sandbox may not run Podman), killed after its interval or 10 s, whichever is longer.
+    async fn health(&self, selected: &[&Container]) -> BTreeMap<String, Health> {
+        let podman = crate::host::podman::binary();
+        let checks = selected.iter().filter_map(|container| {
+            let name = container.name.as_str();
+            let check = container.health_check.as_ref()?;
+            let rollout = self.owed.rollouts.get(name)?;
+            if rollout.rolling_back {
+                return None;
+            }
+            let mut argv = vec![
+                podman.clone(),
+                "exec".to_owned(),
+                format!("ramlet-{name}"),
+            ];
+            argv.extend(check.command.iter().cloned());
+            let timeout = check.interval.max(std::time::Duration::from_secs(10));
+            Some(async move {
+                let unit = format!("ramlet-check-{name}-{}", crate::util::unix_now_nanos());
+                let health = match self.units.check(&unit, &argv, timeout).await {
+                    Ok(true) => Health::Healthy,
+                    Ok(false) => Health::Unhealthy,
+                    Err(error) => Health::Unknown(error.to_string()),
+                };
+                tracing::info!(spec = name, health = ?health, "{name}: health check: {health:?}");
+                (name.to_owned(), health)
+            })
+        });
+        futures_util::future::join_all(checks)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     /// The states of the units of `names`: an error when systemd does not answer the list.
     async fn unit_states(
         &self,
@@ -229,6 +293,38 @@ fn watched(catalog: &Catalog, selected: &[&Container]) -> BTreeSet<PathBuf> {
             },
         )
         .collect()
+}
+
+/// How long each step of an observation took, logged at debug level: where a reconcile's time
+/// goes on a host with many specs, without a profiler.
+struct Phases {
+    at: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        Self {
+            at: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Ends the step `name` (the time since the last lap).
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, now.duration_since(self.at)));
+        self.at = now;
+    }
+
+    fn log(&self, specs: usize) {
+        let laps: Vec<String> = self
+            .laps
+            .iter()
+            .map(|(name, took)| format!("{name} {:.1} ms", took.as_secs_f64() * 1000.0))
+            .collect();
+        tracing::debug!(specs, "observed: {}", laps.join(", "));
+    }
 }
 
 /// States keyed by spec name (the unit's name without `.service`).

@@ -7,6 +7,12 @@
 //! another invocation later (the job finished after ramlet died, or somebody restarted it), the
 //! new process already sees the new content and the debt is settled without a second restart.
 //! A reload has no such witness: after a crash at the wrong moment it may be sent twice.
+//!
+//! The journal also carries the health gate's state (see [`super::gate`]): the rotations
+//! waiting on a health check, with their deadlines and the versions they replace, the versions
+//! a health check refused, and the versions a canary passed. So a SIGKILL at any point (between
+//! the rotation's restart and its check, or during the rollback) leaves the next ramlet knowing
+//! what was under way.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::drivers::{ActiveState, Job, UnitState};
+use crate::status::SecretInUse;
 
 /// The journal's file name in the state directory.
 pub const OWED_FILE: &str = "owed.json";
@@ -50,14 +57,58 @@ pub struct Owed {
     pub daemon_reload: bool,
     /// Jobs owed, by spec name.
     pub jobs: BTreeMap<String, OwedJob>,
+    /// Rotations waiting on a health check (or rolling back), by spec name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rollouts: BTreeMap<String, Rollout>,
+    /// Versions a health check refused, by secret (`store/name`): not tried again until a newer
+    /// version comes, or `ramlet sync --retry SPEC`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused: BTreeMap<String, Refusal>,
+    /// The version of each secret (`store/name`) that a canary passed with: the other
+    /// health-checked consumers take it without waiting.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub proven: BTreeMap<String, String>,
 }
 
 impl Owed {
     /// Whether nothing is owed.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        !self.daemon_reload && self.jobs.is_empty()
+        !self.daemon_reload && self.jobs.is_empty() && self.rollouts.is_empty()
     }
+}
+
+/// A rotation of one spec waiting on its health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// The versions it went to.
+    pub versions: Vec<SecretInUse>,
+    /// The versions it ran with before.
+    pub previous: Vec<SecretInUse>,
+    /// When the health check must have passed, in seconds since the epoch.
+    pub deadline: u64,
+    /// The check failed: the previous files are going back (and a restart is owed).
+    #[serde(default)]
+    pub rolling_back: bool,
+}
+
+/// A version a health check refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// The version.
+    pub version: String,
+    /// The spec whose check failed.
+    pub spec: String,
+    /// What the check said.
+    pub said: String,
+}
+
+/// A secret's key in the journal: `store/name`.
+#[must_use]
+pub fn secret_key(secret: &SecretInUse) -> String {
+    format!("{}/{}", secret.store, secret.name)
 }
 
 /// The journal file of a state directory.

@@ -39,6 +39,8 @@ pub enum Action {
     Job(Job, String),
     /// Unmount and wipe a removed spec's volumes.
     RemoveVolumes(String),
+    /// Put back the files a spec ran with before a rotation that failed its health check.
+    RestoreVolumes(String),
 }
 
 impl Action {
@@ -52,6 +54,7 @@ impl Action {
             Self::DaemonReload => "daemon-reload",
             Self::Job(job, _) => job.as_str(),
             Self::RemoveVolumes(_) => "remove-volumes",
+            Self::RestoreVolumes(_) => "restore-volumes",
         }
     }
 
@@ -64,7 +67,8 @@ impl Action {
             | Self::WriteUnit(name)
             | Self::RemoveUnit(name)
             | Self::Job(_, name)
-            | Self::RemoveVolumes(name) => Some(name),
+            | Self::RemoveVolumes(name)
+            | Self::RestoreVolumes(name) => Some(name),
         }
     }
 
@@ -75,6 +79,7 @@ impl Action {
             Self::WriteVolumes(_) => "new secret versions",
             Self::WriteUnit(_) => "its unit file is new or changed",
             Self::RemoveUnit(_) | Self::RemoveVolumes(_) => "its spec is gone",
+            Self::RestoreVolumes(_) => "the new versions failed the health check",
             Self::DaemonReload => "unit files changed",
             Self::Job(..) => cause.unwrap_or(Cause::Owed).why(),
         }
@@ -100,6 +105,8 @@ pub enum Cause {
     Unknown,
     /// A stop: its spec is gone, or this host is no longer selected.
     Removed,
+    /// The new versions failed the health check: the previous files are back.
+    Rollback,
 }
 
 impl Cause {
@@ -114,6 +121,7 @@ impl Cause {
             Self::Owed => "owed",
             Self::Unknown => "unknown",
             Self::Removed => "removed",
+            Self::Rollback => "rollback",
         }
     }
 
@@ -128,6 +136,7 @@ impl Cause {
             Self::Owed => "an earlier reconcile owed it",
             Self::Unknown => "systemd did not say how the unit is",
             Self::Removed => "its spec is gone",
+            Self::Rollback => "the new versions failed the health check",
         }
     }
 }
@@ -175,6 +184,8 @@ pub struct Plan {
     pub owed: Owed,
     /// Whether the loop should come back soon.
     pub retry: Retry,
+    /// When a rollout's health check must run again, if one waits on it.
+    pub recheck: Option<std::time::Duration>,
 }
 
 impl Plan {

@@ -66,6 +66,10 @@ impl Preview {
                 }
                 Action::RemoveUnit(_) => ("remove unit", None),
                 Action::RemoveVolumes(_) => ("remove volumes", None),
+                Action::RestoreVolumes(_) => (
+                    "restore volumes",
+                    Some("the new versions failed the health check: the previous files go back".into()),
+                ),
                 Action::Job(job, _) => {
                     let cause = plan.causes.get(name).copied().unwrap_or(Cause::Owed);
                     (job.as_str(), Some(describe(cause, name, facts)))
@@ -73,6 +77,11 @@ impl Preview {
                 Action::DaemonReload => continue,
             };
             change.actions.push(what.to_owned());
+            if matches!(action, Action::WriteVolumes(_))
+                && let Some(gated) = gated(name, facts, plan)
+            {
+                change.why.push(gated);
+            }
             if let Some(why) = why
                 && !change.why.contains(&why)
             {
@@ -127,6 +136,43 @@ impl Preview {
     }
 }
 
+/// For a rotation the health gate lets through: the gate, and which consumers take the new
+/// versions first.
+fn gated(name: &str, facts: &Facts, plan: &Plan) -> Option<String> {
+    let rollout = plan.owed.rollouts.get(name)?;
+    let gate = facts
+        .specs
+        .iter()
+        .find(|s| s.name == name)?
+        .wants
+        .as_ref()
+        .ok()?
+        .gate?;
+    let first: Vec<String> = rollout
+        .versions
+        .iter()
+        .filter(|v| !rollout.previous.contains(v))
+        .map(|v| {
+            let key = super::owed::secret_key(v);
+            if plan.owed.proven.get(&key) == Some(&v.version) {
+                format!("{key} {} (passed on a canary)", v.version)
+            } else {
+                format!(
+                    "{key} {} (first on {})",
+                    v.version,
+                    super::gate::canaries(v, facts).join(", ")
+                )
+            }
+        })
+        .collect();
+    Some(format!(
+        "health-gated: {}; its check must pass within {} s (run every {} s), or the previous versions come back",
+        first.join("; "),
+        gate.deadline.as_secs(),
+        gate.interval.as_secs()
+    ))
+}
+
 /// A job's cause in words, with what `ramlet plan` can add: the state of a unit that is down.
 fn describe(cause: Cause, name: &str, facts: &Facts) -> String {
     match cause {
@@ -146,6 +192,7 @@ fn describe(cause: Cause, name: &str, facts: &Facts) -> String {
         Cause::Unknown => {
             "systemd did not say how the unit is; a start does nothing to a running unit".into()
         }
+        Cause::Rollback => "the new versions failed the health check; it restarts on the previous ones".into(),
         Cause::Removed => {
             "the spec is gone (removed, or no longer selected by this host's labels)".into()
         }

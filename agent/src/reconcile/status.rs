@@ -144,7 +144,15 @@ pub(super) fn settle(
         spec.message.clone_from(&error.message);
     }
     if let Some(state) = state {
-        if spec.phase == Phase::Progressing && state.active_state == ActiveState::Active {
+        // A rotation waiting on its health check or on a canary is not Ready yet, running or not.
+        let gated = matches!(
+            verdict.reason,
+            Reason::HealthChecking | Reason::AwaitingCanary
+        );
+        if spec.phase == Phase::Progressing
+            && state.active_state == ActiveState::Active
+            && !gated
+        {
             spec.phase = Phase::Ready;
         }
         if state.active_state == ActiveState::Failed || failure.is_some() {

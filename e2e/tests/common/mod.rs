@@ -171,6 +171,7 @@ impl Agent {
             args: Vec::new(),
             envs: Vec::new(),
         };
+        agent.chown();
         agent.spec(
             "store",
             &format!(
@@ -192,12 +193,26 @@ impl Agent {
         }
     }
 
+    /// Gives `path` alone to the test user (in user scope). Not the whole folder: a `chown -R`
+    /// touches every spec's change time, so ramlet would see (and parse) every spec anew, which
+    /// is no user's rotation.
+    fn chown_one(&self, path: &Path) {
+        if !self.scope.system {
+            let status = Command::new("chown")
+                .arg(&self.scope.user)
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
     pub(crate) fn spec(&self, name: &str, text: &str) {
         let path = self.dir.join("specs").join(format!("{name}.yaml"));
         let tmp = self.dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, text).unwrap();
+        self.chown_one(&tmp);
         std::fs::rename(tmp, path).unwrap();
-        self.chown();
     }
 
     pub(crate) fn remove_spec(&self, name: &str) {
@@ -207,8 +222,8 @@ impl Agent {
     pub(crate) fn secret(&self, name: &str, value: &str) {
         let tmp = self.dir.join(format!(".{name}.secret.tmp"));
         std::fs::write(&tmp, value).unwrap();
+        self.chown_one(&tmp);
         std::fs::rename(tmp, self.dir.join("secrets").join(name)).unwrap();
-        self.chown();
     }
 
     pub(crate) fn start(&mut self) {

@@ -1,10 +1,11 @@
 //! Validation of `Container` documents.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::error::{Check, ErrorKind};
 use crate::model::{
-    Container, HostSelector, LabelRequirement, Origin, Provider, Rotation, SecretRef,
+    Container, HealthCheck, HostSelector, LabelRequirement, Origin, Provider, Rotation, SecretRef,
     SecretVersion, Volume, VolumeFile,
 };
 use crate::name;
@@ -84,6 +85,18 @@ pub(crate) fn validate(
     let user = f.optional(&path.key("user"), spec.user.as_deref(), user);
     let volumes = volumes(&mut f, &path.key("volumes"), &spec.volumes, stores);
     let rotation = rotation(&mut f, &path.key("rotation"), spec.rotation.as_ref());
+    let health_check = spec
+        .rotation
+        .as_ref()
+        .and_then(|r| r.health_check.as_ref())
+        .and_then(|h| {
+            health_check(
+                &mut f,
+                &path.key("rotation").key("healthCheck"),
+                h,
+                &rotation,
+            )
+        });
     let quadlet = quadlet(&mut f, &path.key("quadlet"), &spec.quadlet);
 
     if !f.0.is_empty() {
@@ -104,6 +117,7 @@ pub(crate) fn validate(
             user,
             volumes,
             rotation,
+            health_check,
             quadlet,
         }),
         _ => Err(f),
@@ -583,6 +597,70 @@ fn rotation(f: &mut Findings, path: &FieldPath, raw: Option<&raw::Rotation>) -> 
         (RotationStrategy::Restart, None) => Rotation::Restart,
         (RotationStrategy::None, None) => Rotation::None,
     }
+}
+
+/// The longest a health check's deadline may be.
+const MAX_HEALTH_DEADLINE: Duration = Duration::from_hours(1);
+/// A health check's deadline when the spec sets none.
+const DEFAULT_HEALTH_DEADLINE: Duration = Duration::from_mins(1);
+/// How often a health check runs when the spec does not say.
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// `rotation.healthCheck`: a command (each argument one line, the first not an option, since
+/// it follows the container's name on `podman exec`), a deadline and an interval. It gates a
+/// restart or a reload; with `strategy: none` nothing would be checked against.
+fn health_check(
+    f: &mut Findings,
+    path: &FieldPath,
+    raw: &raw::HealthCheck,
+    rotation: &Rotation,
+) -> Option<HealthCheck> {
+    let before = f.0.len();
+    if *rotation == Rotation::None {
+        f.push(
+            path,
+            ErrorKind::InvalidValue,
+            "a health check gates a restart or a reload; with `strategy: none` nothing restarts",
+        );
+    }
+    if raw.command.is_empty() {
+        f.push(
+            &path.key("command"),
+            ErrorKind::MissingField,
+            "name the command to run in the container, such as [pg_isready, -U, app]",
+        );
+    }
+    let command = each(f, &path.key("command"), &raw.command, |a| {
+        text::single_line(a)?;
+        if a.is_empty() {
+            return Err((ErrorKind::InvalidValue, "an empty argument".into()));
+        }
+        Ok(a.to_owned())
+    });
+    if command.first().is_some_and(|c| c.starts_with('-')) {
+        f.push(
+            &path.key("command").index(0),
+            ErrorKind::InvalidValue,
+            "the command cannot start with `-` (it would be read as an option of `podman exec`)",
+        );
+    }
+    let deadline = f
+        .optional(&path.key("deadline"), raw.deadline.as_deref(), |t| {
+            quantity::duration(t, Duration::from_secs(1), MAX_HEALTH_DEADLINE)
+        })
+        .ok()?
+        .unwrap_or(DEFAULT_HEALTH_DEADLINE);
+    let interval = f
+        .optional(&path.key("interval"), raw.interval.as_deref(), |t| {
+            quantity::duration(t, Duration::from_secs(1), deadline)
+        })
+        .ok()?
+        .unwrap_or(DEFAULT_HEALTH_INTERVAL.min(deadline));
+    (f.0.len() == before).then_some(HealthCheck {
+        command,
+        deadline,
+        interval,
+    })
 }
 
 /// A signal name, with or without `SIG`, normalised to `SIGHUP` form.

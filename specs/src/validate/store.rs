@@ -12,6 +12,9 @@ use crate::text;
 
 use super::{Findings, Rejected, endpoint, metadata};
 
+/// The most consumers `rollout.canary` may send a new version to first.
+const MAX_CANARY: u32 = 1000;
+
 /// Validates one `SecretStore` document.
 pub(crate) fn validate(
     doc: &raw::SecretStoreDocument,
@@ -64,14 +67,33 @@ pub(crate) fn validate(
     };
 
     let events = events(&mut findings, &path, spec);
-    match (name, refresh_interval, provider, events) {
-        (Some(name), Ok(refresh_interval), Some(provider), Ok(events)) if findings.0.is_empty() => {
+    let canary = spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.canary)
+        .map_or(Ok(1), |canary| {
+            if (1..=MAX_CANARY).contains(&canary) {
+                Ok(canary)
+            } else {
+                findings.push(
+                    &path.key("rollout").key("canary"),
+                    ErrorKind::InvalidValue,
+                    format!("{canary} is not between 1 and {MAX_CANARY}"),
+                );
+                Err(Rejected)
+            }
+        });
+    match (name, refresh_interval, provider, events, canary) {
+        (Some(name), Ok(refresh_interval), Some(provider), Ok(events), Ok(canary))
+            if findings.0.is_empty() =>
+        {
             Ok(SecretStore {
                 name,
                 origin,
                 refresh_interval,
                 provider,
                 events,
+                canary,
             })
         }
         _ => Err(findings),

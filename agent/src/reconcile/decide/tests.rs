@@ -18,6 +18,7 @@ fn wants(text: &str, volumes_changed: bool, on_rotation: OnRotation) -> Wants {
         remount: false,
         on_rotation,
         versions: Vec::new(),
+        gate: None,
     }
 }
 
@@ -27,6 +28,7 @@ fn spec(name: &str, wants: Wants) -> SpecFacts {
         file: PathBuf::from(format!("specs/{name}.yaml")),
         name_check: NameCheck::Ours,
         wants: Ok(wants),
+        live: Vec::new(),
     }
 }
 

@@ -1,0 +1,292 @@
+//! The health gate through [`decide`]: a canary first, the others after it passes; a failed
+//! check rolls back and refuses the version; a newer version tries again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::drivers::{ActiveState, Job, UnitState};
+use crate::reconcile::decide::decide;
+use crate::reconcile::facts::{Gate, NameCheck};
+use crate::reconcile::owed::OwedJob;
+use crate::reconcile::plan::{Action, Cause, OnRotation};
+
+const UNIT: &str = "[Container]\n";
+const GATE: Gate = Gate {
+    deadline: Duration::from_secs(30),
+    interval: Duration::from_secs(2),
+};
+
+fn version(v: &str) -> SecretInUse {
+    SecretInUse {
+        store: "aws".into(),
+        name: "db".into(),
+        version: v.into(),
+    }
+}
+
+/// A running, health-checked consumer of `aws/db` holding `live` and asked for `wanted`.
+fn consumer(name: &str, live: &str, wanted: &str) -> SpecFacts {
+    SpecFacts {
+        name: name.into(),
+        file: PathBuf::from(format!("specs/{name}.yaml")),
+        name_check: NameCheck::Ours,
+        wants: Ok(Wants {
+            unit_text: UNIT.into(),
+            volumes_changed: live != wanted,
+            remount: false,
+            on_rotation: OnRotation::Restart,
+            versions: vec![version(wanted)],
+            gate: Some(GATE),
+        }),
+        live: vec![version(live)],
+    }
+}
+
+/// A host where `specs` run (active, invocation `ab`), at time 1000, all restorable.
+fn host(specs: Vec<SpecFacts>) -> Facts {
+    let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+    Facts {
+        units: names.iter().map(|n| (n.clone(), UNIT.into())).collect(),
+        states: names
+            .iter()
+            .map(|n| {
+                (
+                    n.clone(),
+                    UnitState {
+                        active_state: ActiveState::Active,
+                        sub_state: "running".into(),
+                        invocation_id: "ab".into(),
+                        ..UnitState::default()
+                    },
+                )
+            })
+            .collect(),
+        volume_specs: names.iter().cloned().collect(),
+        restorable: names.iter().cloned().collect(),
+        specs,
+        now: 1000,
+        ..Facts::default()
+    }
+}
+
+fn under_way(facts: &mut Facts, name: &str, deadline: u64) {
+    facts.owed.rollouts.insert(
+        name.into(),
+        Rollout {
+            versions: vec![version("v2")],
+            previous: vec![version("v1")],
+            deadline,
+            rolling_back: false,
+        },
+    );
+}
+
+fn restart(name: &str) -> Action {
+    Action::Job(Job::Restart, name.into())
+}
+
+#[test]
+fn a_new_version_goes_to_the_canary_alone_and_is_journaled_with_its_deadline() {
+    let facts = host(vec![
+        consumer("a", "v1", "v2"),
+        consumer("b", "v1", "v2"),
+        consumer("c", "v1", "v2"),
+    ]);
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.actions,
+        [Action::WriteVolumes("a".into()), restart("a")]
+    );
+    assert_eq!(plan.causes["a"], Cause::Rotation);
+    assert_eq!(plan.owed.rollouts["a"].deadline, 1030);
+    assert_eq!(plan.owed.rollouts["a"].previous, [version("v1")]);
+    for other in ["b", "c"] {
+        assert_eq!(plan.specs[other].reason, Reason::AwaitingCanary);
+        assert!(plan.specs[other].message.contains("goes to a first"));
+        assert_eq!(plan.specs[other].versions, [version("v1")]);
+        assert!(plan.keep.contains(other));
+    }
+}
+
+#[test]
+fn the_stores_canary_count_sends_it_to_that_many_first() {
+    let mut facts = host(vec![
+        consumer("a", "v1", "v2"),
+        consumer("b", "v1", "v2"),
+        consumer("c", "v1", "v2"),
+    ]);
+    facts.canary.insert("aws".into(), 2);
+    let plan = decide(&facts);
+    assert_eq!(plan.owed.rollouts.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(plan.specs["c"].reason, Reason::AwaitingCanary);
+}
+
+#[test]
+fn a_rollout_waits_on_its_check_until_the_deadline() {
+    let mut facts = host(vec![consumer("a", "v2", "v2"), consumer("b", "v1", "v2")]);
+    under_way(&mut facts, "a", 1030);
+    facts.health.insert("a".into(), Health::Unhealthy);
+    let plan = decide(&facts);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.specs["a"].reason, Reason::HealthChecking);
+    assert!(plan.specs["a"].message.contains("30 s left"));
+    assert_eq!(plan.recheck, Some(Duration::from_secs(2)));
+    assert!(plan.owed.rollouts.contains_key("a"));
+    assert_eq!(plan.specs["b"].reason, Reason::AwaitingCanary);
+}
+
+#[test]
+fn a_canary_that_passes_proves_the_version_and_the_others_follow_at_once() {
+    let mut facts = host(vec![
+        consumer("a", "v2", "v2"),
+        consumer("b", "v1", "v2"),
+        consumer("c", "v1", "v2"),
+    ]);
+    under_way(&mut facts, "a", 1030);
+    facts.health.insert("a".into(), Health::Healthy);
+    let plan = decide(&facts);
+    assert_eq!(plan.owed.proven["aws/db"], "v2");
+    assert!(!plan.owed.rollouts.contains_key("a"), "a's rollout is over");
+    assert_eq!(
+        plan.actions,
+        [
+            Action::WriteVolumes("b".into()),
+            Action::WriteVolumes("c".into()),
+            restart("b"),
+            restart("c")
+        ]
+    );
+    assert!(plan.owed.rollouts.contains_key("b") && plan.owed.rollouts.contains_key("c"));
+}
+
+#[test]
+fn past_the_deadline_the_previous_files_go_back_and_the_version_is_refused() {
+    let mut facts = host(vec![consumer("a", "v2", "v2"), consumer("b", "v1", "v2")]);
+    under_way(&mut facts, "a", 1000);
+    facts.health.insert("a".into(), Health::Unhealthy);
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.actions,
+        [Action::RestoreVolumes("a".into()), restart("a")]
+    );
+    assert_eq!(plan.causes["a"], Cause::Rollback);
+    assert_eq!(plan.specs["a"].reason, Reason::RolledBack);
+    assert_eq!(plan.specs["a"].versions, [version("v1")]);
+    assert!(
+        plan.specs["a"].message.contains("version v2 of aws/db failed the health check of a"),
+        "{}",
+        plan.specs["a"].message
+    );
+    assert!(plan.owed.rollouts["a"].rolling_back);
+    assert_eq!(plan.owed.refused["aws/db"].version, "v2");
+    assert_eq!(plan.owed.jobs["a"].job, Job::Restart);
+    // The other consumer never takes it.
+    assert_eq!(plan.specs["b"].reason, Reason::RolledBack);
+    assert!(plan.keep.contains("b"));
+}
+
+#[test]
+fn a_container_that_stops_rolls_back_without_waiting_for_the_deadline() {
+    let mut facts = host(vec![consumer("a", "v2", "v2")]);
+    under_way(&mut facts, "a", 1030);
+    facts.states.get_mut("a").unwrap().active_state = ActiveState::Failed;
+    let plan = decide(&facts);
+    assert_eq!(plan.causes["a"], Cause::Rollback);
+    assert!(
+        plan.owed.refused["aws/db"].said.contains("the container stopped"),
+        "{:?}",
+        plan.owed.refused
+    );
+}
+
+#[test]
+fn a_rollback_cut_short_is_finished_and_then_the_refused_version_is_left_alone() {
+    let mut facts = host(vec![consumer("a", "v2", "v2")]);
+    under_way(&mut facts, "a", 1000);
+    facts.owed.rollouts.get_mut("a").unwrap().rolling_back = true;
+    facts.owed.refused.insert(
+        "aws/db".into(),
+        Refusal {
+            version: "v2".into(),
+            spec: "a".into(),
+            said: "no check passed within 30 s".into(),
+        },
+    );
+    // Killed before the restart landed: put back and restart again.
+    facts.owed.jobs.insert(
+        "a".into(),
+        OwedJob {
+            job: Job::Restart,
+            since: "ab".into(),
+        },
+    );
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.actions,
+        [Action::RestoreVolumes("a".into()), restart("a")]
+    );
+    // Restarted: the rollout is over; the store still says v2, which stays refused.
+    facts.owed.jobs.clear();
+    let mut rolled = host(vec![consumer("a", "v1", "v2")]);
+    rolled.owed = facts.owed.clone();
+    let plan = decide(&rolled);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert!(plan.owed.rollouts.is_empty());
+    assert_eq!(plan.specs["a"].reason, Reason::RolledBack);
+    assert_eq!(plan.specs["a"].phase, Phase::Degraded);
+}
+
+#[test]
+fn a_newer_version_after_a_refusal_goes_to_the_canary_again() {
+    let mut facts = host(vec![consumer("a", "v1", "v3"), consumer("b", "v1", "v3")]);
+    facts.owed.refused.insert(
+        "aws/db".into(),
+        Refusal {
+            version: "v2".into(),
+            spec: "a".into(),
+            said: "the check failed".into(),
+        },
+    );
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.actions,
+        [Action::WriteVolumes("a".into()), restart("a")]
+    );
+    assert_eq!(plan.specs["b"].reason, Reason::AwaitingCanary);
+}
+
+#[test]
+fn without_the_previous_files_a_failed_rotation_says_so_and_keeps_the_container() {
+    let mut facts = host(vec![consumer("a", "v2", "v2")]);
+    facts.restorable.clear();
+    under_way(&mut facts, "a", 1000);
+    let plan = decide(&facts);
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.specs["a"].reason, Reason::RolledBack);
+    assert!(plan.specs["a"].message.contains("are gone"));
+    assert!(plan.owed.rollouts.is_empty());
+    assert_eq!(plan.owed.refused["aws/db"].version, "v2");
+}
+
+#[test]
+fn specs_without_a_health_check_rotate_together_as_before() {
+    let mut ungated = consumer("a", "v1", "v2");
+    if let Ok(wants) = &mut ungated.wants {
+        wants.gate = None;
+    }
+    let facts = host(vec![ungated, consumer("b", "v1", "v2")]);
+    let plan = decide(&facts);
+    // a is no canary (it has no check); b is the first checked consumer.
+    assert_eq!(
+        plan.actions,
+        [
+            Action::WriteVolumes("a".into()),
+            Action::WriteVolumes("b".into()),
+            restart("a"),
+            restart("b")
+        ]
+    );
+    assert!(!plan.owed.rollouts.contains_key("a"));
+    assert!(plan.owed.rollouts.contains_key("b"));
+}
