@@ -23,7 +23,7 @@ use crate::providers::stores::Due;
 use crate::reconcile::{Outcome, Reconciler, Settings};
 use crate::retry::ErrorPolicy;
 
-pub use crate::host::pidfile::{PID_FILE, sync};
+pub use crate::host::pidfile::{PID_FILE, retry, sync};
 
 /// Why the loop woke up.
 #[derive(Debug)]
@@ -159,7 +159,7 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
             && !event.kind.is_access()
             && relevant.wakes(&event.paths)
         {
-            let _ = events.send(Wake::Files(event.paths));
+            let _ = events.send(Wake::Files(relevant.within(&event.paths)));
         }
     })
     .context("cannot watch files")?;

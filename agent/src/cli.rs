@@ -101,6 +101,10 @@ pub enum Command {
     },
     /// Ask the running agent to reconcile now (sends it SIGHUP).
     Sync {
+        /// Let SPEC try again the versions its health check rolled back (a version that failed
+        /// once is otherwise left alone until a newer one comes). Repeat for several specs.
+        #[arg(long, value_name = "SPEC")]
+        retry: Vec<String>,
         /// Which agent: the same options as `ramlet run` pick its state directory.
         #[command(flatten)]
         agent: RunArgs,
@@ -283,8 +287,10 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             crate::cmd::seal::run(&request, &mut std::io::stdin().lock())
         }
-        Command::Sync { agent } => match agent.config() {
-            Ok(config) => match crate::agent::sync(&config.state_dir) {
+        Command::Sync { agent, retry } => match agent.config() {
+            Ok(config) => match crate::agent::retry(&config.state_dir, &retry)
+                .and_then(|()| crate::agent::sync(&config.state_dir))
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("ramlet: {error:#}");

@@ -119,7 +119,7 @@ impl Metrics {
             &mut out,
             "ramlet_unit_jobs_total",
             "counter",
-            "Jobs issued on container units, by job and cause (spec: its unit file changed; rotation: its secrets changed; remount: a volume's medium or size changed; down: it was not running; owed: an earlier reconcile did not finish it; removed: its spec is gone).",
+            "Jobs issued on container units, by job and cause (spec: its unit file changed; rotation: its secrets changed; remount: a volume's medium or size changed; down: it was not running; owed: an earlier reconcile did not finish it; removed: its spec is gone; rollback: its new secret versions failed the health check).",
         );
         for ((job, cause), count) in &self.jobs {
             line(
@@ -133,14 +133,8 @@ impl Metrics {
     }
 }
 
-/// The families that say how things are now: phases, spec errors, store answers and health,
-/// and owed work.
-fn render_state(
-    out: &mut String,
-    status: &Status,
-    answers: &[(String, &'static str, &'static str, u64)],
-    owed: usize,
-) {
+/// Each spec's phase and reason.
+fn render_specs(out: &mut String, status: &Status) {
     let name = head(
         out,
         "ramlet_spec_phase",
@@ -156,6 +150,34 @@ fn render_state(
             );
         }
     }
+
+    let name = head(
+        out,
+        "ramlet_spec_reason",
+        "gauge",
+        "Each spec's reason (RolledBack, HealthChecking, SecretUnavailable, ...): 1 for the reason it has now.",
+    );
+    for (spec, state) in &status.specs {
+        line(
+            out,
+            &format!(
+                "{name}{{spec=\"{}\",reason=\"{}\"}} 1",
+                escape(spec),
+                state.reason.as_str()
+            ),
+        );
+    }
+}
+
+/// The families that say how things are now: phases, spec errors, store answers and health,
+/// and owed work.
+fn render_state(
+    out: &mut String,
+    status: &Status,
+    answers: &[(String, &'static str, &'static str, u64)],
+    owed: usize,
+) {
+    render_specs(out, status);
 
     let name = head(
         out,

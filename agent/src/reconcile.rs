@@ -194,6 +194,7 @@ impl Reconciler {
     /// Takes the paths of a file event (see [`Stores::files_changed`]); says what the next
     /// reconcile must refresh.
     pub fn files_changed(&mut self, paths: &[PathBuf]) -> Due {
+        tracing::debug!(?paths, "files changed");
         if self.stores.files_changed(paths) {
             Due::Timers
         } else {
@@ -228,9 +229,11 @@ impl Reconciler {
         let observe::Observed {
             facts,
             mut payload,
+            gated,
             watch,
         } = observed;
         let plan = decide::decide(&facts);
+        self.keep_previous(&plan, gated);
         self.say_verdicts(&plan);
         let applied = self.apply(&plan, &facts, &mut payload).await;
         let next = self.settle_status(&facts, &plan, &applied).await;
@@ -251,6 +254,17 @@ impl Reconciler {
         self.keep_status(next, due == Due::All);
         self.count(started, outcome.failed, &plan.jobs());
         outcome
+    }
+
+    /// Holds the files of each health-checked spec that this plan leaves at (or takes to) what
+    /// it asks for, outside any rotation: what its next rotation puts back if it fails. A spec
+    /// held, waiting on its check or rolling back keeps the files held before.
+    fn keep_previous(&mut self, plan: &plan::Plan, gated: BTreeMap<String, desire::Changed>) {
+        for (name, files) in gated {
+            if !plan.keep.contains(&name) && !plan.owed.rollouts.contains_key(&name) {
+                self.previous.insert(name, files);
+            }
+        }
     }
 
     /// Counts a reconcile in the metrics and writes the metrics file, if there is one.

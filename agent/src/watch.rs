@@ -33,13 +33,22 @@ impl Relevant {
     /// overflow, always does).
     #[must_use]
     pub fn wakes(&self, paths: &[PathBuf]) -> bool {
+        paths.is_empty() || !self.within(paths).is_empty()
+    }
+
+    /// The paths of an event that are in what ramlet watches for: a file moved in from
+    /// elsewhere (`mv /tmp/new /etc/ramlet/secrets/db`) names its old place too, which must
+    /// not make the loop read every store.
+    #[must_use]
+    pub fn within(&self, paths: &[PathBuf]) -> Vec<PathBuf> {
         let Ok(known) = self.0.read() else {
-            return true;
+            return paths.to_vec();
         };
-        paths.is_empty()
-            || paths
-                .iter()
-                .any(|p| known.exact.contains(p) || known.trees.iter().any(|t| p.starts_with(t)))
+        paths
+            .iter()
+            .filter(|p| known.exact.contains(*p) || known.trees.iter().any(|t| p.starts_with(t)))
+            .cloned()
+            .collect()
     }
 }
 
@@ -184,6 +193,11 @@ mod tests {
         );
         assert!(!relevant.wakes(&[root.join("state/status.json")]));
         assert!(relevant.wakes(&[]));
+        assert_eq!(
+            relevant.within(&[root.join(".web.tmp"), real.join("web.yaml")]),
+            [real.join("web.yaml")],
+            "a file moved in names where it came from too"
+        );
         let _ = std::fs::remove_dir_all(root);
     }
 

@@ -658,7 +658,9 @@ fn where_a_rotation_spends_its_time() {
     no_keyrings(&Scope::user());
     let mut agent = Agent::new(Scope::user(), &format!("spend{n}"));
     // The reconcile's own steps ("observed: specs .. ms, ...") are logged at debug level.
-    agent.envs.push(("RAMLET_LOG".into(), "ramlet=debug".into()));
+    agent
+        .envs
+        .push(("RAMLET_LOG".into(), "ramlet=debug".into()));
     agent.spec(
         "store",
         &format!(
@@ -706,7 +708,17 @@ fn where_a_rotation_spends_its_time() {
             active.as_millis()
         );
         if let Some(line) = after.iter().find(|l| l.contains("observed:")) {
-            println!("|   | {}", line.split("observed:").nth(1).unwrap_or_default().trim());
+            println!(
+                "|   | {}",
+                line.split("observed:").nth(1).unwrap_or_default().trim()
+            );
+        }
+        for line in after
+            .iter()
+            .filter(|l| l.contains("files changed") || l.contains("asking the stores"))
+            .take(4)
+        {
+            println!("|   | {line}");
         }
         ready(&agent, &names);
     }

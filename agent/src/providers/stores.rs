@@ -311,6 +311,11 @@ impl Stores {
         self.connect(&wanted, now).await;
         self.listen(&wanted);
         let work = self.due(&wanted, due, now);
+        tracing::debug!(
+            ?due,
+            requests = work.iter().map(|w| w.3.len()).sum::<usize>(),
+            "asking the stores"
+        );
         let limits = self.limits;
         let answers = futures_util::future::join_all(work.into_iter().map(
             |(name, whole, client, requests)| async move {
@@ -710,13 +715,17 @@ mod tests {
             })
             .collect();
         let mut stores = Stores::new(super::super::connector(root.clone()), Limits::default());
-        stores.refresh(&stores_by_name, &references, Due::Timers).await;
+        stores
+            .refresh(&stores_by_name, &references, Due::Timers)
+            .await;
         assert_eq!(answered(&stores, "changed"), 3);
 
         // One rotated file: only it is read.
         std::fs::write(dir.join("prod/c"), "c2").unwrap();
         assert!(stores.files_changed(&[dir.join("prod/c")]));
-        stores.refresh(&stores_by_name, &references, Due::Timers).await;
+        stores
+            .refresh(&stores_by_name, &references, Due::Timers)
+            .await;
         assert_eq!(
             (answered(&stores, "changed"), answered(&stores, "unchanged")),
             (4, 0)
@@ -725,7 +734,9 @@ mod tests {
 
         // A path in the folder that is no secret (a swapped link, a temporary file): all of it.
         assert!(stores.files_changed(&[dir.join("..data")]));
-        stores.refresh(&stores_by_name, &references, Due::Timers).await;
+        stores
+            .refresh(&stores_by_name, &references, Due::Timers)
+            .await;
         assert_eq!(
             (answered(&stores, "changed"), answered(&stores, "unchanged")),
             (4, 3)

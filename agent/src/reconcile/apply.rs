@@ -369,9 +369,9 @@ fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>
         Action::WriteUnit(name) | Action::RemoveUnit(name) => {
             format!("{name}: {verb} {name}.container")
         }
-        Action::WriteVolumes(name)
-        | Action::RemoveVolumes(name)
-        | Action::RestoreVolumes(name) => format!("{name}: {verb}"),
+        Action::WriteVolumes(name) | Action::RemoveVolumes(name) | Action::RestoreVolumes(name) => {
+            format!("{name}: {verb}")
+        }
         Action::DaemonReload => verb.to_owned(),
     };
     match (action.spec(), error) {

@@ -25,12 +25,12 @@ struct Shaped {
 pub(super) type Changed = Vec<(VolumeSpec, Vec<FileContent>)>;
 
 /// What observing one spec found beyond its facts: the volumes that change (with their
-/// files), and, for a health-checked spec whose volumes hold what it asks for, all of its
-/// volumes: the files a failed rotation puts back.
+/// files), and, for a health-checked spec, all of its volumes as it asks for them (what a later
+/// failed rotation puts back, once they are what it runs with).
 #[derive(Default)]
 pub(super) struct Found {
     pub changed: Option<Changed>,
-    pub unchanged: Option<Changed>,
+    pub full: Option<Changed>,
 }
 
 impl Reconciler {
@@ -124,7 +124,7 @@ impl Reconciler {
             deadline: h.deadline,
             interval: h.interval,
         });
-        let unchanged = (gate.is_some() && !differs.contains(&true)).then(|| shaped.volumes.clone());
+        let full = gate.is_some().then(|| shaped.volumes.clone());
         let changed: Changed = shaped
             .volumes
             .into_iter()
@@ -146,9 +146,15 @@ impl Reconciler {
         };
         let found = Found {
             changed: Some(changed),
-            unchanged,
+            full,
         };
         Ok((wants, found))
+    }
+
+    /// All of `container`'s volumes with their files, from the stores' last good values; `None`
+    /// when a secret is missing or cannot be shaped.
+    pub(super) fn files(&self, container: &Container, catalog: &Catalog) -> Option<Changed> {
+        self.shape(container, catalog).ok().map(|s| s.volumes)
     }
 
     /// `container`'s unit file: rendered again only when the spec changed since the last time

@@ -21,9 +21,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::facts::{Facts, Health, SpecFacts, Wants};
-use crate::drivers::UnitState;
 use super::owed::{Refusal, Rollout, secret_key};
 use super::plan::Verdict;
+use crate::drivers::UnitState;
 use crate::status::{Phase, Reason, SecretInUse};
 
 /// What the gate says of one spec.
@@ -131,7 +131,11 @@ fn under_way(
     let Ok(wants) = &spec.wants else {
         // Its secrets cannot be shaped now: kept as it runs, the rollout waits.
         gates.rollouts.insert(name.clone(), rollout.clone());
-        return Some(Step::Wait(waiting(rollout, facts, "its secrets cannot be read now")));
+        return Some(Step::Wait(waiting(
+            rollout,
+            facts,
+            "its secrets cannot be read now",
+        )));
     };
     let Some(gate) = wants.gate else {
         // The health check was taken out of the spec: nothing to wait for.
@@ -163,7 +167,11 @@ fn under_way(
     };
     let Some(said) = said else {
         gates.rollouts.insert(name.clone(), rollout.clone());
-        gates.recheck = Some(gates.recheck.map_or(gate.interval, |r| r.min(gate.interval)));
+        gates.recheck = Some(
+            gates
+                .recheck
+                .map_or(gate.interval, |r| r.min(gate.interval)),
+        );
         let note = match facts.health.get(name) {
             Some(Health::Unhealthy) => "the last check failed".to_owned(),
             Some(Health::Unknown(why)) => format!("the check could not run: {why}"),

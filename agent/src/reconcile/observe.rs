@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ramlet_specs::Catalog;
-use ramlet_specs::model::{Container, Provider};
+use ramlet_specs::model::{Container, Provider, SecretVersion};
 
 use super::facts::{Facts, Health};
 use super::{HostError, LOAD_DEADLINE, Reconciler, Stop, service};
@@ -27,6 +27,8 @@ pub(super) struct Observed {
     pub facts: Facts,
     /// Per spec, the volumes whose content changes, with their files (the secret bytes).
     pub payload: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
+    /// Per health-checked spec, all its volumes as it asks for them now.
+    pub gated: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
     /// The `file` and `creds` stores' directories, to watch.
     pub watch: BTreeSet<PathBuf>,
 }
@@ -57,8 +59,15 @@ impl Reconciler {
         let labels = self.settings.host_labels.clone();
         let selected: Vec<&Container> = catalog.selected(&labels).collect();
         let watch = watched(&catalog, &selected);
-        if self.refresh_secrets(&catalog, &selected, due).await {
+        let pinned = self.pinned(&selected, &catalog);
+        let asked: Vec<&Container> = selected.iter().copied().chain(&pinned).collect();
+        if self.refresh_secrets(&catalog, &asked, due).await {
             return Err(Stop::Shutdown);
+        }
+        for container in &pinned {
+            if let Some(files) = self.files(container, &catalog) {
+                self.previous.insert(container.name.to_string(), files);
+            }
         }
         phases.lap("fetch");
         let chosen: BTreeSet<&str> = selected.iter().map(|c| c.name.as_str()).collect();
@@ -86,29 +95,18 @@ impl Reconciler {
             ..Facts::default()
         };
         let mut payload = BTreeMap::new();
+        let mut gated = BTreeMap::new();
         for container in &selected {
             let (spec, found) = self.spec_facts(container, &catalog, &listing).await;
             if let Some(changed) = found.changed {
                 payload.insert(spec.name.clone(), changed);
             }
-            // What a health-checked spec's volumes hold while no rotation of it is under way:
-            // what a failed rotation puts back.
-            if let Some(unchanged) = found.unchanged
-                && !self.owed.rollouts.contains_key(&spec.name)
-            {
-                self.previous.insert(spec.name.clone(), unchanged);
+            if let Some(full) = found.full {
+                gated.insert(spec.name.clone(), full);
             }
             facts.specs.push(spec);
         }
-        self.previous.retain(|name, _| chosen.contains(name.as_str()));
-        facts.restorable = self.previous.keys().cloned().collect();
-        facts.canary = catalog
-            .stores
-            .iter()
-            .map(|(name, store)| (name.to_string(), store.canary))
-            .collect();
-        facts.now = crate::util::unix_now();
-        facts.health = self.health(&selected).await;
+        self.gate_facts(&mut facts, &catalog, &selected, due).await;
         phases.lap("shape");
         facts.units = listing.ours;
         facts.volume_specs = self.volumes.specs().unwrap_or_default();
@@ -127,6 +125,7 @@ impl Reconciler {
         Ok(Observed {
             facts,
             payload,
+            gated,
             watch,
         })
     }
@@ -197,6 +196,69 @@ impl Reconciler {
         false
     }
 
+    /// What the health gate decides from: the specs whose previous files ramlet holds, each
+    /// store's canary count, the refusals `ramlet sync --retry` lifts, the time, and what the
+    /// health check says of each rotation waiting on it.
+    async fn gate_facts(
+        &mut self,
+        facts: &mut Facts,
+        catalog: &Catalog,
+        selected: &[&Container],
+        due: Due,
+    ) {
+        self.previous
+            .retain(|name, _| selected.iter().any(|c| c.name.as_str() == name));
+        facts.restorable = self.previous.keys().cloned().collect();
+        facts.canary = catalog
+            .stores
+            .iter()
+            .map(|(name, store)| (name.to_string(), store.canary))
+            .collect();
+        if due == Due::All {
+            self.take_retries(facts);
+        }
+        facts.now = crate::util::unix_now();
+        facts.health = self.health(selected).await;
+    }
+
+    /// The rotations under way whose previous files this ramlet does not hold (an earlier one
+    /// started them), each as its container pinned to the versions it ran before: fetched again
+    /// by their IDs where the store keeps versions (AWS, GCP), so that a failed check can still
+    /// put them back.
+    fn pinned(&self, selected: &[&Container], catalog: &Catalog) -> Vec<Container> {
+        selected
+            .iter()
+            .filter(|c| c.health_check.is_some() && !self.previous.contains_key(c.name.as_str()))
+            .filter_map(|c| {
+                let rollout = self.owed.rollouts.get(c.name.as_str())?;
+                pinned_to(c, &rollout.previous, catalog)
+            })
+            .collect()
+    }
+
+    /// `ramlet sync --retry SPEC`: the versions SPEC's health check refused may be tried again.
+    fn take_retries(&self, facts: &mut Facts) {
+        for name in crate::host::pidfile::take_retries(&self.settings.state_dir) {
+            let Some(Ok(wants)) = facts
+                .specs
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| &s.wants)
+            else {
+                continue;
+            };
+            let keys: BTreeSet<String> =
+                wants.versions.iter().map(super::owed::secret_key).collect();
+            facts.owed.refused.retain(|key, refusal| {
+                let retried = keys.contains(key);
+                if retried {
+                    tracing::info!(spec = %name, secret = %key, version = %refusal.version, "{name}: {key} version {} may be tried again (ramlet sync --retry)", refusal.version);
+                }
+                !retried
+            });
+        }
+    }
+
     /// Runs the health check of every selected spec whose rotation waits on it, once, all at
     /// the same time: each a transient service of the manager running `podman exec` (ramlet's
     /// own sandbox may not run Podman), killed after its interval or 10 s, whichever is longer.
@@ -209,11 +271,7 @@ impl Reconciler {
             if rollout.rolling_back {
                 return None;
             }
-            let mut argv = vec![
-                podman.clone(),
-                "exec".to_owned(),
-                format!("ramlet-{name}"),
-            ];
+            let mut argv = vec![podman.clone(), "exec".to_owned(), format!("ramlet-{name}")];
             argv.extend(check.command.iter().cloned());
             let timeout = check.interval.max(std::time::Duration::from_secs(10));
             Some(async move {
@@ -275,6 +333,33 @@ impl Reconciler {
             })
             .collect())
     }
+}
+
+/// `container` reading `previous` (the versions a rotation replaced) instead of what it asks
+/// for: `None` when one of them is in a store that keeps one version (`file`, `creds`, `age`).
+fn pinned_to(
+    container: &Container,
+    previous: &[crate::status::SecretInUse],
+    catalog: &Catalog,
+) -> Option<Container> {
+    let mut pinned = container.clone();
+    for volume in &mut pinned.volumes {
+        for file in &mut volume.files {
+            let reference = &mut file.secret;
+            let Some(was) = previous
+                .iter()
+                .find(|p| p.store == reference.store.as_str() && p.name == reference.name)
+            else {
+                continue;
+            };
+            reference.version = match catalog.stores.get(&reference.store).map(|s| &s.provider) {
+                Some(Provider::Aws { .. }) => SecretVersion::VersionId(was.version.clone()),
+                Some(Provider::Gcp { .. }) => SecretVersion::Number(was.version.parse().ok()?),
+                _ => return None,
+            };
+        }
+    }
+    Some(pinned)
 }
 
 /// The folders of the `file` and `creds` stores the `selected` specs use, to watch (an `age`

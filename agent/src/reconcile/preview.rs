@@ -68,7 +68,10 @@ impl Preview {
                 Action::RemoveVolumes(_) => ("remove volumes", None),
                 Action::RestoreVolumes(_) => (
                     "restore volumes",
-                    Some("the new versions failed the health check: the previous files go back".into()),
+                    Some(
+                        "the new versions failed the health check: the previous files go back"
+                            .into(),
+                    ),
                 ),
                 Action::Job(job, _) => {
                     let cause = plan.causes.get(name).copied().unwrap_or(Cause::Owed);
@@ -192,7 +195,9 @@ fn describe(cause: Cause, name: &str, facts: &Facts) -> String {
         Cause::Unknown => {
             "systemd did not say how the unit is; a start does nothing to a running unit".into()
         }
-        Cause::Rollback => "the new versions failed the health check; it restarts on the previous ones".into(),
+        Cause::Rollback => {
+            "the new versions failed the health check; it restarts on the previous ones".into()
+        }
         Cause::Removed => {
             "the spec is gone (removed, or no longer selected by this host's labels)".into()
         }

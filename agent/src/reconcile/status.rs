@@ -149,10 +149,7 @@ pub(super) fn settle(
             verdict.reason,
             Reason::HealthChecking | Reason::AwaitingCanary
         );
-        if spec.phase == Phase::Progressing
-            && state.active_state == ActiveState::Active
-            && !gated
-        {
+        if spec.phase == Phase::Progressing && state.active_state == ActiveState::Active && !gated {
             spec.phase = Phase::Ready;
         }
         if state.active_state == ActiveState::Failed || failure.is_some() {

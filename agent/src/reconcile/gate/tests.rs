@@ -174,7 +174,9 @@ fn past_the_deadline_the_previous_files_go_back_and_the_version_is_refused() {
     assert_eq!(plan.specs["a"].reason, Reason::RolledBack);
     assert_eq!(plan.specs["a"].versions, [version("v1")]);
     assert!(
-        plan.specs["a"].message.contains("version v2 of aws/db failed the health check of a"),
+        plan.specs["a"]
+            .message
+            .contains("version v2 of aws/db failed the health check of a"),
         "{}",
         plan.specs["a"].message
     );
@@ -194,7 +196,9 @@ fn a_container_that_stops_rolls_back_without_waiting_for_the_deadline() {
     let plan = decide(&facts);
     assert_eq!(plan.causes["a"], Cause::Rollback);
     assert!(
-        plan.owed.refused["aws/db"].said.contains("the container stopped"),
+        plan.owed.refused["aws/db"]
+            .said
+            .contains("the container stopped"),
         "{:?}",
         plan.owed.refused
     );

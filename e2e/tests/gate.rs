@@ -1,0 +1,222 @@
+//! The health gate on a real host (the sandbox's systemd user manager, Quadlet and rootless
+//! Podman): a bad secret reaches the canary alone, fails its health check (`podman exec` in a
+//! transient unit), and the previous value comes back; the other consumers never restart; a
+//! good version then goes to the canary and, once it passes, to the others. Then the agent is
+//! killed (SIGKILL) between a bad version's restart and its rollback, and the next agent finishes the
+//! rollback from the journal (AWS through moto: the previous value is fetched again by its
+//! version ID).
+//!
+//! `#[ignore]`d in a plain `cargo test`; `scripts/test` runs it in the sandbox.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::*;
+
+/// A busybox consumer of `pw` (file `/run/s/pw`) whose health check fails while the value is
+/// `bad`: it prints its value, then waits.
+fn gated(name: &str, store: &str, deadline: &str) -> String {
+    format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: localhost/busybox:latest\n  network: none\n  exec:\n    - sh\n    - -c\n    - >-\n      trap 'exit 0' TERM;\n      echo \"PW $(cat /run/s/pw)\";\n      while true; do sleep 1 & wait $!; done\n  volumes:\n    - name: s\n      mountPath: /run/s\n      files:\n        - path: pw\n          mode: 0444\n          secret: {{store: {store}, name: pw}}\n  rotation:\n    strategy: restart\n    healthCheck:\n      command: [sh, -c, 'test \"$(cat /run/s/pw)\" != bad']\n      deadline: {deadline}\n      interval: 1s\n"
+    )
+}
+
+/// The value `name`'s container printed last.
+fn last_value(scope: &Scope, name: &str) -> String {
+    scope
+        .logs(name)
+        .lines()
+        .filter_map(|l| l.strip_prefix("PW "))
+        .next_back()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn spec_field(agent: &Agent, name: &str, field: &str) -> String {
+    agent.status()["specs"][name][field]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits until every one of `names` is Ready and printed `value`.
+fn all_on(agent: &Agent, names: &[String], value: &str, what: &str) {
+    agent.wait(what, Duration::from_mins(2), || {
+        names
+            .iter()
+            .all(|n| {
+                spec_field(agent, n, "phase") == "Ready" && last_value(&agent.scope, n) == value
+            })
+            .then_some(())
+    });
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+#[allow(clippy::too_many_lines)] // one story: a bad version, its rollback, a good version
+fn user_scope_a_bad_version_rolls_back_on_the_canary_alone() {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope.clone(), "gate");
+    let names: Vec<String> = (0..3).map(|i| format!("e2e-gate{i}")).collect();
+    agent.secret("pw", "good-1");
+    for name in &names {
+        agent.spec(name, &gated(name, "local", "8s"));
+    }
+    agent.start();
+    all_on(
+        &agent,
+        &names,
+        "good-1",
+        "three consumers running on good-1",
+    );
+    let before = invocations(&scope, &names);
+    let sampler = Invocations::watch(&scope, &names, &before);
+
+    // A bad value: the canary (the first by name) takes it, fails its check, and is put back.
+    let written = Instant::now();
+    agent.secret("pw", "bad");
+    agent.wait(
+        "the canary on the bad value",
+        Duration::from_secs(30),
+        || (last_value(&scope, &names[0]) == "bad").then_some(()),
+    );
+    let took_bad = written.elapsed();
+    agent.wait("the canary rolled back", Duration::from_mins(1), || {
+        (spec_field(&agent, &names[0], "reason") == "RolledBack"
+            && scope.active(&names[0]) == "active"
+            && last_value(&scope, &names[0]) == "good-1")
+            .then_some(())
+    });
+    let rolled_back = written.elapsed();
+    let message = spec_field(&agent, &names[0], "message");
+    assert!(
+        message.contains("failed the health check of e2e-gate0")
+            && message.contains("no check passed within 8 s"),
+        "{message}"
+    );
+    assert_eq!(spec_field(&agent, &names[0], "phase"), "Degraded");
+    // The status names the version the container runs with again: the one before.
+    let status = agent.status();
+    let version = status["specs"][&names[0]]["secrets"][0]["version"].clone();
+    assert_eq!(
+        version, status["specs"][&names[1]]["secrets"][0]["version"],
+        "the canary is back on the version the others never left"
+    );
+    for other in &names[1..] {
+        assert_eq!(spec_field(&agent, other, "reason"), "RolledBack", "{other}");
+        assert_eq!(last_value(&scope, other), "good-1", "{other}");
+    }
+    // Nothing tries the refused version again, on any later reconcile.
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = sampler.finish();
+    assert_eq!(
+        seen[&names[0]].len(),
+        3,
+        "the canary ran under its first invocation, the bad one and the rolled-back one: {seen:?}"
+    );
+    for other in &names[1..] {
+        assert_eq!(seen[other].len(), 1, "{other} restarted: {seen:?}");
+    }
+    let log = agent.log();
+    assert!(log.contains("restore-volumes"), "{log}");
+    println!(
+        "a bad version on 1 canary of 3: on the canary after {} ms; rolled back (active on the previous value, status RolledBack) after {} ms: the consumer ran the bad value for {} ms; the other two never restarted",
+        took_bad.as_millis(),
+        rolled_back.as_millis(),
+        rolled_back.saturating_sub(took_bad).as_millis()
+    );
+
+    // A good version: the canary first, then the others once it passed.
+    let before = invocations(&scope, &names);
+    let written = Instant::now();
+    agent.secret("pw", "good-2");
+    all_on(&agent, &names, "good-2", "all three on good-2");
+    println!(
+        "a good version through the gate: all three Ready on it after {} ms (canary first, its check, then the other two)",
+        written.elapsed().as_millis()
+    );
+    let after = invocations(&scope, &names);
+    for ((name, a), (_, b)) in after.iter().zip(&before) {
+        assert_ne!(a, b, "{name} did not restart for good-2");
+    }
+    assert!(
+        agent
+            .log()
+            .contains("the new versions failed the health check"),
+        "the log says why it rolled back"
+    );
+    drop(agent);
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn user_scope_a_rollback_survives_sigkill_of_the_agent() {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope.clone(), "gate-kill");
+    let aws = ramlet_e2e::peers::Aws::start(&agent.dir);
+    agent.spec(
+        "aws",
+        &format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: aws}}\nspec:\n  refreshInterval: 10s\n  aws: {{region: eu-west-1, endpoint: \"{}\"}}\n",
+            aws.endpoint()
+        ),
+    );
+    moto(&aws, &["create_secret", "Name=pw", "SecretString=good-1"]);
+    let name = "e2e-gatek".to_owned();
+    agent.spec(&name, &gated(&name, "aws", "20s"));
+    agent.start();
+    all_on(
+        &agent,
+        std::slice::from_ref(&name),
+        "good-1",
+        "the consumer on good-1",
+    );
+
+    moto(
+        &aws,
+        &["put_secret_value", "SecretId=pw", "SecretString=bad"],
+    );
+    agent.wait("the bad value live", Duration::from_mins(1), || {
+        (last_value(&scope, &name) == "bad"
+            && spec_field(&agent, &name, "reason") == "HealthChecking")
+            .then_some(())
+    });
+    // Killed while the rollout waits on its check: the journal holds it.
+    let pid = agent.child.as_ref().map(std::process::Child::id).unwrap();
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &pid.to_string()])
+        .status();
+    agent.stop();
+    let journal = std::fs::read_to_string(agent.dir.join("state/owed.json")).unwrap();
+    assert!(journal.contains("rollouts"), "{journal}");
+    let killed = Instant::now();
+    agent.start();
+    agent.wait(
+        "rolled back by the next agent",
+        Duration::from_mins(1),
+        || {
+            (spec_field(&agent, &name, "reason") == "RolledBack"
+                && scope.active(&name) == "active"
+                && last_value(&scope, &name) == "good-1")
+                .then_some(())
+        },
+    );
+    println!(
+        "SIGKILL between the bad version's restart and its rollback: the next agent rolled back {} ms after it started",
+        killed.elapsed().as_millis()
+    );
+    drop(agent);
+}
+
+/// Calls moto's Secrets Manager through boto3 (`create_secret`, `put_secret_value`).
+fn moto(aws: &ramlet_e2e::peers::Aws, args: &[&str]) {
+    let status = Command::new(ramlet_e2e::peers::venv().join("bin/python3"))
+        .args(["-c", "import boto3, sys; c = boto3.client('secretsmanager', region_name='eu-west-1', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing'); getattr(c, sys.argv[2])(**dict(a.split('=', 1) for a in sys.argv[3:]))"])
+        .arg(format!("http://127.0.0.1:{}", aws.moto.port))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "moto {args:?}");
+}
