@@ -479,12 +479,16 @@ _ramlet() {
             return 0
             ;;
         ramlet__subcmd__sync)
-            opts="-h --config --spec-dir --scope --unit-dir --volume-root --state-dir --bus --host-labels --podman-version --metrics-file --help"
+            opts="-h --retry --config --spec-dir --scope --unit-dir --volume-root --state-dir --bus --host-labels --podman-version --metrics-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

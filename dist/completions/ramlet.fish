@@ -93,6 +93,7 @@ complete -c ramlet -n "__fish_ramlet_using_subcommand seal" -l spec-dir -d 'The 
 complete -c ramlet -n "__fish_ramlet_using_subcommand seal" -l config -d 'A host\'s ramlet configuration: its `specDir` and `policy`' -r -F
 complete -c ramlet -n "__fish_ramlet_using_subcommand seal" -l armor -d 'age: write the ASCII-armored form instead of binary'
 complete -c ramlet -n "__fish_ramlet_using_subcommand seal" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ramlet -n "__fish_ramlet_using_subcommand sync" -l retry -d 'Let SPEC try again the versions its health check rolled back (a version that failed once is otherwise left alone until a newer one comes). Repeat for several specs' -r
 complete -c ramlet -n "__fish_ramlet_using_subcommand sync" -l config -d 'A YAML config file with the same settings (specDir, scope, unitDir, volumeRoot, stateDir, bus, hostLabels, podmanVersion)' -r -F
 complete -c ramlet -n "__fish_ramlet_using_subcommand sync" -l spec-dir -d 'The spec directory (default /etc/ramlet/specs)' -r -F
 complete -c ramlet -n "__fish_ramlet_using_subcommand sync" -l scope -d 'system (root, system bus) or user (a limited user, session bus); default: by user' -r -f -a "system\t'The system manager, as root: `/run/containers/systemd/ramlet/`'
