@@ -4,6 +4,7 @@
 mod fakes;
 
 use std::path::Path;
+use std::time::Duration;
 
 use fakes::World;
 use ramlet::drivers::{ActiveState, Job, SystemdError};
@@ -11,7 +12,7 @@ use ramlet::providers::ProviderError;
 use ramlet::providers::stores::Due;
 use ramlet::reconcile::Reconciler;
 use ramlet::reconcile::plan::Action;
-use ramlet::status::Phase;
+use ramlet::status::{Phase, Reason};
 
 /// An administrator's policy refuses the spec that breaks it, naming file, line, field and the
 /// policy; every other spec runs. A spec repository cannot lift it.
@@ -722,4 +723,77 @@ async fn a_restart_still_on_its_way_is_waited_for_not_replaced() {
         "paid without a second restart"
     );
     assert_eq!(reconciler.status().specs["a"].phase, Phase::Ready);
+}
+
+/// A consumer of secret `x` whose health check fails while `ramlet-<name>` is unhealthy.
+fn gated(world: &World, name: &str) {
+    world.spec(
+        name,
+        &format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: localhost/busybox\n  \
+             volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {{store: s, name: x}}\n  \
+             rotation:\n    strategy: restart\n    healthCheck: {{command: [check], deadline: 1s, interval: 1s}}\n"
+        ),
+    );
+}
+
+fn volume_text(world: &World, spec: &str) -> String {
+    let host = world.host.lock().unwrap();
+    let files = &host.volumes[&(spec.to_owned(), "v".to_owned())];
+    String::from_utf8_lossy(files[0].bytes.expose()).into_owned()
+}
+
+#[tokio::test]
+async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
+    let world = World::new("gate");
+    gated(&world, "a");
+    gated(&world, "b");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    let b = world.invocation("b.service");
+    world.take_log();
+
+    world.host.lock().unwrap().unhealthy.insert("ramlet-a".into());
+    world.secret("x", Ok("bad"));
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(
+        world.take_log(),
+        ["write a/v", "restart a.service"],
+        "the canary alone"
+    );
+    assert_eq!(volume_text(&world, "a"), "bad");
+    assert_eq!(reconciler.status().specs["b"].reason, Reason::AwaitingCanary);
+
+    // Checked at each reconcile until the deadline (whole seconds) has passed.
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(world.take_log(), ["check ramlet-a"]);
+    assert_eq!(reconciler.status().specs["a"].reason, Reason::HealthChecking);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(
+        world.take_log(),
+        ["check ramlet-a", "write a/v", "restart a.service"]
+    );
+    assert_eq!(volume_text(&world, "a"), "one", "the previous file is back");
+    let a = &reconciler.status().specs["a"];
+    assert_eq!((a.phase, a.reason), (Phase::Degraded, Reason::RolledBack));
+
+    // Settled: nothing more, and b never took the refused version.
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(world.take_log(), Vec::<String>::new());
+    assert_eq!(world.invocation("b.service"), b);
+    assert_eq!(volume_text(&world, "b"), "one");
+
+    // A newer version passes on the canary, and then reaches b.
+    world.host.lock().unwrap().unhealthy.clear();
+    world.secret("x", Ok("two"));
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(world.take_log(), ["write a/v", "restart a.service"]);
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(
+        world.take_log(),
+        ["check ramlet-a", "write b/v", "restart b.service"]
+    );
+    assert_eq!(volume_text(&world, "b"), "two");
 }
