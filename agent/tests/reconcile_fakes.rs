@@ -754,7 +754,12 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
     let b = world.invocation("b.service");
     world.take_log();
 
-    world.host.lock().unwrap().unhealthy.insert("ramlet-a".into());
+    world
+        .host
+        .lock()
+        .unwrap()
+        .unhealthy
+        .insert("ramlet-a".into());
     world.secret("x", Ok("bad"));
     reconciler.reconcile(Due::All).await;
     assert_eq!(
@@ -763,12 +768,18 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
         "the canary alone"
     );
     assert_eq!(volume_text(&world, "a"), "bad");
-    assert_eq!(reconciler.status().specs["b"].reason, Reason::AwaitingCanary);
+    assert_eq!(
+        reconciler.status().specs["b"].reason,
+        Reason::AwaitingCanary
+    );
 
     // Checked at each reconcile until the deadline (whole seconds) has passed.
     reconciler.reconcile(Due::Timers).await;
     assert_eq!(world.take_log(), ["check ramlet-a"]);
-    assert_eq!(reconciler.status().specs["a"].reason, Reason::HealthChecking);
+    assert_eq!(
+        reconciler.status().specs["a"].reason,
+        Reason::HealthChecking
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     reconciler.reconcile(Due::Timers).await;
     assert_eq!(
@@ -788,6 +799,16 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
     // A newer version passes on the canary, and then reaches b.
     world.host.lock().unwrap().unhealthy.clear();
     world.secret("x", Ok("two"));
+    // `ramlet plan` says which consumer takes it first, and under what gate.
+    let preview = reconciler.preview(Due::All).await.unwrap().text();
+    assert!(
+        preview.contains("a: write volumes, restart")
+            && preview.contains("health-gated: s/x")
+            && preview.contains("(first on a); its check must pass within 1 s")
+            && preview.contains("b: left as it is: version"),
+        "{preview}"
+    );
+    world.take_log();
     reconciler.reconcile(Due::All).await;
     assert_eq!(world.take_log(), ["write a/v", "restart a.service"]);
     reconciler.reconcile(Due::Timers).await;

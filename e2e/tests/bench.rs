@@ -93,8 +93,12 @@ fn by_hand(agent: &Agent, verb: &str, names: &[String]) -> Result<Duration, Stri
     if verb == "stop" {
         return Ok(start.elapsed());
     }
-    // As `restarted`, but a unit that fails otherwise ends the wait with its name.
-    let deadline = Instant::now() + Duration::from_mins(2);
+    // As `restarted`, but a unit that fails otherwise ends the wait with its name. Half a
+    // second a unit at least (500 restarts together took ramlet 218 s), never under 2 minutes.
+    let deadline = Instant::now()
+        + Duration::from_millis(500)
+            .saturating_mul(u32::try_from(names.len()).unwrap_or(u32::MAX))
+            .max(Duration::from_mins(2));
     let mut again = BTreeSet::new();
     loop {
         let pending = pending(agent, names, &before);
@@ -713,12 +717,15 @@ fn where_a_rotation_spends_its_time() {
                 line.split("observed:").nth(1).unwrap_or_default().trim()
             );
         }
-        for line in after
-            .iter()
-            .filter(|l| l.contains("files changed") || l.contains("asking the stores"))
-            .take(4)
-        {
-            println!("|   | {line}");
+        // What the file event made ramlet read: one secret, or every local one.
+        if let Some(line) = after.iter().find(|l| l.contains("asking the stores")) {
+            println!(
+                "|   | {}",
+                line.split("asking the stores")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .trim()
+            );
         }
         ready(&agent, &names);
     }
