@@ -122,11 +122,15 @@ fn under_way(
     if rollout.rolling_back {
         // The rollback's restart is owed until it succeeds: put the files back again (the same
         // files; a crash may have come before they were written) and restart.
-        if facts.owed.jobs.contains_key(name) && facts.restorable.contains(name) {
+        if !facts.owed.jobs.contains_key(name) {
+            return None;
+        }
+        if facts.restorable.contains(name) {
             gates.rollouts.insert(name.clone(), rollout.clone());
             return Some(Step::Rollback(rolled_back(spec, rollout, gates)));
         }
-        return None;
+        // Killed mid-rollback, and the previous files lived only in that ramlet's memory.
+        return Some(gone(rollout, "a ramlet stopped during the rollback"));
     }
     let Ok(wants) = &spec.wants else {
         // Its secrets cannot be shaped now: kept as it runs, the rollout waits.
@@ -197,15 +201,20 @@ fn under_way(
         Some(Step::Rollback(verdict))
     } else {
         // The files it ran with lived in the memory of an earlier ramlet: nothing to put back.
-        Some(Step::Hold(Verdict {
-            phase: Phase::Degraded,
-            reason: Reason::RolledBack,
-            message: format!(
-                "the new versions failed the health check ({said}), but the previous files were held only by the ramlet that started this rotation and are gone; the container keeps the new versions: rotate to a good version"
-            ),
-            versions: rollout.versions.clone(),
-        }))
+        Some(gone(rollout, &format!("the new versions failed the health check ({said})")))
     }
+}
+
+/// A rollback with nothing to put back: the container keeps the new versions, and says so.
+fn gone(rollout: &Rollout, what: &str) -> Step {
+    Step::Hold(Verdict {
+        phase: Phase::Degraded,
+        reason: Reason::RolledBack,
+        message: format!(
+            "{what}, but the previous files were held only by the ramlet that started this rotation and are gone (this store keeps one version); the container keeps the new versions: rotate to a good version"
+        ),
+        versions: rollout.versions.clone(),
+    })
 }
 
 /// A health-checked spec with no rollout under way: whether its new versions go live now.
