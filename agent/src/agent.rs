@@ -1,4 +1,5 @@
-//! `ramlet run`: the control loop. File events (specs and `file` stores, debounced), refresh
+//! `ramlet run`: the control loop. File events (specs and local stores, debounced; a file in a
+//! `file` or `creds` store's folder marks just its secret due), refresh
 //! timers, SIGHUP, `ramlet sync` and the stores' change events all become one stream of
 //! wake-ups; each wake-up runs one reconcile. Errors are retried with capped exponential backoff ([`Pacing`]). SIGTERM and
 //! SIGINT end the loop within 5 s and leave the containers running. [`control_loop`] takes its

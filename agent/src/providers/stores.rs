@@ -41,7 +41,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_mins(5);
 pub enum Due {
     /// Only stores whose timer fired (and new references anywhere).
     Timers,
-    /// Also every local store, `file`, `creds` and `age` (a file changed on disk).
+    /// Also every local store, `file`, `creds` and `age`: a file changed on disk that is in no
+    /// `file` or `creds` store's folder (a spec, an `age` file), or the watcher lost track. A
+    /// file in such a folder marks only its own secret due ([`Stores::files_changed`]).
     Files,
     /// Every store (`ramlet sync`, SIGHUP).
     All,
