@@ -49,6 +49,7 @@ mod observe;
 pub mod owed;
 pub mod plan;
 pub mod preview;
+pub mod previous;
 mod status;
 
 /// What a reconcile needs to know about this host.
@@ -116,8 +117,10 @@ pub struct Reconciler {
     /// Each spec's unit file as last rendered, with the spec it came from.
     rendered: std::sync::Mutex<BTreeMap<String, (Container, String)>>,
     /// Each health-checked spec's files while no rotation of it is under way: what a failed
-    /// rotation puts back (zeroized when dropped; never written anywhere but its volumes).
+    /// rotation puts back (zeroized when dropped; on disk only sealed, see [`previous`]).
     previous: BTreeMap<String, desire::Changed>,
+    /// The same, sealed to the host, for the rotations under way: for the next ramlet.
+    sealed: previous::SealedPrevious,
 }
 
 impl Reconciler {
@@ -132,6 +135,7 @@ impl Reconciler {
     ) -> Self {
         let status = Status::read(&settings.state_dir).unwrap_or_default();
         let journal = Journal::new(&settings.state_dir);
+        let sealed = previous::SealedPrevious::new(&settings.state_dir);
         let owed = journal.read();
         if !owed.is_empty() {
             tracing::info!(
@@ -156,6 +160,7 @@ impl Reconciler {
             metrics: crate::metrics::Metrics::default(),
             rendered: std::sync::Mutex::default(),
             previous: BTreeMap::new(),
+            sealed,
         }
     }
 
@@ -233,7 +238,7 @@ impl Reconciler {
             watch,
         } = observed;
         let plan = decide::decide(&facts);
-        self.keep_previous(&plan, gated);
+        self.keep_previous(&plan, gated).await;
         self.say_verdicts(&plan);
         let applied = self.apply(&plan, &facts, &mut payload).await;
         let next = self.settle_status(&facts, &plan, &applied).await;
@@ -259,12 +264,33 @@ impl Reconciler {
     /// Holds the files of each health-checked spec that this plan leaves at (or takes to) what
     /// it asks for, outside any rotation: what its next rotation puts back if it fails. A spec
     /// held, waiting on its check or rolling back keeps the files held before.
-    fn keep_previous(&mut self, plan: &plan::Plan, gated: BTreeMap<String, desire::Changed>) {
+    /// A rotation this plan starts gets them sealed to the host first (see [`previous`]), so
+    /// that a ramlet killed before its check can still roll it back; the sealed files of
+    /// rotations that ended go.
+    async fn keep_previous(&mut self, plan: &plan::Plan, gated: BTreeMap<String, desire::Changed>) {
         for (name, files) in gated {
             if !plan.keep.contains(&name) && !plan.owed.rollouts.contains_key(&name) {
                 self.previous.insert(name, files);
             }
         }
+        let starting: Vec<(String, desire::Changed)> = plan
+            .owed
+            .rollouts
+            .keys()
+            .filter(|name| !self.owed.rollouts.contains_key(*name))
+            .filter_map(|name| Some((name.clone(), self.previous.get(name)?.clone())))
+            .collect();
+        let sealed = self.sealed.clone();
+        let under_way: Vec<String> = plan.owed.rollouts.keys().cloned().collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (name, files) in starting {
+                if let Err(error) = sealed.save(&name, &files) {
+                    tracing::info!(spec = %name, %error, "{name}: the previous files are held in memory only (they cannot be sealed to this host)");
+                }
+            }
+            sealed.retain(|spec| under_way.iter().any(|n| n == spec));
+        })
+        .await;
     }
 
     /// Counts a reconcile in the metrics and writes the metrics file, if there is one.

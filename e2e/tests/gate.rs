@@ -2,9 +2,10 @@
 //! Podman): a bad secret reaches the canary alone, fails its health check (`podman exec` in a
 //! transient unit), and the previous value comes back; the other consumers never restart; a
 //! good version then goes to the canary and, once it passes, to the others. Then the agent is
-//! killed (SIGKILL) between a bad version's restart and its rollback, and the next agent finishes the
-//! rollback from the journal (AWS through moto: the previous value is fetched again by its
-//! version ID).
+//! killed (SIGKILL) between a bad version's restart and its rollback, and the next agent
+//! finishes the rollback from the journal: in user scope from AWS (moto), fetching the previous
+//! version again by its ID; in system scope from a file store, through the previous files'
+//! copy sealed to the host.
 //!
 //! `#[ignore]`d in a plain `cargo test`; `scripts/test` runs it in the sandbox.
 
@@ -153,8 +154,22 @@ fn user_scope_a_bad_version_rolls_back_on_the_canary_alone() {
 #[test]
 #[ignore = "needs the e2e sandbox (scripts/test runs it)"]
 fn user_scope_a_rollback_survives_sigkill_of_the_agent() {
-    let scope = Scope::user();
-    let mut agent = Agent::new(scope.clone(), "gate-kill");
+    // User scope on systemd 252: the host's key is root's, so nothing is sealed; the next
+    // agent fetches the previous AWS version again by its ID.
+    rollback_survives_sigkill(&Scope::user(), "aws");
+}
+
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn system_scope_a_rollback_of_a_file_store_survives_sigkill_of_the_agent() {
+    // A file store keeps one version: the previous files come from their sealed copy.
+    rollback_survives_sigkill(&Scope::system(), "local");
+}
+
+/// A bad version live and waiting on its check, the agent killed (SIGKILL), a new agent
+/// started: the new one rolls back, from the journal.
+fn rollback_survives_sigkill(scope: &Scope, store: &str) {
+    let mut agent = Agent::new(scope.clone(), &format!("gate-kill-{store}"));
     let aws = ramlet_e2e::peers::Aws::start(&agent.dir);
     agent.spec(
         "aws",
@@ -163,9 +178,21 @@ fn user_scope_a_rollback_survives_sigkill_of_the_agent() {
             aws.endpoint()
         ),
     );
-    moto(&aws, &["create_secret", "Name=pw", "SecretString=good-1"]);
-    let name = "e2e-gatek".to_owned();
-    agent.spec(&name, &gated(&name, "aws", "20s"));
+    let put = |agent: &Agent, value: &str| {
+        if store == "aws" {
+            let (verb, id) = if value == "good-1" {
+                ("create_secret", "Name=pw")
+            } else {
+                ("put_secret_value", "SecretId=pw")
+            };
+            moto(&aws, &[verb, id, &format!("SecretString={value}")]);
+        } else {
+            agent.secret("pw", value);
+        }
+    };
+    put(&agent, "good-1");
+    let name = format!("e2e-gatek-{}", &store[..3]);
+    agent.spec(&name, &gated(&name, store, "20s"));
     agent.start();
     all_on(
         &agent,
@@ -174,12 +201,9 @@ fn user_scope_a_rollback_survives_sigkill_of_the_agent() {
         "the consumer on good-1",
     );
 
-    moto(
-        &aws,
-        &["put_secret_value", "SecretId=pw", "SecretString=bad"],
-    );
+    put(&agent, "bad");
     agent.wait("the bad value live", Duration::from_mins(1), || {
-        (last_value(&scope, &name) == "bad"
+        (last_value(scope, &name) == "bad"
             && spec_field(&agent, &name, "reason") == "HealthChecking")
             .then_some(())
     });
@@ -188,9 +212,20 @@ fn user_scope_a_rollback_survives_sigkill_of_the_agent() {
     let _ = Command::new("pkill")
         .args(["-KILL", "-P", &pid.to_string()])
         .status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
     agent.stop();
     let journal = std::fs::read_to_string(agent.dir.join("state/owed.json")).unwrap();
     assert!(journal.contains("rollouts"), "{journal}");
+    let sealed = agent.dir.join(format!("state/previous/{name}.cred"));
+    if scope.system {
+        let bytes = std::fs::read(&sealed).unwrap();
+        assert!(
+            !bytes.windows(6).any(|w| w == b"good-1"),
+            "the previous value is sealed, never plain"
+        );
+    }
     let killed = Instant::now();
     agent.start();
     agent.wait(
@@ -199,14 +234,18 @@ fn user_scope_a_rollback_survives_sigkill_of_the_agent() {
         || {
             (spec_field(&agent, &name, "reason") == "RolledBack"
                 && scope.active(&name) == "active"
-                && last_value(&scope, &name) == "good-1")
+                && last_value(scope, &name) == "good-1")
                 .then_some(())
         },
     );
     println!(
-        "SIGKILL between the bad version's restart and its rollback: the next agent rolled back {} ms after it started",
+        "{} scope, {store} store: SIGKILL between the bad version's restart and its rollback; the next agent rolled back {} ms after it started",
+        if scope.system { "system" } else { "user" },
         killed.elapsed().as_millis()
     );
+    agent.wait("the sealed copy removed", Duration::from_secs(30), || {
+        (!sealed.exists()).then_some(())
+    });
     drop(agent);
 }
 

@@ -201,7 +201,10 @@ fn under_way(
         Some(Step::Rollback(verdict))
     } else {
         // The files it ran with lived in the memory of an earlier ramlet: nothing to put back.
-        Some(gone(rollout, &format!("the new versions failed the health check ({said})")))
+        Some(gone(
+            rollout,
+            &format!("the new versions failed the health check ({said})"),
+        ))
     }
 }
 

@@ -59,6 +59,7 @@ impl Reconciler {
         let labels = self.settings.host_labels.clone();
         let selected: Vec<&Container> = catalog.selected(&labels).collect();
         let watch = watched(&catalog, &selected);
+        self.unseal_previous(&selected).await;
         let pinned = self.pinned(&selected, &catalog);
         let asked: Vec<&Container> = selected.iter().copied().chain(&pinned).collect();
         if self.refresh_secrets(&catalog, &asked, due).await {
@@ -219,6 +220,34 @@ impl Reconciler {
         }
         facts.now = crate::util::unix_now();
         facts.health = self.health(selected).await;
+    }
+
+    /// The previous files of the rotations under way that this ramlet does not hold, from
+    /// their sealed copies (see [`super::previous`]), where an earlier ramlet made them.
+    async fn unseal_previous(&mut self, selected: &[&Container]) {
+        let missing: Vec<String> = selected
+            .iter()
+            .map(|c| c.name.to_string())
+            .filter(|name| {
+                self.owed.rollouts.contains_key(name) && !self.previous.contains_key(name)
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let sealed = self.sealed.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            missing
+                .into_iter()
+                .filter_map(|name| Some((name.clone(), sealed.load(&name)?)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for (name, files) in found {
+            tracing::info!(spec = %name, "{name}: the previous files of the rotation under way, unsealed");
+            self.previous.insert(name, files);
+        }
     }
 
     /// The rotations under way whose previous files this ramlet does not hold (an earlier one
