@@ -63,7 +63,10 @@ fn pending<'a>(agent: &Agent, names: &'a [String], before: &[(String, String)]) 
 
 /// Waits until every one of `names` is active under an invocation other than in `before`.
 fn restarted(agent: &Agent, names: &[String], before: &[(String, String)], what: &str) {
-    agent.wait(what, Duration::from_mins(5), || {
+    // A second a unit, at least 5 minutes: 500 restarts together once took over 5 minutes.
+    let timeout = Duration::from_secs(u64::try_from(names.len()).unwrap_or(u64::MAX))
+        .max(Duration::from_mins(5));
+    agent.wait(what, timeout, || {
         pending(agent, names, before).is_empty().then_some(())
     });
 }
