@@ -21,6 +21,14 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Now, in milliseconds since the epoch.
+#[must_use]
+pub fn unix_now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Now, in nanoseconds since the epoch (a name that does not repeat).
 #[must_use]
 pub fn unix_now_nanos() -> u128 {

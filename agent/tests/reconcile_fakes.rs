@@ -768,6 +768,11 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
         "the canary alone"
     );
     assert_eq!(volume_text(&world, "a"), "bad");
+    let a = &reconciler.status().specs["a"];
+    assert_eq!(
+        (a.phase, a.reason),
+        (Phase::Progressing, Reason::HealthChecking)
+    );
     assert_eq!(
         reconciler.status().specs["b"].reason,
         Reason::AwaitingCanary

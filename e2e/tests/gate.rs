@@ -207,15 +207,22 @@ fn rollback_survives_sigkill(scope: &Scope, store: &str) {
             && spec_field(&agent, &name, "reason") == "HealthChecking")
             .then_some(())
     });
-    // Killed while the rollout waits on its check: the journal holds it.
-    let pid = agent.child.as_ref().map(std::process::Child::id).unwrap();
-    let _ = Command::new("pkill")
-        .args(["-KILL", "-P", &pid.to_string()])
-        .status();
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
+    // Killed while the rollout waits on its check: the journal holds it. (ramlet itself, by
+    // the pid in its pid file: in user scope the test's child is runuser.)
+    let pid = std::fs::read_to_string(agent.dir.join("state/ramlet.pid")).unwrap();
+    let pid = pid.trim().to_owned();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // (Reaped by its parent: the test in system scope, runuser in user scope.)
     agent.stop();
+    agent.wait("the agent gone", Duration::from_secs(10), || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
     let journal = std::fs::read_to_string(agent.dir.join("state/owed.json")).unwrap();
     assert!(journal.contains("rollouts"), "{journal}");
     let sealed = agent.dir.join(format!("state/previous/{name}.cred"));

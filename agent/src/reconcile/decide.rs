@@ -49,13 +49,23 @@ pub fn decide(facts: &Facts) -> Plan {
             }
             Step::Usual | Step::Go => {}
         }
+        let going = *gates.step(&spec.name) == Step::Go;
         let verdict = match verdict(spec, facts) {
             Ok(wants) => {
                 applied.push((&spec.name, wants));
                 Verdict {
                     phase: Phase::Progressing,
-                    reason: Reason::Applied,
-                    message: String::new(),
+                    // A gated rotation going live is not Ready until its check passes.
+                    reason: if going {
+                        Reason::HealthChecking
+                    } else {
+                        Reason::Applied
+                    },
+                    message: if going {
+                        "new versions going live; waiting for the health check to pass".into()
+                    } else {
+                        String::new()
+                    },
                     versions: wants.versions.clone(),
                 }
             }

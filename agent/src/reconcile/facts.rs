@@ -36,7 +36,7 @@ pub struct Facts {
     /// What the last status said of each running spec that is not selected now: which file it
     /// came from (to tell whether it is gone or its file only broke) and its last entry.
     pub last: BTreeMap<String, SpecStatus>,
-    /// Now, in seconds since the epoch (health checks' deadlines).
+    /// Now, in milliseconds since the epoch (health checks' deadlines).
     pub now: u64,
     /// What the health check said of each spec whose rotation waits on it.
     pub health: BTreeMap<String, Health>,

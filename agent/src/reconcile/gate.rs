@@ -26,6 +26,9 @@ use super::plan::Verdict;
 use crate::drivers::UnitState;
 use crate::status::{Phase, Reason, SecretInUse};
 
+/// How soon after a rollback the loop comes back to end the rollout (its restart paid).
+const AFTER_ROLLBACK: Duration = Duration::from_secs(1);
+
 /// What the gate says of one spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -93,12 +96,19 @@ pub fn gates(facts: &Facts) -> Gates {
         if step == Step::Go
             && let Some(gate) = wants.gate
         {
+            // Checked from the next reconcile on, every interval.
+            gates.recheck = Some(
+                gates
+                    .recheck
+                    .map_or(gate.interval, |r| r.min(gate.interval)),
+            );
             gates.rollouts.insert(
                 spec.name.clone(),
                 Rollout {
                     versions: wants.versions.clone(),
                     previous: spec.live.clone(),
-                    deadline: facts.now + gate.deadline.as_secs(),
+                    deadline: facts.now
+                        + u64::try_from(gate.deadline.as_millis()).unwrap_or(u64::MAX),
                     rolling_back: false,
                 },
             );
@@ -127,6 +137,11 @@ fn under_way(
         }
         if facts.restorable.contains(name) {
             gates.rollouts.insert(name.clone(), rollout.clone());
+            gates.recheck = Some(
+                gates
+                    .recheck
+                    .map_or(AFTER_ROLLBACK, |r| r.min(AFTER_ROLLBACK)),
+            );
             return Some(Step::Rollback(rolled_back(spec, rollout, gates)));
         }
         // Killed mid-rollback, and the previous files lived only in that ramlet's memory.
@@ -198,6 +213,12 @@ fn under_way(
         rollout.rolling_back = true;
         let verdict = rolled_back(spec, &rollout, gates);
         gates.rollouts.insert(name.clone(), rollout);
+        // Back soon to see the rollback's restart paid and end the rollout.
+        gates.recheck = Some(
+            gates
+                .recheck
+                .map_or(AFTER_ROLLBACK, |r| r.min(AFTER_ROLLBACK)),
+        );
         Some(Step::Rollback(verdict))
     } else {
         // The files it ran with lived in the memory of an earlier ramlet: nothing to put back.
@@ -334,7 +355,7 @@ fn waiting(rollout: &Rollout, facts: &Facts, note: &str) -> Verdict {
         reason: Reason::HealthChecking,
         message: format!(
             "new versions live; waiting for the health check to pass ({note}; {} s left)",
-            rollout.deadline.saturating_sub(facts.now)
+            rollout.deadline.saturating_sub(facts.now).div_ceil(1000)
         ),
         versions: rollout.versions.clone(),
     }

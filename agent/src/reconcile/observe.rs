@@ -218,7 +218,7 @@ impl Reconciler {
         if due == Due::All {
             self.take_retries(facts);
         }
-        facts.now = crate::util::unix_now();
+        facts.now = crate::util::unix_now_millis();
         facts.health = self.health(selected).await;
     }
 

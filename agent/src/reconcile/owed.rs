@@ -86,7 +86,8 @@ pub struct Rollout {
     pub versions: Vec<SecretInUse>,
     /// The versions it ran with before.
     pub previous: Vec<SecretInUse>,
-    /// When the health check must have passed, in seconds since the epoch.
+    /// When the health check must have passed, in milliseconds since the epoch.
+    #[serde(rename = "deadlineMs")]
     pub deadline: u64,
     /// The check failed: the previous files are going back (and a restart is owed).
     #[serde(default)]

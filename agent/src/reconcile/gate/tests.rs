@@ -43,7 +43,7 @@ fn consumer(name: &str, live: &str, wanted: &str) -> SpecFacts {
     }
 }
 
-/// A host where `specs` run (active, invocation `ab`), at time 1000, all restorable.
+/// A host where `specs` run (active, invocation `ab`), at time 1000 s, all restorable.
 fn host(specs: Vec<SpecFacts>) -> Facts {
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     Facts {
@@ -65,7 +65,7 @@ fn host(specs: Vec<SpecFacts>) -> Facts {
         volume_specs: names.iter().cloned().collect(),
         restorable: names.iter().cloned().collect(),
         specs,
-        now: 1000,
+        now: 1_000_000,
         ..Facts::default()
     }
 }
@@ -99,7 +99,13 @@ fn a_new_version_goes_to_the_canary_alone_and_is_journaled_with_its_deadline() {
         [Action::WriteVolumes("a".into()), restart("a")]
     );
     assert_eq!(plan.causes["a"], Cause::Rotation);
-    assert_eq!(plan.owed.rollouts["a"].deadline, 1030);
+    assert_eq!(plan.specs["a"].reason, Reason::HealthChecking);
+    assert_eq!(
+        plan.recheck,
+        Some(Duration::from_secs(2)),
+        "the loop comes back to check it"
+    );
+    assert_eq!(plan.owed.rollouts["a"].deadline, 1_030_000);
     assert_eq!(plan.owed.rollouts["a"].previous, [version("v1")]);
     for other in ["b", "c"] {
         assert_eq!(plan.specs[other].reason, Reason::AwaitingCanary);
@@ -125,7 +131,7 @@ fn the_stores_canary_count_sends_it_to_that_many_first() {
 #[test]
 fn a_rollout_waits_on_its_check_until_the_deadline() {
     let mut facts = host(vec![consumer("a", "v2", "v2"), consumer("b", "v1", "v2")]);
-    under_way(&mut facts, "a", 1030);
+    under_way(&mut facts, "a", 1_030_000);
     facts.health.insert("a".into(), Health::Unhealthy);
     let plan = decide(&facts);
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
@@ -143,7 +149,7 @@ fn a_canary_that_passes_proves_the_version_and_the_others_follow_at_once() {
         consumer("b", "v1", "v2"),
         consumer("c", "v1", "v2"),
     ]);
-    under_way(&mut facts, "a", 1030);
+    under_way(&mut facts, "a", 1_030_000);
     facts.health.insert("a".into(), Health::Healthy);
     let plan = decide(&facts);
     assert_eq!(plan.owed.proven["aws/db"], "v2");
@@ -163,7 +169,7 @@ fn a_canary_that_passes_proves_the_version_and_the_others_follow_at_once() {
 #[test]
 fn past_the_deadline_the_previous_files_go_back_and_the_version_is_refused() {
     let mut facts = host(vec![consumer("a", "v2", "v2"), consumer("b", "v1", "v2")]);
-    under_way(&mut facts, "a", 1000);
+    under_way(&mut facts, "a", 1_000_000);
     facts.health.insert("a".into(), Health::Unhealthy);
     let plan = decide(&facts);
     assert_eq!(
@@ -191,7 +197,7 @@ fn past_the_deadline_the_previous_files_go_back_and_the_version_is_refused() {
 #[test]
 fn a_container_that_stops_rolls_back_without_waiting_for_the_deadline() {
     let mut facts = host(vec![consumer("a", "v2", "v2")]);
-    under_way(&mut facts, "a", 1030);
+    under_way(&mut facts, "a", 1_030_000);
     facts.states.get_mut("a").unwrap().active_state = ActiveState::Failed;
     let plan = decide(&facts);
     assert_eq!(plan.causes["a"], Cause::Rollback);
@@ -207,7 +213,7 @@ fn a_container_that_stops_rolls_back_without_waiting_for_the_deadline() {
 #[test]
 fn a_rollback_cut_short_is_finished_and_then_the_refused_version_is_left_alone() {
     let mut facts = host(vec![consumer("a", "v2", "v2")]);
-    under_way(&mut facts, "a", 1000);
+    under_way(&mut facts, "a", 1_000_000);
     facts.owed.rollouts.get_mut("a").unwrap().rolling_back = true;
     facts.owed.refused.insert(
         "aws/db".into(),
@@ -264,7 +270,7 @@ fn a_newer_version_after_a_refusal_goes_to_the_canary_again() {
 fn without_the_previous_files_a_failed_rotation_says_so_and_keeps_the_container() {
     let mut facts = host(vec![consumer("a", "v2", "v2")]);
     facts.restorable.clear();
-    under_way(&mut facts, "a", 1000);
+    under_way(&mut facts, "a", 1_000_000);
     let plan = decide(&facts);
     assert!(plan.actions.is_empty());
     assert_eq!(plan.specs["a"].reason, Reason::RolledBack);
