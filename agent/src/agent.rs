@@ -165,6 +165,7 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     })
     .context("cannot watch files")?;
     watches.update(&mut watcher, &BTreeSet::new());
+    let watched = tx.clone();
     let sync = tx.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
@@ -181,7 +182,11 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         config.debounce,
         crate::host::notify::watchdog_interval(),
         |reconciler: &Reconciler, outcome: &Outcome| {
-            watches.update(&mut watcher, &outcome.watch);
+            let added = watches.update(&mut watcher, &outcome.watch);
+            if !added.is_empty() {
+                // Read once more what changed before these folders were watched.
+                let _ = watched.send(Wake::Files(added));
+            }
             let message = status_line(reconciler.status());
             crate::host::notify::notify(&if ready {
                 message

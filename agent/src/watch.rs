@@ -84,8 +84,16 @@ impl Watches {
     }
 
     /// Moves the watches to where the spec directory is now, and to the `file` stores in
-    /// `stores`. Failures are logged: the refresh timers still bring changes in.
-    pub fn update(&mut self, watcher: &mut notify::RecommendedWatcher, stores: &BTreeSet<PathBuf>) {
+    /// `stores`. Failures are logged: the refresh timers still bring changes in. Returns the
+    /// stores' folders watched from now on that were not before: a file written in one of them
+    /// between the reconcile that read it and this call made no event, so the caller reads
+    /// those stores once more.
+    pub fn update(
+        &mut self,
+        watcher: &mut notify::RecommendedWatcher,
+        stores: &BTreeSet<PathBuf>,
+    ) -> Vec<PathBuf> {
+        let mut added = Vec::new();
         let target = std::fs::canonicalize(&self.spec_dir).ok();
         if target != self.target {
             // The links on the way may point elsewhere now: watch their folders afresh.
@@ -130,6 +138,7 @@ impl Watches {
             match watcher.watch(dir, RecursiveMode::Recursive) {
                 Ok(()) => {
                     self.stores.insert(dir.clone());
+                    added.push(dir.clone());
                 }
                 Err(error) => {
                     tracing::warn!(dir = %dir.display(), %error, "cannot watch a file store; it is refreshed on its interval");
@@ -146,6 +155,7 @@ impl Watches {
                 .collect();
             known.exact = followed.into_iter().collect();
         }
+        added
     }
 }
 
