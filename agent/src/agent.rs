@@ -24,7 +24,7 @@ use crate::providers::stores::Due;
 use crate::reconcile::{Outcome, Reconciler, Settings};
 use crate::retry::ErrorPolicy;
 
-pub use crate::host::pidfile::{PID_FILE, retry, sync};
+pub use crate::host::pidfile::{PID_FILE, sync};
 
 /// Why the loop woke up.
 #[derive(Debug)]

@@ -288,7 +288,8 @@ pub fn run(cli: Cli) -> ExitCode {
             crate::cmd::seal::run(&request, &mut std::io::stdin().lock())
         }
         Command::Sync { agent, retry } => match agent.config() {
-            Ok(config) => match crate::agent::retry(&config.state_dir, &retry)
+            Ok(config) => match crate::reconcile::owed::ask_retry(&config.state_dir, &retry)
+                .map_err(anyhow::Error::msg)
                 .and_then(|()| crate::agent::sync(&config.state_dir))
             {
                 Ok(()) => ExitCode::SUCCESS,

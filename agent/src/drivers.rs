@@ -2,7 +2,8 @@
 //! [`UnitManager`] (systemd: jobs and unit states), [`VolumeManager`] (RAM volumes),
 //! [`UnitFiles`] (ramlet's folder of Quadlet units). `host/` holds the real implementations,
 //! tested in `e2e/`; unit tests use in-memory fakes (agent/tests/fakes). Neither `reconcile/`
-//! nor the fakes need anything of `host/`.
+//! nor the fakes need anything of `host/`. (Over 450 lines: the three traits and every value
+//! they carry, in one place, so that a fake and a real driver read the same contract.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -290,13 +291,14 @@ pub trait UnitManager: Send + Sync {
     /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
     /// `loaded`, `masked`, ... or `not-found`.
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>>;
-    /// Runs `argv` once as the transient service `name` (a health check: `podman exec`),
-    /// killed after `timeout`; true when it exited 0, false when it failed or was killed.
+    /// Runs `command` once in the container `container` (`podman exec`), as a transient
+    /// service of the manager, killed after `timeout`: a health check. True when it exited 0,
+    /// false when it failed or was killed.
     fn check<'a>(
         &'a self,
-        name: &'a str,
-        argv: &'a [String],
-        timeout: std::time::Duration,
+        container: &'a str,
+        command: &'a [String],
+        timeout: Duration,
     ) -> BoxFuture<'a, Result<bool, SystemdError>>;
 }
 

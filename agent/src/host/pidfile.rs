@@ -1,8 +1,7 @@
 //! The agent's pid file in its state directory: `flock`-ed for as long as the agent runs, so a
 //! second agent on the same state directory refuses to start, and `ramlet sync` signals only a
 //! process that holds the lock and is ramlet: never pid 1 or below (`kill -1` signals
-//! everything), never a stranger that reused a stale pid. `ramlet sync --retry SPEC` leaves a
-//! file per spec under `retry/` first, which the agent takes at that sync.
+//! everything), never a stranger that reused a stale pid.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -64,47 +63,6 @@ impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// The folder in the state directory where `ramlet sync --retry SPEC` leaves one empty file
-/// per spec for the agent to take at its next sync.
-pub const RETRY_DIR: &str = "retry";
-
-/// Asks the agent to let `specs` try their rolled-back versions again: one file each under
-/// [`RETRY_DIR`], taken by the next reconcile that [`sync`] asks for.
-///
-/// # Errors
-/// When a name is not a spec name, or the state directory cannot be written.
-pub fn retry(state_dir: &Path, specs: &[String]) -> Result<()> {
-    if specs.is_empty() {
-        return Ok(());
-    }
-    let dir = state_dir.join(RETRY_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for spec in specs {
-        let name = ramlet_specs::model::Name::parse(spec)
-            .map_err(|e| anyhow::anyhow!("--retry {spec:?}: {e}"))?;
-        let path = dir.join(name.as_str());
-        std::fs::write(&path, b"").with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Takes the specs `ramlet sync --retry` named since the last call (their files go).
-#[must_use]
-pub fn take_retries(state_dir: &Path) -> Vec<String> {
-    let dir = state_dir.join(RETRY_DIR);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_str()?.to_owned();
-            std::fs::remove_file(entry.path()).ok()?;
-            ramlet_specs::model::Name::parse(&name).ok().map(|_| name)
-        })
-        .collect()
 }
 
 /// Sends SIGHUP to the agent running with `state_dir` (`ramlet sync`).

@@ -7,7 +7,9 @@
 //! fatal: the connection is dropped on a bus error and made again by the next call (the agent's
 //! backoff paces the attempts). `Subscribe` is called before every job (systemd sends its
 //! signals to subscribers; a manager that was re-executed may have dropped ours); a job whose
-//! result is never seen times out and stays owed.
+//! result is never seen times out and stays owed. A health check is a job too: a transient
+//! oneshot service running `podman exec`, waited for the same way. (Over 450 lines: one D-Bus
+//! client, whose proxies, connection handling and job wait all share one connection.)
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -307,17 +309,23 @@ impl DbusManager {
         result
     }
 
-    /// Runs `argv` once as a transient oneshot service of the manager (outside ramlet's own
-    /// sandbox, as the manager's user), killed after `timeout`; true when it exited 0.
+    /// Runs `command` in `container` once (`podman exec`) as a transient oneshot service of the
+    /// manager (outside ramlet's own sandbox, as the manager's user), killed after `timeout`;
+    /// true when it exited 0.
     async fn run_check(
         &self,
-        name: &str,
-        argv: &[String],
+        container: &str,
+        command: &[String],
         timeout: Duration,
     ) -> Result<bool, SystemdError> {
-        let Some(program) = argv.first().cloned() else {
-            return Err(SystemdError::Bus("an empty command".into()));
-        };
+        let program = crate::host::podman::binary();
+        let mut argv = vec![program.clone(), "exec".to_owned(), container.to_owned()];
+        argv.extend(command.iter().cloned());
+        let name = format!(
+            "ramlet-check-{}-{}",
+            container.strip_prefix("ramlet-").unwrap_or(container),
+            crate::util::unix_now_nanos()
+        );
         let unit = format!("{name}.service");
         let what = format!("run {unit}");
         let result = self
@@ -326,7 +334,7 @@ impl DbusManager {
                 |manager| async move {
                     use zbus::zvariant::Value;
                     // ExecStartEx with no-env-expand: a `$` in the command reaches it as is.
-                    let exec = vec![(program, argv.to_vec(), vec!["no-env-expand".to_owned()])];
+                    let exec = vec![(program, argv, vec!["no-env-expand".to_owned()])];
                     let timeout_us = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
                     let properties = [
                         ("Description", Value::from("ramlet health check")),
@@ -462,11 +470,11 @@ impl UnitManager for DbusManager {
     }
     fn check<'a>(
         &'a self,
-        name: &'a str,
-        argv: &'a [String],
+        container: &'a str,
+        command: &'a [String],
         timeout: Duration,
     ) -> BoxFuture<'a, Result<bool, SystemdError>> {
-        Box::pin(self.run_check(name, argv, timeout))
+        Box::pin(self.run_check(container, command, timeout))
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(self.call(

@@ -329,3 +329,6 @@ fn owed_by(plan: &Plan, facts: &Facts) -> Owed {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod gated;

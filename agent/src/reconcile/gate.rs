@@ -361,5 +361,4 @@ fn waiting(rollout: &Rollout, facts: &Facts, note: &str) -> Verdict {
     }
 }
 
-#[cfg(test)]
-mod tests;
+// Tested through `decide` (`decide/gated.rs`).

@@ -106,6 +106,46 @@ pub struct Refusal {
     pub said: String,
 }
 
+/// The folder in the state directory where `ramlet sync --retry SPEC` leaves one empty file
+/// per spec, for the agent to take at that sync: SPEC's refused versions may be tried again.
+pub const RETRY_DIR: &str = "retry";
+
+/// Asks the agent to let `specs` try their refused versions again (see [`RETRY_DIR`]); the
+/// caller then signals it.
+///
+/// # Errors
+/// When a name is not a spec name, or the state directory cannot be written.
+pub fn ask_retry(state_dir: &Path, specs: &[String]) -> Result<(), String> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let dir = state_dir.join(RETRY_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for spec in specs {
+        let name =
+            ramlet_specs::model::Name::parse(spec).map_err(|e| format!("--retry {spec:?}: {e}"))?;
+        let path = dir.join(name.as_str());
+        std::fs::write(&path, b"").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Takes the specs `ramlet sync --retry` named since the last call (their files go).
+#[must_use]
+pub fn take_retries(state_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join(RETRY_DIR)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            std::fs::remove_file(entry.path()).ok()?;
+            ramlet_specs::model::Name::parse(&name).ok().map(|_| name)
+        })
+        .collect()
+}
+
 /// A secret's key in the journal: `store/name`.
 #[must_use]
 pub fn secret_key(secret: &SecretInUse) -> String {

@@ -153,18 +153,17 @@ impl UnitManager for Units {
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(async move { Ok(self.loaded(unit)) })
     }
-    /// A health check: `podman exec <container> ...` passes unless the container is unhealthy.
+    /// A health check: passes unless the container is unhealthy.
     fn check<'a>(
         &'a self,
-        _name: &'a str,
-        argv: &'a [String],
+        container: &'a str,
+        _command: &'a [String],
         _timeout: std::time::Duration,
     ) -> BoxFuture<'a, Result<bool, SystemdError>> {
         Box::pin(async move {
             let mut host = self.0.lock().unwrap();
-            let container = argv.get(2).cloned().unwrap_or_default();
             host.log.push(format!("check {container}"));
-            Ok(!host.unhealthy.contains(&container))
+            Ok(!host.unhealthy.contains(container))
         })
     }
     fn states<'a>(

@@ -1,15 +1,15 @@
-//! The health gate through [`decide`]: a canary first, the others after it passes; a failed
-//! check rolls back and refuses the version; a newer version tries again.
+//! `decide` with the health gate ([`crate::reconcile::gate`]): a canary first, the others after
+//! it passes; a failed check rolls back and refuses the version; a newer version tries again.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::*;
+use super::decide;
 use crate::drivers::{ActiveState, Job, UnitState};
-use crate::reconcile::decide::decide;
-use crate::reconcile::facts::{Gate, NameCheck};
-use crate::reconcile::owed::OwedJob;
+use crate::reconcile::facts::{Facts, Gate, Health, NameCheck, SpecFacts, Wants};
+use crate::reconcile::owed::{OwedJob, Refusal, Rollout};
 use crate::reconcile::plan::{Action, Cause, OnRotation};
+use crate::status::{Phase, Reason, SecretInUse};
 
 const UNIT: &str = "[Container]\n";
 const GATE: Gate = Gate {
