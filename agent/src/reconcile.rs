@@ -280,6 +280,10 @@ impl Reconciler {
             .filter(|name| !self.owed.rollouts.contains_key(*name))
             .filter_map(|name| Some((name.clone(), self.previous.get(name)?.clone())))
             .collect();
+        // An idle reconcile (no rollout starting or ending) touches no file.
+        if starting.is_empty() && plan.owed.rollouts.keys().eq(self.owed.rollouts.keys()) {
+            return;
+        }
         let sealed = self.sealed.clone();
         let under_way: Vec<String> = plan.owed.rollouts.keys().cloned().collect();
         let _ = tokio::task::spawn_blocking(move || {

@@ -13,28 +13,24 @@ pub fn now_rfc3339() -> String {
     rfc3339(unix_now())
 }
 
+/// The time since the epoch (zero on a clock set before it).
+#[must_use]
+pub fn since_epoch() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 /// Now, in seconds since the epoch.
 #[must_use]
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    since_epoch().as_secs()
 }
 
 /// Now, in milliseconds since the epoch.
 #[must_use]
 pub fn unix_now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Now, in nanoseconds since the epoch (a name that does not repeat).
-#[must_use]
-pub fn unix_now_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
+    u64::try_from(since_epoch().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Formats Unix seconds as RFC 3339 UTC.

@@ -1224,16 +1224,6 @@ fn cloud_store_specs(aws: &ramlet_e2e::peers::Aws, gcp: &ramlet_e2e::peers::Gcp)
     )
 }
 
-fn moto(aws: &ramlet_e2e::peers::Aws, args: &[&str]) {
-    let status = Command::new(ramlet_e2e::peers::venv().join("bin/python3"))
-        .args(["-c", "import boto3, sys; c = boto3.client('secretsmanager', region_name='eu-west-1', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing'); getattr(c, sys.argv[2])(**dict(a.split('=', 1) for a in sys.argv[3:]))"])
-        .arg(format!("http://127.0.0.1:{}", aws.moto.port))
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "moto {args:?}");
-}
-
 /// The documents of `examples/<name>/*.yaml`, by file stem.
 fn example(name: &str) -> Vec<(String, serde_yaml::Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

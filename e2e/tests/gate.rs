@@ -255,14 +255,3 @@ fn rollback_survives_sigkill(scope: &Scope, store: &str) {
     });
     drop(agent);
 }
-
-/// Calls moto's Secrets Manager through boto3 (`create_secret`, `put_secret_value`).
-fn moto(aws: &ramlet_e2e::peers::Aws, args: &[&str]) {
-    let status = Command::new(ramlet_e2e::peers::venv().join("bin/python3"))
-        .args(["-c", "import boto3, sys; c = boto3.client('secretsmanager', region_name='eu-west-1', endpoint_url=sys.argv[1], aws_access_key_id='testing', aws_secret_access_key='testing'); getattr(c, sys.argv[2])(**dict(a.split('=', 1) for a in sys.argv[3:]))"])
-        .arg(format!("http://127.0.0.1:{}", aws.moto.port))
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "moto {args:?}");
-}

@@ -324,7 +324,7 @@ impl DbusManager {
         let name = format!(
             "ramlet-check-{}-{}",
             container.strip_prefix("ramlet-").unwrap_or(container),
-            crate::util::unix_now_nanos()
+            crate::util::since_epoch().as_nanos()
         );
         let unit = format!("{name}.service");
         let what = format!("run {unit}");

@@ -60,6 +60,11 @@ pub struct Gates {
 }
 
 impl Gates {
+    /// Comes back within `wait` at the latest.
+    fn recheck_within(&mut self, wait: Duration) {
+        self.recheck = Some(self.recheck.map_or(wait, |r| r.min(wait)));
+    }
+
     /// The step of `name`.
     #[must_use]
     pub fn step(&self, name: &str) -> &Step {
@@ -97,11 +102,7 @@ pub fn gates(facts: &Facts) -> Gates {
             && let Some(gate) = wants.gate
         {
             // Checked from the next reconcile on, every interval.
-            gates.recheck = Some(
-                gates
-                    .recheck
-                    .map_or(gate.interval, |r| r.min(gate.interval)),
-            );
+            gates.recheck_within(gate.interval);
             gates.rollouts.insert(
                 spec.name.clone(),
                 Rollout {
@@ -137,11 +138,7 @@ fn under_way(
         }
         if facts.restorable.contains(name) {
             gates.rollouts.insert(name.clone(), rollout.clone());
-            gates.recheck = Some(
-                gates
-                    .recheck
-                    .map_or(AFTER_ROLLBACK, |r| r.min(AFTER_ROLLBACK)),
-            );
+            gates.recheck_within(AFTER_ROLLBACK);
             return Some(Step::Rollback(rolled_back(spec, rollout, gates)));
         }
         // Killed mid-rollback, and the previous files lived only in that ramlet's memory.
@@ -186,11 +183,7 @@ fn under_way(
     };
     let Some(said) = said else {
         gates.rollouts.insert(name.clone(), rollout.clone());
-        gates.recheck = Some(
-            gates
-                .recheck
-                .map_or(gate.interval, |r| r.min(gate.interval)),
-        );
+        gates.recheck_within(gate.interval);
         let note = match facts.health.get(name) {
             Some(Health::Unhealthy) => "the last check failed".to_owned(),
             Some(Health::Unknown(why)) => format!("the check could not run: {why}"),
@@ -214,11 +207,7 @@ fn under_way(
         let verdict = rolled_back(spec, &rollout, gates);
         gates.rollouts.insert(name.clone(), rollout);
         // Back soon to see the rollback's restart paid and end the rollout.
-        gates.recheck = Some(
-            gates
-                .recheck
-                .map_or(AFTER_ROLLBACK, |r| r.min(AFTER_ROLLBACK)),
-        );
+        gates.recheck_within(AFTER_ROLLBACK);
         Some(Step::Rollback(verdict))
     } else {
         // The files it ran with lived in the memory of an earlier ramlet: nothing to put back.
