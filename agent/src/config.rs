@@ -224,11 +224,14 @@ impl Config {
             layout,
             state_dir,
             bus,
-            host_labels,
+            host_labels: host_labels.clone(),
             podman_version,
             debounce: Duration::from_millis(200),
             job_timeout: Duration::from_secs(90),
-            policy: file.policy,
+            policy: ramlet_specs::Policy {
+                host_labels: Some(host_labels),
+                ..file.policy
+            },
             metrics_file,
         })
     }

@@ -98,7 +98,7 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(30);
 pub struct Reconciler {
     settings: Settings,
     volumes: Box<dyn VolumeManager>,
-    units: Box<dyn UnitManager>,
+    units: std::sync::Arc<dyn UnitManager>,
     unit_dir: Box<dyn UnitFiles>,
     stores: Stores,
     status: Status,
@@ -121,6 +121,8 @@ pub struct Reconciler {
     previous: BTreeMap<String, desire::Changed>,
     /// The same, sealed to the host, for the rotations under way: for the next ramlet.
     sealed: previous::SealedPrevious,
+    /// Health checks still running, by spec: they run beside the reconciles, never in them.
+    checks: BTreeMap<String, tokio::task::JoinHandle<facts::Health>>,
 }
 
 impl Reconciler {
@@ -147,7 +149,7 @@ impl Reconciler {
         Self {
             settings,
             volumes,
-            units,
+            units: units.into(),
             unit_dir,
             stores: Stores::new(connector, Limits::default()),
             status,
@@ -161,6 +163,7 @@ impl Reconciler {
             rendered: std::sync::Mutex::default(),
             previous: BTreeMap::new(),
             sealed,
+            checks: BTreeMap::new(),
         }
     }
 
@@ -217,7 +220,7 @@ impl Reconciler {
     /// not fired.
     pub async fn reconcile(&mut self, due: Due) -> Outcome {
         let started = std::time::Instant::now();
-        let observed = match self.observe(due).await {
+        let observed = match self.observe(due, observe::Intent::Apply).await {
             Ok(observed) => observed,
             Err(Stop::Failed(error)) => {
                 let outcome = self.fail_all(&error);
@@ -314,7 +317,7 @@ impl Reconciler {
     /// What a reconcile would do now, without doing any of it (`ramlet plan`): secrets are
     /// fetched to compare versions, nothing is written, started or stopped.
     pub async fn preview(&mut self, due: Due) -> Result<preview::Preview, String> {
-        match self.observe(due).await {
+        match self.observe(due, observe::Intent::Preview).await {
             Ok(observed) => {
                 let plan = decide::decide(&observed.facts);
                 Ok(preview::Preview::new(&observed.facts, &plan, &self.status))

@@ -90,7 +90,8 @@ impl fmt::Display for FieldPrefix<'_> {
 pub enum ErrorKind {
     /// The file or directory could not be read.
     Io,
-    /// The file is larger than [`crate::MAX_FILE_BYTES`].
+    /// The file is larger than [`crate::MAX_FILE_BYTES`], or holds more than
+    /// [`crate::MAX_DOCUMENTS_PER_FILE`] documents.
     TooLarge,
     /// The file is not UTF-8.
     NotUtf8,

@@ -102,6 +102,39 @@ pub(crate) fn host_directory(value: &str) -> Check<String> {
     Ok(path)
 }
 
+/// Checks a secret's name in a `file` or `creds` store (already a clean relative path) where it
+/// resolves to on the host, `directory/name`, by the same rules as a store's directory: no
+/// hidden segment, nothing in the refused trees (issue 33: `file: {directory: /home/alice}`
+/// with the secret `.ssh/id_ed25519` delivered the key).
+pub(crate) fn host_file(directory: &std::path::Path, name: &str) -> Check<()> {
+    not_hidden(name)?;
+    let full = directory.join(name);
+    let full = full.to_string_lossy();
+    if let Some(tree) = REFUSED_TREES.iter().find(|t| is_within(&full, t)) {
+        return Err((
+            ErrorKind::InvalidPath,
+            format!(
+                "{name:?} resolves to {full}, inside {tree}, which holds the kernel's, the system's or root's own files"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a relative path with a hidden segment (`.ssh/id_ed25519`, `.aws/credentials`): where
+/// credentials and settings live, never a secret meant for a container.
+pub(crate) fn not_hidden(name: &str) -> Check<()> {
+    match name.split('/').find(|s| s.starts_with('.')) {
+        Some(hidden) => Err((
+            ErrorKind::InvalidPath,
+            format!(
+                "{name:?} goes through the hidden {hidden:?}, where credentials and settings live; name a file that is not hidden"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Directories a `file` store may not be: each holds far more than secrets, and is watched
 /// recursively and read by ramlet (often as root).
 const SYSTEM_ROOTS: &[&str] = &[
@@ -109,9 +142,10 @@ const SYSTEM_ROOTS: &[&str] = &[
     "/root", "/run", "/sbin", "/srv", "/tmp", "/usr", "/var",
 ];
 
-/// Trees a `file` store may not be in at all: the kernel's pseudo-filesystems, the system's own
-/// code and boot files, root's home, and the folders of `/etc` and `/var/lib` that hold the
-/// host's own keys and credentials.
+/// Trees a `file` store may not be in at all, nor read a secret from: the kernel's
+/// pseudo-filesystems, the system's own code and boot files, root's home, the folders of `/etc`
+/// and `/var` that hold the host's own keys, credentials, backups, logs and container storage,
+/// and the conventional folder for ramlet's own age identities.
 const REFUSED_TREES: &[&str] = &[
     "/proc",
     "/sys",
@@ -130,7 +164,12 @@ const REFUSED_TREES: &[&str] = &[
     "/etc/security",
     "/etc/credstore",
     "/etc/credstore.encrypted",
+    "/etc/wireguard",
+    "/etc/NetworkManager/system-connections",
     "/run/credentials",
+    "/var/backups",
+    "/var/log",
+    "/var/lib/containers",
     "/var/lib/systemd",
 ];
 
@@ -192,6 +231,41 @@ mod tests {
             "/srv/a/../../etc",
         ] {
             assert!(host_directory(bad).is_err(), "{bad} was allowed");
+        }
+    }
+
+    /// Issue 33, finding 5: the refusals held for a store's folder but not for where a secret's
+    /// name took it: `/home/alice` with `.ssh/id_ed25519`, or `/srv` with `../etc/x` (refused
+    /// by `relative`), or a folder of the host's own backups, logs or container storage.
+    #[test]
+    fn regression_33_a_secret_name_resolves_only_to_where_a_store_may_read() {
+        use std::path::Path;
+        for (dir, name) in [
+            ("/home/alice", ".ssh/id_ed25519"),
+            ("/home/app", ".aws/credentials"),
+            ("/srv/secrets", "team/.git/config"),
+            ("/var/lib", "containers/storage/overlay/x"),
+            ("/var/lib", "systemd/credential.secret"),
+            ("/var", "backups/passwd.bak"),
+            ("/var", "log/journal/x"),
+            ("/etc/ramlet", "../wireguard/wg0.conf"),
+        ] {
+            let refused = relative(name).is_err() || host_file(Path::new(dir), name).is_err();
+            assert!(refused, "{dir} + {name}");
+        }
+        for (dir, name) in [
+            ("/etc/ramlet/secrets", "db/password"),
+            ("/home/app/secrets", "tls.key"),
+        ] {
+            assert!(host_file(Path::new(dir), name).is_ok(), "{dir} + {name}");
+        }
+        for dir in [
+            "/etc/wireguard",
+            "/var/backups",
+            "/var/log/app",
+            "/var/lib/containers",
+        ] {
+            assert!(host_directory(dir).is_err(), "{dir}");
         }
     }
 

@@ -54,6 +54,7 @@ pub use load::{
 };
 pub use mode::DEFAULT_FILE_MODE;
 pub use name::parse_host_labels;
+pub use parse::MAX_DOCUMENTS_PER_FILE;
 pub use policy::Policy;
 pub use quantity::{
     DEFAULT_REFRESH, DEFAULT_VOLUME_BYTES, MAX_REFRESH, MAX_VOLUME_BYTES, MIN_REFRESH,

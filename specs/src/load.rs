@@ -368,11 +368,12 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>, policy: &Policy) ->
         }
         catalog.files.push(path);
     }
-    let docs = parse_all(&catalog.files, &texts, &mut catalog.errors);
+    let (docs, reported) = parse_all(&catalog.files, &texts, &mut catalog.errors);
     let texts: Vec<String> = texts.into_iter().map(Option::unwrap_or_default).collect();
     let ctx = Ctx {
         paths: &catalog.files,
         texts: &texts,
+        reported: std::cell::RefCell::new(reported),
     };
 
     // Stores first: containers are checked against the stores that survived.
@@ -402,39 +403,48 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>, policy: &Policy) ->
         }
         stores.insert(name, StoreStatus::Rejected);
     }
+    let (valid_stores, keys_within) = apart_from_identities(valid_stores);
+    for (store, identity) in &keys_within {
+        if let Some(doc) = store_docs.iter().find(|d| matches!(&d.parsed, Parsed::Store(raw) if raw.metadata.name.as_str() == store.name.as_str())) {
+            let mut findings = Findings::default();
+            let field = match store.provider {
+                crate::model::Provider::Creds { .. } => ["spec", "creds", "directory"],
+                _ => ["spec", "file", "directory"],
+            };
+            findings.push(
+                &FieldPath::of(&field),
+                ErrorKind::Policy,
+                format!(
+                    "holds {identity}; no store may deliver a file another store uses as its key: keep identities in a folder of their own (policy.identityDirectories)"
+                ),
+            );
+            ctx.report(doc, findings, &mut catalog.errors);
+        }
+    }
     for store in &valid_stores {
         stores.insert(store.name.as_str(), StoreStatus::Valid(&store.provider));
     }
 
     let duplicates = duplicate_names(&ctx, &container_docs, "Container", &mut catalog.errors);
-    // The units of this directory's containers: the only ones a spec may start or stop.
-    let managed: BTreeSet<String> = container_docs
-        .iter()
-        .filter_map(|d| match &d.parsed {
-            Parsed::Container(raw) => Some(format!("{}.service", raw.metadata.name.as_str())),
-            Parsed::Store(_) => None,
-        })
-        .collect();
+    let mut candidates: Vec<(&Doc, Container)> = Vec::new();
     for doc in &container_docs {
         let Parsed::Container(raw) = &doc.parsed else {
             continue;
         };
-        let result = validate::container::validate(raw, ctx.origin(doc), &stores).and_then(|c| {
-            let findings = policy.check_container(&c, &managed);
-            if findings.0.is_empty() {
-                Ok(c)
-            } else {
-                Err(findings)
-            }
-        });
-        match result {
-            Ok(c) if !duplicates.contains(raw.metadata.name.as_str()) => {
-                catalog.containers.insert(c.name.clone(), c);
-            }
+        match validate::container::validate(raw, ctx.origin(doc), &stores) {
+            Ok(c) if !duplicates.contains(raw.metadata.name.as_str()) => candidates.push((doc, c)),
             Ok(_) => {}
             Err(findings) => ctx.report(doc, findings, &mut catalog.errors),
         }
     }
+    for (doc, container, findings) in referable(candidates, policy) {
+        if findings.0.is_empty() {
+            catalog.containers.insert(container.name.clone(), container);
+        } else {
+            ctx.report(doc, findings, &mut catalog.errors);
+        }
+    }
+    ctx.overflow(&mut catalog.errors);
     drop(stores);
     catalog.stores = valid_stores
         .into_iter()
@@ -449,6 +459,81 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>, policy: &Policy) ->
         }
     }
     catalog
+}
+
+/// Splits off the `file` and `creds` stores whose folder holds an `age` store's identity (the
+/// host's key), each with what it holds: they would hand that key to a container.
+fn apart_from_identities(
+    stores: Vec<SecretStore>,
+) -> (Vec<SecretStore>, Vec<(SecretStore, String)>) {
+    use crate::model::{AgeIdentity, Provider};
+    let identities: Vec<(String, PathBuf)> = stores
+        .iter()
+        .filter_map(|s| match &s.provider {
+            Provider::Age {
+                identity: AgeIdentity::File(p) | AgeIdentity::Credential(p),
+                ..
+            } => Some((s.name.as_str().to_owned(), p.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut kept = Vec::new();
+    let mut refused = Vec::new();
+    for store in stores {
+        let held = match &store.provider {
+            Provider::File { directory } | Provider::Creds { directory } => identities
+                .iter()
+                .find(|(_, key)| key.starts_with(directory)),
+            _ => None,
+        };
+        match held {
+            Some((name, key)) => {
+                let what = format!("{}, the identity of age store {name}", key.display());
+                refused.push((store, what));
+            }
+            None => kept.push(store),
+        }
+    }
+    (kept, refused)
+}
+
+/// Checks each valid container against the policy, where the units its `quadlet:` keys may
+/// start, stop or pull in are those of the containers that are themselves valid, allowed by
+/// the policy and selected for this host ([`Policy::host_labels`]): never a decoy document that
+/// is invalid or runs elsewhere, whose unit name would then be free for a vendor unit
+/// (`systemd-reboot.service`). Refusing one container can make another's reference dangling,
+/// so this runs until nothing more is refused (at most once per container; in practice twice).
+fn referable<'d>(
+    mut candidates: Vec<(&'d Doc, Container)>,
+    policy: &Policy,
+) -> Vec<(&'d Doc, Container, Findings)> {
+    let mut refused = Vec::new();
+    loop {
+        let managed: BTreeSet<String> = candidates
+            .iter()
+            .filter(|(_, c)| {
+                policy
+                    .host_labels
+                    .as_ref()
+                    .is_none_or(|labels| c.host_selector.matches(labels))
+            })
+            .map(|(_, c)| format!("{}.service", c.name.as_str()))
+            .collect();
+        let (passed, failed): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .map(|(doc, c)| {
+                let findings = policy.check_container(&c, &managed);
+                (doc, c, findings)
+            })
+            .partition(|(_, _, findings)| findings.0.is_empty());
+        let done = failed.is_empty();
+        refused.extend(failed);
+        if done {
+            refused.extend(passed);
+            return refused;
+        }
+        candidates = passed.into_iter().map(|(doc, c, _)| (doc, c)).collect();
+    }
 }
 
 /// `location`, or the end of `text` if it lies past it: the YAML parser places an error at the
@@ -467,9 +552,15 @@ fn within(location: Location, text: &str) -> Location {
     }
 }
 
+/// The most errors located and reported per file; the rest are counted in one more error.
+/// Locating an error re-reads its file up to its document, so this also bounds that cost.
+pub const MAX_ERRORS_PER_FILE: usize = 50;
+
 struct Ctx<'a> {
     paths: &'a [PathBuf],
     texts: &'a [String],
+    /// Errors reported so far, per file.
+    reported: std::cell::RefCell<Vec<usize>>,
 }
 
 impl Ctx<'_> {
@@ -484,8 +575,34 @@ impl Ctx<'_> {
         locate(&self.texts[doc.file], doc.index, &field.0).unwrap_or_default()
     }
 
+    /// Whether one more error of `file` is to be located and reported (or only counted).
+    fn budget(&self, file: usize) -> bool {
+        let mut reported = self.reported.borrow_mut();
+        reported[file] += 1;
+        reported[file] <= MAX_ERRORS_PER_FILE
+    }
+
+    /// One error per file that went past [`MAX_ERRORS_PER_FILE`], saying how many were left out.
+    fn overflow(&self, errors: &mut Vec<SpecError>) {
+        for (file, &count) in self.reported.borrow().iter().enumerate() {
+            if count > MAX_ERRORS_PER_FILE {
+                errors.push(file_error(
+                    &self.paths[file],
+                    ErrorKind::TooComplex,
+                    format!(
+                        "{} more errors in this file are not shown (ramlet reports the first {MAX_ERRORS_PER_FILE} per file)",
+                        count - MAX_ERRORS_PER_FILE
+                    ),
+                ));
+            }
+        }
+    }
+
     fn report(&self, doc: &Doc, findings: Findings, errors: &mut Vec<SpecError>) {
         for finding in findings.0 {
+            if !self.budget(doc.file) {
+                continue;
+            }
             errors.push(SpecError {
                 file: self.paths[doc.file].clone(),
                 location: self.locate(doc, &finding.field),
@@ -496,6 +613,9 @@ impl Ctx<'_> {
         }
     }
 }
+
+/// How many other places a duplicate name's error names.
+const DUPLICATES_NAMED: usize = 3;
 
 /// Reports every document whose `metadata.name` another document of the same kind also uses,
 /// naming the other places; returns the duplicated names, whose documents are all rejected.
@@ -517,24 +637,42 @@ fn duplicate_names<'a>(
     let mut duplicated = BTreeSet::new();
     for (name, group) in by_name.into_iter().filter(|(_, g)| g.len() > 1) {
         duplicated.insert(name);
-        let places: Vec<String> = group
+        // Each place is located once, and a message names at most a few others: a file of
+        // thousands of copies must cost thousands of errors, not millions of words.
+        let shown: Vec<(usize, String)> = group
             .iter()
-            .map(|d| format!("{}:{}", ctx.paths[d.file].display(), ctx.locate(d, &field)))
+            .enumerate()
+            .take(DUPLICATES_NAMED + 1)
+            .map(|(i, d)| {
+                (
+                    i,
+                    format!("{}:{}", ctx.paths[d.file].display(), ctx.locate(d, &field)),
+                )
+            })
             .collect();
         for (i, doc) in group.iter().enumerate() {
-            let others: Vec<&str> = places
+            if !ctx.budget(doc.file) {
+                continue;
+            }
+            let others: Vec<&str> = shown
                 .iter()
-                .enumerate()
                 .filter(|(j, _)| *j != i)
+                .take(DUPLICATES_NAMED)
                 .map(|(_, p)| p.as_str())
                 .collect();
+            let more = group.len() - 1 - others.len();
+            let more = if more > 0 {
+                format!(" and {more} more places")
+            } else {
+                String::new()
+            };
             errors.push(SpecError {
                 file: ctx.paths[doc.file].clone(),
                 location: ctx.locate(doc, &field),
                 field: field.to_string(),
                 kind: ErrorKind::DuplicateName,
                 message: format!(
-                    "{kind} {name:?} is also defined at {}; both are rejected",
+                    "{kind} {name:?} is also defined at {}{more}; all are rejected",
                     others.join(", ")
                 ),
             });
@@ -575,14 +713,27 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> 
 }
 
 /// Parses every file, merging documents and errors in file order.
-fn parse_all(paths: &[PathBuf], texts: &[Option<String>], errors: &mut Vec<SpecError>) -> Vec<Doc> {
+/// Parses every file; returns the documents and, per file, how many of its documents were
+/// rejected past its error budget without being explained.
+fn parse_all(
+    paths: &[PathBuf],
+    texts: &[Option<String>],
+    errors: &mut Vec<SpecError>,
+) -> (Vec<Doc>, Vec<usize>) {
     let results = par_map(texts, |file, text| {
-        let (mut docs, mut errors) = (Vec::new(), Vec::new());
+        let (mut docs, mut errors, mut unexplained) = (Vec::new(), Vec::new(), 0);
         if let Some(text) = text {
             // The YAML library panics on some malformed inputs (found by fuzzing: an
             // unterminated flow sequence among aliases). That costs this file only.
             let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                parse_file(file, &paths[file], text, &mut docs, &mut errors);
+                unexplained = parse_file(
+                    file,
+                    &paths[file],
+                    text,
+                    &mut docs,
+                    &mut errors,
+                    MAX_ERRORS_PER_FILE,
+                );
             }));
             if parsed.is_err() {
                 docs.clear();
@@ -595,14 +746,16 @@ fn parse_all(paths: &[PathBuf], texts: &[Option<String>], errors: &mut Vec<SpecE
                 )];
             }
         }
-        (docs, errors)
+        (docs, errors, unexplained)
     });
     let mut docs = Vec::new();
-    for (d, e) in results {
+    let mut counts = Vec::new();
+    for (d, e, unexplained) in results {
         docs.extend(d);
+        counts.push(e.len() + unexplained);
         errors.extend(e);
     }
-    docs
+    (docs, counts)
 }
 
 #[cfg(test)]

@@ -32,21 +32,48 @@ pub(crate) struct Doc {
     pub(crate) parsed: Parsed,
 }
 
-/// Parses the documents of one file into `docs`, reporting problems into `errors`.
+/// The most documents one spec file may hold: each costs a parse, and a file of thousands of
+/// tiny invalid documents must not make every reconcile of the host slow.
+pub const MAX_DOCUMENTS_PER_FILE: usize = 500;
+
+/// Parses the documents of one file into `docs`, reporting problems into `errors`: at most
+/// `max_errors` of its documents' errors are explained (each costs another read of the file up
+/// to its document); returns how many more documents were rejected without a word.
 pub(crate) fn parse_file(
     file: usize,
     path: &Path,
     text: &str,
     docs: &mut Vec<Doc>,
     errors: &mut Vec<SpecError>,
-) {
-    let parser = FileParser { file, path, text };
+    max_errors: usize,
+) -> usize {
+    let parser = FileParser {
+        file,
+        path,
+        text,
+        quiet: std::cell::Cell::new(false),
+    };
+    let mut unexplained = 0;
     // Only aliases (`*name`) can make a document expand past its size. A file without `*` cannot
     // hold one and is read in a single pass; any other file is probed first, within a budget.
     let probed = text.contains('*').then(|| parser.probe_documents(errors));
     let mut documents = 0;
     let mut had_error = probed.as_ref().is_some_and(|p| p.had_error);
+    let (docs_before, errors_before) = (docs.len(), errors.len());
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        if index >= MAX_DOCUMENTS_PER_FILE {
+            // The whole file is refused: half of it would be a state nobody wrote.
+            docs.truncate(docs_before);
+            errors.truncate(errors_before);
+            errors.push(file_error(
+                path,
+                ErrorKind::TooLarge,
+                format!(
+                    "file holds more than {MAX_DOCUMENTS_PER_FILE} documents; split it into several files (none of its documents was loaded)"
+                ),
+            ));
+            return 0;
+        }
         if let Some(probed) = &probed {
             if index >= probed.readable {
                 break;
@@ -65,7 +92,12 @@ pub(crate) fn parse_file(
                 documents += 1;
                 had_error = true;
                 let fatal = error.kind == ErrorKind::Syntax;
-                errors.push(error);
+                if parser.quiet.get() {
+                    unexplained += 1;
+                } else {
+                    errors.push(error);
+                    parser.quiet.set(errors.len() - errors_before >= max_errors);
+                }
                 if fatal {
                     // The parser cannot resynchronise after a syntax error: the rest of the
                     // stream is unreadable, and every further document would repeat it.
@@ -81,6 +113,7 @@ pub(crate) fn parse_file(
             "file holds no spec documents; remove it or add one".into(),
         ));
     }
+    unexplained
 }
 
 /// What became of one document.
@@ -105,6 +138,8 @@ struct FileParser<'a> {
     file: usize,
     path: &'a Path,
     text: &'a str,
+    /// Past the file's error budget: errors are counted, not located or explained.
+    quiet: std::cell::Cell<bool>,
 }
 
 impl FileParser<'_> {
@@ -125,9 +160,14 @@ impl FileParser<'_> {
         kind: ErrorKind,
         message: String,
     ) -> SpecError {
+        let location = if self.quiet.get() {
+            Location::default()
+        } else {
+            locate(self.text, index, &field.0).unwrap_or_default()
+        };
         SpecError {
             file: self.path.to_owned(),
-            location: locate(self.text, index, &field.0).unwrap_or_default(),
+            location,
             field: field.to_string(),
             kind,
             message,
@@ -199,6 +239,9 @@ impl FileParser<'_> {
         index: usize,
         error: serde_path_to_error::Error<serde_yaml::Error>,
     ) -> SpecError {
+        if self.quiet.get() {
+            return self.yaml_error(error.inner(), String::new(), ErrorKind::InvalidType);
+        }
         let probe = serde_yaml::Deserializer::from_str(self.text)
             .nth(index)
             .map(probe::probe);

@@ -4,6 +4,11 @@
 //! - `storeDirectories`: a `file` or `creds` store's directory, and an `age` store's identity,
 //!   must be one of these folders or below one (empty: any folder but the system ones the spec
 //!   language refuses anyway). An `age` store's encrypted files are inside the spec directory.
+//! - `identityDirectories`: an `age` store's identity (the host's key) must be in one of these
+//!   (empty: where `storeDirectories` allows); no `file` or `creds` store may read in or above
+//!   one. Whatever the policy, a `file` or `creds` store whose folder holds another store's
+//!   identity is refused: no store delivers a file another uses as its key.
+//! - `allowHostNetwork`: whether a spec may put its container on the host's network.
 //! - `forbiddenKeys`: escape-hatch keys (`spec.quadlet`) a spec may not set, as `Key` (any
 //!   section) or `Section.Key` (`AddCapability`, `AddDevice`, `Service.OnFailure`, ...).
 //! - `allowKeys`: escape-hatch keys the host lets specs set beyond the [`baseline`] (which
@@ -16,7 +21,7 @@
 //! A document that breaks the policy is rejected like any invalid document, with an error of
 //! kind `policy` at the offending field; the rest of the directory loads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -37,6 +42,11 @@ pub struct Policy {
     /// below them); empty: any.
     #[serde(default)]
     pub store_directories: Vec<PathBuf>,
+    /// Folders `age` stores' identities (the host's long-term keys) may be in; empty: where
+    /// `store_directories` allows. A `file` or `creds` store may read neither in nor above
+    /// one of these.
+    #[serde(default)]
+    pub identity_directories: Vec<PathBuf>,
     /// Escape-hatch keys no spec may set: `Key` or `Section.Key`.
     #[serde(default)]
     pub forbidden_keys: BTreeSet<String>,
@@ -47,6 +57,16 @@ pub struct Policy {
     /// `scheme://host[:port]`.
     #[serde(default)]
     pub endpoints: Vec<String>,
+    /// Whether a spec may join the host's network namespace (`network: host`, `ns:PATH`) or
+    /// reach the host's loopback through the user-mode network (`slirp4netns` with
+    /// `allow_host_loopback`, `pasta` with options); default: no.
+    #[serde(default)]
+    pub allow_host_network: bool,
+    /// This host's labels, when known (the agent's `hostLabels`, `validate --host-labels`): not
+    /// part of the policy file, but what decides which containers' units a spec may name.
+    /// `None`: every valid container counts as this host's.
+    #[serde(skip)]
+    pub host_labels: Option<BTreeMap<String, String>>,
 }
 
 impl Policy {
@@ -54,9 +74,11 @@ impl Policy {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.store_directories.is_empty()
+            && self.identity_directories.is_empty()
             && self.forbidden_keys.is_empty()
             && self.allow_keys.is_empty()
             && self.endpoints.is_empty()
+            && !self.allow_host_network
     }
 
     /// What is wrong with this policy itself, one line per problem, each naming its field: for the
@@ -73,6 +95,17 @@ impl Policy {
                     problems.push(format!(
                         "policy.{field}: {key:?} is not an escape-hatch key; write `Key` or `Section.Key` with a key of {} (the README lists them)",
                         crate::hatch::SECTIONS.join(", ")
+                    ));
+                }
+            }
+        }
+        for identities in &self.identity_directories {
+            for data in &self.store_directories {
+                if below(identities, data) || below(data, identities) {
+                    problems.push(format!(
+                        "policy.identityDirectories: {} overlaps storeDirectories' {}; file and creds stores deliver what is there to containers, so keep the host's keys in a folder of their own",
+                        identities.display(),
+                        data.display()
                     ));
                 }
             }
@@ -109,26 +142,43 @@ impl Policy {
             } => Some((&["spec", "age", "identityCredential"], path)),
             Provider::Aws { .. } | Provider::Gcp { .. } => None,
         };
+        let identity = matches!(store.provider, Provider::Age { .. });
+        let (list, name) = if identity && !self.identity_directories.is_empty() {
+            (&self.identity_directories, "identityDirectories")
+        } else {
+            (&self.store_directories, "storeDirectories")
+        };
         if let Some((field, path)) = host_path
-            && !self.store_directories.is_empty()
-            && !self
-                .store_directories
-                .iter()
-                .any(|allowed| below(path, allowed))
+            && !list.is_empty()
+            && !list.iter().any(|allowed| below(path, allowed))
         {
-            let allowed: Vec<String> = self
-                .store_directories
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect();
+            let allowed: Vec<String> = list.iter().map(|d| d.display().to_string()).collect();
             findings.push(
                 &FieldPath::of(field),
                 ErrorKind::Policy,
                 format!(
-                    "{} is not allowed on this host: its policy allows {} stores to read only in {}",
+                    "{} is not allowed on this host: its policy ({name}) allows {} stores to read only in {}",
                     path.display(),
                     store.provider.kind(),
                     allowed.join(", ")
+                ),
+            );
+        }
+        if let Some((field, path)) = host_path
+            && !identity
+            && let Some(keys) = self
+                .identity_directories
+                .iter()
+                .find(|keys| below(keys, path) || below(path, keys))
+        {
+            findings.push(
+                &FieldPath::of(field),
+                ErrorKind::Policy,
+                format!(
+                    "{} overlaps {}, where this host keeps its identities (policy.identityDirectories); a {} store would deliver them to containers",
+                    path.display(),
+                    keys.display(),
+                    store.provider.kind()
                 ),
             );
         }
@@ -184,6 +234,18 @@ impl Policy {
         managed: &BTreeSet<String>,
     ) -> Findings {
         let mut findings = Findings::default();
+        if let Some(network) = &container.network
+            && !self.allow_host_network
+            && let Some(why) = host_network(network)
+        {
+            findings.push(
+                &FieldPath::of(&["spec", "network"]),
+                ErrorKind::Policy,
+                format!(
+                    "{network:?} {why}: the container would reach what the host reaches (its cloud metadata service and the credentials it hands out, services bound to loopback); a host's admin can allow it with `policy.allowHostNetwork: true`"
+                ),
+            );
+        }
         for (section, keys) in &container.quadlet {
             for (key, values) in keys {
                 let qualified = format!("{section}.{key}");
@@ -207,6 +269,22 @@ impl Policy {
             }
         }
         findings
+    }
+}
+
+/// Why `network` puts the container on the host's network, or `None`.
+fn host_network(network: &str) -> Option<&'static str> {
+    let (mode, options) = network.split_once(':').unwrap_or((network, ""));
+    match mode {
+        "host" => Some("joins the host's network namespace"),
+        "ns" => Some("joins a network namespace by path (the host's, for one)"),
+        "slirp4netns" if options.contains("allow_host_loopback") => {
+            Some("lets the container reach the host's loopback")
+        }
+        "pasta" if !options.is_empty() => {
+            Some("passes options to pasta, which can map the host's addresses and ports in")
+        }
+        _ => None,
     }
 }
 

@@ -351,3 +351,188 @@ spec:
         errors[2]
     );
 }
+
+/// Issue 33, finding 1: the units a spec's `quadlet:` keys may name were every Container
+/// document's, decoys included: an invalid document named `systemd-reboot`, one that runs on
+/// no host named `ramlet`, one the policy refuses named `sshd`. Only containers that are valid,
+/// allowed and selected for this host count; a spec naming any other unit is refused.
+#[test]
+fn regression_33_decoy_documents_do_not_widen_the_escape_hatch() {
+    let store = "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: s}\nspec:\n  file: {directory: /srv/secrets}\n";
+    let decoy_invalid = "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {name: systemd-reboot}\nspec: {}\n";
+    let decoy_elsewhere = container("ramlet", "s", "").replace(
+        "spec:\n",
+        "spec:\n  hostSelector: {matchLabels: {role: nowhere}}\n",
+    );
+    let decoy_refused = container(
+        "sshd",
+        "s",
+        "  quadlet:\n    Container:\n      AddDevice: /dev/sda\n",
+    );
+    let attacker = |name: &str, key: &str, unit: &str| {
+        container(
+            name,
+            "s",
+            &format!("  quadlet:\n    Unit:\n      {key}: {unit}\n"),
+        )
+    };
+    let texts = [
+        ("a.yaml", store.to_owned()),
+        ("b.yaml", decoy_invalid.to_owned()),
+        ("c.yaml", decoy_elsewhere),
+        ("d.yaml", decoy_refused),
+        (
+            "e.yaml",
+            attacker("reboots", "Wants", "systemd-reboot.service"),
+        ),
+        (
+            "f.yaml",
+            attacker("stops-agent", "Conflicts", "ramlet.service"),
+        ),
+        (
+            "g.yaml",
+            attacker("on-failure", "OnFailure", "sshd.service"),
+        ),
+        ("h.yaml", attacker("chained", "Wants", "on-failure.service")),
+        ("i.yaml", attacker("fine", "Wants", "chained-ok.service")),
+        ("j.yaml", container("chained-ok", "s", "")),
+    ]
+    .map(|(file, text)| (PathBuf::from(file), text));
+    let policy = Policy {
+        host_labels: Some([("role".to_owned(), "edge".to_owned())].into()),
+        ..Policy::default()
+    };
+    let catalog = load_texts_with(texts, &policy);
+    let names: Vec<&str> = catalog
+        .containers
+        .keys()
+        .map(ramlet_specs::model::Name::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        ["chained-ok", "fine", "ramlet"],
+        "{:#?}",
+        catalog.errors
+    );
+    for (file, unit) in [
+        ("e.yaml", "systemd-reboot.service"),
+        ("f.yaml", "ramlet.service"),
+        ("g.yaml", "sshd.service"),
+        // Refused because the unit it names was refused in turn.
+        ("h.yaml", "on-failure.service"),
+    ] {
+        assert!(
+            catalog.errors.iter().any(|e| e.file.ends_with(file)
+                && e.kind == ErrorKind::Policy
+                && e.field.starts_with("spec.quadlet.Unit")
+                && e.message.contains(unit)),
+            "{file}: {:#?}",
+            catalog.errors
+        );
+    }
+}
+
+/// Issue 33, "not reproduced": `network: host` (and a path to a network namespace, and the
+/// user-mode networks' ways to the host's loopback) gave a container what the host reaches,
+/// the cloud metadata service among it. Refused unless `policy.allowHostNetwork`.
+#[test]
+fn regression_33_the_host_network_needs_the_hosts_consent() {
+    let store = "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: s}\nspec:\n  file: {directory: /srv/secrets}\n";
+    let with = |name: &str, network: &str| {
+        container(name, "s", "").replace("spec:\n", &format!("spec:\n  network: {network}\n"))
+    };
+    let texts = || {
+        [
+            ("a.yaml", store.to_owned()),
+            ("b.yaml", with("host-net", "host")),
+            ("c.yaml", with("ns-path", "\"ns:/proc/1/ns/net\"")),
+            (
+                "d.yaml",
+                with("slirp", "\"slirp4netns:allow_host_loopback=true\""),
+            ),
+            ("e.yaml", with("pasta-map", "\"pasta:--map-gw\"")),
+            ("f.yaml", with("none-net", "none")),
+            ("g.yaml", with("bridge", "private")),
+        ]
+        .map(|(file, text)| (PathBuf::from(file), text))
+    };
+    let catalog = load_texts_with(texts(), &Policy::default());
+    let names: Vec<&str> = catalog
+        .containers
+        .keys()
+        .map(ramlet_specs::model::Name::as_str)
+        .collect();
+    assert_eq!(names, ["bridge", "none-net"], "{:#?}", catalog.errors);
+    let errors = policy_errors(&catalog);
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("b.yaml:5:12: spec.network:")
+            && errors[0].contains("allowHostNetwork"),
+        "{}",
+        errors[0]
+    );
+    let allowed = Policy {
+        allow_host_network: true,
+        ..Policy::default()
+    };
+    assert_eq!(load_texts_with(texts(), &allowed).containers.len(), 6);
+}
+
+/// Issue 33, finding 6: with `storeDirectories: [/etc/ramlet/secrets]` an age store's identity had
+/// to sit in that folder, so a `creds` or `file` store on it delivered the host's age identity to
+/// a container. Identities have a list of their own, no data store may overlap it, and whatever
+/// the policy a data store whose folder holds another store's identity is refused.
+#[test]
+fn regression_33_no_store_delivers_another_stores_key() {
+    let stores = |creds_dir: &str, identity: &str| {
+        format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: data}}\nspec:\n  creds: {{directory: {creds_dir}}}\n---\napiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: repo}}\nspec:\n  age:\n    directory: secrets\n    identityCredential: {identity}\n"
+        )
+    };
+    let load = |text: String, policy: &Policy| {
+        let catalog = load_texts_with([(PathBuf::from("stores.yaml"), text)], policy);
+        let names: Vec<String> = catalog
+            .stores
+            .keys()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        (names, policy_errors(&catalog))
+    };
+
+    // No policy at all: the data store holding the identity is refused, at its folder.
+    let (names, errors) = load(
+        stores("/etc/ramlet/secrets", "/etc/ramlet/secrets/age-identity"),
+        &Policy::default(),
+    );
+    assert_eq!(names, ["repo"]);
+    assert!(
+        errors.len() == 1
+            && errors[0].starts_with("stores.yaml:5:")
+            && errors[0].contains("spec.creds.directory")
+            && errors[0].contains("the identity of age store repo"),
+        "{errors:#?}"
+    );
+
+    // With identityDirectories: identities only there, data stores never in or above it.
+    let policy = Policy {
+        store_directories: vec![PathBuf::from("/etc/ramlet")],
+        identity_directories: vec![PathBuf::from("/etc/ramlet/keys")],
+        ..Policy::default()
+    };
+    let (names, errors) = load(
+        stores("/etc/ramlet/secrets", "/etc/ramlet/keys/age"),
+        &policy,
+    );
+    assert_eq!(names, ["data", "repo"], "{errors:#?}");
+    let (names, errors) = load(stores("/etc/ramlet", "/etc/ramlet/secrets/age"), &policy);
+    assert!(names.is_empty(), "{names:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("spec.creds.directory") && e.contains("/etc/ramlet/keys")),
+        "{errors:#?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("spec.age.identityCredential") && e.contains("identityDirectories")), "{errors:#?}");
+    // The two lists overlapping is the host's configuration's own problem.
+    assert_eq!(policy.problems().len(), 1, "{:?}", policy.problems());
+}

@@ -59,6 +59,7 @@ pub fn run(request: &Request<'_>, input: &mut dyn std::io::Read) -> ExitCode {
     }
 }
 
+#[derive(Debug)]
 enum Failure {
     Usage(String),
     Seal(String),
@@ -73,7 +74,7 @@ fn seal(request: &Request<'_>, input: &mut dyn std::io::Read) -> Result<PathBuf,
     match &store.provider {
         Provider::Creds { directory } => {
             let out = directory.join(request.secret);
-            make_parent(&out, 0o700)?;
+            make_parent(&out, 0o700, directory)?;
             let name = crate::providers::creds::embedded_name(request.secret);
             crate::providers::creds::encrypt(&value, name, request.with_key, &out)
                 .map_err(seal_error)?;
@@ -98,7 +99,7 @@ fn seal(request: &Request<'_>, input: &mut dyn std::io::Read) -> Result<PathBuf,
             let out = provider.path_of(request.secret).map_err(seal_error)?;
             let sealed = crate::providers::age::encrypt(&value, recipients, request.armor)
                 .map_err(seal_error)?;
-            make_parent(&out, 0o755)?;
+            make_parent(&out, 0o755, request.spec_dir)?;
             crate::statefile::replace(&out, &sealed, 0o644, true)
                 .map_err(|e| Failure::Seal(format!("cannot write {}: {e}", out.display())))?;
             Ok(out)
@@ -168,14 +169,84 @@ fn read_value(input: &mut dyn std::io::Read) -> Result<Zeroizing<Vec<u8>>, Failu
 }
 
 /// Creates the folders above `path` that are missing, with `mode`.
-fn make_parent(path: &Path, mode: u32) -> Result<(), Failure> {
+fn make_parent(path: &Path, mode: u32, within: &Path) -> Result<(), Failure> {
     use std::os::unix::fs::DirBuilderExt as _;
-    let Some(parent) = path.parent() else {
-        return Ok(());
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(parent)
-        .map_err(|e| Failure::Seal(format!("cannot create {}: {e}", parent.display())))
+    let fail = |why: String| Failure::Seal(why);
+    let root = std::fs::canonicalize(within)
+        .map_err(|e| fail(format!("cannot resolve {}: {e}", within.display())))?;
+    let below = path
+        .strip_prefix(within)
+        .or_else(|_| path.strip_prefix(&root))
+        .map_err(|_| {
+            fail(format!(
+                "{} is not inside {}",
+                path.display(),
+                within.display()
+            ))
+        })?;
+    // Walk down from the real root one component at a time, following no link: a link in the
+    // spec directory (anyone who merges a spec can add one) must not carry the write elsewhere.
+    let mut at = root;
+    let components: Vec<_> = below.components().collect();
+    for (i, component) in components.iter().enumerate() {
+        let std::path::Component::Normal(part) = component else {
+            return Err(fail(format!("{} is not a plain path", path.display())));
+        };
+        at.push(part);
+        let last = i + 1 == components.len();
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(fail(format!(
+                    "{} is a symbolic link; ramlet seal writes only to real folders and files inside {}, and wrote nothing",
+                    at.display(),
+                    within.display()
+                )));
+            }
+            Ok(meta) if !last && !meta.is_dir() => {
+                return Err(fail(format!("{} is not a folder", at.display())));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !last => {
+                std::fs::DirBuilder::new()
+                    .mode(mode)
+                    .create(&at)
+                    .map_err(|e| fail(format!("cannot create {}: {e}", at.display())))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(format!("cannot read {}: {e}", at.display()))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 33, finding 12: `ramlet seal` created the file's folders with `create_dir_all` and
+    /// wrote through them, so a link in the spec directory (`secrets -> /etc`) carried the
+    /// write outside it.
+    #[test]
+    fn regression_33_seal_follows_no_link_out_of_the_spec_directory() {
+        let base = std::env::temp_dir().join(format!("ramlet-seal-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (specs, outside) = (base.join("specs"), base.join("outside"));
+        std::fs::create_dir_all(&specs).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, specs.join("secrets")).unwrap();
+
+        let Err(Failure::Seal(why)) = make_parent(&specs.join("secrets/app/db.age"), 0o755, &specs)
+        else {
+            panic!("a link in the spec directory was followed");
+        };
+        assert!(why.contains("is a symbolic link"), "{why}");
+        assert!(!outside.join("app").exists(), "nothing was created outside");
+
+        // A link as the file itself is refused as well; real folders are made as before.
+        std::os::unix::fs::symlink(outside.join("x"), specs.join("db.age")).unwrap();
+        assert!(make_parent(&specs.join("db.age"), 0o755, &specs).is_err());
+        make_parent(&specs.join("sealed/app/db.age"), 0o755, &specs).unwrap();
+        assert!(specs.join("sealed/app").is_dir());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -156,7 +156,10 @@ pub fn run(
     config: Option<&Path>,
 ) -> ExitCode {
     let policy = match config.map(crate::config::File::read).transpose() {
-        Ok(file) => file.map(|f| f.policy).unwrap_or_default(),
+        Ok(file) => ramlet_specs::Policy {
+            host_labels: host_labels.cloned(),
+            ..file.map(|f| f.policy).unwrap_or_default()
+        },
         Err(error) => {
             eprintln!("ramlet: {error}");
             return ExitCode::from(crate::EX_USAGE);

@@ -244,6 +244,7 @@ impl DbusManager {
         let result = self
             .queue_and_wait(
                 || format!("{job} {unit}"),
+                self.job_timeout,
                 |manager| async move {
                     match job {
                         Job::Start => manager.start_unit(unit, "replace").await,
@@ -269,6 +270,7 @@ impl DbusManager {
     async fn queue_and_wait<F>(
         &self,
         what: impl Fn() -> String,
+        wait_for: Duration,
         queue: impl FnOnce(ManagerProxy<'static>) -> F,
     ) -> Result<JobResult, SystemdError>
     where
@@ -299,12 +301,13 @@ impl DbusManager {
             }
             Err(SystemdError::Lost("the bus closed".into()))
         };
-        let result = tokio::time::timeout(self.job_timeout, wait)
-            .await
-            .map_err(|_| SystemdError::Timeout {
-                what: what(),
-                timeout: self.job_timeout,
-            })?;
+        let result =
+            tokio::time::timeout(wait_for, wait)
+                .await
+                .map_err(|_| SystemdError::Timeout {
+                    what: what(),
+                    timeout: wait_for,
+                })?;
         drop(connection);
         result
     }
@@ -328,36 +331,70 @@ impl DbusManager {
         );
         let unit = format!("{name}.service");
         let what = format!("run {unit}");
+        let queued = unit.clone();
         let result = self
             .queue_and_wait(
                 || what.clone(),
+                timeout + CHECK_GRACE,
                 |manager| async move {
                     use zbus::zvariant::Value;
                     // ExecStartEx with no-env-expand: a `$` in the command reaches it as is.
                     let exec = vec![(program, argv, vec!["no-env-expand".to_owned()])];
                     let timeout_us = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+                    // A oneshot service is still starting while its command runs: systemd
+                    // ignores RuntimeMaxUSec= then, and only TimeoutStartUSec= kills it
+                    // (issue 33: a check that hung outlived every reconcile).
                     let properties = [
                         ("Description", Value::from("ramlet health check")),
                         ("Type", Value::from("oneshot")),
                         ("ExecStartEx", Value::from(exec)),
+                        ("TimeoutStartUSec", Value::from(timeout_us)),
                         ("RuntimeMaxUSec", Value::from(timeout_us)),
                         ("CollectMode", Value::from("inactive-or-failed")),
                     ];
                     manager
-                        .start_transient_unit(&unit, "fail", &properties, &[])
+                        .start_transient_unit(&queued, "fail", &properties, &[])
                         .await
                 },
             )
-            .await?;
+            .await;
+        let result = match result {
+            Err(error @ SystemdError::Timeout { .. }) => {
+                // systemd should have killed it by now; make sure nothing outlives the check.
+                let stopping = unit.clone();
+                let stop = self
+                    .call(
+                        || format!("stop {unit}"),
+                        |connection| async move {
+                            ManagerProxy::new(&connection)
+                                .await?
+                                .stop_unit(&stopping, "replace")
+                                .await?;
+                            Ok(())
+                        },
+                    )
+                    .await;
+                if let Err(stop) = stop {
+                    tracing::warn!(unit = %unit, "cannot stop a health check past its limit: {stop}");
+                }
+                return Err(error);
+            }
+            other => other?,
+        };
         match result {
             JobResult::Done => Ok(true),
+            // Killed at its limit: as unhealthy as a failure.
             JobResult::Failed => Ok(false),
+            JobResult::Other(other) if other == "timeout" => Ok(false),
             JobResult::Other(other) => Err(SystemdError::Bus(format!(
                 "the health check's job ended {other}"
             ))),
         }
     }
 }
+
+/// How long past a health check's limit ramlet waits for systemd to say it was killed.
+const CHECK_GRACE: Duration = Duration::from_secs(5);
 
 impl DbusManager {
     /// The states of `units` in one `ListUnitsByNames` call; with `details`, each loaded unit's

@@ -31,6 +31,13 @@ use crate::secrets::{Secret, SecretBytes};
 /// The largest age file read: the largest value, plus age's header, tags and armor.
 const MAX_AGE_FILE_BYTES: u64 = MAX_SECRET_BYTES * 2 + 64 * 1024;
 
+/// The largest age header read (the recipients' stanzas): a file for a whole fleet fits.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The most recipients' stanzas an age file may carry: each costs a key agreement to try, and
+/// 50,000 of them made one file time out its whole store (issue 33, finding 9).
+pub const MAX_STANZAS: usize = 256;
+
 /// The largest identity file read (age's own limit is 16 MiB; a host needs a few lines).
 const MAX_IDENTITY_BYTES: u64 = 64 * 1024;
 
@@ -93,6 +100,7 @@ impl AgeProvider {
                 if meta.len() > MAX_AGE_FILE_BYTES {
                     return Err(ProviderError::too_large(name, meta.len()));
                 }
+                check_header(&file, &path)?;
                 decrypt_file(file, &path, name, &identities)
             })
             .collect()
@@ -177,6 +185,52 @@ pub fn parse_identities(text: &[u8], path: &Path) -> Result<Identities, Provider
 }
 
 /// Decrypts the age file `file` (read from `path`) holding the secret `name`.
+/// Refuses an age file whose header is larger than [`MAX_HEADER_BYTES`] or names more than
+/// [`MAX_STANZAS`] recipients, before age tries the identity on each of them: one hostile file
+/// then costs a bounded read, and fails alone. Leaves the file at its start.
+fn check_header(file: &std::fs::File, path: &Path) -> Result<(), ProviderError> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut head = Vec::new();
+    let armored = age::armor::ArmoredReader::new(std::io::BufReader::new(file));
+    // A file whose armor does not decode is left to the decryptor, which says why.
+    let read = armored
+        .take(MAX_HEADER_BYTES as u64 + 1)
+        .read_to_end(&mut head);
+    let mut rewind = file;
+    rewind
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| ProviderError::unavailable(format!("cannot read {}: {e}", path.display())))?;
+    if read.is_err() {
+        return Ok(());
+    }
+    let end = head
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .unwrap_or(head.len());
+    let stanzas = head[..end]
+        .split(|&b| b == b'\n')
+        .filter(|line| line.starts_with(b"-> "))
+        .count();
+    let refuse = |why: String| {
+        Err(ProviderError::new(
+            ErrorKind::TooLarge,
+            format!("refused {}: {why}", path.display()),
+        ))
+    };
+    if end > MAX_HEADER_BYTES {
+        return refuse(format!(
+            "its header is larger than {} KiB (ramlet reads age files for at most {MAX_STANZAS} recipients)",
+            MAX_HEADER_BYTES / 1024
+        ));
+    }
+    if stanzas > MAX_STANZAS {
+        return refuse(format!(
+            "it is encrypted to {stanzas} recipients; ramlet reads age files for at most {MAX_STANZAS}"
+        ));
+    }
+    Ok(())
+}
+
 fn decrypt_file(
     file: std::fs::File,
     path: &Path,

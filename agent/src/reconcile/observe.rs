@@ -35,11 +35,21 @@ pub(super) struct Observed {
     pub watch: BTreeSet<PathBuf>,
 }
 
+/// Why observe runs: before a reconcile that applies its plan, or for `ramlet plan`, which
+/// must change nothing (no `--retry` request consumed, no health check started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Intent {
+    /// A reconcile: the requests it reads are consumed, the checks due are run.
+    Apply,
+    /// `ramlet plan`: read only.
+    Preview,
+}
+
 impl Reconciler {
     /// Observes the host and the specs. Stops when the spec directory or the unit folder
     /// cannot be read or systemd does not say how the units are (no plan is made without
     /// them), and at shutdown during the wait on the providers.
-    pub(super) async fn observe(&mut self, due: Due) -> Result<Observed, Stop> {
+    pub(super) async fn observe(&mut self, due: Due, intent: Intent) -> Result<Observed, Stop> {
         let mut phases = Phases::start();
         let parses = self.loader.parses();
         let catalog = self
@@ -109,7 +119,8 @@ impl Reconciler {
             }
             facts.specs.push(spec);
         }
-        self.gate_facts(&mut facts, &catalog, &selected, due).await;
+        self.gate_facts(&mut facts, &catalog, &selected, due, intent)
+            .await;
         phases.lap("shape");
         facts.units = listing.ours;
         facts.volume_specs = self.volumes.specs().unwrap_or_default();

@@ -133,6 +133,16 @@ pub fn ask_retry(state_dir: &Path, specs: &[String]) -> Result<(), String> {
 /// Takes the specs `ramlet sync --retry` named since the last call (their files go).
 #[must_use]
 pub fn take_retries(state_dir: &Path) -> Vec<String> {
+    retries(state_dir, true)
+}
+
+/// The `ramlet sync --retry` requests waiting, left in place (for `ramlet plan`).
+#[must_use]
+pub fn peek_retries(state_dir: &Path) -> Vec<String> {
+    retries(state_dir, false)
+}
+
+fn retries(state_dir: &Path, take: bool) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(state_dir.join(RETRY_DIR)) else {
         return Vec::new();
     };
@@ -140,7 +150,9 @@ pub fn take_retries(state_dir: &Path) -> Vec<String> {
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_str()?.to_owned();
-            std::fs::remove_file(entry.path()).ok()?;
+            if take {
+                std::fs::remove_file(entry.path()).ok()?;
+            }
             ramlet_specs::model::Name::parse(&name).ok().map(|_| name)
         })
         .collect()

@@ -449,8 +449,15 @@ fn secret_name(provider: Option<&Provider>, name: &str) -> Check<String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
         }
-        Some(Provider::File { .. } | Provider::Creds { .. } | Provider::Age { .. }) => {
-            return fspath::relative(name);
+        Some(Provider::File { directory } | Provider::Creds { directory }) => {
+            let name = fspath::relative(name)?;
+            fspath::host_file(directory, &name)?;
+            return Ok(name);
+        }
+        Some(Provider::Age { .. }) => {
+            let name = fspath::relative(name)?;
+            fspath::not_hidden(&name)?;
+            return Ok(name);
         }
     };
     if ok {

@@ -296,3 +296,37 @@ async fn an_identity_sealed_with_systemd_creds_opens_the_store() {
     };
     assert_eq!(db.bytes.expose(), b"sealed-id-value");
 }
+
+/// Issue 33, finding 9: a 4.9 MB age file with 50,000 recipients' stanzas beside a valid one made
+/// age try the host's identity on every stanza; the whole store timed out. A file for more than
+/// `MAX_STANZAS` recipients is refused before any is tried, and the valid file beside it reads.
+#[tokio::test]
+async fn regression_33_an_age_file_for_thousands_of_recipients_fails_alone() {
+    let repo = Repo::new("stanzas");
+    repo.commit("prod/db", "good-value", &[&repo.recipient], false);
+    let many: Vec<String> = (0..=MAX_STANZAS)
+        .map(|_| age::x25519::Identity::generate().to_public().to_string())
+        .chain([repo.recipient.clone()])
+        .collect();
+    for armor in [false, true] {
+        std::fs::write(repo.file("prod/many"), encrypt(b"x", &many, armor).unwrap()).unwrap();
+        let got = repo
+            .store()
+            .fetch(
+                &[ask("prod/many", None), ask("prod/db", None)],
+                Limits::default(),
+            )
+            .await;
+        let [Err(error), Ok(Fetched::New(db))] = got.as_slice() else {
+            panic!("{got:?}")
+        };
+        assert_eq!(error.kind(), ErrorKind::TooLarge);
+        assert!(
+            error.to_string().contains(&format!(
+                "recipients; ramlet reads age files for at most {MAX_STANZAS}"
+            )),
+            "{error}"
+        );
+        assert_eq!(db.bytes.expose(), b"good-value");
+    }
+}

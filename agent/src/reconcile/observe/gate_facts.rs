@@ -1,7 +1,8 @@
 //! What observe gathers for the health gate ([`super::super::gate`]): the previous files of
 //! each health-checked spec (held, unsealed from an earlier ramlet's copy, or fetched again by
 //! version ID), each store's canary count, the refusals `ramlet sync --retry` lifts, the time,
-//! and what each waiting rotation's health check says (run once per reconcile, all at once).
+//! and what each waiting rotation's health check says (each run beside the reconciles, read by
+//! the first reconcile after it ended).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +23,7 @@ impl Reconciler {
         catalog: &Catalog,
         selected: &[&Container],
         due: Due,
+        intent: super::Intent,
     ) {
         self.previous
             .retain(|name, _| selected.iter().any(|c| c.name.as_str() == name));
@@ -32,10 +34,13 @@ impl Reconciler {
             .map(|(name, store)| (name.to_string(), store.canary))
             .collect();
         if due == Due::All {
-            self.take_retries(facts);
+            self.take_retries(facts, intent);
         }
         facts.now = crate::util::unix_now_millis();
-        facts.health = self.health(selected).await;
+        // `ramlet plan` starts no check: it shows what the last one said, or that one is due.
+        if intent == super::Intent::Apply {
+            facts.health = self.health(selected).await;
+        }
     }
 
     /// The previous files of the rotations under way that this ramlet does not hold, from
@@ -82,8 +87,13 @@ impl Reconciler {
     }
 
     /// `ramlet sync --retry SPEC`: the versions SPEC's health check refused may be tried again.
-    fn take_retries(&self, facts: &mut Facts) {
-        for name in super::super::owed::take_retries(&self.settings.state_dir) {
+    /// (`ramlet plan` leaves the requests in place for the agent, and shows them as taken.)
+    fn take_retries(&self, facts: &mut Facts, intent: super::Intent) {
+        let requests = match intent {
+            super::Intent::Apply => super::super::owed::take_retries(&self.settings.state_dir),
+            super::Intent::Preview => super::super::owed::peek_retries(&self.settings.state_dir),
+        };
+        for name in requests {
             let Some(Ok(wants)) = facts
                 .specs
                 .iter()
@@ -107,38 +117,77 @@ impl Reconciler {
         }
     }
 
-    /// Runs the health check of every selected spec whose rotation waits on it, once, all at
-    /// the same time: each a transient service of the manager running `podman exec` (ramlet's
-    /// own sandbox may not run Podman), killed after its interval or 10 s, whichever is longer.
-    async fn health(&self, selected: &[&Container]) -> BTreeMap<String, Health> {
-        let checks = selected.iter().filter_map(|container| {
-            let name = container.name.as_str();
-            let check = container.health_check.as_ref()?;
-            let rollout = self.owed.rollouts.get(name)?;
-            if rollout.rolling_back {
-                return None;
-            }
-            let timeout = check.interval.max(std::time::Duration::from_secs(10));
-            Some(async move {
-                let health = match self
-                    .units
-                    .check(&format!("ramlet-{name}"), &check.command, timeout)
-                    .await
-                {
-                    Ok(true) => Health::Healthy,
-                    Ok(false) => Health::Unhealthy,
-                    Err(error) => Health::Unknown(error.to_string()),
-                };
-                tracing::info!(spec = name, health = ?health, "{name}: health check: {health:?}");
-                (name.to_owned(), health)
+    /// What the health check of each selected spec whose rotation waits on it says. Checks run
+    /// beside the reconciles, never in them: a check is started when none of that spec is
+    /// running, and read by the first reconcile after it ended. A quick one ends within
+    /// [`QUICK_CHECK`] and is read by the reconcile that started it; one that hangs delays no
+    /// other spec, and systemd kills it at its limit (its interval or 10 s, whichever is
+    /// longer). Each is a transient service of the manager running `podman exec` (ramlet's own
+    /// sandbox may not run Podman).
+    async fn health(&mut self, selected: &[&Container]) -> BTreeMap<String, Health> {
+        let due: Vec<(String, Vec<String>, std::time::Duration)> = selected
+            .iter()
+            .filter_map(|container| {
+                let name = container.name.as_str();
+                let check = container.health_check.as_ref()?;
+                let rollout = self.owed.rollouts.get(name)?;
+                if rollout.rolling_back {
+                    return None;
+                }
+                let timeout = check.interval.max(std::time::Duration::from_secs(10));
+                Some((name.to_owned(), check.command.clone(), timeout))
             })
-        });
-        futures_util::future::join_all(checks)
-            .await
-            .into_iter()
-            .collect()
+            .collect();
+        // A check of a rotation that ended is left to finish alone (systemd kills it at its
+        // limit); its answer is not wanted.
+        self.checks
+            .retain(|name, _| due.iter().any(|(due, _, _)| due == name));
+        for (name, command, timeout) in due {
+            self.checks.entry(name.clone()).or_insert_with(|| {
+                let units = std::sync::Arc::clone(&self.units);
+                tokio::spawn(async move {
+                    match units
+                        .check(&format!("ramlet-{name}"), &command, timeout)
+                        .await
+                    {
+                        Ok(true) => Health::Healthy,
+                        Ok(false) => Health::Unhealthy,
+                        Err(error) => Health::Unknown(error.to_string()),
+                    }
+                })
+            });
+        }
+        let started = tokio::time::Instant::now();
+        while self.checks.values().any(|c| !c.is_finished()) && started.elapsed() < QUICK_CHECK {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let done: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|(_, check)| check.is_finished())
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut said = BTreeMap::new();
+        for name in done {
+            let Some(check) = self.checks.remove(&name) else {
+                continue;
+            };
+            let health = check
+                .await
+                .unwrap_or_else(|e| Health::Unknown(format!("the check's task ended: {e}")));
+            tracing::info!(spec = %name, health = ?health, "{name}: health check: {health:?}");
+            said.insert(name, health);
+        }
+        for name in self.checks.keys() {
+            tracing::debug!(spec = %name, "{name}: health check still running");
+        }
+        said
     }
 }
+
+/// How long a reconcile waits for the checks it started: a check that answers this fast is
+/// read at once; a slower one by a later reconcile (the gate comes back every interval).
+const QUICK_CHECK: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// `container` reading `previous` (the versions a rotation replaced) instead of what it asks
 /// for: `None` when one of them is in a store that keeps one version (`file`, `creds`, `age`).
