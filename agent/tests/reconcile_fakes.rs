@@ -3,7 +3,8 @@
 
 mod fakes;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fakes::World;
@@ -822,4 +823,100 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
         ["check ramlet-a", "write b/v", "restart b.service"]
     );
     assert_eq!(volume_text(&world, "b"), "two");
+}
+
+/// Every file under `dir` with its bytes: what a preview must leave exactly as it found it.
+fn snapshot(dir: &std::path::Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    files
+}
+
+/// Issue 33, finding 3: a health check that never returned held every reconcile for the job
+/// timeout (90 s): another spec's rotation landed minutes late. Checks run beside the
+/// reconciles: the hanging one is started once, and the other spec's rotation is not held.
+#[tokio::test]
+async fn regression_33_a_health_check_that_never_returns_delays_no_other_spec() {
+    let world = World::new("hanging-check");
+    gated(&world, "a");
+    world.container("c", "y", "restart");
+    world.secret("x", Ok("one"));
+    world.secret("y", Ok("one"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    world.take_log();
+    world.host.lock().unwrap().hanging.insert("ramlet-a".into());
+    world.secret("x", Ok("two"));
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(world.take_log(), ["write a/v", "restart a.service"]);
+
+    // The check is started and never answers; the reconciles go on without it.
+    let bound = Duration::from_secs(10);
+    for _ in 0..3 {
+        tokio::time::timeout(bound, reconciler.reconcile(Due::Timers))
+            .await
+            .expect("a reconcile waited for a hanging health check");
+    }
+    world.secret("y", Ok("two"));
+    tokio::time::timeout(bound, reconciler.reconcile(Due::All))
+        .await
+        .expect("a rotation waited for another spec's hanging health check");
+    assert_eq!(
+        world.take_log(),
+        ["check ramlet-a", "write c/v", "restart c.service"],
+        "one check, still running, and c's rotation at once"
+    );
+    let a = &reconciler.status().specs["a"];
+    assert_eq!(a.reason, Reason::HealthChecking);
+}
+
+/// Issue 33, finding 11: `ramlet plan` ran the same observe as a reconcile, which consumed
+/// `ramlet sync --retry` requests and started health checks. With a retry pending, a rollout
+/// under way and its check due, a preview makes no call that changes anything and leaves the
+/// state directory byte for byte as it was.
+#[tokio::test]
+async fn regression_33_plan_changes_nothing() {
+    let world = World::new("plan-read-only");
+    gated(&world, "a");
+    gated(&world, "b");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    // A refused version, so that a retry request means something...
+    world.host.lock().unwrap().unhealthy.insert("ramlet-a".into());
+    world.secret("x", Ok("bad"));
+    reconciler.reconcile(Due::All).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(reconciler.status().specs["a"].reason, Reason::RolledBack);
+    // ...and a new rotation under way on the canary, its check due...
+    world.host.lock().unwrap().unhealthy.clear();
+    world.secret("x", Ok("three"));
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(reconciler.status().specs["a"].reason, Reason::HealthChecking);
+    world.take_log();
+    // ...and a retry request waiting for the agent.
+    ramlet::reconcile::owed::ask_retry(&world.dir.join("state"), &["b".to_owned()]).unwrap();
+
+    let before = snapshot(&world.dir.join("state"));
+    assert!(before.keys().any(|p| p.ends_with("retry/b")), "{before:?}");
+    let preview = reconciler.preview(Due::All).await.unwrap();
+    assert_eq!(world.take_log(), Vec::<String>::new(), "no check, no write, no job");
+    assert_eq!(snapshot(&world.dir.join("state")), before);
+    assert!(!preview.text().is_empty());
+
+    // The agent then consumes the request and runs the check, as it did before.
+    reconciler.reconcile(Due::All).await;
+    assert!(world.take_log().contains(&"check ramlet-a".to_owned()));
+    assert!(!world.dir.join("state/retry/b").exists());
 }

@@ -47,6 +47,8 @@ pub struct Host {
     pub pending: BTreeSet<String>,
     /// Containers (`ramlet-<spec>`) whose health check fails.
     pub unhealthy: BTreeSet<String>,
+    /// Containers whose health check never returns.
+    pub hanging: BTreeSet<String>,
 }
 
 pub type Shared = Arc<Mutex<Host>>;
@@ -161,9 +163,18 @@ impl UnitManager for Units {
         _timeout: std::time::Duration,
     ) -> BoxFuture<'a, Result<bool, SystemdError>> {
         Box::pin(async move {
-            let mut host = self.0.lock().unwrap();
-            host.log.push(format!("check {container}"));
-            Ok(!host.unhealthy.contains(container))
+            let hangs = {
+                let mut host = self.0.lock().unwrap();
+                host.log.push(format!("check {container}"));
+                if !host.hanging.contains(container) {
+                    return Ok(!host.unhealthy.contains(container));
+                }
+                true
+            };
+            if hangs {
+                std::future::pending::<()>().await;
+            }
+            Ok(false)
         })
     }
     fn states<'a>(
