@@ -437,6 +437,7 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>, policy: &Policy) ->
             Err(findings) => ctx.report(doc, findings, &mut catalog.errors),
         }
     }
+    let candidates = within_budget(&ctx, candidates, policy, &mut catalog.errors);
     for (doc, container, findings) in referable(candidates, policy) {
         if findings.0.is_empty() {
             catalog.containers.insert(container.name.clone(), container);
@@ -495,6 +496,47 @@ fn apart_from_identities(
         }
     }
     (kept, refused)
+}
+
+/// The containers whose volumes fit in the host's budget of secret bytes
+/// ([`Policy::host_bytes`]), taken by name among those this host runs; each of the others is
+/// refused at its `spec.volumes`, saying so.
+fn within_budget<'d>(
+    ctx: &Ctx<'_>,
+    candidates: Vec<(&'d Doc, Container)>,
+    policy: &Policy,
+    errors: &mut Vec<SpecError>,
+) -> Vec<(&'d Doc, Container)> {
+    let budget = policy.host_bytes();
+    let mut total = 0u64;
+    let mut kept = Vec::with_capacity(candidates.len());
+    let mut sorted = candidates;
+    sorted.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    for (doc, container) in sorted {
+        let selected = policy
+            .host_labels
+            .as_ref()
+            .is_none_or(|labels| container.host_selector.matches(labels));
+        let size: u64 = container.volumes.iter().map(|v| v.size_limit).sum();
+        if !selected || total + size <= budget {
+            total += if selected { size } else { 0 };
+            kept.push((doc, container));
+            continue;
+        }
+        let mut findings = Findings::default();
+        findings.push(
+            &FieldPath::of(&["spec", "volumes"]),
+            ErrorKind::Policy,
+            format!(
+                "its volumes ({} MiB) do not fit in what is left of this host's budget for secrets ({} of {} MiB; the specs before it by name hold the rest); its admin can raise `policy.maxSecretBytes`",
+                size.div_ceil(1 << 20),
+                (budget - total) >> 20,
+                budget >> 20
+            ),
+        );
+        ctx.report(doc, findings, errors);
+    }
+    kept
 }
 
 /// Checks each valid container against the policy, where the units its `quadlet:` keys may

@@ -62,6 +62,10 @@ pub struct Policy {
     /// `allow_host_loopback`, `pasta` with options); default: no.
     #[serde(default)]
     pub allow_host_network: bool,
+    /// The most secret bytes (the volumes' `sizeLimit`s) the specs this host runs may hold
+    /// together, as `256Mi`; empty: [`crate::DEFAULT_HOST_BYTES`].
+    #[serde(default)]
+    pub max_secret_bytes: Option<String>,
     /// This host's labels, when known (the agent's `hostLabels`, `validate --host-labels`): not
     /// part of the policy file, but what decides which containers' units a spec may name.
     /// `None`: every valid container counts as this host's.
@@ -79,6 +83,16 @@ impl Policy {
             && self.allow_keys.is_empty()
             && self.endpoints.is_empty()
             && !self.allow_host_network
+            && self.max_secret_bytes.is_none()
+    }
+
+    /// The host's budget of secret bytes ([`Policy::max_secret_bytes`], or the default).
+    #[must_use]
+    pub fn host_bytes(&self) -> u64 {
+        self.max_secret_bytes
+            .as_deref()
+            .and_then(|text| crate::quantity::bytes(text).ok())
+            .unwrap_or(crate::quantity::DEFAULT_HOST_BYTES)
     }
 
     /// What is wrong with this policy itself, one line per problem, each naming its field: for the
@@ -98,6 +112,11 @@ impl Policy {
                     ));
                 }
             }
+        }
+        if let Some(text) = &self.max_secret_bytes
+            && let Err((_, why)) = crate::quantity::bytes(text)
+        {
+            problems.push(format!("policy.maxSecretBytes: {why}"));
         }
         for identities in &self.identity_directories {
             for data in &self.store_directories {

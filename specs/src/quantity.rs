@@ -8,6 +8,12 @@ use crate::error::{Check, ErrorKind};
 pub const MIN_VOLUME_BYTES: u64 = 4 * 1024;
 /// The largest volume: secrets are small, and RAM is shared with the containers.
 pub const MAX_VOLUME_BYTES: u64 = 64 * 1024 * 1024;
+/// The most secret bytes one spec's volumes may hold together (their `sizeLimit`s).
+pub const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
+/// The most secret bytes the specs a host runs may hold together, unless its policy says
+/// otherwise (`policy.maxSecretBytes`): ramlet keeps a copy of each in its own memory, and the
+/// packaged units' `MemoryMax=` is sized for this.
+pub const DEFAULT_HOST_BYTES: u64 = 256 * 1024 * 1024;
 /// The size of a volume whose spec gives none.
 pub const DEFAULT_VOLUME_BYTES: u64 = 1024 * 1024;
 
@@ -21,6 +27,18 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_mins(5);
 /// Parses a volume size: a number of bytes, or a number with `Ki`, `Mi` or `Gi`, within
 /// [`MIN_VOLUME_BYTES`] and [`MAX_VOLUME_BYTES`].
 pub(crate) fn volume_size(text: &str) -> Check<u64> {
+    let bytes = bytes(text)?;
+    if !(MIN_VOLUME_BYTES..=MAX_VOLUME_BYTES).contains(&bytes) {
+        return Err((
+            ErrorKind::InvalidSize,
+            format!("{text:?} is outside 4Ki to 64Mi"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Parses a size: a number of bytes, or a number with `Ki`, `Mi` or `Gi`.
+pub(crate) fn bytes(text: &str) -> Check<u64> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -41,12 +59,6 @@ pub(crate) fn volume_size(text: &str) -> Check<u64> {
                 format!("{text:?} is not a size such as `512Ki` or `1Mi`"),
             )
         })?;
-    if !(MIN_VOLUME_BYTES..=MAX_VOLUME_BYTES).contains(&bytes) {
-        return Err((
-            ErrorKind::InvalidSize,
-            format!("{text:?} is outside 4Ki to 64Mi"),
-        ));
-    }
     Ok(bytes)
 }
 

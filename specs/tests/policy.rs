@@ -536,3 +536,67 @@ fn regression_33_no_store_delivers_another_stores_key() {
     // The two lists overlapping is the host's configuration's own problem.
     assert_eq!(policy.problems().len(), 1, "{:?}", policy.problems());
 }
+
+/// Issue 33, finding 8: one spec with 8 volumes of 60 MiB each took the agent past a gigabyte.
+/// A spec's volumes may hold 64 MiB together, and the specs a host runs `policy.maxSecretBytes`
+/// (256 MiB unless the host says otherwise), taken by name; what does not fit is refused.
+#[test]
+fn regression_33_secret_bytes_are_bounded_per_spec_and_per_host() {
+    let store = "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: s}\nspec:\n  file: {directory: /srv/secrets}\n";
+    let sized = |name: &str, sizes: &[&str], selector: &str| {
+        let mut text = format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n{selector}  image: localhost/busybox\n  volumes:\n"
+        );
+        for (i, size) in sizes.iter().enumerate() {
+            text.push_str(&format!(
+                "    - name: v{i}\n      mountPath: /run/v{i}\n      sizeLimit: {size}\n      files:\n        - path: f\n          secret: {{store: s, name: x}}\n"
+            ));
+        }
+        text
+    };
+    let texts = [
+        ("a.yaml", store.to_owned()),
+        ("big.yaml", sized("big", &["40Mi", "20Mi", "8Mi", "1Mi"], "")),
+        ("h1.yaml", sized("h1", &["40Mi"], "")),
+        ("h2.yaml", sized("h2", &["40Mi"], "")),
+        ("h3.yaml", sized("h3", &["40Mi"], "")),
+        (
+            "h4.yaml",
+            sized("h4", &["40Mi"], "  hostSelector: {matchLabels: {role: db}}\n"),
+        ),
+    ]
+    .map(|(file, text)| (PathBuf::from(file), text));
+    let policy = Policy {
+        max_secret_bytes: Some("100Mi".to_owned()),
+        host_labels: Some([("role".to_owned(), "web".to_owned())].into()),
+        ..Policy::default()
+    };
+    let catalog = load_texts_with(texts, &policy);
+    let names: Vec<&str> = catalog
+        .containers
+        .keys()
+        .map(ramlet_specs::model::Name::as_str)
+        .collect();
+    // h4 runs elsewhere: it costs this host nothing.
+    assert_eq!(names, ["h1", "h2", "h4"], "{:#?}", catalog.errors);
+    let big = catalog.errors.iter().find(|e| e.file.ends_with("big.yaml")).unwrap();
+    assert_eq!(big.field, "spec.volumes[2].sizeLimit", "{big}");
+    assert!(big.message.contains("at most 64 MiB"), "{big}");
+    let h3 = catalog.errors.iter().find(|e| e.file.ends_with("h3.yaml")).unwrap();
+    assert!(
+        h3.kind == ErrorKind::Policy
+            && h3.field == "spec.volumes"
+            && h3.message.contains("policy.maxSecretBytes")
+            && h3.message.contains("(20 of 100 MiB"),
+        "{h3}"
+    );
+    assert_eq!(
+        Policy {
+            max_secret_bytes: Some("lots".into()),
+            ..Policy::default()
+        }
+        .problems()
+        .len(),
+        1
+    );
+}

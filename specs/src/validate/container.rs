@@ -225,6 +225,7 @@ fn host_selector(f: &mut Findings, path: &FieldPath, raw: &raw::HostSelector) ->
     }
 }
 
+#[allow(clippy::too_many_lines)] // (one loop over the volumes, field by field)
 fn volumes(
     f: &mut Findings,
     path: &FieldPath,
@@ -234,6 +235,7 @@ fn volumes(
     let mut names = BTreeMap::new();
     let mut mounts: Vec<(usize, String)> = Vec::new();
     let mut volumes = Vec::new();
+    let mut total = 0u64;
     for (i, v) in raw.iter().enumerate() {
         let path = path.index(i);
         let name = f.check(&path.key("name"), name::name(&v.name));
@@ -275,6 +277,20 @@ fn volumes(
                 quantity::volume_size,
             )
             .map(|s| s.unwrap_or(DEFAULT_VOLUME_BYTES));
+        if let Ok(size) = size_limit {
+            total += size;
+            if total > quantity::MAX_SPEC_BYTES && total - size <= quantity::MAX_SPEC_BYTES {
+                f.push(
+                    &path.key("sizeLimit"),
+                    ErrorKind::InvalidSize,
+                    format!(
+                        "the spec's volumes come to {} MiB with this one; a spec may hold at most {} MiB of secrets (ramlet keeps a copy of each in its own memory)",
+                        total.div_ceil(1 << 20),
+                        quantity::MAX_SPEC_BYTES >> 20
+                    ),
+                );
+            }
+        }
         if v.files.is_empty() {
             f.push(
                 &path.key("files"),
