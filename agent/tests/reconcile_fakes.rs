@@ -893,7 +893,12 @@ async fn regression_33_plan_changes_nothing() {
     let mut reconciler = world.reconciler();
     reconciler.reconcile(Due::All).await;
     // A refused version, so that a retry request means something...
-    world.host.lock().unwrap().unhealthy.insert("ramlet-a".into());
+    world
+        .host
+        .lock()
+        .unwrap()
+        .unhealthy
+        .insert("ramlet-a".into());
     world.secret("x", Ok("bad"));
     reconciler.reconcile(Due::All).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -903,7 +908,10 @@ async fn regression_33_plan_changes_nothing() {
     world.host.lock().unwrap().unhealthy.clear();
     world.secret("x", Ok("three"));
     reconciler.reconcile(Due::All).await;
-    assert_eq!(reconciler.status().specs["a"].reason, Reason::HealthChecking);
+    assert_eq!(
+        reconciler.status().specs["a"].reason,
+        Reason::HealthChecking
+    );
     world.take_log();
     // ...and a retry request waiting for the agent.
     ramlet::reconcile::owed::ask_retry(&world.dir.join("state"), &["b".to_owned()]).unwrap();
@@ -911,7 +919,11 @@ async fn regression_33_plan_changes_nothing() {
     let before = snapshot(&world.dir.join("state"));
     assert!(before.keys().any(|p| p.ends_with("retry/b")), "{before:?}");
     let preview = reconciler.preview(Due::All).await.unwrap();
-    assert_eq!(world.take_log(), Vec::<String>::new(), "no check, no write, no job");
+    assert_eq!(
+        world.take_log(),
+        Vec::<String>::new(),
+        "no check, no write, no job"
+    );
     assert_eq!(snapshot(&world.dir.join("state")), before);
     assert!(!preview.text().is_empty());
 

@@ -57,9 +57,8 @@ pub use name::parse_host_labels;
 pub use parse::MAX_DOCUMENTS_PER_FILE;
 pub use policy::Policy;
 pub use quantity::{
-    DEFAULT_HOST_BYTES, MAX_SPEC_BYTES,
-    DEFAULT_REFRESH, DEFAULT_VOLUME_BYTES, MAX_REFRESH, MAX_VOLUME_BYTES, MIN_REFRESH,
-    MIN_VOLUME_BYTES,
+    DEFAULT_HOST_BYTES, DEFAULT_REFRESH, DEFAULT_VOLUME_BYTES, MAX_REFRESH, MAX_SPEC_BYTES,
+    MAX_VOLUME_BYTES, MIN_REFRESH, MIN_VOLUME_BYTES,
 };
 pub use text::MAX_STRING_BYTES;
 pub use validate::container::{SIGNALS, check_secret_name};

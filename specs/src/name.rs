@@ -59,6 +59,45 @@ pub(crate) fn name(value: &str) -> Check<Name> {
 
 /// Checks a Kubernetes label key: an optional DNS subdomain prefix and `/`, then a name of at
 /// most 63 characters of letters, digits, `-`, `_` and `.`, starting and ending alphanumeric.
+/// Name prefixes of the host's own units, which a container's unit (`<name>.service`) must not
+/// take: ramlet's unit would shadow the vendor's (the generator's folder comes before
+/// `/usr/lib/systemd`), or another spec could name it in `Wants=` to start it.
+pub const RESERVED_PREFIXES: &[&str] = &[
+    "systemd-",
+    "ramlet",
+    "dbus",
+    "getty",
+    "serial-getty",
+    "container-getty",
+    "podman",
+];
+
+/// Names of the host's own services that a container's unit must not take either.
+pub const RESERVED_NAMES: &[&str] = &["cron", "emergency", "rescue", "ssh", "sshd", "user"];
+
+/// Checks that a container's name leaves the host's own units alone ([`RESERVED_PREFIXES`],
+/// [`RESERVED_NAMES`]). Any other unit the host has is found at run time (`UnitNameTaken`).
+pub(crate) fn container_unit(name: &str) -> Check<()> {
+    let like = RESERVED_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(*p))
+        .map(|p| format!("starts with {p:?}"))
+        .or_else(|| {
+            RESERVED_NAMES
+                .contains(&name)
+                .then(|| "is the name".to_owned())
+        });
+    match like {
+        Some(how) => Err((
+            ErrorKind::InvalidName,
+            format!(
+                "{name:?} {how} of the host's own units; a container's unit is `<name>.service`, so choose a name of the application's"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn label_key(key: &str) -> Check<()> {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),

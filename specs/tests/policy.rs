@@ -354,18 +354,18 @@ spec:
 
 /// Issue 33, finding 1: the units a spec's `quadlet:` keys may name were every Container
 /// document's, decoys included: an invalid document named `systemd-reboot`, one that runs on
-/// no host named `ramlet`, one the policy refuses named `sshd`. Only containers that are valid,
+/// no host named `ramlet`, one the policy refuses named `mail`. Only containers that are valid,
 /// allowed and selected for this host count; a spec naming any other unit is refused.
 #[test]
 fn regression_33_decoy_documents_do_not_widen_the_escape_hatch() {
     let store = "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: s}\nspec:\n  file: {directory: /srv/secrets}\n";
     let decoy_invalid = "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {name: systemd-reboot}\nspec: {}\n";
-    let decoy_elsewhere = container("ramlet", "s", "").replace(
+    let decoy_elsewhere = container("nginx", "s", "").replace(
         "spec:\n",
         "spec:\n  hostSelector: {matchLabels: {role: nowhere}}\n",
     );
     let decoy_refused = container(
-        "sshd",
+        "mail",
         "s",
         "  quadlet:\n    Container:\n      AddDevice: /dev/sda\n",
     );
@@ -387,11 +387,11 @@ fn regression_33_decoy_documents_do_not_widen_the_escape_hatch() {
         ),
         (
             "f.yaml",
-            attacker("stops-agent", "Conflicts", "ramlet.service"),
+            attacker("stops-other", "Conflicts", "nginx.service"),
         ),
         (
             "g.yaml",
-            attacker("on-failure", "OnFailure", "sshd.service"),
+            attacker("on-failure", "OnFailure", "mail.service"),
         ),
         ("h.yaml", attacker("chained", "Wants", "on-failure.service")),
         ("i.yaml", attacker("fine", "Wants", "chained-ok.service")),
@@ -410,14 +410,14 @@ fn regression_33_decoy_documents_do_not_widen_the_escape_hatch() {
         .collect();
     assert_eq!(
         names,
-        ["chained-ok", "fine", "ramlet"],
+        ["chained-ok", "fine", "nginx"],
         "{:#?}",
         catalog.errors
     );
     for (file, unit) in [
         ("e.yaml", "systemd-reboot.service"),
-        ("f.yaml", "ramlet.service"),
-        ("g.yaml", "sshd.service"),
+        ("f.yaml", "nginx.service"),
+        ("g.yaml", "mail.service"),
         // Refused because the unit it names was refused in turn.
         ("h.yaml", "on-failure.service"),
     ] {
@@ -556,13 +556,20 @@ fn regression_33_secret_bytes_are_bounded_per_spec_and_per_host() {
     };
     let texts = [
         ("a.yaml", store.to_owned()),
-        ("big.yaml", sized("big", &["40Mi", "20Mi", "8Mi", "1Mi"], "")),
+        (
+            "big.yaml",
+            sized("big", &["40Mi", "20Mi", "8Mi", "1Mi"], ""),
+        ),
         ("h1.yaml", sized("h1", &["40Mi"], "")),
         ("h2.yaml", sized("h2", &["40Mi"], "")),
         ("h3.yaml", sized("h3", &["40Mi"], "")),
         (
             "h4.yaml",
-            sized("h4", &["40Mi"], "  hostSelector: {matchLabels: {role: db}}\n"),
+            sized(
+                "h4",
+                &["40Mi"],
+                "  hostSelector: {matchLabels: {role: db}}\n",
+            ),
         ),
     ]
     .map(|(file, text)| (PathBuf::from(file), text));
@@ -579,10 +586,18 @@ fn regression_33_secret_bytes_are_bounded_per_spec_and_per_host() {
         .collect();
     // h4 runs elsewhere: it costs this host nothing.
     assert_eq!(names, ["h1", "h2", "h4"], "{:#?}", catalog.errors);
-    let big = catalog.errors.iter().find(|e| e.file.ends_with("big.yaml")).unwrap();
+    let big = catalog
+        .errors
+        .iter()
+        .find(|e| e.file.ends_with("big.yaml"))
+        .unwrap();
     assert_eq!(big.field, "spec.volumes[2].sizeLimit", "{big}");
     assert!(big.message.contains("at most 64 MiB"), "{big}");
-    let h3 = catalog.errors.iter().find(|e| e.file.ends_with("h3.yaml")).unwrap();
+    let h3 = catalog
+        .errors
+        .iter()
+        .find(|e| e.file.ends_with("h3.yaml"))
+        .unwrap();
     assert!(
         h3.kind == ErrorKind::Policy
             && h3.field == "spec.volumes"

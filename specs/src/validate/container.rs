@@ -40,7 +40,12 @@ pub(crate) fn validate(
     stores: &Stores<'_>,
 ) -> Result<Container, Findings> {
     let mut f = Findings::default();
-    let name = metadata(&mut f, &doc.metadata);
+    let name = metadata(&mut f, &doc.metadata).and_then(|name| {
+        f.check(
+            &FieldPath::of(&["metadata", "name"]),
+            name::container_unit(name.as_str()).map(|()| name),
+        )
+    });
     let spec = &doc.spec;
     let path = FieldPath::of(&["spec"]);
 
