@@ -300,6 +300,8 @@ pub trait UnitManager: Send + Sync {
         command: &'a [String],
         timeout: Duration,
     ) -> BoxFuture<'a, Result<bool, SystemdError>>;
+    /// The folders the manager loads unit files from (its `UnitPath`), generators' included.
+    fn unit_path(&self) -> BoxFuture<'_, Result<Vec<std::path::PathBuf>, SystemdError>>;
 }
 
 /// What a volume needs.

@@ -123,6 +123,9 @@ pub struct Reconciler {
     sealed: previous::SealedPrevious,
     /// Health checks still running, by spec: they run beside the reconciles, never in them.
     checks: BTreeMap<String, tokio::task::JoinHandle<facts::Health>>,
+    /// When the unit folders were last searched for files of the host's that take a name of
+    /// ramlet's (see `observe`).
+    shadows_checked: Option<tokio::time::Instant>,
 }
 
 impl Reconciler {
@@ -164,6 +167,7 @@ impl Reconciler {
             previous: BTreeMap::new(),
             sealed,
             checks: BTreeMap::new(),
+            shadows_checked: None,
         }
     }
 

@@ -932,3 +932,41 @@ async fn regression_33_plan_changes_nothing() {
     assert!(world.take_log().contains(&"check ramlet-a".to_owned()));
     assert!(!world.dir.join("state/retry/b").exists());
 }
+
+/// Issue 33, finding 10: a vendor unit installed after ramlet's under the same name was hidden
+/// by ramlet's without a word. At the next `ramlet sync` (or within a minute), the spec says
+/// `UnitNameTaken` naming the file; the running container is kept as it runs, not stopped.
+/// Files in the generators' folders (where Quadlet puts ramlet's own units) do not count.
+#[tokio::test]
+async fn regression_33_a_unit_of_the_hosts_that_appears_later_is_said() {
+    let world = World::new("shadowed");
+    let (vendor, generator) = (world.dir.join("vendor"), world.dir.join("generator"));
+    for dir in [&vendor, &generator] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    world.host.lock().unwrap().unit_path = vec![vendor.clone(), generator.clone()];
+    world.container("a", "x", "restart");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    world.take_log();
+    std::fs::write(generator.join("a.service"), "[Service]\n").unwrap();
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(reconciler.status().specs["a"].phase, Phase::Ready);
+
+    std::fs::write(vendor.join("a.service"), "[Service]\nExecStart=/bin/true\n").unwrap();
+    reconciler.reconcile(Due::All).await;
+    let a = &reconciler.status().specs["a"];
+    assert_eq!(
+        (a.phase, a.reason.as_str()),
+        (Phase::Degraded, "UnitNameTaken")
+    );
+    assert!(
+        a.message
+            .contains(&vendor.join("a.service").display().to_string()),
+        "{}",
+        a.message
+    );
+    assert_eq!(world.take_log(), Vec::<String>::new(), "kept as it runs");
+    assert!(world.unit_file("a").exists());
+}

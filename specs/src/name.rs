@@ -62,7 +62,7 @@ pub(crate) fn name(value: &str) -> Check<Name> {
 /// Name prefixes of the host's own units, which a container's unit (`<name>.service`) must not
 /// take: ramlet's unit would shadow the vendor's (the generator's folder comes before
 /// `/usr/lib/systemd`), or another spec could name it in `Wants=` to start it.
-pub const RESERVED_PREFIXES: &[&str] = &[
+pub(crate) const RESERVED_PREFIXES: &[&str] = &[
     "systemd-",
     "ramlet",
     "dbus",
@@ -73,7 +73,7 @@ pub const RESERVED_PREFIXES: &[&str] = &[
 ];
 
 /// Names of the host's own services that a container's unit must not take either.
-pub const RESERVED_NAMES: &[&str] = &["cron", "emergency", "rescue", "ssh", "sshd", "user"];
+pub(crate) const RESERVED_NAMES: &[&str] = &["cron", "emergency", "rescue", "ssh", "sshd", "user"];
 
 /// Checks that a container's name leaves the host's own units alone ([`RESERVED_PREFIXES`],
 /// [`RESERVED_NAMES`]). Any other unit the host has is found at run time (`UnitNameTaken`).

@@ -2,6 +2,7 @@
 //! an endpoint that would receive the host's credentials are refused at their line, and nothing
 //! else is.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ramlet_specs::{ErrorKind, Policy, load_texts_with};
@@ -548,9 +549,10 @@ fn regression_33_secret_bytes_are_bounded_per_spec_and_per_host() {
             "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n{selector}  image: localhost/busybox\n  volumes:\n"
         );
         for (i, size) in sizes.iter().enumerate() {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "    - name: v{i}\n      mountPath: /run/v{i}\n      sizeLimit: {size}\n      files:\n        - path: f\n          secret: {{store: s, name: x}}\n"
-            ));
+            );
         }
         text
     };

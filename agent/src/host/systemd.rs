@@ -69,6 +69,8 @@ trait Manager {
         aux: &[(&str, Vec<(&str, zbus::zvariant::Value<'_>)>)],
     ) -> zbus::Result<OwnedObjectPath>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property)]
+    fn unit_path(&self) -> zbus::Result<Vec<String>>;
     #[allow(clippy::type_complexity)] // systemd's own signature: a(ssssssouso)
     fn list_units_by_names(
         &self,
@@ -512,6 +514,23 @@ impl UnitManager for DbusManager {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<bool, SystemdError>> {
         Box::pin(self.run_check(container, command, timeout))
+    }
+    fn unit_path(&self) -> BoxFuture<'_, Result<Vec<std::path::PathBuf>, SystemdError>> {
+        Box::pin(self.call(
+            || "read the manager's unit path".into(),
+            |connection| async move {
+                let manager = ManagerProxy::builder(&connection)
+                    .cache_properties(zbus::proxy::CacheProperties::No)
+                    .build()
+                    .await?;
+                Ok(manager
+                    .unit_path()
+                    .await?
+                    .into_iter()
+                    .map(std::path::PathBuf::from)
+                    .collect())
+            },
+        ))
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
         Box::pin(self.call(

@@ -116,6 +116,19 @@ fn verdict<'a>(spec: &'a SpecFacts, facts: &Facts) -> Result<&'a Wants, (Verdict
                 "{name}.service already exists on this host (LoadState={load}) and is not ramlet's; rename the spec"
             ),
         ),
+        NameCheck::Shadows(file) => {
+            // It runs already: kept as it runs (nothing running is lost), and said loudly.
+            let verdict = Verdict {
+                phase: Phase::Degraded,
+                reason: Reason::UnitNameTaken,
+                message: format!(
+                    "{} also defines {name}.service, a unit of the host's that ramlet's unit of the same name hides (or is hidden by); the container is kept as it runs, without rotations: rename the spec",
+                    file.display()
+                ),
+                versions: Vec::new(),
+            };
+            return Err((verdict, facts.units.contains_key(name)));
+        }
         NameCheck::TakenInUnitDir(file) => (
             Phase::Failed,
             Reason::UnitNameTaken,

@@ -94,6 +94,9 @@ pub enum NameCheck {
     /// A `.container` file by that name that is not ramlet's lies in ramlet's unit folder
     /// (this one).
     TakenInUnitDir(PathBuf),
+    /// ramlet's unit is there, but a unit file of the host's by the same name appeared since
+    /// (this one): ramlet's hides it, or it hides ramlet's.
+    Shadows(PathBuf),
     /// systemd did not answer whether the name is free (the error).
     Unknown(String),
 }

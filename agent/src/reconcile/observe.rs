@@ -35,6 +35,9 @@ pub(super) struct Observed {
     pub watch: BTreeSet<PathBuf>,
 }
 
+/// How often a reconcile looks for unit files of the host's that take a name of ramlet's.
+const SHADOW_CHECK: std::time::Duration = std::time::Duration::from_mins(1);
+
 /// Why observe runs: before a reconcile that applies its plan, or for `ramlet plan`, which
 /// must change nothing (no `--retry` request consumed, no health check started).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +112,11 @@ impl Reconciler {
         };
         let mut payload = BTreeMap::new();
         let mut gated = BTreeMap::new();
+        let shadowing = self.shadowing(due).await;
         for container in &selected {
-            let (spec, found) = self.spec_facts(container, &catalog, &listing).await;
+            let (spec, found) = self
+                .spec_facts(container, &catalog, &listing, shadowing.as_deref())
+                .await;
             if let Some(changed) = found.changed {
                 payload.insert(spec.name.clone(), changed);
             }
@@ -142,6 +148,33 @@ impl Reconciler {
             gated,
             watch,
         })
+    }
+
+    /// The manager's unit folders where a file of the host's could take a unit name of
+    /// ramlet's (generators' and transient units' left out), at a `ramlet sync` and otherwise
+    /// at most once every [`SHADOW_CHECK`]: a package that installs a unit by a spec's name is
+    /// noticed within that. `None` between checks, or when systemd does not say.
+    async fn shadowing(&mut self, due: Due) -> Option<Vec<std::path::PathBuf>> {
+        let now = tokio::time::Instant::now();
+        let due = due == Due::All
+            || self
+                .shadows_checked
+                .is_none_or(|at| now.duration_since(at) >= SHADOW_CHECK);
+        if !due {
+            return None;
+        }
+        let folders = self.units.unit_path().await.ok()?;
+        self.shadows_checked = Some(now);
+        Some(
+            folders
+                .into_iter()
+                .filter(|dir| {
+                    dir.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| !n.starts_with("generator") && n != "transient")
+                })
+                .collect(),
+        )
     }
 
     /// Loads the spec directory (off the runtime's thread), with this host's policy; parsed

@@ -49,6 +49,8 @@ pub struct Host {
     pub unhealthy: BTreeSet<String>,
     /// Containers whose health check never returns.
     pub hanging: BTreeSet<String>,
+    /// The manager's unit path (folders of unit files), as `UnitPath` says.
+    pub unit_path: Vec<PathBuf>,
 }
 
 pub type Shared = Arc<Mutex<Host>>;
@@ -176,6 +178,9 @@ impl UnitManager for Units {
             }
             Ok(false)
         })
+    }
+    fn unit_path(&self) -> BoxFuture<'_, Result<Vec<PathBuf>, SystemdError>> {
+        Box::pin(async move { Ok(self.0.lock().unwrap().unit_path.clone()) })
     }
     fn states<'a>(
         &'a self,
