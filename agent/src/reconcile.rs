@@ -123,6 +123,9 @@ pub struct Reconciler {
     sealed: previous::SealedPrevious,
     /// Health checks still running, by spec: they run beside the reconciles, never in them.
     checks: BTreeMap<String, tokio::task::JoinHandle<facts::Health>>,
+    /// What each health-checked spec's check said of the versions it ran then (see
+    /// `facts.baseline`).
+    baselines: BTreeMap<String, (Vec<crate::status::SecretInUse>, facts::Health)>,
     /// When the unit folders were last searched for files of the host's that take a name of
     /// ramlet's (see `observe`).
     shadows_checked: Option<tokio::time::Instant>,
@@ -167,6 +170,7 @@ impl Reconciler {
             previous: BTreeMap::new(),
             sealed,
             checks: BTreeMap::new(),
+            baselines: BTreeMap::new(),
             shadows_checked: None,
         }
     }

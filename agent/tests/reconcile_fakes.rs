@@ -726,7 +726,8 @@ async fn a_restart_still_on_its_way_is_waited_for_not_replaced() {
     assert_eq!(reconciler.status().specs["a"].phase, Phase::Ready);
 }
 
-/// A consumer of secret `x` whose health check fails while `ramlet-<name>` is unhealthy.
+/// A consumer of secret `x` whose health check fails while `ramlet-<name>` is unhealthy or
+/// its file holds one of the host's `bad_values`.
 fn gated(world: &World, name: &str) {
     world.spec(
         name,
@@ -755,18 +756,18 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
     let b = world.invocation("b.service");
     world.take_log();
 
-    world
-        .host
-        .lock()
-        .unwrap()
-        .unhealthy
-        .insert("ramlet-a".into());
+    world.host.lock().unwrap().bad_values.insert("bad".into());
     world.secret("x", Ok("bad"));
     reconciler.reconcile(Due::All).await;
     assert_eq!(
         world.take_log(),
-        ["write a/v", "restart a.service"],
-        "the canary alone"
+        [
+            "check ramlet-a",
+            "check ramlet-b",
+            "write a/v",
+            "restart a.service"
+        ],
+        "each checked on what it runs, then the canary alone"
     );
     assert_eq!(volume_text(&world, "a"), "bad");
     let a = &reconciler.status().specs["a"];
@@ -803,7 +804,6 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
     assert_eq!(volume_text(&world, "b"), "one");
 
     // A newer version passes on the canary, and then reaches b.
-    world.host.lock().unwrap().unhealthy.clear();
     world.secret("x", Ok("two"));
     // `ramlet plan` says which consumer takes it first, and under what gate.
     let preview = reconciler.preview(Due::All).await.unwrap().text();
@@ -855,10 +855,14 @@ async fn regression_33_a_health_check_that_never_returns_delays_no_other_spec() 
     let mut reconciler = world.reconciler();
     reconciler.reconcile(Due::All).await;
     world.take_log();
-    world.host.lock().unwrap().hanging.insert("ramlet-a".into());
     world.secret("x", Ok("two"));
     reconciler.reconcile(Due::All).await;
-    assert_eq!(world.take_log(), ["write a/v", "restart a.service"]);
+    assert_eq!(
+        world.take_log(),
+        ["check ramlet-a", "write a/v", "restart a.service"],
+        "checked on what it ran, then the new version"
+    );
+    world.host.lock().unwrap().hanging.insert("ramlet-a".into());
 
     // The check is started and never answers; the reconciles go on without it.
     let bound = Duration::from_secs(10);
@@ -893,19 +897,13 @@ async fn regression_33_plan_changes_nothing() {
     let mut reconciler = world.reconciler();
     reconciler.reconcile(Due::All).await;
     // A refused version, so that a retry request means something...
-    world
-        .host
-        .lock()
-        .unwrap()
-        .unhealthy
-        .insert("ramlet-a".into());
+    world.host.lock().unwrap().bad_values.insert("bad".into());
     world.secret("x", Ok("bad"));
     reconciler.reconcile(Due::All).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     reconciler.reconcile(Due::Timers).await;
     assert_eq!(reconciler.status().specs["a"].reason, Reason::RolledBack);
     // ...and a new rotation under way on the canary, its check due...
-    world.host.lock().unwrap().unhealthy.clear();
     world.secret("x", Ok("three"));
     reconciler.reconcile(Due::All).await;
     assert_eq!(
@@ -969,4 +967,47 @@ async fn regression_33_a_unit_of_the_hosts_that_appears_later_is_said() {
     );
     assert_eq!(world.take_log(), Vec::<String>::new(), "kept as it runs");
     assert!(world.unit_file("a").exists());
+}
+
+/// Issue 33, finding 7, through the reconciler: `aaa` (whose check always fails) and `bbb` share
+/// a secret. `aaa` sorted first and its check refused every version, so `bbb` never got one.
+/// Now each is checked on what it runs; `aaa` is no canary, `bbb` takes the version, passes,
+/// and `aaa` follows; nothing is refused.
+#[tokio::test]
+async fn regression_33_one_specs_broken_check_blocks_no_one_elses_rotation() {
+    let world = World::new("broken-check");
+    gated(&world, "aaa");
+    gated(&world, "bbb");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    world
+        .host
+        .lock()
+        .unwrap()
+        .unhealthy
+        .insert("ramlet-aaa".into());
+    world.take_log();
+
+    world.secret("x", Ok("two"));
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(
+        world.take_log(),
+        [
+            "check ramlet-aaa",
+            "check ramlet-bbb",
+            "write bbb/v",
+            "restart bbb.service"
+        ]
+    );
+    let aaa = &reconciler.status().specs["aaa"];
+    assert!(aaa.message.contains("goes to bbb first"), "{}", aaa.message);
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(
+        world.take_log(),
+        ["check ramlet-bbb", "write aaa/v", "restart aaa.service"]
+    );
+    assert_eq!(volume_text(&world, "aaa"), "two");
+    assert_eq!(volume_text(&world, "bbb"), "two");
+    assert_eq!(reconciler.status().specs["bbb"].phase, Phase::Ready);
 }

@@ -39,6 +39,9 @@ pub struct SecretStore {
     pub events: Option<Events>,
     /// How many health-checked consumers of a secret take a new version first.
     pub canary: u32,
+    /// Which consumers may take a new version first (`rollout.canarySelector`); `None`: any
+    /// consumer with a health check.
+    pub canary_selector: Option<HostSelector>,
 }
 
 /// A store's change events: a listener that marks a secret due when a new version of it is

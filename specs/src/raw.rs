@@ -97,6 +97,10 @@ pub struct Rollout {
     /// How many of them take a new version first (by name); the others follow only once
     /// these pass their health checks. Between 1 and 1000; default 1.
     pub canary: Option<u32>,
+    /// Which consumers may be canaries: a label selector over their `metadata.labels`, so the
+    /// store's owner chooses rather than the alphabet. Default: any consumer with a health
+    /// check. A consumer whose check fails on the version it already runs is never a canary.
+    pub canary_selector: Option<HostSelector>,
 }
 
 /// AWS Secrets Manager. Credentials come from the standard AWS chain (environment, profile,

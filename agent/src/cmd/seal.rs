@@ -172,6 +172,14 @@ fn read_value(input: &mut dyn std::io::Read) -> Result<Zeroizing<Vec<u8>>, Failu
 fn make_parent(path: &Path, mode: u32, within: &Path) -> Result<(), Failure> {
     use std::os::unix::fs::DirBuilderExt as _;
     let fail = |why: String| Failure::Seal(why);
+    // The store's own folder (the host policy's to allow) is made as before when missing.
+    if !within.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(within)
+            .map_err(|e| fail(format!("cannot create {}: {e}", within.display())))?;
+    }
     let root = std::fs::canonicalize(within)
         .map_err(|e| fail(format!("cannot resolve {}: {e}", within.display())))?;
     let below = path
@@ -247,6 +255,10 @@ mod tests {
         assert!(make_parent(&specs.join("db.age"), 0o755, &specs).is_err());
         make_parent(&specs.join("sealed/app/db.age"), 0o755, &specs).unwrap();
         assert!(specs.join("sealed/app").is_dir());
+        // A store folder that does not exist yet is made, as before.
+        let fresh = base.join("creds");
+        make_parent(&fresh.join("db"), 0o700, &fresh).unwrap();
+        assert!(fresh.is_dir());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

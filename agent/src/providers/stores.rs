@@ -704,6 +704,7 @@ mod tests {
             },
             events: None,
             canary: 1,
+            canary_selector: None,
         };
         let stores_by_name = BTreeMap::from([(store.name.clone(), store.clone())]);
         let references: Vec<SecretRef> = ["a", "b", "prod/c"]

@@ -44,6 +44,13 @@ pub struct Facts {
     pub restorable: BTreeSet<String>,
     /// Each store's `rollout.canary`: how many health-checked consumers take a version first.
     pub canary: BTreeMap<String, u32>,
+    /// For each store with a `rollout.canarySelector`: the specs it lets be canaries (a store
+    /// not named lets any health-checked consumer be one).
+    pub canary_eligible: BTreeMap<String, BTreeSet<String>>,
+    /// What each health-checked spec's check said of the versions it runs now, where ramlet
+    /// has asked it (before a new version goes to a canary): a spec whose check fails on them
+    /// is no canary, and not gated, since its check says nothing about a new version.
+    pub baseline: BTreeMap<String, Health>,
 }
 
 /// What one run of a spec's health check said.

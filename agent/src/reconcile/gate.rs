@@ -7,8 +7,11 @@
 //! 1. a version a health check refused is not taken again: the spec stays as it runs
 //!    (`Degraded`, `RolledBack`) until a newer version comes or `ramlet sync --retry`;
 //! 2. a version no canary has passed yet goes first to the `canary` consumers of that secret
-//!    that have a health check (the first by name; the store's `rollout.canary`, default 1);
-//!    the others wait (`Progressing`, `AwaitingCanary`);
+//!    that have a health check (the first by name among those the store's
+//!    `rollout.canarySelector` names; the store's `rollout.canary`, default 1), once a check
+//!    on the version each runs now has passed (a consumer whose check fails on that is no
+//!    canary, and not gated: it follows); the others wait (`Progressing`, `AwaitingCanary`).
+//!    With no consumer fit to be a canary, each goes on its own check;
 //! 3. otherwise it goes live (files written, restart or reload) and is journaled as a rollout
 //!    with a deadline; each reconcile then runs the check once: passed, the rollout ends (and a
 //!    canary's versions are proven for the others); the unit down, or the deadline past, the
@@ -97,7 +100,7 @@ pub fn gates(facts: &Facts) -> Gates {
         let Ok(wants) = &spec.wants else {
             continue;
         };
-        let step = fresh(spec, wants, facts, &gates);
+        let step = fresh(spec, wants, facts, &mut gates);
         if step == Step::Go
             && let Some(gate) = wants.gate
         {
@@ -231,7 +234,7 @@ fn gone(rollout: &Rollout, what: &str) -> Step {
 }
 
 /// A health-checked spec with no rollout under way: whether its new versions go live now.
-fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &Gates) -> Step {
+fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &mut Gates) -> Step {
     let name = &spec.name;
     let rotation = wants.gate.is_some()
         && wants.volumes_changed
@@ -261,32 +264,67 @@ fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &Gates) -> Step 
             versions: spec.live.clone(),
         });
     }
+    let baseline = facts.baseline.get(name);
+    let unfit = baseline == Some(&Health::Unhealthy);
+    let interval = wants.gate.map_or(AFTER_ROLLBACK, |g| g.interval);
     for version in new {
         let key = secret_key(version);
         if gates.proven.get(&key) == Some(&version.version) {
             continue;
         }
         let canaries = canaries(version, facts);
-        if !canaries.iter().any(|c| c == name) {
-            return Step::Hold(Verdict {
-                phase: Phase::Progressing,
-                reason: Reason::AwaitingCanary,
-                message: format!(
-                    "version {} of {key} goes to {} first; this container follows once it passes its health check",
-                    version.version,
-                    canaries.join(", ")
-                ),
-                versions: spec.live.clone(),
-            });
+        if canaries.iter().any(|c| c == name) {
+            if baseline.is_none() {
+                // First, what its check says of what it runs now: a check that fails on that
+                // would say nothing of the new version.
+                gates.recheck_within(interval);
+                return Step::Hold(Verdict {
+                    phase: Phase::Progressing,
+                    reason: Reason::AwaitingCanary,
+                    message: format!(
+                        "version {} of {key} goes to this container first, once its health check has passed on the version it runs now",
+                        version.version
+                    ),
+                    versions: spec.live.clone(),
+                });
+            }
+            continue;
         }
+        if canaries.is_empty() {
+            // No consumer may be a canary (none the store's selector names, or each one's
+            // check fails on what it runs): each goes on its own check, none waits forever.
+            continue;
+        }
+        let why = if unfit {
+            "; its own health check fails on the version it runs now, so it is not gated and follows"
+        } else {
+            ""
+        };
+        return Step::Hold(Verdict {
+            phase: Phase::Progressing,
+            reason: Reason::AwaitingCanary,
+            message: format!(
+                "version {} of {key} goes to {} first; this container follows once it passes its health check{why}",
+                version.version,
+                canaries.join(", ")
+            ),
+            versions: spec.live.clone(),
+        });
+    }
+    if unfit {
+        // Its check fails on the versions it ran before: it would refuse any version.
+        return Step::Usual;
     }
     Step::Go
 }
 
-/// The health-checked consumers of `version` that take it first: the first `canary` by name.
+/// The health-checked consumers of `version` that take it first: the first `canary` by name
+/// among those the store's `rollout.canarySelector` names (any, without one), leaving out each
+/// whose check fails on the versions it runs now.
 #[must_use]
 pub fn canaries(version: &SecretInUse, facts: &Facts) -> Vec<String> {
     let count = facts.canary.get(&version.store).copied().unwrap_or(1);
+    let eligible = facts.canary_eligible.get(&version.store);
     facts
         .specs
         .iter()
@@ -295,6 +333,8 @@ pub fn canaries(version: &SecretInUse, facts: &Facts) -> Vec<String> {
                 .as_ref()
                 .is_ok_and(|w| w.gate.is_some() && w.versions.contains(version))
         })
+        .filter(|s| eligible.is_none_or(|e| e.contains(&s.name)))
+        .filter(|s| facts.baseline.get(&s.name) != Some(&Health::Unhealthy))
         .map(|s| s.name.clone())
         .take(usize::try_from(count).unwrap_or(usize::MAX))
         .collect()

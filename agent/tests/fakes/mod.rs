@@ -49,6 +49,8 @@ pub struct Host {
     pub unhealthy: BTreeSet<String>,
     /// Containers whose health check never returns.
     pub hanging: BTreeSet<String>,
+    /// Values a container's health check fails on: the first file of its volume `v`.
+    pub bad_values: BTreeSet<String>,
     /// The manager's unit path (folders of unit files), as `UnitPath` says.
     pub unit_path: Vec<PathBuf>,
 }
@@ -169,7 +171,16 @@ impl UnitManager for Units {
                 let mut host = self.0.lock().unwrap();
                 host.log.push(format!("check {container}"));
                 if !host.hanging.contains(container) {
-                    return Ok(!host.unhealthy.contains(container));
+                    let spec = container.strip_prefix("ramlet-").unwrap_or(container);
+                    let bad_value = host
+                        .volumes
+                        .get(&(spec.to_owned(), "v".to_owned()))
+                        .and_then(|files| files.first())
+                        .is_some_and(|f| {
+                            host.bad_values
+                                .contains(String::from_utf8_lossy(f.bytes.expose()).as_ref())
+                        });
+                    return Ok(!host.unhealthy.contains(container) && !bad_value);
                 }
                 true
             };

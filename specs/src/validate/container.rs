@@ -194,7 +194,11 @@ fn user(value: &str) -> Check<String> {
     }
 }
 
-fn host_selector(f: &mut Findings, path: &FieldPath, raw: &raw::HostSelector) -> HostSelector {
+pub(crate) fn host_selector(
+    f: &mut Findings,
+    path: &FieldPath,
+    raw: &raw::HostSelector,
+) -> HostSelector {
     labels(f, &path.key("matchLabels"), &raw.match_labels);
     let mut match_expressions = Vec::new();
     for (i, r) in raw.match_expressions.iter().enumerate() {

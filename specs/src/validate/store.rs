@@ -83,6 +83,17 @@ pub(crate) fn validate(
                 Err(Rejected)
             }
         });
+    let canary_selector = spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.canary_selector.as_ref())
+        .map(|s| {
+            super::container::host_selector(
+                &mut findings,
+                &path.key("rollout").key("canarySelector"),
+                s,
+            )
+        });
     match (name, refresh_interval, provider, events, canary) {
         (Some(name), Ok(refresh_interval), Some(provider), Ok(events), Ok(canary))
             if findings.0.is_empty() =>
@@ -94,6 +105,7 @@ pub(crate) fn validate(
                 provider,
                 events,
                 canary,
+                canary_selector,
             })
         }
         _ => Err(findings),

@@ -64,6 +64,8 @@ fn host(specs: Vec<SpecFacts>) -> Facts {
             .collect(),
         volume_specs: names.iter().cloned().collect(),
         restorable: names.iter().cloned().collect(),
+        // Each check passed on the versions its spec runs.
+        baseline: names.iter().map(|n| (n.clone(), Health::Healthy)).collect(),
         specs,
         now: 1_000_000,
         ..Facts::default()
@@ -299,4 +301,84 @@ fn specs_without_a_health_check_rotate_together_as_before() {
     );
     assert!(!plan.owed.rollouts.contains_key("a"));
     assert!(plan.owed.rollouts.contains_key("b"));
+}
+
+/// Issue 33, finding 7: `aaa` (whose check fails whatever the version) and `bbb` shared a
+/// secret; `aaa` was the canary because it sorts first, its check refused the version, and
+/// `bbb` never got it. A consumer whose check fails on the version it runs now is no canary
+/// (and not gated: its check says nothing); the next one by name is.
+#[test]
+fn regression_33_a_check_that_fails_on_what_it_runs_makes_no_canary() {
+    let mut facts = host(vec![
+        consumer("aaa", "v1", "v2"),
+        consumer("bbb", "v1", "v2"),
+    ]);
+    facts.baseline.insert("aaa".into(), Health::Unhealthy);
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.actions,
+        [Action::WriteVolumes("bbb".into()), restart("bbb")]
+    );
+    assert!(plan.owed.rollouts.contains_key("bbb"));
+    assert_eq!(plan.specs["aaa"].reason, Reason::AwaitingCanary);
+    assert!(
+        plan.specs["aaa"].message.contains("goes to bbb first")
+            && plan.specs["aaa"].message.contains("not gated"),
+        "{}",
+        plan.specs["aaa"].message
+    );
+
+    // bbb passes: aaa follows, ungated (no rollout of its own to refuse the version with).
+    let mut facts = host(vec![
+        consumer("aaa", "v1", "v2"),
+        consumer("bbb", "v2", "v2"),
+    ]);
+    facts.baseline.insert("aaa".into(), Health::Unhealthy);
+    under_way(&mut facts, "bbb", 1_030_000);
+    facts.health.insert("bbb".into(), Health::Healthy);
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.actions,
+        [Action::WriteVolumes("aaa".into()), restart("aaa")]
+    );
+    assert!(!plan.owed.rollouts.contains_key("aaa"));
+}
+
+/// The canary takes a new version only once its check has said what it thinks of the version
+/// it runs now; until then it and the others wait, and the loop comes back.
+#[test]
+fn regression_33_the_canary_is_checked_on_what_it_runs_first() {
+    let mut facts = host(vec![consumer("a", "v1", "v2"), consumer("b", "v1", "v2")]);
+    facts.baseline.clear();
+    let plan = decide(&facts);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.specs["a"].reason, Reason::AwaitingCanary);
+    assert!(
+        plan.specs["a"]
+            .message
+            .contains("once its health check has passed"),
+        "{}",
+        plan.specs["a"].message
+    );
+    assert_eq!(plan.recheck, Some(Duration::from_secs(2)));
+}
+
+/// The store's owner chooses the canaries (`rollout.canarySelector`), not the alphabet; and
+/// when no consumer may be one, none waits forever: each goes on its own check.
+#[test]
+fn regression_33_the_store_chooses_its_canaries_and_none_waits_forever() {
+    let mut facts = host(vec![consumer("a", "v1", "v2"), consumer("z", "v1", "v2")]);
+    facts
+        .canary_eligible
+        .insert("aws".into(), ["z".to_owned()].into());
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.actions,
+        [Action::WriteVolumes("z".into()), restart("z")]
+    );
+    assert!(plan.specs["a"].message.contains("goes to z first"));
+
+    facts.canary_eligible.insert("aws".into(), [].into());
+    let plan = decide(&facts);
+    assert_eq!(plan.owed.rollouts.keys().collect::<Vec<_>>(), ["a", "z"]);
 }

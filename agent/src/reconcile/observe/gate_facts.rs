@@ -33,13 +33,48 @@ impl Reconciler {
             .iter()
             .map(|(name, store)| (name.to_string(), store.canary))
             .collect();
+        facts.canary_eligible = catalog
+            .stores
+            .iter()
+            .filter_map(|(name, store)| {
+                let selector = store.canary_selector.as_ref()?;
+                let eligible = selected
+                    .iter()
+                    .filter(|c| selector.matches(&c.labels))
+                    .map(|c| c.name.to_string())
+                    .collect();
+                Some((name.to_string(), eligible))
+            })
+            .collect();
         if due == Due::All {
             self.take_retries(facts, intent);
         }
         facts.now = crate::util::unix_now_millis();
         // `ramlet plan` starts no check: it shows what the last one said, or that one is due.
         if intent == super::Intent::Apply {
-            facts.health = self.health(selected).await;
+            let mut pending = pending_rotations(facts, selected);
+            pending.retain(|name| {
+                let live = facts
+                    .specs
+                    .iter()
+                    .find(|s| &s.name == name)
+                    .map(|s| &s.live);
+                !self
+                    .baselines
+                    .get(name)
+                    .is_some_and(|(versions, _)| Some(versions) == live)
+            });
+            let said = self.health(selected, &pending).await;
+            self.sort_verdicts(facts, said);
+        }
+        self.baselines
+            .retain(|name, _| facts.specs.iter().any(|s| &s.name == name));
+        for spec in &facts.specs {
+            if let Some((versions, health)) = self.baselines.get(&spec.name)
+                && *versions == spec.live
+            {
+                facts.baseline.insert(spec.name.clone(), health.clone());
+            }
         }
     }
 
@@ -124,15 +159,23 @@ impl Reconciler {
     /// other spec, and systemd kills it at its limit (its interval or 10 s, whichever is
     /// longer). Each is a transient service of the manager running `podman exec` (ramlet's own
     /// sandbox may not run Podman).
-    async fn health(&mut self, selected: &[&Container]) -> BTreeMap<String, Health> {
+    async fn health(
+        &mut self,
+        selected: &[&Container],
+        pending: &BTreeSet<String>,
+    ) -> BTreeMap<String, Health> {
         let due: Vec<(String, Vec<String>, std::time::Duration)> = selected
             .iter()
             .filter_map(|container| {
                 let name = container.name.as_str();
                 let check = container.health_check.as_ref()?;
-                let rollout = self.owed.rollouts.get(name)?;
-                if rollout.rolling_back {
-                    return None;
+                match self.owed.rollouts.get(name) {
+                    Some(rollout) if rollout.rolling_back => return None,
+                    Some(_) => {}
+                    // No rotation under way: checked only to learn what its check says of
+                    // the versions it runs, before a new one comes (once per versions).
+                    None if pending.contains(name) => {}
+                    None => return None,
                 }
                 let timeout = check.interval.max(std::time::Duration::from_secs(10));
                 Some((name.to_owned(), check.command.clone(), timeout))
@@ -183,6 +226,57 @@ impl Reconciler {
         }
         said
     }
+}
+
+impl Reconciler {
+    /// Files what the checks said: of a rollout's new versions (`facts.health`), or of the
+    /// versions a spec runs before a new one comes (its baseline). A rollout that passed is
+    /// also a baseline of the versions it brought.
+    fn sort_verdicts(&mut self, facts: &mut Facts, said: BTreeMap<String, Health>) {
+        for (name, health) in said {
+            let live = facts
+                .specs
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.live.clone())
+                .unwrap_or_default();
+            match self.owed.rollouts.get(&name) {
+                Some(rollout) => {
+                    if health == Health::Healthy {
+                        self.baselines
+                            .insert(name.clone(), (rollout.versions.clone(), Health::Healthy));
+                    }
+                    facts.health.insert(name, health);
+                }
+                None => {
+                    if !matches!(health, Health::Unknown(_)) {
+                        self.baselines.insert(name, (live, health));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The health-checked specs with new versions waiting and no rotation under way, whose check
+/// has not yet said anything of the versions they run: their baseline is wanted.
+fn pending_rotations(facts: &Facts, selected: &[&Container]) -> BTreeSet<String> {
+    facts
+        .specs
+        .iter()
+        .filter(|spec| {
+            selected
+                .iter()
+                .any(|c| c.name.as_str() == spec.name && c.health_check.is_some())
+                && !spec.live.is_empty()
+                && !facts.owed.rollouts.contains_key(&spec.name)
+                && spec
+                    .wants
+                    .as_ref()
+                    .is_ok_and(|w| w.versions.iter().any(|v| !spec.live.contains(v)))
+        })
+        .map(|spec| spec.name.clone())
+        .collect()
 }
 
 /// How long a reconcile waits for the checks it started: a check that answers this fast is
