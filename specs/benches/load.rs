@@ -140,4 +140,69 @@ fn main() {
         load.as_secs_f64() / parse.as_secs_f64()
     );
     let _ = fs::remove_dir_all(&dir);
+    hostile();
+}
+
+/// Issue 33, finding 4: one spec file of thousands of bad documents, and thousands of copies of
+/// one name, each loaded beside 100 good files (median of `ROUNDS`); before the fix the first
+/// took longer than the agent's 30 s load deadline and the second 64 s.
+fn hostile() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("ramlet-bench-hostile-{}", std::process::id()));
+    let cases: [(&str, String); 3] = [
+        ("2,500 invalid documents in one file", {
+            let mut text = String::new();
+            for i in 0..2_500 {
+                let _ = write!(
+                    text,
+                    "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: bad-{i}}}\nspec: {{image: x, nope: 1}}\n"
+                );
+            }
+            text
+        }),
+        ("500 invalid documents in one file (the most a file may hold)", {
+            let mut text = String::new();
+            for i in 0..500 {
+                let _ = write!(
+                    text,
+                    "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: bad-{i}}}\nspec: {{image: x, nope: 1}}\n"
+                );
+            }
+            text
+        }),
+        ("500 copies of one store name in one file", {
+            let mut text = String::new();
+            for _ in 0..500 {
+                text.push_str("---\n");
+                text.push_str(&store(0));
+            }
+            text
+        }),
+    ];
+    println!();
+    println!("hostile spec files, each beside {STORES} good files (median of {ROUNDS} rounds)");
+    println!("| file | bytes | errors | median |");
+    println!("| --- | --- | --- | --- |");
+    for (what, text) in cases {
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        for i in 1..=STORES {
+            fs::write(dir.join(format!("good-{i}.yaml")), store(i)).unwrap();
+        }
+        fs::write(dir.join("hostile.yaml"), &text).unwrap();
+        let mut samples = Vec::new();
+        let mut errors = 0;
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            let catalog = std::hint::black_box(ramlet_specs::load_dir(&dir).unwrap());
+            samples.push(started.elapsed());
+            errors = catalog.errors.len();
+            assert!(catalog.stores.len() >= STORES, "the good files load");
+        }
+        println!(
+            "| {what} | {} | {errors} | {:.1} ms |",
+            text.len(),
+            median(samples).as_secs_f64() * 1000.0
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
 }
