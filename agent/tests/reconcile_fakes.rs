@@ -1011,3 +1011,30 @@ async fn regression_33_one_specs_broken_check_blocks_no_one_elses_rotation() {
     assert_eq!(volume_text(&world, "bbb"), "two");
     assert_eq!(reconciler.status().specs["bbb"].phase, Phase::Ready);
 }
+
+/// Issue 33 ("also seen"): on a Debian host with SELinux enforcing and without the local module,
+/// the generator could not read the unit folder and status said only `NoSuchUnit: Unit
+/// hello.service not found`. It now names the cause and the fix.
+#[tokio::test]
+async fn regression_33_a_unit_the_generator_did_not_make_says_why_and_what_to_do() {
+    let world = World::new("not-generated");
+    world.container("a", "x", "restart");
+    world.secret("x", Ok("one"));
+    world.fault(
+        "start a.service",
+        SystemdError::Bus("org.freedesktop.systemd1.NoSuchUnit: Unit a.service not found.".into()),
+        false,
+    );
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    let a = &reconciler.status().specs["a"];
+    assert!(
+        a.message
+            .contains("the Quadlet generator did not make it from a.container")
+            && a.message.contains("quadlet -dryrun")
+            && a.message
+                .contains("semodule -i /usr/share/ramlet/selinux/ramlet.cil"),
+        "{}",
+        a.message
+    );
+}

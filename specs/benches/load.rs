@@ -147,28 +147,24 @@ fn main() {
 /// one name, each loaded beside 100 good files (median of `ROUNDS`); before the fix the first
 /// took longer than the agent's 30 s load deadline and the second 64 s.
 fn hostile() {
-    let dir: PathBuf = std::env::temp_dir().join(format!("ramlet-bench-hostile-{}", std::process::id()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("ramlet-bench-hostile-{}", std::process::id()));
+    let invalid = |count: usize| {
+        let mut text = String::new();
+        for i in 0..count {
+            let _ = write!(
+                text,
+                "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: bad-{i}}}\nspec: {{image: x, nope: 1}}\n"
+            );
+        }
+        text
+    };
     let cases: [(&str, String); 3] = [
-        ("2,500 invalid documents in one file", {
-            let mut text = String::new();
-            for i in 0..2_500 {
-                let _ = write!(
-                    text,
-                    "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: bad-{i}}}\nspec: {{image: x, nope: 1}}\n"
-                );
-            }
-            text
-        }),
-        ("500 invalid documents in one file (the most a file may hold)", {
-            let mut text = String::new();
-            for i in 0..500 {
-                let _ = write!(
-                    text,
-                    "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: bad-{i}}}\nspec: {{image: x, nope: 1}}\n"
-                );
-            }
-            text
-        }),
+        ("2,500 invalid documents in one file", invalid(2_500)),
+        (
+            "500 invalid documents in one file (the most a file may hold)",
+            invalid(500),
+        ),
         ("500 copies of one store name in one file", {
             let mut text = String::new();
             for _ in 0..500 {

@@ -321,10 +321,18 @@ async fn run_job(units: &dyn UnitManager, job: Job, name: &str) -> Result<(), Ap
                 "{error} (Result={}, main process exit status {})",
                 state.result, state.exec_main_status
             ),
+            _ if matches!(job, Job::Start | Job::Restart) && not_generated(&error) => format!(
+                "{error}: systemd has no {unit} after the daemon-reload, so the Quadlet generator did not make it from {name}.container; `/usr/libexec/podman/quadlet -dryrun` (with `-user` in user scope) says why. On a host with SELinux enforcing and Debian's policy the generator may not read /run/containers: load the module ramlet's package ships (`semodule -i /usr/share/ramlet/selinux/ramlet.cil`)"
+            ),
             _ => error.to_string(),
         };
         failure(ApplyErrorKind::Job(error.kind()), message)
     })
+}
+
+/// Whether systemd refused a job because it has no such unit: the generator made none.
+fn not_generated(error: &SystemdError) -> bool {
+    error.to_string().contains("NoSuchUnit")
 }
 
 /// What systemd says of `unit` after `job` failed, when it was a start or restart.
