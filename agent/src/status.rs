@@ -94,6 +94,9 @@ pub enum Reason {
     /// A new version failed a health check and the previous one is back (the message names
     /// both); that version is not tried again.
     RolledBack,
+    /// A new version failed another consumer's health check and is refused: this container
+    /// never took it and keeps the version it runs (the message names both).
+    VersionRefused,
     /// A reason this version of ramlet does not know (read from a newer status file).
     #[serde(other)]
     Unknown,
@@ -127,6 +130,7 @@ impl Reason {
             Self::HealthChecking => "HealthChecking",
             Self::AwaitingCanary => "AwaitingCanary",
             Self::RolledBack => "RolledBack",
+            Self::VersionRefused => "VersionRefused",
             Self::Unknown => "Unknown",
         }
     }

@@ -164,6 +164,30 @@ fn under_way(
         // A spec change restarts it anyway: decided as a change, not as this rotation.
         return None;
     }
+    let newer: Vec<&SecretInUse> = new_in(&wants.versions, &rollout.versions).collect();
+    if !newer.is_empty()
+        && newer.iter().all(|v| {
+            gates
+                .refused
+                .get(&secret_key(v))
+                .is_none_or(|r| r.version != v.version)
+        })
+    {
+        // A newer version came while this one was being checked: it replaces it at once (its
+        // check would judge a value already replaced), with the files from before both still
+        // what a failure puts back, and a deadline of its own.
+        gates.rollouts.insert(
+            name.clone(),
+            Rollout {
+                versions: wants.versions.clone(),
+                previous: rollout.previous.clone(),
+                deadline: facts.now + u64::try_from(gate.deadline.as_millis()).unwrap_or(u64::MAX),
+                rolling_back: false,
+            },
+        );
+        gates.recheck_within(gate.interval);
+        return Some(Step::Go);
+    }
     let state = facts.states.get(name);
     let said = match (facts.health.get(name), state) {
         (_, Some(state)) if !state.is_up() => Some(format!(
@@ -257,10 +281,26 @@ fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &mut Gates) -> S
             .map(|r| (v, r))
     }) {
         let (version, refusal) = refusal;
+        // The spec whose check failed rolled back; the others never left what they run.
+        let (reason, message) = if refusal.spec == *name {
+            (Reason::RolledBack, refused_message(name, version, refusal))
+        } else {
+            (
+                Reason::VersionRefused,
+                format!(
+                    "keeps what it runs: version {} of {} failed the health check of {} ({}) and is refused, and this container never took it; a newer version, or `ramlet sync --retry {}`, tries again",
+                    version.version,
+                    secret_key(version),
+                    refusal.spec,
+                    refusal.said,
+                    refusal.spec
+                ),
+            )
+        };
         return Step::Hold(Verdict {
             phase: Phase::Degraded,
-            reason: Reason::RolledBack,
-            message: refused_message(name, version, refusal),
+            reason,
+            message,
             versions: spec.live.clone(),
         });
     }

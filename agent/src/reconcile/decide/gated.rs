@@ -191,8 +191,15 @@ fn past_the_deadline_the_previous_files_go_back_and_the_version_is_refused() {
     assert!(plan.owed.rollouts["a"].rolling_back);
     assert_eq!(plan.owed.refused["aws/db"].version, "v2");
     assert_eq!(plan.owed.jobs["a"].job, Job::Restart);
-    // The other consumer never takes it.
-    assert_eq!(plan.specs["b"].reason, Reason::RolledBack);
+    // The other consumer never takes it, and is not said to have rolled back (issue 33).
+    assert_eq!(plan.specs["b"].reason, Reason::VersionRefused);
+    assert!(
+        plan.specs["b"]
+            .message
+            .contains("this container never took it"),
+        "{}",
+        plan.specs["b"].message
+    );
     assert!(plan.keep.contains("b"));
 }
 
@@ -381,4 +388,29 @@ fn regression_33_the_store_chooses_its_canaries_and_none_waits_forever() {
     facts.canary_eligible.insert("aws".into(), [].into());
     let plan = decide(&facts);
     assert_eq!(plan.owed.rollouts.keys().collect::<Vec<_>>(), ["a", "z"]);
+}
+
+/// Issue 33 ("also seen"): a newer version written while the canary was being checked on a bad
+/// one waited for that check's whole deadline. It replaces the one under check at once; what a
+/// failure puts back is still what ran before both, and the deadline starts again.
+#[test]
+fn regression_33_a_newer_version_cuts_a_check_short() {
+    let mut facts = host(vec![consumer("a", "v2", "v3"), consumer("b", "v1", "v3")]);
+    under_way(&mut facts, "a", 1_030_000);
+    facts.now = 1_010_000;
+    facts.health.insert("a".into(), Health::Unhealthy);
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.actions,
+        [Action::WriteVolumes("a".into()), restart("a")]
+    );
+    let rollout = &plan.owed.rollouts["a"];
+    assert_eq!(rollout.versions, [version("v3")]);
+    assert_eq!(rollout.previous, [version("v1")], "what ran before both");
+    assert_eq!(rollout.deadline, 1_040_000);
+    assert!(
+        plan.owed.refused.is_empty(),
+        "v2 is not refused: it was replaced"
+    );
+    assert_eq!(plan.specs["b"].reason, Reason::AwaitingCanary);
 }
