@@ -1038,3 +1038,34 @@ async fn regression_33_a_unit_the_generator_did_not_make_says_why_and_what_to_do
         a.message
     );
 }
+
+/// Issue 33, finding 1, at run time: a valid spec named after a unit the host has (`nginx`, a
+/// vendor `nginx.service`) is refused for its name; a spec whose escape hatch names that unit
+/// (`Wants=nginx.service`) would pull in the host's unit, so it is refused too, naming it.
+#[tokio::test]
+async fn regression_33_a_spec_may_not_name_a_unit_the_host_owns() {
+    let world = World::new("taken-reference");
+    world.container("nginx", "x", "restart");
+    world.container("app", "x", "restart");
+    let app = std::fs::read_to_string(world.dir.join("specs/app.yaml")).unwrap()
+        + "  quadlet:\n    Unit:\n      Wants: nginx.service\n";
+    world.spec("app", &app);
+    world.secret("x", Ok("one"));
+    world
+        .host
+        .lock()
+        .unwrap()
+        .foreign_units
+        .insert("nginx.service".into());
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(world.take_log(), Vec::<String>::new(), "neither starts");
+    let app = &reconciler.status().specs["app"];
+    assert_eq!(app.reason.as_str(), "UnitNameTaken");
+    assert!(
+        app.message
+            .contains("names nginx.service, which is not ramlet's"),
+        "{}",
+        app.message
+    );
+}

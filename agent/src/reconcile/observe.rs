@@ -16,10 +16,11 @@ use std::sync::Arc;
 use ramlet_specs::Catalog;
 use ramlet_specs::model::{Container, Provider};
 
-use super::facts::Facts;
+use super::facts::{Facts, NameCheck, Problem};
 use super::{HostError, LOAD_DEADLINE, Reconciler, Stop, service};
 use crate::drivers::{ActiveState, FileContent, SystemdError, UnitState, VolumeSpec};
 use crate::providers::stores::Due;
+use crate::status::Reason;
 
 mod gate_facts;
 
@@ -33,6 +34,33 @@ pub(super) struct Observed {
     pub gated: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
     /// The `file` and `creds` stores' directories, to watch.
     pub watch: BTreeSet<PathBuf>,
+}
+
+/// A spec whose escape hatch names the unit of a spec whose name is taken on this host (by a
+/// unit ramlet does not own) would start, stop or pull in that other unit: it is refused too,
+/// naming it (issue 33: a decoy spec named after a host unit made that unit nameable).
+fn refuse_taken_references(facts: &mut Facts, selected: &[&Container]) {
+    let taken: BTreeSet<String> = facts
+        .specs
+        .iter()
+        .filter(|s| !matches!(s.name_check, NameCheck::Ours | NameCheck::Free))
+        .map(|s| super::service(&s.name))
+        .collect();
+    if taken.is_empty() {
+        return;
+    }
+    for (spec, container) in facts.specs.iter_mut().zip(selected) {
+        let references = ramlet_specs::policy::baseline::unit_references(container);
+        if let Some(unit) = references.into_iter().find(|u| taken.contains(*u)) {
+            spec.wants = Err(Problem {
+                reason: Reason::UnitNameTaken,
+                message: format!(
+                    "spec.quadlet names {unit}, which is not ramlet's on this host (a unit of the host's has that name); rename that spec, or remove the reference"
+                ),
+                versions: Vec::new(),
+            });
+        }
+    }
 }
 
 /// How often a reconcile looks for unit files of the host's that take a name of ramlet's.
@@ -125,6 +153,7 @@ impl Reconciler {
             }
             facts.specs.push(spec);
         }
+        refuse_taken_references(&mut facts, &selected);
         self.gate_facts(&mut facts, &catalog, &selected, due, intent)
             .await;
         phases.lap("shape");

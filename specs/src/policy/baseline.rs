@@ -132,6 +132,32 @@ pub const RUNTIME_ANNOTATIONS: &[&str] = &[
     "run.oci.",
 ];
 
+/// `[Unit]` keys that start, stop or pull in the units they name.
+pub const UNIT_DEPENDENCY_KEYS: &[&str] = &[
+    "BindsTo",
+    "Conflicts",
+    "OnFailure",
+    "OnSuccess",
+    "Requires",
+    "Requisite",
+    "Upholds",
+    "Wants",
+];
+
+/// The units `container`'s escape hatch starts, stops or pulls in (`Wants=web.service` ...):
+/// the agent checks at run time that each one that is a spec's unit is ramlet's on the host.
+#[must_use]
+pub fn unit_references(container: &crate::model::Container) -> Vec<&str> {
+    container
+        .quadlet
+        .get("Unit")
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| UNIT_DEPENDENCY_KEYS.contains(&key.as_str()))
+        .flat_map(|(_, values)| values.iter().flat_map(|v| v.split_whitespace()))
+        .collect()
+}
+
 /// Why `[section] key=value` reaches past the spec's own container; `None` when it does not.
 /// `managed` holds the unit names of this spec directory's containers (`web.service`).
 pub(crate) fn refusal(
