@@ -74,6 +74,10 @@ impl Reconciler {
                 && *versions == spec.live
             {
                 facts.baseline.insert(spec.name.clone(), health.clone());
+            } else if intent == super::Intent::Preview {
+                // `ramlet plan` runs no check: it shows what happens if the check passes on
+                // what the container runs now (the agent checks that first).
+                facts.baseline.insert(spec.name.clone(), Health::Healthy);
             }
         }
     }
