@@ -1069,3 +1069,24 @@ async fn regression_33_a_spec_may_not_name_a_unit_the_host_owns() {
         app.message
     );
 }
+
+/// `ramlet plan` is a fresh process: it knows no check's answer on what runs now, and runs no
+/// check. It shows the gated rotation as it goes if that check passes.
+#[tokio::test]
+async fn a_fresh_plan_shows_a_gated_rotation_and_runs_no_check() {
+    let world = World::new("fresh-plan");
+    gated(&world, "a");
+    gated(&world, "b");
+    world.secret("x", Ok("one"));
+    world.reconciler().reconcile(Due::All).await;
+    world.secret("x", Ok("two"));
+    world.take_log();
+    let preview = world.reconciler().preview(Due::All).await.unwrap().text();
+    assert!(
+        preview.contains("a: write volumes, restart")
+            && preview.contains("(first on a)")
+            && preview.contains("b: left as it is"),
+        "{preview}"
+    );
+    assert_eq!(world.take_log(), Vec::<String>::new());
+}
