@@ -184,7 +184,6 @@ pub fn parse_identities(text: &[u8], path: &Path) -> Result<Identities, Provider
     })
 }
 
-/// Decrypts the age file `file` (read from `path`) holding the secret `name`.
 /// Refuses an age file whose header is larger than [`MAX_HEADER_BYTES`] or names more than
 /// [`MAX_STANZAS`] recipients, before age tries the identity on each of them: one hostile file
 /// then costs a bounded read, and fails alone. Leaves the file at its start.
@@ -231,6 +230,7 @@ fn check_header(file: &std::fs::File, path: &Path) -> Result<(), ProviderError> 
     Ok(())
 }
 
+/// Decrypts the age file `file` (read from `path`) holding the secret `name`.
 fn decrypt_file(
     file: std::fs::File,
     path: &Path,
