@@ -212,6 +212,11 @@ impl Config {
             (None, None) => None,
         };
         check_paths(&spec_dir, &layout, &state_dir)?;
+        if scope == Scope::User && !file.policy.deny_addresses.is_empty() {
+            return Err(ConfigError::Invalid(
+                "policy.denyAddresses is for system scope: it is systemd's IPAddressDeny=, which a user manager cannot enforce; set it on the host's system-scope agent, or block the addresses in the host's firewall".into(),
+            ));
+        }
         let metrics_file = flags.metrics_file.or(file.metrics_file);
         if let Some(path) = metrics_file.as_ref().filter(|p| !p.is_absolute()) {
             return Err(ConfigError::Invalid(format!(

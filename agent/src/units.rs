@@ -8,6 +8,7 @@
 //!   `Network`, `User`/`Group`, `Label=ramlet.dev/spec=<name>`, the reload signal, hatch keys;
 //! - `[Service]`: for `rotation: reload` on Podman older than 5.5, `ExecReload=podman kill
 //!   --signal <signal> ramlet-<name>` (5.5 and later get `ReloadSignal=` instead); hatch keys;
+//!   the host's `policy.denyAddresses` as `IPAddressDeny=` ([`deny_addresses`]);
 //! - `[Install]`: nothing, in both scopes: ramlet starts each unit itself once its secrets are in
 //!   place, and its unit directory is a runtime directory that a reboot empties.
 
@@ -24,6 +25,18 @@ pub fn container_name(container: &Container) -> String {
 
 /// The Podman version from which `ReloadSignal=` exists.
 const RELOAD_SIGNAL: PodmanVersion = PodmanVersion::new(5, 5);
+
+/// Adds the host's `policy.denyAddresses` to `unit`: systemd's `IPAddressDeny=`, a filter on
+/// the service's cgroup that holds for the container's processes and for Podman's user-mode
+/// network helpers alike, whatever the network mode. A spec cannot lift it (`IPAddressAllow=`
+/// is no escape-hatch key).
+pub fn deny_addresses(unit: &mut UnitFile, addresses: &[String]) {
+    if !addresses.is_empty() {
+        unit.service
+            .extra
+            .push(("IPAddressDeny".to_owned(), addresses.join(" ")));
+    }
+}
 
 /// Builds the unit model for `container`.
 #[must_use]

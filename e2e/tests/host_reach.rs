@@ -226,3 +226,43 @@ fn system_scope_podman_is_the_oracle_for_the_escape_hatchs_list_values() {
         "the oracle saw {checked} values reach the host: is Podman there?"
     );
 }
+
+/// `policy.denyAddresses` (issue 33: "give the admin a way to block the metadata addresses for
+/// containers"): the agent writes systemd's `IPAddressDeny=` into each unit, and a container
+/// that would reach the address (here on the host's own network, the widest way there is) does
+/// not. The address is the host-only service's loopback one, standing in for
+/// `169.254.169.254`, which no host here has.
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+fn system_scope_deny_addresses_keeps_containers_from_the_metadata_service() {
+    let scope = Scope::system();
+    let port = host_only_service();
+    let mut agent = Agent::new(scope.clone(), "deny");
+    std::fs::write(
+        agent.dir.join("config.yaml"),
+        "policy:\n  allowHostNetwork: true\n  denyAddresses: [127.0.0.1, \"::1/128\"]\n",
+    )
+    .unwrap();
+    agent.secret("pw", "x");
+    let probe = |name: &str| {
+        format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: localhost/busybox:latest\n  network: host\n  exec:\n    - sh\n    - -c\n    - >-\n      trap 'exit 0' TERM;\n      printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 127.0.0.1 {port} | tail -n 1 | sed 's/^/GOT /';\n      echo DONE;\n      while true; do sleep 1 & wait $!; done\n  volumes:\n    - name: s\n      mountPath: /run/s\n      files:\n        - path: pw\n          secret: {{store: local, name: pw}}\n"
+        )
+    };
+    agent.spec("e2e-deny", &probe("e2e-deny"));
+    agent.start();
+    let logs = agent.wait("the probe ran", Duration::from_mins(2), || {
+        let logs = scope.logs("e2e-deny");
+        logs.contains("DONE").then_some(logs)
+    });
+    let unit = std::fs::read_to_string(scope.unit_dir().join("e2e-deny.container")).unwrap();
+    assert!(unit.contains("IPAddressDeny=127.0.0.1 ::1/128"), "{unit}");
+    assert!(
+        !logs.contains("GOT host-only"),
+        "the container reached the denied address: {logs}"
+    );
+    println!(
+        "denyAddresses: the container on the host's network could not reach 127.0.0.1:{port} (IPAddressDeny= in its unit)"
+    );
+    drop(agent);
+}

@@ -137,6 +137,7 @@ const SERVICE: &[Key] = &keys! { Service:
     "RestartSec" v(4, 4), S; "RestartSteps" v(4, 4), S; "SuccessExitStatus" v(4, 4), S;
     "TasksMax" v(4, 4), S; "TimeoutSec" v(4, 4), S; "TimeoutStartSec" v(4, 4), S;
     "TimeoutStopSec" v(4, 4), S; "WatchdogSec" v(4, 4), S; "ExecReload" v(4, 4), W;
+    "IPAddressDeny" v(4, 4), S;
 };
 
 const INSTALL: &[Key] = &keys! { Install:

@@ -9,6 +9,8 @@
 //!   one. Whatever the policy, a `file` or `creds` store whose folder holds another store's
 //!   identity is refused: no store delivers a file another uses as its key.
 //! - `allowHostNetwork`: whether a spec may put its container on the host's network.
+//! - `denyAddresses`: addresses no container may reach (the metadata service), enforced by
+//!   systemd (`IPAddressDeny=` in each unit ramlet writes).
 //! - `forbiddenKeys`: escape-hatch keys (`spec.quadlet`) a spec may not set, as `Key` (any
 //!   section) or `Section.Key` (`AddCapability`, `AddDevice`, `Service.OnFailure`, ...).
 //! - `allowKeys`: escape-hatch keys the host lets specs set beyond the [`baseline`] (which
@@ -66,6 +68,11 @@ pub struct Policy {
     /// together, as `256Mi`; empty: [`crate::DEFAULT_HOST_BYTES`].
     #[serde(default)]
     pub max_secret_bytes: Option<String>,
+    /// Addresses no container may reach (`169.254.169.254`, `fd00:ec2::254/128`: the cloud's
+    /// metadata service, which hands out the host's credentials): each unit ramlet writes gets
+    /// systemd's `IPAddressDeny=` with them. System scope only.
+    #[serde(default)]
+    pub deny_addresses: Vec<String>,
     /// This host's labels, when known (the agent's `hostLabels`, `validate --host-labels`): not
     /// part of the policy file, but what decides which containers' units a spec may name.
     /// `None`: every valid container counts as this host's.
@@ -84,6 +91,7 @@ impl Policy {
             && self.endpoints.is_empty()
             && !self.allow_host_network
             && self.max_secret_bytes.is_none()
+            && self.deny_addresses.is_empty()
     }
 
     /// The host's budget of secret bytes ([`Policy::max_secret_bytes`], or the default).
@@ -117,6 +125,13 @@ impl Policy {
             && let Err((_, why)) = crate::quantity::bytes(text)
         {
             problems.push(format!("policy.maxSecretBytes: {why}"));
+        }
+        for (i, address) in self.deny_addresses.iter().enumerate() {
+            if !is_address_prefix(address) {
+                problems.push(format!(
+                    "policy.denyAddresses[{i}]: {address:?} is not an IP address or prefix such as 169.254.169.254 or fd00:ec2::254/128"
+                ));
+            }
         }
         for identities in &self.identity_directories {
             for data in &self.store_directories {
@@ -289,6 +304,17 @@ impl Policy {
         }
         findings
     }
+}
+
+/// Whether `text` is an IP address, or one with a prefix length (`10.0.0.0/8`).
+fn is_address_prefix(text: &str) -> bool {
+    let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let max = match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => 32,
+        Ok(std::net::IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    prefix.is_empty() || prefix.parse::<u8>().is_ok_and(|p| p <= max)
 }
 
 /// Why `network` puts the container on the host's network, or `None`.

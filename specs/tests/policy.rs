@@ -617,3 +617,22 @@ fn regression_33_secret_bytes_are_bounded_per_spec_and_per_host() {
         1
     );
 }
+
+/// `policy.denyAddresses` takes IP addresses and prefixes; anything else is the config's own
+/// problem, named by its index.
+#[test]
+fn deny_addresses_are_addresses() {
+    let policy = Policy {
+        deny_addresses: vec![
+            "169.254.169.254".into(),
+            "fd00:ec2::254/128".into(),
+            "10.0.0.0/33".into(),
+            "metadata.google.internal".into(),
+        ],
+        ..Policy::default()
+    };
+    let problems = policy.problems();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].starts_with("policy.denyAddresses[2]: "));
+    assert!(problems[1].starts_with("policy.denyAddresses[3]: "));
+}

@@ -182,9 +182,9 @@ impl Reconciler {
             return Ok(text.clone());
         }
         let target = self.settings.target;
-        let text = units::unit(container, &self.settings.layout, target)
-            .render(target)
-            .map_err(|e| e.to_string())?;
+        let mut unit = units::unit(container, &self.settings.layout, target);
+        units::deny_addresses(&mut unit, &self.settings.policy.deny_addresses);
+        let text = unit.render(target).map_err(|e| e.to_string())?;
         if let Ok(mut rendered) = self.rendered.lock() {
             rendered.insert(name.to_owned(), (container.clone(), text.clone()));
         }
