@@ -189,7 +189,11 @@ impl Reconciler {
         // limit); its answer is not wanted.
         self.checks
             .retain(|name, _| due.iter().any(|(due, _, _)| due == name));
+        let mut started = Vec::new();
         for (name, command, timeout) in due {
+            if !self.checks.contains_key(&name) {
+                started.push(name.clone());
+            }
             self.checks.entry(name.clone()).or_insert_with(|| {
                 let units = std::sync::Arc::clone(&self.units);
                 tokio::spawn(async move {
@@ -204,8 +208,14 @@ impl Reconciler {
                 })
             });
         }
-        let started = tokio::time::Instant::now();
-        while self.checks.values().any(|c| !c.is_finished()) && started.elapsed() < QUICK_CHECK {
+        // Only the checks this reconcile started are waited for (briefly): one that was
+        // running already is read when it ends, and costs this reconcile nothing.
+        let since = tokio::time::Instant::now();
+        while started
+            .iter()
+            .any(|name| self.checks.get(name).is_some_and(|c| !c.is_finished()))
+            && since.elapsed() < QUICK_CHECK
+        {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let done: Vec<String> = self
