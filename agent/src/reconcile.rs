@@ -121,8 +121,15 @@ pub struct Reconciler {
     previous: BTreeMap<String, desire::Changed>,
     /// The same, sealed to the host, for the rotations under way: for the next ramlet.
     sealed: previous::SealedPrevious,
-    /// Health checks still running, by spec: they run beside the reconciles, never in them.
-    checks: BTreeMap<String, tokio::task::JoinHandle<facts::Health>>,
+    /// Health checks still running, by spec, each with the versions its container ran when it
+    /// started: they run beside the reconciles, never in them.
+    checks: BTreeMap<
+        String,
+        (
+            Vec<crate::status::SecretInUse>,
+            tokio::task::JoinHandle<facts::Health>,
+        ),
+    >,
     /// What each health-checked spec's check said of the versions it ran then (see
     /// `facts.baseline`).
     baselines: BTreeMap<String, (Vec<crate::status::SecretInUse>, facts::Health)>,

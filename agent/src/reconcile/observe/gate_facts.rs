@@ -12,6 +12,7 @@ use ramlet_specs::model::{Container, Provider, SecretVersion};
 use super::super::Reconciler;
 use super::super::facts::{Facts, Health};
 use crate::providers::stores::Due;
+use crate::status::SecretInUse;
 
 impl Reconciler {
     /// What the health gate decides from: the specs whose previous files ramlet holds, each
@@ -64,7 +65,7 @@ impl Reconciler {
                     .get(name)
                     .is_some_and(|(versions, _)| Some(versions) == live)
             });
-            let said = self.health(selected, &pending).await;
+            let said = self.health(selected, &pending, facts).await;
             self.sort_verdicts(facts, said);
         }
         self.baselines
@@ -167,7 +168,8 @@ impl Reconciler {
         &mut self,
         selected: &[&Container],
         pending: &BTreeSet<String>,
-    ) -> BTreeMap<String, Health> {
+        facts: &Facts,
+    ) -> BTreeMap<String, (Vec<SecretInUse>, Health)> {
         let due: Vec<(String, Vec<String>, std::time::Duration)> = selected
             .iter()
             .filter_map(|container| {
@@ -194,9 +196,16 @@ impl Reconciler {
             if !self.checks.contains_key(&name) {
                 started.push(name.clone());
             }
+            // What it checks: the versions its container runs now.
+            let running = facts
+                .specs
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.live.clone())
+                .unwrap_or_default();
             self.checks.entry(name.clone()).or_insert_with(|| {
                 let units = std::sync::Arc::clone(&self.units);
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     match units
                         .check(&format!("ramlet-{name}"), &command, timeout)
                         .await
@@ -205,7 +214,8 @@ impl Reconciler {
                         Ok(false) => Health::Unhealthy,
                         Err(error) => Health::Unknown(error.to_string()),
                     }
-                })
+                });
+                (running, task)
             });
         }
         // Only the checks this reconcile started are waited for (briefly): one that was
@@ -213,7 +223,7 @@ impl Reconciler {
         let since = tokio::time::Instant::now();
         while started
             .iter()
-            .any(|name| self.checks.get(name).is_some_and(|c| !c.is_finished()))
+            .any(|name| self.checks.get(name).is_some_and(|(_, c)| !c.is_finished()))
             && since.elapsed() < QUICK_CHECK
         {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -221,19 +231,19 @@ impl Reconciler {
         let done: Vec<String> = self
             .checks
             .iter()
-            .filter(|(_, check)| check.is_finished())
+            .filter(|(_, (_, check))| check.is_finished())
             .map(|(name, _)| name.clone())
             .collect();
         let mut said = BTreeMap::new();
         for name in done {
-            let Some(check) = self.checks.remove(&name) else {
+            let Some((versions, check)) = self.checks.remove(&name) else {
                 continue;
             };
             let health = check
                 .await
                 .unwrap_or_else(|e| Health::Unknown(format!("the check's task ended: {e}")));
             tracing::info!(spec = %name, health = ?health, "{name}: health check: {health:?}");
-            said.insert(name, health);
+            said.insert(name, (versions, health));
         }
         for name in self.checks.keys() {
             tracing::debug!(spec = %name, "{name}: health check still running");
@@ -246,25 +256,26 @@ impl Reconciler {
     /// Files what the checks said: of a rollout's new versions (`facts.health`), or of the
     /// versions a spec runs before a new one comes (its baseline). A rollout that passed is
     /// also a baseline of the versions it brought.
-    fn sort_verdicts(&mut self, facts: &mut Facts, said: BTreeMap<String, Health>) {
-        for (name, health) in said {
-            let live = facts
-                .specs
-                .iter()
-                .find(|s| s.name == name)
-                .map(|s| s.live.clone())
-                .unwrap_or_default();
+    fn sort_verdicts(
+        &mut self,
+        facts: &mut Facts,
+        said: BTreeMap<String, (Vec<SecretInUse>, Health)>,
+    ) {
+        for (name, (versions, health)) in said {
             match self.owed.rollouts.get(&name) {
-                Some(rollout) => {
+                // A check that started before the rollout's versions were in place judged
+                // what ran before them: not this rollout's answer (the next check is).
+                Some(rollout) if versions != rollout.versions => {}
+                Some(_) => {
                     if health == Health::Healthy {
                         self.baselines
-                            .insert(name.clone(), (rollout.versions.clone(), Health::Healthy));
+                            .insert(name.clone(), (versions, Health::Healthy));
                     }
                     facts.health.insert(name, health);
                 }
                 None => {
                     if !matches!(health, Health::Unknown(_)) {
-                        self.baselines.insert(name, (live, health));
+                        self.baselines.insert(name, (versions, health));
                     }
                 }
             }
@@ -275,13 +286,16 @@ impl Reconciler {
 /// The health-checked specs with new versions waiting and no rotation under way, whose check
 /// has not yet said anything of the versions they run: their baseline is wanted.
 fn pending_rotations(facts: &Facts, selected: &[&Container]) -> BTreeSet<String> {
+    let checked: BTreeSet<&str> = selected
+        .iter()
+        .filter(|c| c.health_check.is_some())
+        .map(|c| c.name.as_str())
+        .collect();
     facts
         .specs
         .iter()
         .filter(|spec| {
-            selected
-                .iter()
-                .any(|c| c.name.as_str() == spec.name && c.health_check.is_some())
+            checked.contains(spec.name.as_str())
                 && !spec.live.is_empty()
                 && !facts.owed.rollouts.contains_key(&spec.name)
                 && spec
