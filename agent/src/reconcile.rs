@@ -136,6 +136,8 @@ pub struct Reconciler {
     /// When the unit folders were last searched for files of the host's that take a name of
     /// ramlet's (see `observe`).
     shadows_checked: Option<tokio::time::Instant>,
+    /// What that search found: the specs whose unit name a file of the host's takes.
+    shadowed: BTreeMap<String, std::path::PathBuf>,
 }
 
 impl Reconciler {
@@ -179,6 +181,7 @@ impl Reconciler {
             checks: BTreeMap::new(),
             baselines: BTreeMap::new(),
             shadows_checked: None,
+            shadowed: BTreeMap::new(),
         }
     }
 

@@ -967,6 +967,12 @@ async fn regression_33_a_unit_of_the_hosts_that_appears_later_is_said() {
     );
     assert_eq!(world.take_log(), Vec::<String>::new(), "kept as it runs");
     assert!(world.unit_file("a").exists());
+    // Said until the next search, not only at the reconcile that searched.
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(
+        reconciler.status().specs["a"].reason.as_str(),
+        "UnitNameTaken"
+    );
 }
 
 /// Issue 33, finding 7, through the reconciler: `aaa` (whose check always fails) and `bbb` share

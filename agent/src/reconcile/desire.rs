@@ -41,10 +41,9 @@ impl Reconciler {
         container: &Container,
         catalog: &Catalog,
         listing: &Listing,
-        shadowing: Option<&[std::path::PathBuf]>,
     ) -> (SpecFacts, Found) {
         let name = container.name.to_string();
-        let name_check = self.name_check(&name, listing, shadowing).await;
+        let name_check = self.name_check(&name, listing).await;
         let (wants, found) = match name_check {
             NameCheck::Ours | NameCheck::Free => match self.wants(container, catalog) {
                 Ok((wants, found)) => (Ok(wants), found),
@@ -76,25 +75,16 @@ impl Reconciler {
         (facts, found)
     }
 
-    /// Whether `name`'s unit can be ramlet's: its own file is there, or the name is free on
-    /// the whole host (not only in ramlet's folder: a vendor unit must not be shadowed), as
-    /// far as systemd says. With `shadowing` (the manager's unit folders, generators' left
-    /// out), a unit of ramlet's is also checked against a file of the host's by the same name
-    /// that appeared since (a package installed later).
-    async fn name_check(
-        &self,
-        name: &str,
-        listing: &Listing,
-        shadowing: Option<&[std::path::PathBuf]>,
-    ) -> NameCheck {
+    /// Whether `name`'s unit can be ramlet's: its own file is there (and no file of the
+    /// host's by that name appeared since: see `observe`'s shadow search), or the name is free
+    /// on the whole host (not only in ramlet's folder: a vendor unit must not be shadowed), as
+    /// far as systemd says.
+    async fn name_check(&self, name: &str, listing: &Listing) -> NameCheck {
         if listing.ours.contains_key(name) {
-            let unit = service(name);
-            let found = shadowing
-                .unwrap_or_default()
-                .iter()
-                .map(|dir| dir.join(&unit))
-                .find(|file| file.symlink_metadata().is_ok());
-            return found.map_or(NameCheck::Ours, NameCheck::Shadows);
+            return self
+                .shadowed
+                .get(name)
+                .map_or(NameCheck::Ours, |file| NameCheck::Shadows(file.clone()));
         }
         match self.units.load_state(&service(name)).await {
             Err(error) => return NameCheck::Unknown(error.to_string()),

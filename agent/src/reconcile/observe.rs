@@ -18,7 +18,7 @@ use ramlet_specs::model::{Container, Provider};
 
 use super::facts::{Facts, NameCheck, Problem};
 use super::{HostError, LOAD_DEADLINE, Reconciler, Stop, service};
-use crate::drivers::{ActiveState, FileContent, SystemdError, UnitState, VolumeSpec};
+use crate::drivers::{ActiveState, FileContent, Listing, SystemdError, UnitState, VolumeSpec};
 use crate::providers::stores::Due;
 use crate::status::Reason;
 
@@ -140,11 +140,9 @@ impl Reconciler {
         };
         let mut payload = BTreeMap::new();
         let mut gated = BTreeMap::new();
-        let shadowing = self.shadowing(due).await;
+        self.search_shadows(due, &listing).await;
         for container in &selected {
-            let (spec, found) = self
-                .spec_facts(container, &catalog, &listing, shadowing.as_deref())
-                .await;
+            let (spec, found) = self.spec_facts(container, &catalog, &listing).await;
             if let Some(changed) = found.changed {
                 payload.insert(spec.name.clone(), changed);
             }
@@ -179,31 +177,44 @@ impl Reconciler {
         })
     }
 
-    /// The manager's unit folders where a file of the host's could take a unit name of
-    /// ramlet's (generators' and transient units' left out), at a `ramlet sync` and otherwise
-    /// at most once every [`SHADOW_CHECK`]: a package that installs a unit by a spec's name is
-    /// noticed within that. `None` between checks, or when systemd does not say.
-    async fn shadowing(&mut self, due: Due) -> Option<Vec<std::path::PathBuf>> {
+    /// Searches the manager's unit folders (generators' and transient units' left out) for a
+    /// file of the host's that takes the name of a unit of ramlet's, at a `ramlet sync` and
+    /// otherwise at most once every [`SHADOW_CHECK`]: a package that installs a unit by a
+    /// spec's name is noticed within that. What it finds holds until the next search. Kept as
+    /// it was when systemd does not say.
+    async fn search_shadows(&mut self, due: Due, listing: &Listing) {
         let now = tokio::time::Instant::now();
         let due = due == Due::All
             || self
                 .shadows_checked
                 .is_none_or(|at| now.duration_since(at) >= SHADOW_CHECK);
         if !due {
-            return None;
+            return;
         }
-        let folders = self.units.unit_path().await.ok()?;
+        let Ok(folders) = self.units.unit_path().await else {
+            return;
+        };
         self.shadows_checked = Some(now);
-        Some(
-            folders
-                .into_iter()
-                .filter(|dir| {
-                    dir.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| !n.starts_with("generator") && n != "transient")
-                })
-                .collect(),
-        )
+        let folders: Vec<PathBuf> = folders
+            .into_iter()
+            .filter(|dir| {
+                dir.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with("generator") && n != "transient")
+            })
+            .collect();
+        self.shadowed = listing
+            .ours
+            .keys()
+            .filter_map(|name| {
+                let unit = service(name);
+                let file = folders
+                    .iter()
+                    .map(|dir| dir.join(&unit))
+                    .find(|file| file.symlink_metadata().is_ok())?;
+                Some((name.clone(), file))
+            })
+            .collect();
     }
 
     /// Loads the spec directory (off the runtime's thread), with this host's policy; parsed
