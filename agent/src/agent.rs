@@ -303,13 +303,7 @@ impl Default for Pacing {
 impl Pacing {
     /// How long to wait, if nothing wakes the loop sooner.
     pub fn wait(&mut self, outcome: &Outcome) -> Duration {
-        let refresh = outcome.refresh.unwrap_or(DEFAULT_REFRESH);
-        if outcome.failed || outcome.settling {
-            self.errors.failed(true).min(refresh)
-        } else {
-            self.errors.succeeded();
-            refresh
-        }
+        outcome.requeue.wait(&mut self.errors, DEFAULT_REFRESH)
     }
 }
 

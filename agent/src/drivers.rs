@@ -93,6 +93,12 @@ impl SystemdError {
     }
 }
 
+impl crate::retry::Transient for SystemdError {
+    fn is_transient(&self) -> bool {
+        self.kind().is_transient()
+    }
+}
+
 /// The kind of a [`SystemdError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SystemdErrorKind {

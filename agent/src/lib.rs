@@ -19,6 +19,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod drivers;

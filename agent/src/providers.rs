@@ -172,10 +172,10 @@ impl ProviderError {
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
+}
 
-    /// Whether trying again later may work without anybody changing anything.
-    #[must_use]
-    pub fn is_transient(&self) -> bool {
+impl crate::retry::Transient for ProviderError {
+    fn is_transient(&self) -> bool {
         self.kind.is_transient()
     }
 }

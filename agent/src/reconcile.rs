@@ -1,50 +1,59 @@
 //! One reconcile, in three steps: **observe** every fact (the specs as loaded, the secrets the
-//! stores hold, ramlet's unit files, the units' states, the volumes, the owed-work journal) into
-//! one [`Facts`](facts::Facts); **decide** in one pure function ([`decide::decide`]) the
-//! [`Plan`](plan::Plan): every action with its typed cause, each spec's phase and reason, the
-//! work it owes and whether to come back soon; **apply** the plan through the host traits of
-//! [`crate::drivers`] and return typed outcomes. The status file and the metrics are written
-//! from the plan and the outcomes.
+//! stores hold, ramlet's unit files, the units' states, the volumes, the owed-work journal, the
+//! health checks that ended, the `ramlet sync --retry` requests) into one
+//! [`Facts`](facts::Facts), changing nothing on the host; **decide** in one pure function
+//! ([`decide::decide`]) the [`Plan`](plan::Plan): every action with its typed cause (the health
+//! gate's rollouts and rollbacks, the checks to start, the previous files to seal), each spec's
+//! phase and reason, the work it owes and when to come back ([`Requeue`]); **apply** the plan
+//! through the host traits of [`crate::drivers`] and return typed outcomes. The status file
+//! and the metrics are written from the plan and the outcomes. `ramlet plan` is observe and
+//! decide, and nothing else.
 //!
 //! ```text
-//!   specs, stores, unit folder, systemd, volumes, journal
+//!   specs, stores, unit folder, systemd, volumes, journal, checks, --retry requests
 //!        |
-//!     observe  (observe.rs, desire.rs: facts of each spec)   -> Facts (+ the secret bytes)
-//!        |
-//!     decide   (decide.rs, pure)                             -> Plan
-//!        |
-//!     apply    (apply.rs, owed.rs: the journal)              -> Applied (failures by spec)
+//!     observe  (observe.rs, desire.rs: facts of each spec;       -> Facts (+ the secret bytes)
+//!        |      observe/gate_facts.rs: what the gate needs)
+//!     decide   (decide.rs, gate.rs: the health gate,              -> Plan (actions, verdicts,
+//!        |      decide/upkeep.rs: checks, seals, retries; pure)      owed work, Requeue)
+//!     apply    (apply.rs, owed.rs: the journal, checks.rs)        -> Applied (failures by spec)
 //!        |
 //!     status   (status.rs: settle each verdict with what systemd says now), metrics
 //! ```
 //!
+//! What carries over from one reconcile to the next is one value, [`memory::Memory`].
+//!
 //! Failure policy: a spec whose file is broken, whose secrets cannot be fetched or whose unit
 //! cannot be rendered is left exactly as it runs now (`Degraded`), or not created (`Failed`);
 //! every other spec goes on. Such a spec is a fact of that spec, not a failure of the host:
-//! the loop comes back soon ([`plan::Retry::Soon`]) only for what may pass by itself.
+//! the loop comes back with backoff ([`crate::retry::error_policy`]) only for what failed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ramlet_quadlet::PodmanVersion;
 use ramlet_specs::Loader;
-use ramlet_specs::model::Container;
 use tokio::sync::watch;
 
-use crate::drivers::{Job, SystemdError, UnitFiles, UnitManager, UnitState, VolumeManager};
+use crate::clock::Clock;
+use crate::drivers::{Job, SystemdError, UnitFiles, UnitManager, VolumeManager};
 use crate::layout::Layout;
 use crate::providers::stores::{Due, Stores};
 use crate::providers::{Connector, Limits};
+use crate::retry::{Requeue, Transient, error_policy};
 use crate::status::{Phase, Status};
-use owed::{Journal, Owed};
-use plan::{Action, Cause, Retry};
+use owed::Journal;
+use plan::{Action, Cause};
 
 pub mod apply;
+mod checks;
 pub mod decide;
 mod desire;
 pub mod facts;
 pub mod gate;
+pub mod memory;
 mod observe;
 pub mod owed;
 pub mod plan;
@@ -74,70 +83,47 @@ pub struct Settings {
 /// What the agent loop needs after a reconcile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// Something failed that may pass by itself (a job, a unit file write, systemd not
-    /// answering, the spec directory unreadable): the loop retries with backoff. A spec that
-    /// cannot be applied as it is written is not such a failure (its status says why).
+    /// When to come back: the plan's own (a health check due), the error policy's for what
+    /// failed (a job, a unit file write, systemd not answering, the spec directory
+    /// unreadable), a unit still on its way up (looked at again with backoff, so a start
+    /// that hangs or fails later is seen), and the stores' next refresh, as one value.
+    pub requeue: Requeue,
+    /// Something failed (for the logs and the metrics; `requeue` says what to do about it).
+    /// A spec that cannot be applied as it is written is not such a failure (its status says
+    /// why).
     pub failed: bool,
-    /// When the first store is due for its next refresh.
-    pub refresh: Option<Duration>,
     /// The reconcile stopped early for shutdown, before changing anything.
     pub stopped: bool,
     /// The `file` stores' directories, to watch.
     pub watch: BTreeSet<PathBuf>,
     /// The actions applied.
     pub actions: Vec<Action>,
-    /// Some unit was still on its way up (or systemd did not say) when the reconcile ended:
-    /// the loop looks again soon, so a start that hangs or fails later is seen and retried.
-    pub settling: bool,
 }
 
 /// How long a load of the spec directory may take before it is given up (see `load`).
 const LOAD_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The reconciler and its side-effect drivers.
+/// The reconciler: the host behind its traits, the stores, and its memory.
 pub struct Reconciler {
     settings: Settings,
     volumes: Box<dyn VolumeManager>,
-    units: std::sync::Arc<dyn UnitManager>,
+    units: Arc<dyn UnitManager>,
     unit_dir: Box<dyn UnitFiles>,
     stores: Stores,
-    status: Status,
     stopping: Option<watch::Receiver<bool>>,
     journal: Journal,
-    /// What the journal holds: work owed by earlier reconciles (or an earlier run).
-    owed: Owed,
-    /// Each unit's state with its details as last seen, by spec name (see `observe`).
-    seen: BTreeMap<String, UnitState>,
+    /// The sealed copies of the previous files of the rotations under way.
+    sealed: previous::SealedPrevious,
+    /// The health checks running beside the reconciles.
+    checks: checks::Checks,
     /// The spec directory's loader, which keeps the last catalog.
     loader: Loader,
-    /// When the status file was last written (`None`: not yet by this process).
-    status_written: Option<std::time::Instant>,
     /// What the metrics file says.
     metrics: crate::metrics::Metrics,
-    /// Each spec's unit file as last rendered, with the spec it came from.
-    rendered: std::sync::Mutex<BTreeMap<String, (Container, String)>>,
-    /// Each health-checked spec's files while no rotation of it is under way: what a failed
-    /// rotation puts back (zeroized when dropped; on disk only sealed, see [`previous`]).
-    previous: BTreeMap<String, desire::Changed>,
-    /// The same, sealed to the host, for the rotations under way: for the next ramlet.
-    sealed: previous::SealedPrevious,
-    /// Health checks still running, by spec, each with the versions its container ran when it
-    /// started: they run beside the reconciles, never in them.
-    checks: BTreeMap<
-        String,
-        (
-            Vec<crate::status::SecretInUse>,
-            tokio::task::JoinHandle<facts::Health>,
-        ),
-    >,
-    /// What each health-checked spec's check said of the versions it ran then (see
-    /// `facts.baseline`).
-    baselines: BTreeMap<String, (Vec<crate::status::SecretInUse>, facts::Health)>,
-    /// When the unit folders were last searched for files of the host's that take a name of
-    /// ramlet's (see `observe`).
-    shadows_checked: Option<tokio::time::Instant>,
-    /// What that search found: the specs whose unit name a file of the host's takes.
-    shadowed: BTreeMap<String, std::path::PathBuf>,
+    /// What time it is (health checks' deadlines).
+    clock: Arc<dyn Clock>,
+    /// What carries over from one reconcile to the next.
+    memory: memory::Memory,
 }
 
 impl Reconciler {
@@ -150,14 +136,17 @@ impl Reconciler {
         unit_dir: Box<dyn UnitFiles>,
         connector: Connector,
     ) -> Self {
-        let status = Status::read(&settings.state_dir).unwrap_or_default();
         let journal = Journal::new(&settings.state_dir);
         let sealed = previous::SealedPrevious::new(&settings.state_dir);
-        let owed = journal.read();
-        if !owed.is_empty() {
+        let memory = memory::Memory {
+            status: Status::read(&settings.state_dir).unwrap_or_default(),
+            owed: journal.read(),
+            ..memory::Memory::default()
+        };
+        if !memory.owed.is_empty() {
             tracing::info!(
-                jobs = owed.jobs.len(),
-                daemon_reload = owed.daemon_reload,
+                jobs = memory.owed.jobs.len(),
+                daemon_reload = memory.owed.daemon_reload,
                 "work owed by the last run is done first"
             );
         }
@@ -167,21 +156,14 @@ impl Reconciler {
             units: units.into(),
             unit_dir,
             stores: Stores::new(connector, Limits::default()),
-            status,
             stopping: None,
             journal,
-            owed,
-            seen: BTreeMap::new(),
-            loader: Loader::default(),
-            status_written: None,
-            metrics: crate::metrics::Metrics::default(),
-            rendered: std::sync::Mutex::default(),
-            previous: BTreeMap::new(),
             sealed,
-            checks: BTreeMap::new(),
-            baselines: BTreeMap::new(),
-            shadows_checked: None,
-            shadowed: BTreeMap::new(),
+            checks: checks::Checks::default(),
+            loader: Loader::default(),
+            metrics: crate::metrics::Metrics::default(),
+            clock: Arc::new(crate::clock::SystemClock),
+            memory,
         }
     }
 
@@ -190,6 +172,13 @@ impl Reconciler {
     #[must_use]
     pub fn with_shutdown(mut self, stopping: watch::Receiver<bool>) -> Self {
         self.stopping = Some(stopping);
+        self
+    }
+
+    /// Reads the time from `clock` (tests move it by hand).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -231,7 +220,7 @@ impl Reconciler {
     /// The last status written.
     #[must_use]
     pub fn status(&self) -> &Status {
-        &self.status
+        &self.memory.status
     }
 
     /// Runs one reconcile; `due` says which stores must be asked even if their timers have
@@ -254,27 +243,37 @@ impl Reconciler {
         };
         let observe::Observed {
             facts,
-            mut payload,
-            gated,
+            payload,
             watch,
         } = observed;
         let plan = decide::decide(&facts);
-        self.keep_previous(&plan, gated).await;
         self.say_verdicts(&plan);
-        let applied = self.apply(&plan, &facts, &mut payload).await;
+        let applied = self.apply(&plan, &facts, payload).await;
         let next = self.settle_status(&facts, &plan, &applied).await;
         // The events that asked for this reconcile's fetches are done with.
         self.stores.ack_fetched();
+        let settling = next.specs.values().any(|s| s.phase == Phase::Progressing);
+        let mut requeue = applied
+            .failures
+            .values()
+            .fold(plan.requeue, |r, e| r.and(error_policy(e)));
+        if settling {
+            // A unit on its way up is looked at again with backoff: a start that hangs or
+            // fails later is seen and retried.
+            requeue = requeue.and(Requeue::Backoff {
+                transient: true,
+                within: None,
+            });
+        }
+        if let Some(due) = self.stores.next_due() {
+            requeue = requeue.and(Requeue::After(due));
+        }
         let outcome = Outcome {
-            failed: !applied.failures.is_empty() || plan.retry == Retry::Soon,
-            refresh: match (self.stores.next_due(), plan.recheck) {
-                (Some(due), Some(recheck)) => Some(due.min(recheck)),
-                (due, recheck) => due.or(recheck),
-            },
+            failed: !applied.failures.is_empty() || plan.requeue.failed(),
+            requeue,
             stopped: false,
             watch,
             actions: plan.actions.clone(),
-            settling: next.specs.values().any(|s| s.phase == Phase::Progressing),
         };
         // Asked for (`ramlet sync`, SIGHUP, a start): the status file says so, changed or not.
         self.keep_status(next, due == Due::All);
@@ -282,76 +281,53 @@ impl Reconciler {
         outcome
     }
 
-    /// Holds the files of each health-checked spec that this plan leaves at (or takes to) what
-    /// it asks for, outside any rotation: what its next rotation puts back if it fails. A spec
-    /// held, waiting on its check or rolling back keeps the files held before.
-    /// A rotation this plan starts gets them sealed to the host first (see [`previous`]), so
-    /// that a ramlet killed before its check can still roll it back; the sealed files of
-    /// rotations that ended go.
-    async fn keep_previous(&mut self, plan: &plan::Plan, gated: BTreeMap<String, desire::Changed>) {
-        for (name, files) in gated {
-            if !plan.keep.contains(&name) && !plan.owed.rollouts.contains_key(&name) {
-                self.previous.insert(name, files);
-            }
-        }
-        let starting: Vec<(String, desire::Changed)> = plan
-            .owed
-            .rollouts
-            .keys()
-            .filter(|name| !self.owed.rollouts.contains_key(*name))
-            .filter_map(|name| Some((name.clone(), self.previous.get(name)?.clone())))
-            .collect();
-        // An idle reconcile (no rollout starting or ending) touches no file.
-        if starting.is_empty() && plan.owed.rollouts.keys().eq(self.owed.rollouts.keys()) {
-            return;
-        }
-        let sealed = self.sealed.clone();
-        let under_way: Vec<String> = plan.owed.rollouts.keys().cloned().collect();
-        let _ = tokio::task::spawn_blocking(move || {
-            for (name, files) in starting {
-                if let Err(error) = sealed.save(&name, &files) {
-                    tracing::info!(spec = %name, %error, "{name}: the previous files are held in memory only (they cannot be sealed to this host)");
-                }
-            }
-            sealed.retain(|spec| under_way.iter().any(|n| n == spec));
-        })
-        .await;
-    }
-
     /// Counts a reconcile in the metrics and writes the metrics file, if there is one.
     fn count(&mut self, started: std::time::Instant, failed: bool, jobs: &[(Job, Cause)]) {
         let jobs: Vec<(Job, &'static str)> = jobs.iter().map(|(j, c)| (*j, c.as_str())).collect();
         self.metrics.reconciled(started.elapsed(), failed, &jobs);
         if let Some(path) = &self.settings.metrics_file {
-            let text =
-                self.metrics
-                    .render(&self.status, &self.stores.answers(), self.owed.jobs.len());
+            let text = self.metrics.render(
+                &self.memory.status,
+                &self.stores.answers(),
+                self.memory.owed.jobs.len(),
+            );
             if let Err(error) = crate::metrics::write(path, &text) {
                 tracing::warn!(path = %path.display(), %error, "cannot write the metrics file");
             }
         }
     }
 
-    /// What a reconcile would do now, without doing any of it (`ramlet plan`): secrets are
-    /// fetched to compare versions, nothing is written, started or stopped.
-    pub async fn preview(&mut self, due: Due) -> Result<preview::Preview, String> {
+    /// What a reconcile would do now, without doing any of it (`ramlet plan`): observe and
+    /// decide, nothing else. Secrets are fetched to compare versions; nothing is written,
+    /// started, stopped, sealed or taken on the host.
+    ///
+    /// # Errors
+    /// When the spec directory or the unit folder cannot be read, systemd does not say how
+    /// the units are, or shutdown cut the wait on the providers short.
+    pub async fn preview(&mut self, due: Due) -> Result<preview::Preview, HostError> {
         match self.observe(due, observe::Intent::Preview).await {
             Ok(observed) => {
                 let plan = decide::decide(&observed.facts);
-                Ok(preview::Preview::new(&observed.facts, &plan, &self.status))
+                Ok(preview::Preview::new(
+                    &observed.facts,
+                    &plan,
+                    &self.memory.status,
+                ))
             }
-            Err(Stop::Failed(error)) => Err(error.to_string()),
-            Err(Stop::Shutdown) => Err("interrupted".into()),
+            Err(Stop::Failed(error)) => Err(error),
+            Err(Stop::Shutdown) => Err(HostError::Interrupted),
         }
     }
 
     fn fail_all(&mut self, error: &HostError) -> Outcome {
         tracing::error!(kind = error.kind(), %error, "reconcile failed");
-        self.status.errors = vec![error.to_string()];
-        self.status.updated = crate::util::now_rfc3339();
-        let _ = self.status.write(&self.settings.state_dir);
+        let status = &mut self.memory.status;
+        status.errors = vec![error.to_string()];
+        status.updated = crate::util::now_rfc3339();
+        let _ = status.write(&self.settings.state_dir);
         Outcome {
             failed: true,
+            requeue: error_policy(error),
             ..Outcome::default()
         }
     }
@@ -375,6 +351,21 @@ pub enum HostError {
     /// systemd did not say how the units are: no plan is made without it.
     #[error("cannot ask systemd for the units' states: {0}")]
     Systemd(#[source] SystemdError),
+    /// Shutdown cut the wait on the providers short.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// A reconcile that stops before its plan is tried again with a doubling backoff: the spec
+/// directory (a GitOps sync half done, a file system that hangs), the unit folder and systemd
+/// (a manager still starting, a bus that comes back) may all pass by themselves, and nothing
+/// else would wake the loop when they do.
+impl Transient for HostError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::SpecDir(_) | Self::UnitDir { .. } | Self::Systemd(_) | Self::Interrupted => true,
+        }
+    }
 }
 
 impl HostError {
@@ -385,6 +376,7 @@ impl HostError {
             Self::SpecDir(_) => "spec-dir",
             Self::UnitDir { .. } => "unit-dir",
             Self::Systemd(_) => "systemd",
+            Self::Interrupted => "interrupted",
         }
     }
 }

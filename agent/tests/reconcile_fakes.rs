@@ -267,10 +267,11 @@ async fn a_provider_outage_keeps_the_last_good_secret_and_the_container() {
     assert!(!outcome.failed);
     assert!(
         outcome
-            .refresh
+            .requeue
+            .by()
             .is_some_and(|r| r <= std::time::Duration::from_secs(2)),
         "{:?}",
-        outcome.refresh
+        outcome.requeue
     );
     let log = world.take_log();
     assert!(
@@ -625,7 +626,7 @@ async fn no_answer_from_systemd_touches_no_unit_and_plans_nothing() {
     assert!(
         preview
             .as_ref()
-            .is_err_and(|e| e.contains("cannot ask systemd")),
+            .is_err_and(|e| e.to_string().contains("cannot ask systemd")),
         "{:?}",
         preview.map(|p| p.text())
     );
@@ -652,7 +653,11 @@ async fn a_bad_spec_is_not_a_failure_of_the_host() {
     for _ in 0..3 {
         let outcome = reconciler.reconcile(Due::All).await;
         assert!(!outcome.failed);
-        assert!(!outcome.settling);
+        assert!(
+            !outcome.requeue.failed(),
+            "nothing to come back for soon: {:?}",
+            outcome.requeue
+        );
     }
     let status = reconciler.status();
     assert_eq!(status.specs["good"].phase, Phase::Ready);
@@ -702,7 +707,11 @@ async fn a_restart_still_on_its_way_is_waited_for_not_replaced() {
     }
     for _ in 0..3 {
         let outcome = reconciler.reconcile(Due::All).await;
-        assert!(outcome.settling, "a unit on its way keeps the loop looking");
+        assert!(
+            outcome.requeue.failed(),
+            "a unit on its way keeps the loop looking: {:?}",
+            outcome.requeue
+        );
         assert_eq!(
             world.take_log(),
             Vec::<String>::new(),
@@ -759,15 +768,17 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
     world.host.lock().unwrap().bad_values.insert("bad".into());
     world.secret("x", Ok("bad"));
     reconciler.reconcile(Due::All).await;
+    checks_end().await;
     assert_eq!(
         world.take_log(),
-        [
-            "check ramlet-a",
-            "check ramlet-b",
-            "write a/v",
-            "restart a.service"
-        ],
-        "each checked on what it runs, then the canary alone"
+        ["check ramlet-a", "check ramlet-b"],
+        "each checked on what it runs first (the plan starts the checks, the apply runs them)"
+    );
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(
+        world.take_log(),
+        ["write a/v", "restart a.service"],
+        "then the canary alone"
     );
     assert_eq!(volume_text(&world, "a"), "bad");
     let a = &reconciler.status().specs["a"];
@@ -782,17 +793,19 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
 
     // Checked at each reconcile until the deadline (whole seconds) has passed.
     reconciler.reconcile(Due::Timers).await;
+    checks_end().await;
     assert_eq!(world.take_log(), ["check ramlet-a"]);
+    reconciler.reconcile(Due::Timers).await;
+    checks_end().await;
     assert_eq!(
         reconciler.status().specs["a"].reason,
-        Reason::HealthChecking
+        Reason::HealthChecking,
+        "a failed check before the deadline is waited past"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(world.take_log(), ["check ramlet-a"], "and checked again");
+    world.clock.advance(Duration::from_millis(2100));
     reconciler.reconcile(Due::Timers).await;
-    assert_eq!(
-        world.take_log(),
-        ["check ramlet-a", "write a/v", "restart a.service"]
-    );
+    assert_eq!(world.take_log(), ["write a/v", "restart a.service"]);
     assert_eq!(volume_text(&world, "a"), "one", "the previous file is back");
     let a = &reconciler.status().specs["a"];
     assert_eq!((a.phase, a.reason), (Phase::Degraded, Reason::RolledBack));
@@ -818,11 +831,19 @@ async fn a_rotation_that_fails_its_health_check_puts_the_previous_files_back() {
     reconciler.reconcile(Due::All).await;
     assert_eq!(world.take_log(), ["write a/v", "restart a.service"]);
     reconciler.reconcile(Due::Timers).await;
-    assert_eq!(
-        world.take_log(),
-        ["check ramlet-a", "write b/v", "restart b.service"]
-    );
+    checks_end().await;
+    assert_eq!(world.take_log(), ["check ramlet-a"]);
+    reconciler.reconcile(Due::Timers).await;
+    assert_eq!(world.take_log(), ["write b/v", "restart b.service"]);
     assert_eq!(volume_text(&world, "b"), "two");
+}
+
+/// Lets the health checks the last reconcile started run (they run beside the reconciles, on
+/// the test's runtime; the fakes answer at once).
+async fn checks_end() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Every file under `dir` with its bytes: what a preview must leave exactly as it found it.
@@ -857,6 +878,8 @@ async fn regression_33_a_health_check_that_never_returns_delays_no_other_spec() 
     world.take_log();
     world.secret("x", Ok("two"));
     reconciler.reconcile(Due::All).await;
+    checks_end().await;
+    reconciler.reconcile(Due::Timers).await;
     assert_eq!(
         world.take_log(),
         ["check ramlet-a", "write a/v", "restart a.service"],
@@ -870,6 +893,7 @@ async fn regression_33_a_health_check_that_never_returns_delays_no_other_spec() 
         tokio::time::timeout(bound, reconciler.reconcile(Due::Timers))
             .await
             .expect("a reconcile waited for a hanging health check");
+        checks_end().await;
     }
     world.secret("y", Ok("two"));
     tokio::time::timeout(bound, reconciler.reconcile(Due::All))
@@ -884,10 +908,12 @@ async fn regression_33_a_health_check_that_never_returns_delays_no_other_spec() 
     assert_eq!(a.reason, Reason::HealthChecking);
 }
 
-/// Issue 33, finding 11: `ramlet plan` ran the same observe as a reconcile, which consumed
-/// `ramlet sync --retry` requests and started health checks. With a retry pending, a rollout
-/// under way and its check due, a preview makes no call that changes anything and leaves the
-/// state directory byte for byte as it was.
+/// Issue 33, finding 11, and issue 34: `ramlet plan` ran the same observe as a reconcile, which
+/// consumed `ramlet sync --retry` requests and started health checks. Now it is observe and
+/// decide, nothing else: with a retry pending, a rollout under way and its check due, every
+/// call it makes to the fakes (which record every call) only reads, and the state directory is
+/// byte for byte as it was. The agent's next reconcile then takes the request and starts the
+/// check, as actions of its plan.
 #[tokio::test]
 async fn regression_33_plan_changes_nothing() {
     let world = World::new("plan-read-only");
@@ -899,8 +925,11 @@ async fn regression_33_plan_changes_nothing() {
     // A refused version, so that a retry request means something...
     world.host.lock().unwrap().bad_values.insert("bad".into());
     world.secret("x", Ok("bad"));
-    reconciler.reconcile(Due::All).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for due in [Due::All, Due::Timers, Due::Timers] {
+        reconciler.reconcile(due).await;
+        checks_end().await;
+    }
+    world.clock.advance(Duration::from_millis(2100));
     reconciler.reconcile(Due::Timers).await;
     assert_eq!(reconciler.status().specs["a"].reason, Reason::RolledBack);
     // ...and a new rotation under way on the canary, its check due...
@@ -916,17 +945,44 @@ async fn regression_33_plan_changes_nothing() {
 
     let before = snapshot(&world.dir.join("state"));
     assert!(before.keys().any(|p| p.ends_with("retry/b")), "{before:?}");
+    world.host.lock().unwrap().calls.clear();
     let preview = reconciler.preview(Due::All).await.unwrap();
+    let calls = std::mem::take(&mut world.host.lock().unwrap().calls);
+    let reads = [
+        "differs",
+        "specs",
+        "states",
+        "details",
+        "load_state",
+        "unit_path",
+        "fetch",
+    ];
+    assert!(!calls.is_empty());
+    assert!(
+        calls.iter().all(|call| reads.contains(call)),
+        "a call that changes something: {calls:?}"
+    );
     assert_eq!(
         world.take_log(),
         Vec::<String>::new(),
         "no check, no write, no job"
     );
     assert_eq!(snapshot(&world.dir.join("state")), before);
-    assert!(!preview.text().is_empty());
+    let text = preview.text();
+    assert!(
+        text.contains("a: health check") && text.contains("b: retry refused versions"),
+        "{text}"
+    );
 
-    // The agent then consumes the request and runs the check, as it did before.
-    reconciler.reconcile(Due::All).await;
+    // The agent then takes the request and starts the check: actions of its plan.
+    let outcome = reconciler.reconcile(Due::All).await;
+    assert!(
+        outcome.actions.contains(&Action::ConsumeRetry("b".into()))
+            && outcome.actions.contains(&Action::Check("a".into())),
+        "{:?}",
+        outcome.actions
+    );
+    checks_end().await;
     assert!(world.take_log().contains(&"check ramlet-a".to_owned()));
     assert!(!world.dir.join("state/retry/b").exists());
 }
@@ -997,6 +1053,8 @@ async fn regression_33_one_specs_broken_check_blocks_no_one_elses_rotation() {
 
     world.secret("x", Ok("two"));
     reconciler.reconcile(Due::All).await;
+    checks_end().await;
+    reconciler.reconcile(Due::Timers).await;
     assert_eq!(
         world.take_log(),
         [
@@ -1008,6 +1066,8 @@ async fn regression_33_one_specs_broken_check_blocks_no_one_elses_rotation() {
     );
     let aaa = &reconciler.status().specs["aaa"];
     assert!(aaa.message.contains("goes to bbb first"), "{}", aaa.message);
+    reconciler.reconcile(Due::Timers).await;
+    checks_end().await;
     reconciler.reconcile(Due::Timers).await;
     assert_eq!(
         world.take_log(),

@@ -1,6 +1,7 @@
 //! Unit tests of `agent`.
 
 use super::*;
+use crate::retry::Requeue;
 
 /// Records when each reconcile ran and with what; answers with scripted outcomes.
 struct Fake {
@@ -49,7 +50,7 @@ fn event(name: &str) -> Wake {
 #[tokio::test(start_paused = true)]
 async fn change_events_reconcile_once_per_burst_and_unused_ones_not_at_all() {
     let mut reconciler = fake(Outcome {
-        refresh: Some(Duration::from_hours(1)),
+        requeue: Requeue::After(Duration::from_hours(1)),
         ..Outcome::default()
     });
     let wakes = vec![
@@ -112,7 +113,7 @@ fn secs(calls: &[(Duration, Due)]) -> Vec<f64> {
 #[tokio::test(start_paused = true)]
 async fn a_burst_of_events_is_one_reconcile_after_the_debounce() {
     let mut reconciler = fake(Outcome {
-        refresh: Some(Duration::from_hours(1)),
+        requeue: Requeue::After(Duration::from_hours(1)),
         ..Outcome::default()
     });
     let wakes = vec![
@@ -134,7 +135,7 @@ async fn a_burst_of_events_is_one_reconcile_after_the_debounce() {
 #[tokio::test(start_paused = true)]
 async fn a_lone_event_is_picked_up_after_a_short_quiet_time() {
     let mut reconciler = fake(Outcome {
-        refresh: Some(Duration::from_hours(1)),
+        requeue: Requeue::After(Duration::from_hours(1)),
         ..Outcome::default()
     });
     // A single write, then a burst far from it.
@@ -155,7 +156,10 @@ async fn a_lone_event_is_picked_up_after_a_short_quiet_time() {
 async fn failures_back_off_doubling_to_a_minute_and_never_past_the_refresh() {
     let mut reconciler = fake(Outcome {
         failed: true,
-        refresh: Some(Duration::from_secs(45)),
+        requeue: Requeue::Backoff {
+            transient: true,
+            within: Some(Duration::from_secs(45)),
+        },
         ..Outcome::default()
     });
     run(&mut reconciler, Vec::new(), Duration::from_secs(200)).await;
@@ -168,8 +172,10 @@ async fn failures_back_off_doubling_to_a_minute_and_never_past_the_refresh() {
 #[tokio::test(start_paused = true)]
 async fn a_unit_still_starting_is_looked_at_again_soon_then_less_often() {
     let mut reconciler = fake(Outcome {
-        settling: true,
-        refresh: Some(Duration::from_hours(1)),
+        requeue: Requeue::Backoff {
+            transient: true,
+            within: Some(Duration::from_hours(1)),
+        },
         ..Outcome::default()
     });
     run(&mut reconciler, Vec::new(), Duration::from_secs(200)).await;
@@ -179,9 +185,23 @@ async fn a_unit_still_starting_is_looked_at_again_soon_then_less_often() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_error_that_cannot_pass_by_itself_waits_the_cap_at_once() {
+    let mut reconciler = fake(Outcome {
+        failed: true,
+        requeue: Requeue::Backoff {
+            transient: false,
+            within: None,
+        },
+        ..Outcome::default()
+    });
+    run(&mut reconciler, Vec::new(), Duration::from_secs(200)).await;
+    assert_eq!(secs(&reconciler.calls), [0.0, 60.0, 120.0, 180.0]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_healthy_loop_sleeps_until_the_next_refresh() {
     let mut reconciler = fake(Outcome {
-        refresh: Some(Duration::from_secs(30)),
+        requeue: Requeue::After(Duration::from_secs(30)),
         ..Outcome::default()
     });
     run(&mut reconciler, Vec::new(), Duration::from_secs(100)).await;

@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(denied.kind(), ErrorKind::PermissionDenied);
         assert!(denied.to_string().contains("secretsmanager:GetSecretValue"));
         let throttled = by_code("a", "DescribeSecret", "ThrottlingException", "slow down");
-        assert!(throttled.is_transient());
+        assert!(crate::retry::Transient::is_transient(&throttled));
         assert_eq!(
             by_code("a", "DescribeSecret", "ResourceNotFoundException", "").kind(),
             ErrorKind::NotFound

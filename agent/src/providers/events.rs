@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use ramlet_specs::model::EventSource;
 
-use crate::retry::ErrorPolicy;
+use crate::retry::{ErrorPolicy, Transient};
 
 /// The shortest wait before a failed listener tries again.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -72,6 +72,53 @@ pub enum Notice {
     },
 }
 
+/// Why a listener cannot receive: for people (what to do), and whether it may pass by itself
+/// (a stream that broke, a peer that is down) or waits for somebody (a subscription or queue
+/// that does not exist, a permission missing, credentials refused).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ListenError {
+    /// What went wrong and what to do.
+    pub message: String,
+    /// Whether trying again soon may work.
+    pub transient: bool,
+}
+
+impl ListenError {
+    /// An error that may pass by itself.
+    #[must_use]
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: true,
+        }
+    }
+
+    /// An error that waits for somebody to change something.
+    #[must_use]
+    pub fn lasting(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// The same error with `prefix: ` before its message.
+    #[must_use]
+    pub fn at(self, prefix: &str) -> Self {
+        Self {
+            message: format!("{prefix}: {}", self.message),
+            ..self
+        }
+    }
+}
+
+impl Transient for ListenError {
+    fn is_transient(&self) -> bool {
+        self.transient
+    }
+}
+
 /// Where listeners send their notices.
 pub type Sink = Arc<dyn Fn(Notice) + Send + Sync>;
 
@@ -98,9 +145,9 @@ pub struct Health {
     sink: Sink,
     /// What it last reported: `Ok` while receiving, the error otherwise; `None` before the
     /// first report.
-    last: Option<Result<(), String>>,
-    /// Its error policy (see [`crate::retry`]): a listener's errors are all taken as
-    /// transient (a stream that broke, a peer that is down), so it keeps trying.
+    last: Option<Result<(), ListenError>>,
+    /// Its error policy (see [`crate::retry`]): a transient error is tried again after a
+    /// doubling backoff, any other after the cap (the store is polled meanwhile).
     errors: ErrorPolicy,
 }
 
@@ -134,23 +181,27 @@ impl Health {
     }
 
     /// The listener cannot receive, for `error`.
-    fn failed(&mut self, error: String) {
+    fn failed(&mut self, error: ListenError) {
         if self.last.as_ref() != Some(&Err(error.clone())) {
-            tracing::warn!(store = %self.store, %error, "cannot receive secret change events; the store is polled until they are back");
+            tracing::warn!(store = %self.store, %error, transient = error.transient, "cannot receive secret change events; the store is polled until they are back");
             self.report(Some(error));
         }
     }
 
-    fn report(&mut self, error: Option<String>) {
-        self.last = Some(error.clone().map_or(Ok(()), Err));
+    fn report(&mut self, error: Option<ListenError>) {
         (self.sink)(Notice::Health {
             store: self.store.clone(),
-            error,
+            error: error.as_ref().map(ToString::to_string),
         });
+        self.last = Some(error.map_or(Ok(()), Err));
     }
 
-    /// Waits out the backoff after a failure, doubling it for the next one.
+    /// Waits out the error policy's wait after the last failure.
     async fn back_off(&mut self) {
-        tokio::time::sleep(self.errors.failed(true)).await;
+        let wait = match &self.last {
+            Some(Err(error)) => self.errors.after(error),
+            _ => self.errors.failed(true),
+        };
+        tokio::time::sleep(wait).await;
     }
 }

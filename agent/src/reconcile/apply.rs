@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 
 use futures_util::StreamExt as _;
 
-use super::desire::Changed;
+use super::desire::{Changed, Payload};
 use super::facts::Facts;
 use super::owed::{Journal, Owed};
 use super::plan::{Action, Cause, Plan};
 use super::{Reconciler, service};
 use crate::drivers::{Job, JobResult, SystemdError, SystemdErrorKind, UnitManager, UnitState};
+use crate::retry::Transient;
 
 /// How many unit jobs run at once. systemd queues them all anyway; the bound keeps a host with
 /// hundreds of specs from starting hundreds of Podman processes in the same second.
@@ -57,6 +58,16 @@ pub enum ApplyErrorKind {
     Job(SystemdErrorKind),
 }
 
+/// What the loop does about a failed action: a volume, a unit file, the journal or a job may
+/// all pass by themselves (a full tmpfs, a registry down while a container starts, a bus
+/// that comes back), and are tried again with a doubling backoff; a job systemd refused
+/// outright (no such unit: the generator made none) waits for the cap.
+impl Transient for ApplyError {
+    fn is_transient(&self) -> bool {
+        !matches!(self.kind, ApplyErrorKind::Job(SystemdErrorKind::Bus))
+    }
+}
+
 impl ApplyErrorKind {
     /// One stable word: `journal`, `volume`, `unit-file`, `daemon-reload`, `job`.
     #[must_use]
@@ -86,19 +97,18 @@ pub struct Applied {
 }
 
 impl Reconciler {
-    /// Applies `plan` (made from `facts`; `payload` holds the files of the volumes it writes):
-    /// the journal first, then each action in order. A failed action fails its spec only:
-    /// that spec's later actions are skipped, every other spec goes on.
-    pub(super) async fn apply(
-        &mut self,
-        plan: &Plan,
-        facts: &Facts,
-        payload: &mut BTreeMap<String, Changed>,
-    ) -> Applied {
+    /// Applies `plan` (made from `facts`; `payload` holds the files of the volumes it writes
+    /// and of those it holds): the journal first, then each action in order. A failed action
+    /// fails its spec only: that spec's later actions are skipped, every other spec goes on.
+    pub(super) async fn apply(&mut self, plan: &Plan, facts: &Facts, payload: Payload) -> Applied {
+        let Payload {
+            changed: mut payload,
+            full,
+        } = payload;
         let mut failed = BTreeMap::new();
         let mut owed = plan.owed.clone();
         self.stamp(plan, &mut owed).await;
-        if let Err(error) = record(&self.journal, &mut self.owed, &owed) {
+        if let Err(error) = record(&self.journal, &mut self.memory.owed, &owed) {
             // Without the journal a crash could lose a restart: change nothing this time.
             for name in applied_specs(plan) {
                 failed.insert(
@@ -113,6 +123,8 @@ impl Reconciler {
             }
             return Applied { failures: failed };
         }
+        self.hold(plan, facts, full);
+        self.checks.retain(&plan.checks);
         let texts = unit_texts(facts);
         // Starts, restarts and reloads (contiguous, after the daemon-reload) run together.
         let mut batch: Vec<(Job, String)> = Vec::new();
@@ -126,13 +138,17 @@ impl Reconciler {
             }
             self.run_jobs(std::mem::take(&mut batch), plan, &mut owed, &mut failed)
                 .await;
-            let result = self.run_one(action, &texts, payload).await;
+            if action.is_upkeep() {
+                self.upkeep(action, facts).await;
+                continue;
+            }
+            let result = self.run_one(action, &texts, &mut payload).await;
             let cause = action.spec().and_then(|n| plan.causes.get(n).copied());
             match result {
                 Ok(()) => {
                     log_applied(action, cause, None);
                     if pay(action, &mut owed) {
-                        let _ = record(&self.journal, &mut self.owed, &owed);
+                        let _ = record(&self.journal, &mut self.memory.owed, &owed);
                     }
                 }
                 Err(error) => {
@@ -202,6 +218,7 @@ impl Reconciler {
                 .remove_spec(name)
                 .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
             Action::RestoreVolumes(name) => self
+                .memory
                 .previous
                 .get(name)
                 .ok_or_else(|| {
@@ -213,12 +230,76 @@ impl Reconciler {
                 .iter()
                 .try_for_each(|(spec, files)| self.volumes.write(spec, files))
                 .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
+            Action::ConsumeRetry(_)
+            | Action::SealPrevious(_)
+            | Action::ForgetSealed(_)
+            | Action::Check(_) => Ok(()),
+        }
+    }
+
+    /// The previous files as `plan` leaves them: those of specs it holds are now what they
+    /// run (`full`), those of specs no longer selected go.
+    fn hold(&mut self, plan: &Plan, facts: &Facts, mut full: BTreeMap<String, Changed>) {
+        let previous = &mut self.memory.previous;
+        previous.retain(|name, _| facts.specs.iter().any(|s| &s.name == name));
+        for name in &plan.hold {
+            if let Some(files) = full.remove(name) {
+                previous.insert(name.clone(), files);
+            }
+        }
+    }
+
+    /// Carries out a piece of bookkeeping (see [`Action::is_upkeep`]); a failure is logged
+    /// and fails nothing.
+    async fn upkeep(&mut self, action: &Action, facts: &Facts) {
+        match action {
+            Action::ConsumeRetry(name) => {
+                match super::owed::consume_retry(&self.settings.state_dir, name) {
+                    Ok(()) => {
+                        tracing::info!(spec = %name, action = action.verb(), "{name}: the versions its health check refused may be tried again (ramlet sync --retry)")
+                    }
+                    Err(error) => {
+                        tracing::warn!(spec = %name, action = action.verb(), %error, "{name}: cannot take the `ramlet sync --retry` request; the next reconcile does")
+                    }
+                }
+            }
+            Action::SealPrevious(name) => {
+                let Some(files) = self.memory.previous.get(name).cloned() else {
+                    return;
+                };
+                let (sealed, spec) = (self.sealed.clone(), name.clone());
+                let saved = tokio::task::spawn_blocking(move || sealed.save(&spec, &files)).await;
+                if let Ok(Err(error)) = saved {
+                    tracing::info!(spec = %name, %error, "{name}: the previous files are held in memory only (they cannot be sealed to this host)");
+                }
+            }
+            Action::ForgetSealed(name) => {
+                if let Err(error) = self.sealed.remove(name) {
+                    tracing::warn!(spec = %name, %error, "{name}: cannot remove the sealed previous files of a rotation that ended");
+                }
+            }
+            Action::Check(name) => {
+                let Some(check) = facts.checked.get(name) else {
+                    return;
+                };
+                // What it checks: the versions its container runs now.
+                let running = facts
+                    .specs
+                    .iter()
+                    .find(|s| &s.name == name)
+                    .map(|s| s.live.clone())
+                    .unwrap_or_default();
+                tracing::debug!(spec = %name, "{name}: health check started");
+                self.checks.start(&self.units, name, check, running);
+            }
+            _ => {}
         }
     }
 
     /// Makes the journal's witnesses exact: each unit about to get a start, restart or reload
     /// is owed since the invocation it runs under right now (the states observed may be a
-    /// refresh old). Units systemd does not answer for keep what was observed.
+    /// refresh old). Units systemd does not answer for keep what was observed. This is the
+    /// apply reading what it records, not deciding: the plan's jobs are what they are.
     async fn stamp(&self, plan: &Plan, owed: &mut Owed) {
         let units: Vec<String> = plan
             .actions
@@ -269,7 +350,7 @@ impl Reconciler {
                 Ok(()) => {
                     log_applied(&action, cause, None);
                     if pay(&action, owed) {
-                        let _ = record(&self.journal, &mut self.owed, owed);
+                        let _ = record(&self.journal, &mut self.memory.owed, owed);
                     }
                 }
                 Err(error) => {
@@ -377,9 +458,13 @@ fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>
         Action::WriteUnit(name) | Action::RemoveUnit(name) => {
             format!("{name}: {verb} {name}.container")
         }
-        Action::WriteVolumes(name) | Action::RemoveVolumes(name) | Action::RestoreVolumes(name) => {
-            format!("{name}: {verb}")
-        }
+        Action::WriteVolumes(name)
+        | Action::RemoveVolumes(name)
+        | Action::RestoreVolumes(name)
+        | Action::ConsumeRetry(name)
+        | Action::SealPrevious(name)
+        | Action::ForgetSealed(name)
+        | Action::Check(name) => format!("{name}: {verb}"),
         Action::DaemonReload => verb.to_owned(),
     };
     match (action.spec(), error) {

@@ -13,7 +13,9 @@
 //!    the one job it needs (`job_for`: the job and its cause from one rule).
 //!
 //! Before these, the health gate ([`super::gate`]) has its say on health-checked specs with new
-//! secret versions: held as they run, waiting on their check, or rolling back.
+//! secret versions: held as they run, waiting on their check, or rolling back. After them, the
+//! bookkeeping around it (`upkeep`): the `ramlet sync --retry` requests taken, the previous
+//! files held, sealed or forgotten, the health checks started.
 //!
 //! A running spec whose file broke is kept (`Degraded`, `InvalidSpec`); one whose spec is gone
 //! (or no longer selected) is stopped, unlinked and its volumes wiped. Only what changed is
@@ -24,14 +26,18 @@ use std::collections::BTreeSet;
 use super::facts::{Facts, NameCheck, SpecFacts, Wants};
 use super::gate::{self, Step};
 use super::owed::{Owed, OwedJob};
-use super::plan::{Action, Cause, OnRotation, Plan, Retry, Verdict};
+use super::plan::{Action, Cause, OnRotation, Plan, Verdict};
 use crate::drivers::Job;
+use crate::retry::Requeue;
 use crate::status::{Phase, Reason};
+
+mod upkeep;
+pub use upkeep::CHECK_POLL;
 
 /// The plan for `facts`.
 #[must_use]
 pub fn decide(facts: &Facts) -> Plan {
-    let gates = gate::gates(facts);
+    let gates = gate::gates(facts, &upkeep::lifted(facts));
     let mut plan = Plan::default();
     let mut applied: Vec<(&str, &Wants)> = Vec::new();
     let mut rollbacks: Vec<&str> = Vec::new();
@@ -74,7 +80,11 @@ pub fn decide(facts: &Facts) -> Plan {
                     plan.keep.insert(spec.name.clone());
                 }
                 if verdict.reason == Reason::SystemdUnavailable {
-                    plan.retry = Retry::Soon;
+                    // It may pass by itself.
+                    plan.requeue = plan.requeue.and(Requeue::Backoff {
+                        transient: true,
+                        within: None,
+                    });
                 }
                 verdict
             }
@@ -87,7 +97,10 @@ pub fn decide(facts: &Facts) -> Plan {
     plan.owed.rollouts = gates.rollouts;
     plan.owed.refused = gates.refused;
     plan.owed.proven = gates.proven;
-    plan.recheck = gates.recheck;
+    if let Some(recheck) = gates.recheck {
+        plan.requeue = plan.requeue.and(Requeue::After(recheck));
+    }
+    upkeep::upkeep(facts, &mut plan);
     plan
 }
 

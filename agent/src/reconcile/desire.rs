@@ -21,8 +21,22 @@ struct Shaped {
     versions: Vec<SecretInUse>,
 }
 
+/// Each spec's unit file as last rendered, with the spec it came from (kept in
+/// [`super::memory::Memory`]).
+pub(super) type Renders = std::collections::BTreeMap<String, (Container, String)>;
+
 /// The volumes of a spec whose content changes, with their files.
 pub(super) type Changed = Vec<(VolumeSpec, Vec<FileContent>)>;
+
+/// The secret bytes observe hands to the apply, beside the facts.
+#[derive(Default)]
+pub(super) struct Payload {
+    /// Per spec, the volumes whose content changes, with their files.
+    pub changed: std::collections::BTreeMap<String, Changed>,
+    /// Per health-checked spec, all its volumes as it asks for them now (what the plan may
+    /// hold as its previous files).
+    pub full: std::collections::BTreeMap<String, Changed>,
+}
 
 /// What observing one spec found beyond its facts: the volumes that change (with their
 /// files), and, for a health-checked spec, all of its volumes as it asks for them (what a later
@@ -41,11 +55,12 @@ impl Reconciler {
         container: &Container,
         catalog: &Catalog,
         listing: &Listing,
+        rendered: &mut Renders,
     ) -> (SpecFacts, Found) {
         let name = container.name.to_string();
         let name_check = self.name_check(&name, listing).await;
         let (wants, found) = match name_check {
-            NameCheck::Ours | NameCheck::Free => match self.wants(container, catalog) {
+            NameCheck::Ours | NameCheck::Free => match self.wants(container, catalog, rendered) {
                 Ok((wants, found)) => (Ok(wants), found),
                 Err(problem) => (Err(problem), Found::default()),
             },
@@ -60,6 +75,7 @@ impl Reconciler {
             ),
         };
         let live = self
+            .memory
             .status
             .specs
             .get(&name)
@@ -82,7 +98,9 @@ impl Reconciler {
     async fn name_check(&self, name: &str, listing: &Listing) -> NameCheck {
         if listing.ours.contains_key(name) {
             return self
-                .shadowed
+                .memory
+                .shadows
+                .found
                 .get(name)
                 .map_or(NameCheck::Ours, |file| NameCheck::Shadows(file.clone()));
         }
@@ -101,7 +119,12 @@ impl Reconciler {
 
     /// What `container` wants: its unit, whether its volumes change, its secret versions;
     /// and the volumes that change, with their files. Or why that cannot be worked out.
-    fn wants(&self, container: &Container, catalog: &Catalog) -> Result<(Wants, Found), Problem> {
+    fn wants(
+        &self,
+        container: &Container,
+        catalog: &Catalog,
+        rendered: &mut Renders,
+    ) -> Result<(Wants, Found), Problem> {
         let shaped = self
             .shape(container, catalog)
             .map_err(|(reason, message)| Problem {
@@ -109,9 +132,9 @@ impl Reconciler {
                 message,
                 versions: Vec::new(),
             })?;
-        let unit_text = self.render(container).map_err(|message| Problem {
+        let unit_text = self.render(container, rendered).map_err(|error| Problem {
             reason: Reason::RenderFailed,
-            message,
+            message: error.to_string(),
             versions: shaped.versions.clone(),
         })?;
         let mut remount = false;
@@ -163,10 +186,13 @@ impl Reconciler {
 
     /// `container`'s unit file: rendered again only when the spec changed since the last time
     /// (layout and Podman target are fixed for the reconciler's life).
-    fn render(&self, container: &Container) -> Result<String, String> {
+    fn render(
+        &self,
+        container: &Container,
+        rendered: &mut Renders,
+    ) -> ramlet_quadlet::Result<String> {
         let name = container.name.as_str();
-        if let Ok(rendered) = self.rendered.lock()
-            && let Some((known, text)) = rendered.get(name)
+        if let Some((known, text)) = rendered.get(name)
             && known == container
         {
             return Ok(text.clone());
@@ -174,10 +200,8 @@ impl Reconciler {
         let target = self.settings.target;
         let mut unit = units::unit(container, &self.settings.layout, target);
         units::deny_addresses(&mut unit, &self.settings.policy.deny_addresses);
-        let text = unit.render(target).map_err(|e| e.to_string())?;
-        if let Ok(mut rendered) = self.rendered.lock() {
-            rendered.insert(name.to_owned(), (container.clone(), text.clone()));
-        }
+        let text = unit.render(target)?;
+        rendered.insert(name.to_owned(), (container.clone(), text.clone()));
         Ok(text)
     }
 

@@ -42,6 +42,18 @@ pub struct Facts {
     pub health: BTreeMap<String, Health>,
     /// Specs whose previous files ramlet holds in memory: a failed rotation can put them back.
     pub restorable: BTreeSet<String>,
+    /// Health-checked specs whose files, as they ask for them now, observe has at hand (the
+    /// plan may hold them as what their next rotation puts back).
+    pub holdable: BTreeSet<String>,
+    /// Specs whose previous files lie sealed in the state directory (see
+    /// [`super::previous`]).
+    pub sealed: BTreeSet<String>,
+    /// Selected specs with a `rotation.healthCheck`, with the command it runs.
+    pub checked: BTreeMap<String, CheckCommand>,
+    /// Specs whose health check is running now.
+    pub checks_running: BTreeSet<String>,
+    /// Specs `ramlet sync --retry` named: the versions their check refused may be tried again.
+    pub retries: BTreeSet<String>,
     /// Each store's `rollout.canary`: how many health-checked consumers take a version first.
     pub canary: BTreeMap<String, u32>,
     /// For each store with a `rollout.canarySelector`: the specs it lets be canaries (a store
@@ -62,6 +74,15 @@ pub enum Health {
     Unhealthy,
     /// It could not be run (systemd did not answer): no verdict.
     Unknown(String),
+}
+
+/// How a spec's health check runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckCommand {
+    /// The command run in the container (`podman exec`), with its arguments.
+    pub command: Vec<String>,
+    /// How long it may run before it counts as failed.
+    pub timeout: std::time::Duration,
 }
 
 /// A spec's health gate: its check's deadline and interval.

@@ -20,7 +20,7 @@
 //! Specs without a health check, first starts and spec changes are not gated: they are
 //! decided as before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::facts::{Facts, Health, SpecFacts, Wants};
@@ -75,11 +75,18 @@ impl Gates {
     }
 }
 
-/// The gate's steps for `facts`.
+/// The gate's steps for `facts`; the refusals of the secrets in `lifted` (`ramlet sync
+/// --retry`) are gone.
 #[must_use]
-pub fn gates(facts: &Facts) -> Gates {
+pub fn gates(facts: &Facts, lifted: &BTreeSet<String>) -> Gates {
     let mut gates = Gates {
-        refused: facts.owed.refused.clone(),
+        refused: facts
+            .owed
+            .refused
+            .iter()
+            .filter(|(key, _)| !lifted.contains(*key))
+            .map(|(key, refusal)| (key.clone(), refusal.clone()))
+            .collect(),
         proven: facts.owed.proven.clone(),
         ..Gates::default()
     };

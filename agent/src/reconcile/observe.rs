@@ -16,9 +16,10 @@ use std::sync::Arc;
 use ramlet_specs::Catalog;
 use ramlet_specs::model::{Container, Provider};
 
+use super::desire::Payload;
 use super::facts::{Facts, NameCheck, Problem};
 use super::{HostError, LOAD_DEADLINE, Reconciler, Stop, service};
-use crate::drivers::{ActiveState, FileContent, Listing, SystemdError, UnitState, VolumeSpec};
+use crate::drivers::{ActiveState, Listing, SystemdError, UnitState};
 use crate::providers::stores::Due;
 use crate::status::Reason;
 
@@ -28,10 +29,8 @@ mod gate_facts;
 pub(super) struct Observed {
     /// Everything the decision is made from.
     pub facts: Facts,
-    /// Per spec, the volumes whose content changes, with their files (the secret bytes).
-    pub payload: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
-    /// Per health-checked spec, all its volumes as it asks for them now.
-    pub gated: BTreeMap<String, Vec<(VolumeSpec, Vec<FileContent>)>>,
+    /// The secret bytes the apply may write or hold.
+    pub payload: Payload,
     /// The `file` and `creds` stores' directories, to watch.
     pub watch: BTreeSet<PathBuf>,
 }
@@ -66,20 +65,22 @@ fn refuse_taken_references(facts: &mut Facts, selected: &[&Container]) {
 /// How often a reconcile looks for unit files of the host's that take a name of ramlet's.
 const SHADOW_CHECK: std::time::Duration = std::time::Duration::from_mins(1);
 
-/// Why observe runs: before a reconcile that applies its plan, or for `ramlet plan`, which
-/// must change nothing (no `--retry` request consumed, no health check started).
+/// Why observe runs: before a reconcile that applies its plan, or for `ramlet plan`. Either
+/// reads only; `ramlet plan` also takes a health check it cannot run as passed on what a
+/// container runs now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Intent {
-    /// A reconcile: the requests it reads are consumed, the checks due are run.
+    /// A reconcile.
     Apply,
-    /// `ramlet plan`: read only.
+    /// `ramlet plan`.
     Preview,
 }
 
 impl Reconciler {
-    /// Observes the host and the specs. Stops when the spec directory or the unit folder
-    /// cannot be read or systemd does not say how the units are (no plan is made without
-    /// them), and at shutdown during the wait on the providers.
+    /// Observes the host and the specs, changing nothing on the host (it records in memory
+    /// what it saw: states, renders, unsealed files, what the checks said). Stops when the
+    /// spec directory or the unit folder cannot be read or systemd does not say how the units
+    /// are (no plan is made without them), and at shutdown during the wait on the providers.
     pub(super) async fn observe(&mut self, due: Due, intent: Intent) -> Result<Observed, Stop> {
         let mut phases = Phases::start();
         let parses = self.loader.parses();
@@ -110,7 +111,9 @@ impl Reconciler {
         }
         for container in &pinned {
             if let Some(files) = self.files(container, &catalog) {
-                self.previous.insert(container.name.to_string(), files);
+                self.memory
+                    .previous
+                    .insert(container.name.to_string(), files);
             }
         }
         phases.lap("fetch");
@@ -124,10 +127,11 @@ impl Reconciler {
                 .map(ToString::to_string)
                 .filter(|name| !chosen.contains(name.as_str()))
                 .collect(),
-            owed: self.owed.clone(),
+            owed: self.memory.owed.clone(),
             // Only what a decision can need: the last entries of running specs that are not
             // selected now (gone, deselected, or their file broke).
             last: self
+                .memory
                 .status
                 .specs
                 .iter()
@@ -138,22 +142,25 @@ impl Reconciler {
                 .collect(),
             ..Facts::default()
         };
-        let mut payload = BTreeMap::new();
-        let mut gated = BTreeMap::new();
+        let mut payload = Payload::default();
         self.search_shadows(due, &listing).await;
+        let mut rendered = std::mem::take(&mut self.memory.rendered);
         for container in &selected {
-            let (spec, found) = self.spec_facts(container, &catalog, &listing).await;
+            let (spec, found) = self
+                .spec_facts(container, &catalog, &listing, &mut rendered)
+                .await;
             if let Some(changed) = found.changed {
-                payload.insert(spec.name.clone(), changed);
+                payload.changed.insert(spec.name.clone(), changed);
             }
             if let Some(full) = found.full {
-                gated.insert(spec.name.clone(), full);
+                facts.holdable.insert(spec.name.clone());
+                payload.full.insert(spec.name.clone(), full);
             }
             facts.specs.push(spec);
         }
+        self.memory.rendered = rendered;
         refuse_taken_references(&mut facts, &selected);
-        self.gate_facts(&mut facts, &catalog, &selected, due, intent)
-            .await;
+        self.gate_facts(&mut facts, &catalog, &selected, intent);
         phases.lap("shape");
         facts.units = listing.ours;
         facts.volume_specs = self.volumes.specs().unwrap_or_default();
@@ -172,7 +179,6 @@ impl Reconciler {
         Ok(Observed {
             facts,
             payload,
-            gated,
             watch,
         })
     }
@@ -186,7 +192,9 @@ impl Reconciler {
         let now = tokio::time::Instant::now();
         let due = due == Due::All
             || self
-                .shadows_checked
+                .memory
+                .shadows
+                .searched
                 .is_none_or(|at| now.duration_since(at) >= SHADOW_CHECK);
         if !due {
             return;
@@ -194,7 +202,7 @@ impl Reconciler {
         let Ok(folders) = self.units.unit_path().await else {
             return;
         };
-        self.shadows_checked = Some(now);
+        self.memory.shadows.searched = Some(now);
         let folders: Vec<PathBuf> = folders
             .into_iter()
             .filter(|dir| {
@@ -203,7 +211,7 @@ impl Reconciler {
                     .is_some_and(|n| !n.starts_with("generator") && n != "transient")
             })
             .collect();
-        self.shadowed = listing
+        self.memory.shadows.found = listing
             .ours
             .keys()
             .filter_map(|name| {
@@ -245,14 +253,14 @@ impl Reconciler {
         self.loader = loader;
         let catalog = loaded.map_err(|e| e.to_string())?;
         // Forget the renders of specs that are gone.
-        if let Ok(mut rendered) = self.rendered.lock() {
-            let names: BTreeSet<&str> = catalog
-                .containers
-                .keys()
-                .map(ramlet_specs::model::Name::as_str)
-                .collect();
-            rendered.retain(|name, _| names.contains(name.as_str()));
-        }
+        let names: BTreeSet<&str> = catalog
+            .containers
+            .keys()
+            .map(ramlet_specs::model::Name::as_str)
+            .collect();
+        self.memory
+            .rendered
+            .retain(|name, _| names.contains(name.as_str()));
         Ok(catalog)
     }
 
@@ -296,7 +304,7 @@ impl Reconciler {
             .filter(|(name, now)| {
                 now.active_state != ActiveState::NotLoaded
                     && (owed.jobs.contains_key(*name)
-                        || self.seen.get(*name).is_none_or(|seen| {
+                        || self.memory.seen.get(*name).is_none_or(|seen| {
                             seen.active_state != now.active_state || seen.sub_state != now.sub_state
                         }))
             })
@@ -319,7 +327,7 @@ impl Reconciler {
                     // Asked, but systemd did not answer for it: unknown.
                     return None;
                 } else {
-                    self.seen.get(&name).cloned().unwrap_or(now)
+                    self.memory.seen.get(&name).cloned().unwrap_or(now)
                 };
                 Some((name, state))
             })

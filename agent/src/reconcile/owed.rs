@@ -14,7 +14,7 @@
 //! the rotation's restart and its check, or during the rollback) leaves the next ramlet knowing
 //! what was under way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -130,32 +130,32 @@ pub fn ask_retry(state_dir: &Path, specs: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Takes the specs `ramlet sync --retry` named since the last call (their files go).
+/// The specs `ramlet sync --retry` named whose requests no reconcile has taken yet (read
+/// only: the apply takes each with [`consume_retry`], after the journal that lifts its
+/// refusals is written).
 #[must_use]
-pub fn take_retries(state_dir: &Path) -> Vec<String> {
-    retries(state_dir, true)
-}
-
-/// The `ramlet sync --retry` requests waiting, left in place (for `ramlet plan`).
-#[must_use]
-pub fn peek_retries(state_dir: &Path) -> Vec<String> {
-    retries(state_dir, false)
-}
-
-fn retries(state_dir: &Path, take: bool) -> Vec<String> {
+pub fn retries_asked(state_dir: &Path) -> BTreeSet<String> {
     let Ok(entries) = std::fs::read_dir(state_dir.join(RETRY_DIR)) else {
-        return Vec::new();
+        return BTreeSet::new();
     };
     entries
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_str()?.to_owned();
-            if take {
-                std::fs::remove_file(entry.path()).ok()?;
-            }
             ramlet_specs::model::Name::parse(&name).ok().map(|_| name)
         })
         .collect()
+}
+
+/// Takes `spec`'s `ramlet sync --retry` request: its file goes.
+///
+/// # Errors
+/// When the file is there and cannot be removed.
+pub fn consume_retry(state_dir: &Path, spec: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(state_dir.join(RETRY_DIR).join(spec)) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// A secret's key in the journal: `store/name`.

@@ -3,14 +3,17 @@
 //! exactly as they are, the work the plan owes once it starts, and whether the loop should try
 //! again sooner than the next refresh. Plain data, no IO.
 //!
-//! Order: fill volumes, write unit files, stop and unlink units whose spec is gone, one
-//! daemon-reload for the whole batch, start / restart / reload units, then unmount and wipe
-//! the volumes of removed specs.
+//! Order: take the `ramlet sync --retry` requests and seal the previous files of the rotations
+//! starting (both after the journal that records them), fill volumes, write unit files, stop
+//! and unlink units whose spec is gone, one daemon-reload for the whole batch, start / restart
+//! / reload units, unmount and wipe the volumes of removed specs, then forget the sealed files
+//! of rotations that ended and start the health checks that are due.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::owed::Owed;
 use crate::drivers::Job;
+use crate::retry::Requeue;
 use crate::status::{Phase, Reason, SecretInUse};
 
 /// How a container takes a secret rotation.
@@ -41,6 +44,16 @@ pub enum Action {
     RemoveVolumes(String),
     /// Put back the files a spec ran with before a rotation that failed its health check.
     RestoreVolumes(String),
+    /// Take (delete) the `ramlet sync --retry` request of a spec: the journal written before
+    /// it no longer refuses that spec's versions.
+    ConsumeRetry(String),
+    /// Seal the files a spec runs with now to the host, before its rotation starts: what a
+    /// ramlet killed before the health check passed puts back (see [`super::previous`]).
+    SealPrevious(String),
+    /// Remove the sealed previous files of a spec whose rotation is over.
+    ForgetSealed(String),
+    /// Start a spec's health check (it runs beside the reconciles; a later one reads it).
+    Check(String),
 }
 
 impl Action {
@@ -55,6 +68,10 @@ impl Action {
             Self::Job(job, _) => job.as_str(),
             Self::RemoveVolumes(_) => "remove-volumes",
             Self::RestoreVolumes(_) => "restore-volumes",
+            Self::ConsumeRetry(_) => "consume-retry",
+            Self::SealPrevious(_) => "seal-previous",
+            Self::ForgetSealed(_) => "forget-sealed",
+            Self::Check(_) => "health-check",
         }
     }
 
@@ -68,7 +85,11 @@ impl Action {
             | Self::RemoveUnit(name)
             | Self::Job(_, name)
             | Self::RemoveVolumes(name)
-            | Self::RestoreVolumes(name) => Some(name),
+            | Self::RestoreVolumes(name)
+            | Self::ConsumeRetry(name)
+            | Self::SealPrevious(name)
+            | Self::ForgetSealed(name)
+            | Self::Check(name) => Some(name),
         }
     }
 
@@ -82,7 +103,24 @@ impl Action {
             Self::RestoreVolumes(_) => "the new versions failed the health check",
             Self::DaemonReload => "unit files changed",
             Self::Job(..) => cause.unwrap_or(Cause::Owed).why(),
+            Self::ConsumeRetry(_) => {
+                "`ramlet sync --retry` asked to try its refused versions again"
+            }
+            Self::SealPrevious(_) => "a health-gated rotation starts",
+            Self::ForgetSealed(_) => "its rotation is over",
+            Self::Check(_) => "a rotation waits on what its health check says",
         }
+    }
+
+    /// Whether it is bookkeeping around a spec rather than a change to it: its failure is
+    /// logged and fails nothing (a `--retry` request left in place is taken next time; files
+    /// not sealed are still held in memory; a check not started is started next time).
+    #[must_use]
+    pub fn is_upkeep(&self) -> bool {
+        matches!(
+            self,
+            Self::ConsumeRetry(_) | Self::SealPrevious(_) | Self::ForgetSealed(_) | Self::Check(_)
+        )
     }
 }
 
@@ -156,17 +194,6 @@ pub struct Verdict {
     pub versions: Vec<SecretInUse>,
 }
 
-/// Whether the loop should come back sooner than the next refresh.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Retry {
-    /// No: every problem waits for a change (a spec edited, a store's next refresh or event).
-    #[default]
-    No,
-    /// Yes, with backoff: something may pass by itself (systemd did not answer, a job failed
-    /// or timed out), or a unit is still on its way up.
-    Soon,
-}
-
 /// One reconcile's decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -182,33 +209,39 @@ pub struct Plan {
     /// the plan (their `since` is filled by the apply with the invocation each unit runs under
     /// then), the daemon-reload, and the debts of specs left alone this time.
     pub owed: Owed,
-    /// Whether the loop should come back soon.
-    pub retry: Retry,
-    /// When a rollout's health check must run again, if one waits on it.
-    pub recheck: Option<std::time::Duration>,
+    /// The health-checked specs whose files this plan leaves at what they ask for, outside
+    /// any rotation: held from now on as what their next rotation puts back if it fails.
+    pub hold: BTreeSet<String>,
+    /// The specs whose health check is due (running or started by this plan); a running
+    /// check of any other spec is no longer wanted.
+    pub checks: BTreeSet<String>,
+    /// When the loop comes back: only for a change ([`Requeue::AwaitChange`]), when a
+    /// rollout's health check is due ([`Requeue::After`]), or with backoff when something
+    /// may pass by itself (systemd did not answer).
+    pub requeue: Requeue,
 }
 
 impl Plan {
-    /// The job the plan runs on `name`'s unit, with its cause.
-    #[must_use]
-    pub fn job(&self, name: &str) -> Option<(Job, Cause)> {
-        self.actions.iter().find_map(|a| match a {
-            Action::Job(job, n) if n == name => {
-                Some((*job, self.causes.get(n).copied().unwrap_or(Cause::Owed)))
-            }
-            _ => None,
-        })
-    }
-
     /// Every job of the plan with its cause, in order (metrics).
     #[must_use]
     pub fn jobs(&self) -> Vec<(Job, Cause)> {
+        self.jobs_with_names()
+            .into_iter()
+            .map(|(_, job, cause)| (job, cause))
+            .collect()
+    }
+
+    /// Every job of the plan with its spec and cause, in order.
+    #[must_use]
+    pub fn jobs_with_names(&self) -> Vec<(&str, Job, Cause)> {
         self.actions
             .iter()
             .filter_map(|a| match a {
-                Action::Job(job, name) => {
-                    Some((*job, self.causes.get(name).copied().unwrap_or(Cause::Owed)))
-                }
+                Action::Job(job, name) => Some((
+                    name.as_str(),
+                    *job,
+                    self.causes.get(name).copied().unwrap_or(Cause::Owed),
+                )),
                 _ => None,
             })
             .collect()

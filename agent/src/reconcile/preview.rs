@@ -28,8 +28,8 @@ pub struct Preview {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
-    /// In order: `write volumes`, `write unit`, `start`, `restart`, `reload`, `stop`,
-    /// `remove unit`, `remove volumes`.
+    /// In order: `retry refused versions`, `write volumes`, `restore volumes`, `write unit`,
+    /// `start`, `restart`, `reload`, `stop`, `remove unit`, `remove volumes`, `health check`.
     pub actions: Vec<String>,
     /// Why, in words.
     pub why: Vec<String>,
@@ -45,7 +45,7 @@ impl Preview {
         };
         for action in &plan.actions {
             let Some(name) = action.spec() else { continue };
-            let change = preview.changes.entry(name.to_owned()).or_default();
+            let mut diff_of = None;
             let (what, why): (&str, Option<String>) = match action {
                 Action::WriteVolumes(_) => ("write volumes", Some(rotated(name, plan, previous))),
                 Action::WriteUnit(_) => {
@@ -56,7 +56,7 @@ impl Preview {
                         .find(|s| s.name == name)
                         .and_then(|s| s.wants.as_ref().ok())
                         .map_or("", |w| w.unit_text.as_str());
-                    change.diff = Some(diff(now.map_or("", String::as_str), planned));
+                    diff_of = Some(diff(now.map_or("", String::as_str), planned));
                     let why = if now.is_some() {
                         "the spec changed: its unit file changes"
                     } else {
@@ -77,8 +77,19 @@ impl Preview {
                     let cause = plan.causes.get(name).copied().unwrap_or(Cause::Owed);
                     (job.as_str(), Some(describe(cause, name, facts)))
                 }
-                Action::DaemonReload => continue,
+                Action::ConsumeRetry(_) => {
+                    ("retry refused versions", Some(action.why(None).to_owned()))
+                }
+                Action::Check(_) => ("health check", Some(action.why(None).to_owned())),
+                // Bookkeeping of ramlet's own, not a change to the spec.
+                Action::SealPrevious(_) | Action::ForgetSealed(_) | Action::DaemonReload => {
+                    continue;
+                }
             };
+            let change = preview.changes.entry(name.to_owned()).or_default();
+            if diff_of.is_some() {
+                change.diff = diff_of;
+            }
             change.actions.push(what.to_owned());
             if matches!(action, Action::WriteVolumes(_))
                 && let Some(gated) = gated(name, facts, plan)

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use super::desire::Changed;
 use crate::drivers::{FileContent, VolumeSpec};
 use crate::providers::creds::{WithKey, decrypt, encrypt};
+use crate::providers::{ErrorKind, ProviderError};
 use crate::secrets::SecretBytes;
 
 /// The folder in the state directory.
@@ -46,11 +47,15 @@ impl SealedPrevious {
     ///
     /// # Errors
     /// When the folder cannot be made or `systemd-creds` cannot seal (no host key of ours).
-    pub fn save(&self, spec: &str, files: &Changed) -> Result<(), String> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+    pub fn save(&self, spec: &str, files: &Changed) -> Result<(), ProviderError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Misconfigured,
+                format!("cannot create {}: {e}", self.dir.display()),
+            )
+        })?;
         let encoded = encode(files);
-        encrypt(&encoded, spec, WithKey::Host, &self.path(spec)).map_err(|e| e.to_string())
+        encrypt(&encoded, spec, WithKey::Host, &self.path(spec))
     }
 
     /// What was sealed for `spec`, if anything could be read back.
@@ -67,17 +72,29 @@ impl SealedPrevious {
         }
     }
 
-    /// Removes the sealed files of every spec but those `keep` names.
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    /// The specs whose files lie sealed here.
+    #[must_use]
+    pub fn list(&self) -> std::collections::BTreeSet<String> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
+            return std::collections::BTreeSet::new();
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let spec = name.to_str().and_then(|n| n.strip_suffix(".cred"));
-            if spec.is_none_or(|spec| !keep(spec)) {
-                let _ = std::fs::remove_file(entry.path());
-            }
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                Some(name.to_str()?.strip_suffix(".cred")?.to_owned())
+            })
+            .collect()
+    }
+
+    /// Removes `spec`'s sealed files.
+    ///
+    /// # Errors
+    /// When they are there and cannot be removed.
+    pub fn remove(&self, spec: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(spec)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
         }
     }
 }
@@ -251,7 +268,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sealed.load("other"), None);
-        sealed.retain(|spec| spec == "api");
+        assert_eq!(
+            sealed.list(),
+            ["api", "other", "web"].map(String::from).into()
+        );
+        sealed.remove("web").unwrap();
+        sealed.remove("other").unwrap();
+        assert_eq!(sealed.list(), ["api"].map(String::from).into());
         assert_eq!(sealed.load("web"), None);
         assert!(sealed.load("api").is_some());
         let _ = std::fs::remove_dir_all(state);

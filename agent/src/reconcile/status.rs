@@ -24,6 +24,7 @@ impl Reconciler {
                 continue;
             }
             let said = self
+                .memory
                 .status
                 .specs
                 .get(name)
@@ -66,7 +67,7 @@ impl Reconciler {
         };
         let mut seen = facts.states.clone();
         seen.extend(asked.clone());
-        self.seen = seen;
+        self.memory.seen = seen;
         let now = crate::util::now_rfc3339();
         let scope = self.settings.layout.scope;
         let files: BTreeMap<&str, &std::path::PathBuf> = facts
@@ -109,15 +110,16 @@ impl Reconciler {
     /// refresh.
     pub(super) fn keep_status(&mut self, next: Status, always: bool) {
         let stale = self
+            .memory
             .status_written
             .is_none_or(|at| at.elapsed() >= STATUS_HEARTBEAT);
-        if always || stale || !next.same_but_for_timestamps(&self.status) {
+        if always || stale || !next.same_but_for_timestamps(&self.memory.status) {
             match next.write(&self.settings.state_dir) {
-                Ok(()) => self.status_written = Some(std::time::Instant::now()),
+                Ok(()) => self.memory.status_written = Some(std::time::Instant::now()),
                 Err(error) => tracing::warn!(%error, "cannot write the status file"),
             }
         }
-        self.status = next;
+        self.memory.status = next;
     }
 }
 

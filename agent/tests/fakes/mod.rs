@@ -53,6 +53,9 @@ pub struct Host {
     pub bad_values: BTreeSet<String>,
     /// The manager's unit path (folders of unit files), as `UnitPath` says.
     pub unit_path: Vec<PathBuf>,
+    /// Every call made to the fakes of systemd, the volumes and the provider, by the trait
+    /// method's name (`states`, `write`, `job`, `fetch`...), reads and changes alike.
+    pub calls: Vec<&'static str>,
 }
 
 pub type Shared = Arc<Mutex<Host>>;
@@ -60,9 +63,11 @@ pub type Shared = Arc<Mutex<Host>>;
 pub struct Volumes(Shared);
 impl VolumeManager for Volumes {
     fn prepare(&self, v: &VolumeSpec) -> Result<PathBuf, VolumeError> {
+        self.0.lock().unwrap().calls.push("prepare");
         Ok(PathBuf::from(format!("/fake/{}/{}", v.spec, v.volume)))
     }
     fn differs(&self, v: &VolumeSpec, files: &[FileContent]) -> Result<bool, VolumeError> {
+        self.0.lock().unwrap().calls.push("differs");
         Ok(self
             .0
             .lock()
@@ -73,6 +78,7 @@ impl VolumeManager for Volumes {
     }
     fn write(&self, v: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
         let mut host = self.0.lock().unwrap();
+        host.calls.push("write");
         host.log.push(format!("write {}/{}", v.spec, v.volume));
         host.volumes
             .insert((v.spec.clone(), v.volume.clone()), files.to_vec());
@@ -80,11 +86,13 @@ impl VolumeManager for Volumes {
     }
     fn remove_spec(&self, spec: &str) -> Result<(), VolumeError> {
         let mut host = self.0.lock().unwrap();
+        host.calls.push("remove_spec");
         host.log.push(format!("wipe {spec}"));
         host.volumes.retain(|(s, _), _| s != spec);
         Ok(())
     }
     fn specs(&self) -> Result<BTreeSet<String>, VolumeError> {
+        self.0.lock().unwrap().calls.push("specs");
         Ok(self
             .0
             .lock()
@@ -101,6 +109,7 @@ impl Units {
     /// Runs `job` on `unit`, or fails as a fault says (once).
     fn act(&self, job: Job, unit: &str) -> Result<(), SystemdError> {
         let mut host = self.0.lock().unwrap();
+        host.calls.push("job");
         let call = format!("{job} {unit}");
         let fault = host.faults.remove(&call);
         host.log.push(call);
@@ -136,6 +145,7 @@ impl UnitManager for Units {
     fn daemon_reload(&self) -> BoxFuture<'_, Result<(), SystemdError>> {
         Box::pin(async move {
             let mut host = self.0.lock().unwrap();
+            host.calls.push("daemon_reload");
             host.log.push("daemon-reload".into());
             if let Some((error, _)) = host.faults.remove("daemon-reload") {
                 return Err(error);
@@ -157,7 +167,10 @@ impl UnitManager for Units {
         Box::pin(async move { self.act(job, unit) })
     }
     fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
-        Box::pin(async move { Ok(self.loaded(unit)) })
+        Box::pin(async move {
+            self.0.lock().unwrap().calls.push("load_state");
+            Ok(self.loaded(unit))
+        })
     }
     /// A health check: passes unless the container is unhealthy.
     fn check<'a>(
@@ -169,6 +182,7 @@ impl UnitManager for Units {
         Box::pin(async move {
             let hangs = {
                 let mut host = self.0.lock().unwrap();
+                host.calls.push("check");
                 host.log.push(format!("check {container}"));
                 if !host.hanging.contains(container) {
                     let spec = container.strip_prefix("ramlet-").unwrap_or(container);
@@ -191,19 +205,29 @@ impl UnitManager for Units {
         })
     }
     fn unit_path(&self) -> BoxFuture<'_, Result<Vec<PathBuf>, SystemdError>> {
-        Box::pin(async move { Ok(self.0.lock().unwrap().unit_path.clone()) })
+        Box::pin(async move {
+            let mut host = self.0.lock().unwrap();
+            host.calls.push("unit_path");
+            Ok(host.unit_path.clone())
+        })
     }
     fn states<'a>(
         &'a self,
         units: &'a [String],
     ) -> BoxFuture<'a, Result<BTreeMap<String, UnitState>, SystemdError>> {
-        Box::pin(async move { self.answer(units, false) })
+        Box::pin(async move {
+            self.0.lock().unwrap().calls.push("states");
+            self.answer(units, false)
+        })
     }
     fn details<'a>(
         &'a self,
         units: &'a [String],
     ) -> BoxFuture<'a, Result<BTreeMap<String, UnitState>, SystemdError>> {
-        Box::pin(async move { self.answer(units, true) })
+        Box::pin(async move {
+            self.0.lock().unwrap().calls.push("details");
+            self.answer(units, true)
+        })
     }
 }
 
@@ -277,6 +301,7 @@ impl SecretProvider for Provider {
     ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>> {
         Box::pin(async move {
             let mut host = self.0.lock().unwrap();
+            host.calls.push("fetch");
             let mut answers = Vec::new();
             for request in requests {
                 host.asked.push(request.name.clone());
@@ -314,6 +339,27 @@ pub fn connector(host: Shared) -> Connector {
 pub struct World {
     pub dir: PathBuf,
     pub host: Shared,
+    /// The reconcilers' clock: health checks' deadlines pass when a test moves it.
+    pub clock: std::sync::Arc<FakeClock>,
+}
+
+/// A wall clock that moves only when told.
+pub struct FakeClock(std::sync::atomic::AtomicU64);
+
+impl FakeClock {
+    /// Moves it `by` forward.
+    #[allow(dead_code)] // not every test binary moves it
+    pub fn advance(&self, by: std::time::Duration) {
+        let millis = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.0
+            .fetch_add(millis, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl ramlet::clock::Clock for FakeClock {
+    fn now_millis(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl World {
@@ -324,6 +370,9 @@ impl World {
         let world = Self {
             host: Shared::default(),
             dir,
+            clock: std::sync::Arc::new(FakeClock(std::sync::atomic::AtomicU64::new(
+                1_800_000_000_000,
+            ))),
         };
         world.host.lock().unwrap().unit_dir = world.dir.join("units");
         world.spec("store", "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: s}\nspec: {file: {directory: /unused}}\n");
@@ -382,6 +431,7 @@ impl World {
             Box::new(UnitDir::new(self.dir.join("units"))),
             connector(self.host.clone()),
         )
+        .with_clock(self.clock.clone())
     }
 
     pub fn take_log(&self) -> Vec<String> {

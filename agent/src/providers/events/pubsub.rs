@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use google_cloud_pubsub::client::Subscriber;
 
-use super::{Ack, Health};
+use super::{Ack, Health, ListenError};
 
 /// How often the listener checks that Pub/Sub can be reached.
 const PROBE_EVERY: Duration = Duration::from_secs(10);
@@ -81,9 +81,9 @@ pub(super) async fn listen(subscription: String, endpoint: Option<String>, mut h
         let client = match builder.build().await {
             Ok(client) => client,
             Err(error) => {
-                health.failed(format!(
+                health.failed(ListenError::lasting(format!(
                     "cannot build the Pub/Sub client: {error}; set GOOGLE_APPLICATION_CREDENTIALS or run on a GCP host with a service account"
-                ));
+                )));
                 health.back_off().await;
                 continue;
             }
@@ -107,12 +107,12 @@ pub(super) async fn listen(subscription: String, endpoint: Option<String>, mut h
                             }
                         }
                     }
-                    Some(Err(error)) => break format!("{subscription}: {}", describe(&error)),
-                    None => break format!("{subscription}: the stream ended"),
+                    Some(Err(error)) => break describe(&error).at(&subscription),
+                    None => break ListenError::transient(format!("{subscription}: the stream ended")),
                 },
                 _ = probe.tick() => match reachable(address).await {
                     Ok(()) => health.ok(),
-                    Err(error) => health.failed(format!("{subscription}: {error}")),
+                    Err(error) => health.failed(error.at(&subscription)),
                 },
             }
         };
@@ -121,11 +121,11 @@ pub(super) async fn listen(subscription: String, endpoint: Option<String>, mut h
     }
 }
 
-/// A stream's permanent error in a line, with what to do.
-fn describe(error: &google_cloud_pubsub::Error) -> String {
+/// A stream's error in a line, with what to do; transient unless somebody must act.
+fn describe(error: &google_cloud_pubsub::Error) -> ListenError {
     use google_cloud_gax::error::rpc::Code;
     let Some(status) = error.status() else {
-        return error.to_string();
+        return ListenError::transient(error.to_string());
     };
     let hint = match status.code {
         Code::NotFound => "; check gcp.events.subscription (a pull subscription, one per host)",
@@ -137,11 +137,16 @@ fn describe(error: &google_cloud_pubsub::Error) -> String {
         }
         _ => "",
     };
-    format!("{}: {}{hint}", status.code.name(), status.message)
+    let message = format!("{}: {}{hint}", status.code.name(), status.message);
+    if hint.is_empty() {
+        ListenError::transient(message)
+    } else {
+        ListenError::lasting(message)
+    }
 }
 
 /// Whether `endpoint` accepts a TCP connection.
-async fn reachable(endpoint: &str) -> Result<(), String> {
+async fn reachable(endpoint: &str) -> Result<(), ListenError> {
     let (scheme, rest) = endpoint.split_once("://").unwrap_or(("https", endpoint));
     let host = rest.split('/').next().unwrap_or_default();
     let address = if host
@@ -154,11 +159,13 @@ async fn reachable(endpoint: &str) -> Result<(), String> {
     };
     match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(&address)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(format!("cannot reach {address}: {error}")),
-        Err(_) => Err(format!(
+        Ok(Err(error)) => Err(ListenError::transient(format!(
+            "cannot reach {address}: {error}"
+        ))),
+        Err(_) => Err(ListenError::transient(format!(
             "cannot reach {address}: no answer in {} s",
             PROBE_TIMEOUT.as_secs()
-        )),
+        ))),
     }
 }
 

@@ -16,7 +16,7 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata as _, SdkErro
 use aws_sdk_sqs::operation::receive_message::ReceiveMessageError;
 use serde_json::Value;
 
-use super::{Ack, Health};
+use super::{Ack, Health, ListenError};
 
 /// How long one `ReceiveMessage` waits for a message (the SQS maximum).
 const WAIT: Duration = Duration::from_secs(20);
@@ -150,13 +150,13 @@ pub(super) async fn listen(queue: String, region: String, mut health: Health) {
             failed => {
                 let why = match failed {
                     Ok(Err(error)) => describe(&error),
-                    _ => format!(
+                    _ => ListenError::transient(format!(
                         "no answer to a {} s long poll within {} s",
                         WAIT.as_secs(),
                         (WAIT + ANSWER_MARGIN).as_secs()
-                    ),
+                    )),
                 };
-                health.failed(format!("{queue}: {why}"));
+                health.failed(why.at(&queue));
                 health.back_off().await;
                 continue;
             }
@@ -195,7 +195,8 @@ pub(super) async fn listen(queue: String, region: String, mut health: Health) {
 
 /// A failed `ReceiveMessage` in a line: the service's code and message with what to do, or,
 /// when SQS was not reached, the innermost cause (`Connection refused (os error 111)`).
-fn describe<R: std::fmt::Debug>(error: &SdkError<ReceiveMessageError, R>) -> String {
+/// Transient unless somebody must act (a permission, the queue's name).
+fn describe<R: std::fmt::Debug>(error: &SdkError<ReceiveMessageError, R>) -> ListenError {
     if let SdkError::ServiceError(service) = error {
         let err = service.err();
         let code = err.code().unwrap_or("unknown error");
@@ -208,7 +209,12 @@ fn describe<R: std::fmt::Debug>(error: &SdkError<ReceiveMessageError, R>) -> Str
             }
             _ => "",
         };
-        return format!("{code}: {}{hint}", err.message().unwrap_or_default());
+        let message = format!("{code}: {}{hint}", err.message().unwrap_or_default());
+        return if hint.is_empty() {
+            ListenError::transient(message)
+        } else {
+            ListenError::lasting(message)
+        };
     }
     let mut cause: &dyn std::error::Error = error;
     while let Some(source) = cause.source() {
@@ -216,11 +222,12 @@ fn describe<R: std::fmt::Debug>(error: &SdkError<ReceiveMessageError, R>) -> Str
     }
     let text = DisplayErrorContext(error).to_string();
     if text.contains("credentials") {
-        return format!(
+        // An instance profile may still come (the metadata service slow at boot).
+        return ListenError::transient(format!(
             "no AWS credentials ({cause}); give the host an instance profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID for ramlet's service"
-        );
+        ));
     }
-    format!("cannot reach SQS: {cause}")
+    ListenError::transient(format!("cannot reach SQS: {cause}"))
 }
 
 /// Whole seconds, as SQS takes them.

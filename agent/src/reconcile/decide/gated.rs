@@ -9,6 +9,7 @@ use crate::drivers::{ActiveState, Job, UnitState};
 use crate::reconcile::facts::{Facts, Gate, Health, NameCheck, SpecFacts, Wants};
 use crate::reconcile::owed::{OwedJob, Refusal, Rollout};
 use crate::reconcile::plan::{Action, Cause, OnRotation};
+use crate::retry::Requeue;
 use crate::status::{Phase, Reason, SecretInUse};
 
 const UNIT: &str = "[Container]\n";
@@ -84,6 +85,15 @@ fn under_way(facts: &mut Facts, name: &str, deadline: u64) {
     );
 }
 
+/// The plan's actions that change a spec (its bookkeeping left out).
+fn changes(plan: &crate::reconcile::plan::Plan) -> Vec<Action> {
+    plan.actions
+        .iter()
+        .filter(|a| !a.is_upkeep())
+        .cloned()
+        .collect()
+}
+
 fn restart(name: &str) -> Action {
     Action::Job(Job::Restart, name.into())
 }
@@ -98,13 +108,18 @@ fn a_new_version_goes_to_the_canary_alone_and_is_journaled_with_its_deadline() {
     let plan = decide(&facts);
     assert_eq!(
         plan.actions,
-        [Action::WriteVolumes("a".into()), restart("a")]
+        [
+            Action::SealPrevious("a".into()),
+            Action::WriteVolumes("a".into()),
+            restart("a")
+        ],
+        "the files it runs now are sealed to the host before the new ones go in"
     );
     assert_eq!(plan.causes["a"], Cause::Rotation);
     assert_eq!(plan.specs["a"].reason, Reason::HealthChecking);
     assert_eq!(
-        plan.recheck,
-        Some(Duration::from_secs(2)),
+        plan.requeue,
+        Requeue::After(Duration::from_secs(2)),
         "the loop comes back to check it"
     );
     assert_eq!(plan.owed.rollouts["a"].deadline, 1_030_000);
@@ -139,7 +154,7 @@ fn a_rollout_waits_on_its_check_until_the_deadline() {
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
     assert_eq!(plan.specs["a"].reason, Reason::HealthChecking);
     assert!(plan.specs["a"].message.contains("30 s left"));
-    assert_eq!(plan.recheck, Some(Duration::from_secs(2)));
+    assert_eq!(plan.requeue, Requeue::After(Duration::from_secs(2)));
     assert!(plan.owed.rollouts.contains_key("a"));
     assert_eq!(plan.specs["b"].reason, Reason::AwaitingCanary);
 }
@@ -159,6 +174,8 @@ fn a_canary_that_passes_proves_the_version_and_the_others_follow_at_once() {
     assert_eq!(
         plan.actions,
         [
+            Action::SealPrevious("b".into()),
+            Action::SealPrevious("c".into()),
             Action::WriteVolumes("b".into()),
             Action::WriteVolumes("c".into()),
             restart("b"),
@@ -269,7 +286,7 @@ fn a_newer_version_after_a_refusal_goes_to_the_canary_again() {
     );
     let plan = decide(&facts);
     assert_eq!(
-        plan.actions,
+        changes(&plan),
         [Action::WriteVolumes("a".into()), restart("a")]
     );
     assert_eq!(plan.specs["b"].reason, Reason::AwaitingCanary);
@@ -298,7 +315,7 @@ fn specs_without_a_health_check_rotate_together_as_before() {
     let plan = decide(&facts);
     // a is no canary (it has no check); b is the first checked consumer.
     assert_eq!(
-        plan.actions,
+        changes(&plan),
         [
             Action::WriteVolumes("a".into()),
             Action::WriteVolumes("b".into()),
@@ -323,7 +340,7 @@ fn regression_33_a_check_that_fails_on_what_it_runs_makes_no_canary() {
     facts.baseline.insert("aaa".into(), Health::Unhealthy);
     let plan = decide(&facts);
     assert_eq!(
-        plan.actions,
+        changes(&plan),
         [Action::WriteVolumes("bbb".into()), restart("bbb")]
     );
     assert!(plan.owed.rollouts.contains_key("bbb"));
@@ -367,7 +384,7 @@ fn regression_33_the_canary_is_checked_on_what_it_runs_first() {
         "{}",
         plan.specs["a"].message
     );
-    assert_eq!(plan.recheck, Some(Duration::from_secs(2)));
+    assert_eq!(plan.requeue, Requeue::After(Duration::from_secs(2)));
 }
 
 /// The store's owner chooses the canaries (`rollout.canarySelector`), not the alphabet; and
@@ -380,7 +397,7 @@ fn regression_33_the_store_chooses_its_canaries_and_none_waits_forever() {
         .insert("aws".into(), ["z".to_owned()].into());
     let plan = decide(&facts);
     assert_eq!(
-        plan.actions,
+        changes(&plan),
         [Action::WriteVolumes("z".into()), restart("z")]
     );
     assert!(plan.specs["a"].message.contains("goes to z first"));
@@ -413,4 +430,86 @@ fn regression_33_a_newer_version_cuts_a_check_short() {
         "v2 is not refused: it was replaced"
     );
     assert_eq!(plan.specs["b"].reason, Reason::AwaitingCanary);
+}
+
+#[test]
+fn a_retry_request_lifts_the_refusal_and_is_taken_only_by_the_apply() {
+    let mut facts = host(vec![consumer("a", "v1", "v2")]);
+    facts.owed.refused.insert(
+        "aws/db".into(),
+        Refusal {
+            version: "v2".into(),
+            spec: "a".into(),
+            said: "exit status 1".into(),
+        },
+    );
+    let held = decide(&facts);
+    assert_eq!(held.specs["a"].reason, Reason::RolledBack);
+    facts.retries.insert("a".into());
+    let plan = decide(&facts);
+    assert!(
+        plan.owed.refused.is_empty(),
+        "the journal no longer refuses v2"
+    );
+    assert_eq!(
+        plan.actions.first(),
+        Some(&Action::ConsumeRetry("a".into())),
+        "{:?}",
+        plan.actions
+    );
+    assert!(
+        plan.actions.contains(&Action::WriteVolumes("a".into())),
+        "{:?}",
+        plan.actions
+    );
+}
+
+#[test]
+fn checks_are_started_by_the_plan_for_rollouts_and_baselines_and_never_twice() {
+    let check = crate::reconcile::facts::CheckCommand {
+        command: vec!["true".into()],
+        timeout: Duration::from_secs(10),
+    };
+    let mut facts = host(vec![consumer("a", "v2", "v2"), consumer("b", "v1", "v2")]);
+    under_way(&mut facts, "a", 1_030_000);
+    facts.baseline.clear();
+    facts.checked = [("a".into(), check.clone()), ("b".into(), check)].into();
+    let plan = decide(&facts);
+    assert_eq!(
+        plan.checks,
+        ["a", "b"].map(String::from).into(),
+        "a's rollout waits on its check; b's baseline is wanted first"
+    );
+    assert!(
+        plan.actions
+            .ends_with(&[Action::Check("a".into()), Action::Check("b".into())])
+    );
+    assert_eq!(plan.requeue, Requeue::After(super::CHECK_POLL));
+    facts.checks_running = ["a".to_owned()].into();
+    let plan = decide(&facts);
+    assert!(
+        !plan.actions.contains(&Action::Check("a".into())),
+        "a's runs already"
+    );
+    assert!(plan.checks.contains("a"), "and is still wanted");
+}
+
+#[test]
+fn the_previous_files_are_held_outside_rotations_and_sealed_ones_forgotten_after() {
+    let mut facts = host(vec![consumer("a", "v1", "v1"), consumer("b", "v1", "v2")]);
+    facts.holdable = ["a", "b"].map(String::from).into();
+    facts.sealed = ["gone".to_owned()].into();
+    let plan = decide(&facts);
+    assert!(plan.hold.contains("a"), "a runs what it asks for");
+    assert!(
+        !plan.hold.contains("b"),
+        "b's rotation starts: it keeps v1's files"
+    );
+    assert!(plan.actions.contains(&Action::SealPrevious("b".into())));
+    assert_eq!(
+        plan.actions.last(),
+        Some(&Action::ForgetSealed("gone".into())),
+        "{:?}",
+        plan.actions
+    );
 }

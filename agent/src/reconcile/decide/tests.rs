@@ -74,6 +74,20 @@ fn job(job: Job, name: &str) -> Action {
     Action::Job(job, name.into())
 }
 
+/// The job `plan` runs on `name`'s unit, with its cause.
+fn job_of(plan: &Plan, name: &str) -> Option<(Job, Cause)> {
+    plan.jobs_with_names()
+        .into_iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, job, cause)| (job, cause))
+}
+
+/// A backoff for what may pass by itself.
+const SOON: Requeue = Requeue::Backoff {
+    transient: true,
+    within: None,
+};
+
 fn owe(facts: &mut Facts, name: &str, job: Job, since: &str) {
     facts.owed.jobs.insert(
         name.into(),
@@ -107,7 +121,7 @@ fn a_new_spec_gets_volumes_then_unit_then_one_reload_then_start() {
     assert_eq!(plan.specs["web"].phase, Phase::Progressing);
     assert_eq!(plan.owed.jobs["web"].job, Job::Start);
     assert!(plan.owed.daemon_reload);
-    assert_eq!(plan.retry, Retry::No);
+    assert_eq!(plan.requeue, Requeue::AwaitChange);
 }
 
 #[test]
@@ -180,7 +194,7 @@ fn a_new_mount_restarts_whatever_the_rotation_strategy() {
     let mut remount = wants("u", true, OnRotation::Nothing);
     remount.remount = true;
     let plan = decide(&with(host(&[("a", "u")]), vec![spec("a", remount)]));
-    assert_eq!(plan.job("a"), Some((Job::Restart, Cause::Remount)));
+    assert_eq!(job_of(&plan, "a"), Some((Job::Restart, Cause::Remount)));
 }
 
 #[test]
@@ -209,7 +223,10 @@ fn a_spec_this_host_no_longer_selects_is_removed_even_while_a_file_is_broken() {
     facts.unselected.insert("elsewhere".into());
     facts.broken_files.insert("specs/other.yaml".into());
     let plan = decide(&facts);
-    assert_eq!(plan.job("elsewhere"), Some((Job::Stop, Cause::Removed)));
+    assert_eq!(
+        job_of(&plan, "elsewhere"),
+        Some((Job::Stop, Cause::Removed))
+    );
 }
 
 #[test]
@@ -230,9 +247,13 @@ fn a_running_spec_whose_file_broke_is_kept_as_it_runs() {
     assert_eq!(plan.keep.iter().collect::<Vec<_>>(), ["broken"]);
     assert_eq!(plan.specs["broken"].phase, Phase::Degraded);
     assert_eq!(plan.specs["broken"].reason, Reason::InvalidSpec);
-    assert!(plan.job("broken").is_none());
-    assert_eq!(plan.job("gone"), Some((Job::Stop, Cause::Removed)));
-    assert_eq!(plan.retry, Retry::No, "a broken file waits for an edit");
+    assert!(job_of(&plan, "broken").is_none());
+    assert_eq!(job_of(&plan, "gone"), Some((Job::Stop, Cause::Removed)));
+    assert_eq!(
+        plan.requeue,
+        Requeue::AwaitChange,
+        "a broken file waits for an edit"
+    );
 }
 
 /// Each way a spec cannot be applied, as its phase, reason, whether it is kept, and whether
@@ -253,7 +274,7 @@ fn every_spec_problem_has_its_phase_and_only_systemd_silence_retries_soon() {
             Phase::Failed,
             Reason::UnitNameTaken,
             false,
-            Retry::No,
+            Requeue::AwaitChange,
         ),
         (
             NameCheck::TakenInUnitDir("units/a.container".into()),
@@ -262,7 +283,7 @@ fn every_spec_problem_has_its_phase_and_only_systemd_silence_retries_soon() {
             Phase::Failed,
             Reason::UnitNameTaken,
             false,
-            Retry::No,
+            Requeue::AwaitChange,
         ),
         (
             NameCheck::Unknown("no answer".into()),
@@ -271,7 +292,7 @@ fn every_spec_problem_has_its_phase_and_only_systemd_silence_retries_soon() {
             Phase::Degraded,
             Reason::SystemdUnavailable,
             false,
-            Retry::Soon,
+            SOON,
         ),
         (
             NameCheck::Free,
@@ -280,7 +301,7 @@ fn every_spec_problem_has_its_phase_and_only_systemd_silence_retries_soon() {
             Phase::Failed,
             Reason::SecretNotFound,
             false,
-            Retry::No,
+            Requeue::AwaitChange,
         ),
         (
             NameCheck::Ours,
@@ -289,7 +310,7 @@ fn every_spec_problem_has_its_phase_and_only_systemd_silence_retries_soon() {
             Phase::Degraded,
             Reason::PermissionDenied,
             true,
-            Retry::No,
+            Requeue::AwaitChange,
         ),
         (
             NameCheck::Ours,
@@ -298,7 +319,7 @@ fn every_spec_problem_has_its_phase_and_only_systemd_silence_retries_soon() {
             Phase::Degraded,
             Reason::RenderFailed,
             true,
-            Retry::No,
+            Requeue::AwaitChange,
         ),
     ];
     for (check, problem_reason, runs, phase, reason, kept, retry) in cases {
@@ -318,7 +339,7 @@ fn every_spec_problem_has_its_phase_and_only_systemd_silence_retries_soon() {
         assert_eq!(plan.specs["a"].phase, phase, "{case}");
         assert_eq!(plan.specs["a"].reason, reason, "{case}");
         assert_eq!(plan.keep.contains("a"), kept, "{case}");
-        assert_eq!(plan.retry, retry, "{case}");
+        assert_eq!(plan.requeue, retry, "{case}");
         assert!(plan.actions.is_empty(), "{case}: {:?}", plan.actions);
     }
 }
@@ -331,7 +352,10 @@ fn a_stopped_unit_is_started_again() {
             vec![spec("a", wants("ua", false, OnRotation::Restart))],
         );
         facts.states.get_mut("a").unwrap().active_state = down;
-        assert_eq!(decide(&facts).job("a"), Some((Job::Start, Cause::Down)));
+        assert_eq!(
+            job_of(&decide(&facts), "a"),
+            Some((Job::Start, Cause::Down))
+        );
     }
 }
 
@@ -510,5 +534,5 @@ fn what_a_plan_owes_keeps_the_debts_of_specs_left_alone() {
         ["a", "kept"]
     );
     assert_eq!(plan.owed.jobs["a"].since, "ab");
-    assert_eq!(plan.job("gone"), Some((Job::Stop, Cause::Removed)));
+    assert_eq!(job_of(&plan, "gone"), Some((Job::Stop, Cause::Removed)));
 }

@@ -1,34 +1,39 @@
 //! What observe gathers for the health gate ([`super::super::gate`]): the previous files of
 //! each health-checked spec (held, unsealed from an earlier ramlet's copy, or fetched again by
-//! version ID), each store's canary count, the refusals `ramlet sync --retry` lifts, the time,
-//! and what each waiting rotation's health check says (each run beside the reconciles, read by
-//! the first reconcile after it ended).
+//! version ID), each store's canary count, the `ramlet sync --retry` requests waiting, the
+//! time, and what each health check that ended said (checks run beside the reconciles, read by
+//! the first reconcile after they ended). Nothing here changes the host.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ramlet_specs::Catalog;
 use ramlet_specs::model::{Container, Provider, SecretVersion};
 
 use super::super::Reconciler;
-use super::super::facts::{Facts, Health};
-use crate::providers::stores::Due;
+use super::super::facts::{CheckCommand, Facts, Health};
 use crate::status::SecretInUse;
 
 impl Reconciler {
-    /// What the health gate decides from: the specs whose previous files ramlet holds, each
-    /// store's canary count, the refusals `ramlet sync --retry` lifts, the time, and what the
-    /// health check says of each rotation waiting on it.
-    pub(super) async fn gate_facts(
+    /// What the health gate decides from: the specs whose previous files ramlet holds (and
+    /// has sealed), each store's canary count, the `ramlet sync --retry` requests waiting, the
+    /// time, the specs with a health check, and what each check that ended said (each runs
+    /// beside the reconciles: see [`crate::reconcile::apply`]). Reads only; the requests stay
+    /// until the apply takes them, and no check starts here.
+    pub(super) fn gate_facts(
         &mut self,
         facts: &mut Facts,
         catalog: &Catalog,
         selected: &[&Container],
-        due: Due,
         intent: super::Intent,
     ) {
-        self.previous
-            .retain(|name, _| selected.iter().any(|c| c.name.as_str() == name));
-        facts.restorable = self.previous.keys().cloned().collect();
+        facts.restorable = self
+            .memory
+            .previous
+            .keys()
+            .filter(|name| selected.iter().any(|c| c.name.as_str() == *name))
+            .cloned()
+            .collect();
+        facts.sealed = self.sealed.list();
         facts.canary = catalog
             .stores
             .iter()
@@ -47,31 +52,31 @@ impl Reconciler {
                 Some((name.to_string(), eligible))
             })
             .collect();
-        if due == Due::All {
-            self.take_retries(facts, intent);
-        }
-        facts.now = crate::util::unix_now_millis();
-        // `ramlet plan` starts no check: it shows what the last one said, or that one is due.
-        if intent == super::Intent::Apply {
-            let mut pending = pending_rotations(facts, selected);
-            pending.retain(|name| {
-                let live = facts
-                    .specs
-                    .iter()
-                    .find(|s| &s.name == name)
-                    .map(|s| &s.live);
-                !self
-                    .baselines
-                    .get(name)
-                    .is_some_and(|(versions, _)| Some(versions) == live)
-            });
-            let said = self.health(selected, &pending, facts).await;
-            self.sort_verdicts(facts, said);
-        }
-        self.baselines
+        facts.retries = super::super::owed::retries_asked(&self.settings.state_dir);
+        facts.now = self.clock.now_millis();
+        facts.checked = selected
+            .iter()
+            .filter_map(|c| {
+                let check = c.health_check.as_ref()?;
+                Some((
+                    c.name.to_string(),
+                    CheckCommand {
+                        command: check.command.clone(),
+                        // Its limit: its interval or 10 s, whichever is longer.
+                        timeout: check.interval.max(std::time::Duration::from_secs(10)),
+                    },
+                ))
+            })
+            .collect();
+        let said = self.checks.ended();
+        self.sort_verdicts(facts, said);
+        facts.checks_running = self.checks.running();
+        let memory = &mut self.memory;
+        memory
+            .baselines
             .retain(|name, _| facts.specs.iter().any(|s| &s.name == name));
         for spec in &facts.specs {
-            if let Some((versions, health)) = self.baselines.get(&spec.name)
+            if let Some((versions, health)) = memory.baselines.get(&spec.name)
                 && *versions == spec.live
             {
                 facts.baseline.insert(spec.name.clone(), health.clone());
@@ -90,7 +95,8 @@ impl Reconciler {
             .iter()
             .map(|c| c.name.to_string())
             .filter(|name| {
-                self.owed.rollouts.contains_key(name) && !self.previous.contains_key(name)
+                self.memory.owed.rollouts.contains_key(name)
+                    && !self.memory.previous.contains_key(name)
             })
             .collect();
         if missing.is_empty() {
@@ -107,7 +113,7 @@ impl Reconciler {
         .unwrap_or_default();
         for (name, files) in found {
             tracing::info!(spec = %name, "{name}: the previous files of the rotation under way, unsealed");
-            self.previous.insert(name, files);
+            self.memory.previous.insert(name, files);
         }
     }
 
@@ -118,137 +124,14 @@ impl Reconciler {
     pub(super) fn pinned(&self, selected: &[&Container], catalog: &Catalog) -> Vec<Container> {
         selected
             .iter()
-            .filter(|c| c.health_check.is_some() && !self.previous.contains_key(c.name.as_str()))
+            .filter(|c| {
+                c.health_check.is_some() && !self.memory.previous.contains_key(c.name.as_str())
+            })
             .filter_map(|c| {
-                let rollout = self.owed.rollouts.get(c.name.as_str())?;
+                let rollout = self.memory.owed.rollouts.get(c.name.as_str())?;
                 pinned_to(c, &rollout.previous, catalog)
             })
             .collect()
-    }
-
-    /// `ramlet sync --retry SPEC`: the versions SPEC's health check refused may be tried again.
-    /// (`ramlet plan` leaves the requests in place for the agent, and shows them as taken.)
-    fn take_retries(&self, facts: &mut Facts, intent: super::Intent) {
-        let requests = match intent {
-            super::Intent::Apply => super::super::owed::take_retries(&self.settings.state_dir),
-            super::Intent::Preview => super::super::owed::peek_retries(&self.settings.state_dir),
-        };
-        for name in requests {
-            let Some(Ok(wants)) = facts
-                .specs
-                .iter()
-                .find(|s| s.name == name)
-                .map(|s| &s.wants)
-            else {
-                continue;
-            };
-            let keys: BTreeSet<String> = wants
-                .versions
-                .iter()
-                .map(super::super::owed::secret_key)
-                .collect();
-            facts.owed.refused.retain(|key, refusal| {
-                let retried = keys.contains(key);
-                if retried {
-                    tracing::info!(spec = %name, secret = %key, version = %refusal.version, "{name}: {key} version {} may be tried again (ramlet sync --retry)", refusal.version);
-                }
-                !retried
-            });
-        }
-    }
-
-    /// What the health check of each selected spec whose rotation waits on it says. Checks run
-    /// beside the reconciles, never in them: a check is started when none of that spec is
-    /// running, and read by the first reconcile after it ended. A quick one ends within
-    /// [`QUICK_CHECK`] and is read by the reconcile that started it; one that hangs delays no
-    /// other spec, and systemd kills it at its limit (its interval or 10 s, whichever is
-    /// longer). Each is a transient service of the manager running `podman exec` (ramlet's own
-    /// sandbox may not run Podman).
-    async fn health(
-        &mut self,
-        selected: &[&Container],
-        pending: &BTreeSet<String>,
-        facts: &Facts,
-    ) -> BTreeMap<String, (Vec<SecretInUse>, Health)> {
-        let due: Vec<(String, Vec<String>, std::time::Duration)> = selected
-            .iter()
-            .filter_map(|container| {
-                let name = container.name.as_str();
-                let check = container.health_check.as_ref()?;
-                match self.owed.rollouts.get(name) {
-                    Some(rollout) if rollout.rolling_back => return None,
-                    Some(_) => {}
-                    // No rotation under way: checked only to learn what its check says of
-                    // the versions it runs, before a new one comes (once per versions).
-                    None if pending.contains(name) => {}
-                    None => return None,
-                }
-                let timeout = check.interval.max(std::time::Duration::from_secs(10));
-                Some((name.to_owned(), check.command.clone(), timeout))
-            })
-            .collect();
-        // A check of a rotation that ended is left to finish alone (systemd kills it at its
-        // limit); its answer is not wanted.
-        self.checks
-            .retain(|name, _| due.iter().any(|(due, _, _)| due == name));
-        let mut started = Vec::new();
-        for (name, command, timeout) in due {
-            if !self.checks.contains_key(&name) {
-                started.push(name.clone());
-            }
-            // What it checks: the versions its container runs now.
-            let running = facts
-                .specs
-                .iter()
-                .find(|s| s.name == name)
-                .map(|s| s.live.clone())
-                .unwrap_or_default();
-            self.checks.entry(name.clone()).or_insert_with(|| {
-                let units = std::sync::Arc::clone(&self.units);
-                let task = tokio::spawn(async move {
-                    match units
-                        .check(&format!("ramlet-{name}"), &command, timeout)
-                        .await
-                    {
-                        Ok(true) => Health::Healthy,
-                        Ok(false) => Health::Unhealthy,
-                        Err(error) => Health::Unknown(error.to_string()),
-                    }
-                });
-                (running, task)
-            });
-        }
-        // Only the checks this reconcile started are waited for (briefly): one that was
-        // running already is read when it ends, and costs this reconcile nothing.
-        let since = tokio::time::Instant::now();
-        while started
-            .iter()
-            .any(|name| self.checks.get(name).is_some_and(|(_, c)| !c.is_finished()))
-            && since.elapsed() < QUICK_CHECK
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        let done: Vec<String> = self
-            .checks
-            .iter()
-            .filter(|(_, (_, check))| check.is_finished())
-            .map(|(name, _)| name.clone())
-            .collect();
-        let mut said = BTreeMap::new();
-        for name in done {
-            let Some((versions, check)) = self.checks.remove(&name) else {
-                continue;
-            };
-            let health = check
-                .await
-                .unwrap_or_else(|e| Health::Unknown(format!("the check's task ended: {e}")));
-            tracing::info!(spec = %name, health = ?health, "{name}: health check: {health:?}");
-            said.insert(name, (versions, health));
-        }
-        for name in self.checks.keys() {
-            tracing::debug!(spec = %name, "{name}: health check still running");
-        }
-        said
     }
 }
 
@@ -262,54 +145,27 @@ impl Reconciler {
         said: BTreeMap<String, (Vec<SecretInUse>, Health)>,
     ) {
         for (name, (versions, health)) in said {
-            match self.owed.rollouts.get(&name) {
+            match self.memory.owed.rollouts.get(&name) {
                 // A check that started before the rollout's versions were in place judged
                 // what ran before them: not this rollout's answer (the next check is).
                 Some(rollout) if versions != rollout.versions => {}
                 Some(_) => {
                     if health == Health::Healthy {
-                        self.baselines
+                        self.memory
+                            .baselines
                             .insert(name.clone(), (versions, Health::Healthy));
                     }
                     facts.health.insert(name, health);
                 }
                 None => {
                     if !matches!(health, Health::Unknown(_)) {
-                        self.baselines.insert(name, (versions, health));
+                        self.memory.baselines.insert(name, (versions, health));
                     }
                 }
             }
         }
     }
 }
-
-/// The health-checked specs with new versions waiting and no rotation under way, whose check
-/// has not yet said anything of the versions they run: their baseline is wanted.
-fn pending_rotations(facts: &Facts, selected: &[&Container]) -> BTreeSet<String> {
-    let checked: BTreeSet<&str> = selected
-        .iter()
-        .filter(|c| c.health_check.is_some())
-        .map(|c| c.name.as_str())
-        .collect();
-    facts
-        .specs
-        .iter()
-        .filter(|spec| {
-            checked.contains(spec.name.as_str())
-                && !spec.live.is_empty()
-                && !facts.owed.rollouts.contains_key(&spec.name)
-                && spec
-                    .wants
-                    .as_ref()
-                    .is_ok_and(|w| w.versions.iter().any(|v| !spec.live.contains(v)))
-        })
-        .map(|spec| spec.name.clone())
-        .collect()
-}
-
-/// How long a reconcile waits for the checks it started: a check that answers this fast is
-/// read at once; a slower one by a later reconcile (the gate comes back every interval).
-const QUICK_CHECK: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// `container` reading `previous` (the versions a rotation replaced) instead of what it asks
 /// for: `None` when one of them is in a store that keeps one version (`file`, `creds`, `age`).
