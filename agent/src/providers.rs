@@ -12,6 +12,7 @@
 
 pub mod age;
 pub mod aws;
+mod capabilities;
 pub mod creds;
 pub mod events;
 pub mod file;
@@ -26,7 +27,9 @@ use futures_util::StreamExt as _;
 use ramlet_specs::model::{Provider, SecretVersion};
 
 use crate::secrets::Secret;
+
 use crate::util::BoxFuture;
+pub use capabilities::{Capabilities, Versions, capabilities};
 
 /// The largest secret ramlet accepts from any provider: the largest volume.
 pub const MAX_SECRET_BYTES: u64 = ramlet_specs::MAX_VOLUME_BYTES;
@@ -182,6 +185,9 @@ impl crate::retry::Transient for ProviderError {
 
 /// Fetches secret values from one store.
 pub trait SecretProvider: Send + Sync {
+    /// What this store can do (see [`Capabilities`]).
+    fn capabilities(&self) -> Capabilities;
+
     /// Answers every request, in order: one result per request. Implementations bound their
     /// calls by `limits`.
     fn fetch<'a>(

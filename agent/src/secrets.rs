@@ -10,6 +10,67 @@ use ramlet_specs::model::{Encoding, SecretRef};
 use zeroize::Zeroizing;
 
 /// A secret's bytes. `Debug` shows the length only; while they live their pages are locked in
+/// One secret, wherever ramlet names it (status, journal, metrics, logs, the store cache): its
+/// store and its name in that store. Written `store/name` (a store's name has no `/`; a
+/// secret's may: `aws/prod/db` is `prod/db` of store `aws`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SecretId {
+    /// The store.
+    pub store: String,
+    /// The secret's name in the store.
+    pub name: String,
+}
+
+impl SecretId {
+    /// `name` of `store`.
+    #[must_use]
+    pub fn new(store: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            store: store.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The secret a spec's reference names.
+    #[must_use]
+    pub fn of(reference: &SecretRef) -> Self {
+        Self::new(reference.store.as_str(), reference.name.clone())
+    }
+}
+
+impl fmt::Display for SecretId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.store, self.name)
+    }
+}
+
+impl std::str::FromStr for SecretId {
+    type Err = String;
+
+    /// `store/name`, split at the first `/`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once('/') {
+            Some((store, name)) if !store.is_empty() && !name.is_empty() => {
+                Ok(Self::new(store, name))
+            }
+            _ => Err(format!("{text:?} is not store/name")),
+        }
+    }
+}
+
+impl serde::Serialize for SecretId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// RAM and left out of core dumps ([`memlock`]), and they are wiped when dropped.
 #[derive(PartialEq, Eq)]
 pub struct SecretBytes(Zeroizing<Vec<u8>>);

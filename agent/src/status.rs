@@ -28,15 +28,42 @@ pub enum Phase {
     Failed,
 }
 
-/// One secret a container runs with: its store, name and the version it has (never the value).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One secret a container runs with, and the version it has (never the value). In the status
+/// file: `{"store": ..., "name": ..., "version": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "InUseFields", into = "InUseFields")]
 pub struct SecretInUse {
-    /// The store.
-    pub store: String,
-    /// The secret's name.
-    pub name: String,
+    /// The secret.
+    pub id: crate::secrets::SecretId,
     /// The provider's version identifier.
     pub version: String,
+}
+
+/// [`SecretInUse`] as the status file spells it.
+#[derive(Serialize, Deserialize)]
+struct InUseFields {
+    store: String,
+    name: String,
+    version: String,
+}
+
+impl From<InUseFields> for SecretInUse {
+    fn from(fields: InUseFields) -> Self {
+        Self {
+            id: crate::secrets::SecretId::new(fields.store, fields.name),
+            version: fields.version,
+        }
+    }
+}
+
+impl From<SecretInUse> for InUseFields {
+    fn from(secret: SecretInUse) -> Self {
+        Self {
+            store: secret.id.store,
+            name: secret.id.name,
+            version: secret.version,
+        }
+    }
 }
 
 /// Why a spec is in its phase: short, stable, for alerts and scripts (the message says the

@@ -134,7 +134,14 @@ impl Listening {
     fn version(&self, i: usize) -> String {
         let reference =
             &self.catalog.containers.values().next().unwrap().volumes[0].files[i].secret;
-        self.stores.get(reference).unwrap().version.clone()
+        self.stores
+            .get(
+                &ramlet::secrets::SecretId::of(reference),
+                &reference.version,
+            )
+            .unwrap()
+            .version
+            .clone()
     }
 }
 

@@ -69,7 +69,10 @@ fn value(stores: &Stores, catalog: &Catalog, i: usize) -> Result<(String, String
         .unwrap();
     let reference = &container.volumes[0].files[0].secret;
     stores
-        .get(reference)
+        .get(
+            &ramlet::secrets::SecretId::of(reference),
+            &reference.version,
+        )
         .map(|s| {
             (
                 String::from_utf8_lossy(s.bytes.expose()).into_owned(),
@@ -201,17 +204,16 @@ async fn aws_checks_with_one_describe_and_reads_only_what_changed() {
     {
         assert_eq!(value(&stores, &many, i).unwrap().0, *want);
     }
+    let c4 = &many
+        .containers
+        .values()
+        .find(|c| c.name.as_str() == "c4")
+        .unwrap()
+        .volumes[0]
+        .files[0]
+        .secret;
     let binary = stores
-        .get(
-            &many
-                .containers
-                .values()
-                .find(|c| c.name.as_str() == "c4")
-                .unwrap()
-                .volumes[0]
-                .files[0]
-                .secret,
-        )
+        .get(&ramlet::secrets::SecretId::of(c4), &c4.version)
         .unwrap();
     assert_eq!(binary.bytes.expose(), [0, 159, 255]);
     assert_eq!(value(&stores, &many, 5), Err(ErrorKind::NotFound));
@@ -350,7 +352,13 @@ async fn gcp_reads_latest_numbers_and_aliases_and_says_why_a_version_fails() {
         .find(|c| c.name.as_str() == "c0")
         .unwrap();
     let reference = &c0.volumes[0].files[0].secret;
-    let message = stores.get(reference).unwrap_err().to_string();
+    let message = stores
+        .get(
+            &ramlet::secrets::SecretId::of(reference),
+            &reference.version,
+        )
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("CRC32C"), "{message}");
     let _ = gcp.call("POST", "/fake/corrupt?secret=", "");
     refresh(&mut stores, &all, Due::All).await;

@@ -79,14 +79,15 @@ impl<'a> Report<'a> {
             warnings: catalog
                 .stores
                 .values()
-                .filter_map(|store| match &store.provider {
-                    ramlet_specs::model::Provider::File { directory } => Some(format!(
+                .filter_map(|store| {
+                    let can = crate::providers::capabilities(&store.provider);
+                    let folder = can.folder.filter(|_| can.plain_at_rest)?;
+                    Some(format!(
                         "{}: store {}: warning: plain text at rest: its secrets lie unencrypted in {}, and in any backup of it; a creds store (systemd-creds) or an age store keeps them sealed",
                         store.origin.file.display(),
                         store.name.as_str(),
-                        directory.display()
-                    )),
-                    _ => None,
+                        folder.display()
+                    ))
                 })
                 .collect(),
             host,

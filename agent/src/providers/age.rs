@@ -333,7 +333,20 @@ fn describe(error: &age::DecryptError) -> String {
     }
 }
 
+/// What an `age` store can do: one sealed value per file beside the specs (whose folder the
+/// agent watches already), on this host.
+pub const CAPABILITIES: super::Capabilities = super::Capabilities {
+    versions: super::Versions::One,
+    folder: None,
+    local: true,
+    plain_at_rest: false,
+    events: false,
+};
+
 impl SecretProvider for AgeProvider {
+    fn capabilities(&self) -> super::Capabilities {
+        CAPABILITIES
+    }
     fn fetch<'a>(
         &'a self,
         requests: &'a [Request],

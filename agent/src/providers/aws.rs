@@ -142,7 +142,19 @@ impl AwsProvider {
     }
 }
 
+/// What an `aws` store can do: versions by ID, change events through SQS.
+pub const CAPABILITIES: super::Capabilities = super::Capabilities {
+    versions: super::Versions::ById,
+    folder: None,
+    local: false,
+    plain_at_rest: false,
+    events: true,
+};
+
 impl SecretProvider for AwsProvider {
+    fn capabilities(&self) -> super::Capabilities {
+        CAPABILITIES
+    }
     fn fetch<'a>(
         &'a self,
         requests: &'a [Request],

@@ -256,7 +256,22 @@ fn hint(said: &str) -> &'static str {
     }
 }
 
+/// What a `creds` store can do: one sealed value per file in `directory`, on this host.
+#[must_use]
+pub fn capabilities(directory: &std::path::Path) -> super::Capabilities {
+    super::Capabilities {
+        versions: super::Versions::One,
+        folder: Some(directory.to_owned()),
+        local: true,
+        plain_at_rest: false,
+        events: false,
+    }
+}
+
 impl SecretProvider for CredsProvider {
+    fn capabilities(&self) -> super::Capabilities {
+        capabilities(&self.directory)
+    }
     fn fetch<'a>(
         &'a self,
         requests: &'a [Request],

@@ -109,7 +109,19 @@ impl GcpProvider {
     }
 }
 
+/// What a `gcp` store can do: versions by number, change events through Pub/Sub.
+pub const CAPABILITIES: super::Capabilities = super::Capabilities {
+    versions: super::Versions::ByNumber,
+    folder: None,
+    local: false,
+    plain_at_rest: false,
+    events: true,
+};
+
 impl SecretProvider for GcpProvider {
+    fn capabilities(&self) -> super::Capabilities {
+        CAPABILITIES
+    }
     fn fetch<'a>(
         &'a self,
         requests: &'a [Request],

@@ -28,7 +28,7 @@ use super::{
     Connector, ErrorKind, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request, SecretProvider,
 };
 use crate::retry::ErrorPolicy;
-use crate::secrets::Secret;
+use crate::secrets::{Secret, SecretId};
 
 /// The shortest backoff after a failed refresh.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -49,14 +49,6 @@ pub enum Due {
     All,
 }
 
-/// The folder a `file` or `creds` store reads, whose files the agent watches.
-fn local_folder(provider: &Provider) -> Option<&std::path::Path> {
-    match provider {
-        Provider::File { directory } | Provider::Creds { directory } => Some(directory),
-        _ => None,
-    }
-}
-
 /// A secret at one version in one store.
 type Key = (String, SecretVersion);
 
@@ -70,6 +62,8 @@ struct Entry {
 /// One store: its client, timer, backoff and secrets.
 struct Store {
     provider: Provider,
+    /// What it can do: its client's word once it has one, its settings' before.
+    can: super::Capabilities,
     interval: Duration,
     client: Result<Arc<dyn SecretProvider>, ProviderError>,
     next_due: Instant,
@@ -253,13 +247,15 @@ impl Stores {
             return false;
         }
         for path in paths {
-            let Some(store) = self.by_name.values_mut().find(|store| {
-                local_folder(&store.provider).is_some_and(|dir| path.starts_with(dir))
+            let Some((store, dir)) = self.by_name.values_mut().find_map(|store| {
+                let dir = store.can.folder.clone()?;
+                path.starts_with(&dir).then_some((store, dir))
             }) else {
                 return false;
             };
-            let relative = local_folder(&store.provider)
-                .and_then(|dir| path.strip_prefix(dir).ok())
+            let relative = path
+                .strip_prefix(&dir)
+                .ok()
                 .and_then(std::path::Path::to_str)
                 .unwrap_or_default();
             let names = store.entries.keys().map(|(name, _)| name);
@@ -368,6 +364,7 @@ impl Stores {
                 tracing::warn!(store = %name, kind = error.kind().as_str(), %error, "cannot build the store's client");
             }
             let store = self.by_name.entry(name).or_insert_with(|| Store {
+                can: super::capabilities(&provider),
                 provider: provider.clone(),
                 interval: Duration::ZERO,
                 client: Err(ProviderError::unavailable("not connected yet")),
@@ -386,6 +383,10 @@ impl Stores {
                 store.next_due = now;
                 store.provider = provider;
             }
+            store.can = match &client {
+                Ok(client) => client.capabilities(),
+                Err(_) => super::capabilities(&store.provider),
+            };
             store.client = client;
         }
     }
@@ -439,10 +440,7 @@ impl Stores {
                 _ => spec.refresh_interval,
             };
             store.entries.retain(|key, _| keys.contains(key));
-            let local = matches!(
-                store.provider,
-                Provider::File { .. } | Provider::Creds { .. } | Provider::Age { .. }
-            );
+            let local = store.can.local;
             let forced = match due {
                 Due::Timers => false,
                 Due::Files => local,
@@ -479,17 +477,16 @@ impl Stores {
         work
     }
 
-    /// The last good value of `reference`, or why there is none or it may be stale.
-    pub fn get(&self, reference: &SecretRef) -> Result<&Secret, ProviderError> {
-        let store = self.by_name.get(reference.store.as_str()).ok_or_else(|| {
+    /// The last good value of `version` of secret `id`, or why there is none or it may be
+    /// stale.
+    pub fn get(&self, id: &SecretId, version: &SecretVersion) -> Result<&Secret, ProviderError> {
+        let store = self.by_name.get(&id.store).ok_or_else(|| {
             ProviderError::new(
                 ErrorKind::Misconfigured,
-                format!("store {} is not in use", reference.store),
+                format!("store {} is not in use", id.store),
             )
         })?;
-        let entry = store
-            .entries
-            .get(&(reference.name.clone(), reference.version.clone()));
+        let entry = store.entries.get(&(id.name.clone(), version.clone()));
         match entry {
             Some(Entry {
                 error: Some(error), ..
@@ -540,7 +537,7 @@ impl Stores {
                     .or_else(|| store.entries.values().find_map(|e| e.error.as_ref()));
                 let status = StoreStatus {
                     kind: store.provider.kind().to_owned(),
-                    plain_text_at_rest: store.provider.plain_at_rest(),
+                    plain_text_at_rest: store.can.plain_at_rest,
                     healthy: error.is_none(),
                     error_kind: error
                         .map(|e| e.kind().as_str().to_owned())
@@ -733,7 +730,14 @@ mod tests {
             (answered(&stores, "changed"), answered(&stores, "unchanged")),
             (4, 0)
         );
-        assert_eq!(stores.get(&references[2]).unwrap().bytes.expose(), b"c2");
+        assert_eq!(
+            stores
+                .get(&SecretId::of(&references[2]), &references[2].version)
+                .unwrap()
+                .bytes
+                .expose(),
+            b"c2"
+        );
 
         // A path in the folder that is no secret (a swapped link, a temporary file): all of it.
         assert!(stores.files_changed(&[dir.join("..data")]));

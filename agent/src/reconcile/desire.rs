@@ -220,7 +220,8 @@ impl Reconciler {
                 if !catalog.stores.contains_key(&reference.store) {
                     return Err(unavailable(format!("store {} is gone", reference.store)));
                 }
-                let secret = self.stores.get(reference).map_err(|e| {
+                let id = crate::secrets::SecretId::of(reference);
+                let secret = self.stores.get(&id, &reference.version).map_err(|e| {
                     (
                         e.kind().into(),
                         format!(
@@ -234,8 +235,7 @@ impl Reconciler {
                 let bytes = secrets::shape(&secret.bytes, reference)
                     .map_err(|e| unavailable(format!("{}: {e}", file.path)))?;
                 fetched.versions.push(SecretInUse {
-                    store: reference.store.to_string(),
-                    name: reference.name.clone(),
+                    id: crate::secrets::SecretId::of(reference),
                     version: secret.version.clone(),
                 });
                 let (uid, gid) = self

@@ -24,9 +24,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::facts::{Facts, Health, SpecFacts, Wants};
-use super::owed::{Refusal, Rollout, secret_key};
+use super::owed::{Refusal, Rollout};
 use super::plan::Verdict;
 use crate::drivers::UnitState;
+use crate::secrets::SecretId;
 use crate::status::{Phase, Reason, SecretInUse};
 
 /// How soon after a rollback the loop comes back to end the rollout (its restart paid).
@@ -55,9 +56,9 @@ pub struct Gates {
     /// The rollouts the journal must hold once the plan starts.
     pub rollouts: BTreeMap<String, Rollout>,
     /// The refused versions, by secret.
-    pub refused: BTreeMap<String, Refusal>,
+    pub refused: BTreeMap<SecretId, Refusal>,
     /// The proven versions, by secret.
-    pub proven: BTreeMap<String, String>,
+    pub proven: BTreeMap<SecretId, String>,
     /// How soon a waiting rollout's check must run again.
     pub recheck: Option<Duration>,
 }
@@ -78,7 +79,7 @@ impl Gates {
 /// The gate's steps for `facts`; the refusals of the secrets in `lifted` (`ramlet sync
 /// --retry`) are gone.
 #[must_use]
-pub fn gates(facts: &Facts, lifted: &BTreeSet<String>) -> Gates {
+pub fn gates(facts: &Facts, lifted: &BTreeSet<SecretId>) -> Gates {
     let mut gates = Gates {
         refused: facts
             .owed
@@ -176,7 +177,7 @@ fn under_way(
         && newer.iter().all(|v| {
             gates
                 .refused
-                .get(&secret_key(v))
+                .get(&v.id)
                 .is_none_or(|r| r.version != v.version)
         })
     {
@@ -205,7 +206,7 @@ fn under_way(
             for version in &rollout.versions {
                 gates
                     .proven
-                    .insert(secret_key(version), version.version.clone());
+                    .insert(version.id.clone(), version.version.clone());
             }
             return None;
         }
@@ -227,7 +228,7 @@ fn under_way(
     };
     for version in new_in(&rollout.versions, &rollout.previous) {
         gates.refused.insert(
-            secret_key(version),
+            version.id.clone(),
             Refusal {
                 version: version.version.clone(),
                 spec: name.clone(),
@@ -283,7 +284,7 @@ fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &mut Gates) -> S
     if let Some(refusal) = new.iter().find_map(|v| {
         gates
             .refused
-            .get(&secret_key(v))
+            .get(&v.id)
             .filter(|r| r.version == v.version)
             .map(|r| (v, r))
     }) {
@@ -296,11 +297,7 @@ fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &mut Gates) -> S
                 Reason::VersionRefused,
                 format!(
                     "keeps what it runs: version {} of {} failed the health check of {} ({}) and is refused, and this container never took it; a newer version, or `ramlet sync --retry {}`, tries again",
-                    version.version,
-                    secret_key(version),
-                    refusal.spec,
-                    refusal.said,
-                    refusal.spec
+                    version.version, version.id, refusal.spec, refusal.said, refusal.spec
                 ),
             )
         };
@@ -315,7 +312,7 @@ fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &mut Gates) -> S
     let unfit = baseline == Some(&Health::Unhealthy);
     let interval = wants.gate.map_or(AFTER_ROLLBACK, |g| g.interval);
     for version in new {
-        let key = secret_key(version);
+        let key = &version.id;
         if gates.proven.get(&key) == Some(&version.version) {
             continue;
         }
@@ -370,8 +367,8 @@ fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &mut Gates) -> S
 /// whose check fails on the versions it runs now.
 #[must_use]
 pub fn canaries(version: &SecretInUse, facts: &Facts) -> Vec<String> {
-    let count = facts.canary.get(&version.store).copied().unwrap_or(1);
-    let eligible = facts.canary_eligible.get(&version.store);
+    let count = facts.canary.get(&version.id.store).copied().unwrap_or(1);
+    let eligible = facts.canary_eligible.get(&version.id.store);
     facts
         .specs
         .iter()
@@ -401,7 +398,7 @@ fn rolled_back(spec: &SpecFacts, rollout: &Rollout, gates: &Gates) -> Verdict {
         .find_map(|v| {
             gates
                 .refused
-                .get(&secret_key(v))
+                .get(&v.id)
                 .map(|r| refused_message(&spec.name, v, r))
         })
         .unwrap_or_else(|| "the new versions failed the health check".into());
@@ -417,10 +414,7 @@ fn rolled_back(spec: &SpecFacts, rollout: &Rollout, gates: &Gates) -> Verdict {
 fn refused_message(name: &str, version: &SecretInUse, refusal: &Refusal) -> String {
     format!(
         "version {} of {} failed the health check of {} ({}) and was rolled back; a newer version, or `ramlet sync --retry {name}`, tries again",
-        version.version,
-        secret_key(version),
-        refusal.spec,
-        refusal.said
+        version.version, version.id, refusal.spec, refusal.said
     )
 }
 

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ramlet_specs::Catalog;
-use ramlet_specs::model::{Container, Provider};
+use ramlet_specs::model::Container;
 
 use super::desire::Payload;
 use super::facts::{Facts, NameCheck, Problem};
@@ -342,14 +342,10 @@ fn watched(catalog: &Catalog, selected: &[&Container]) -> BTreeSet<PathBuf> {
         .iter()
         .flat_map(|c| &c.volumes)
         .flat_map(|v| &v.files)
-        .filter_map(
-            |f| match catalog.stores.get(&f.secret.store).map(|s| &s.provider) {
-                Some(Provider::File { directory } | Provider::Creds { directory }) => {
-                    Some(directory.clone())
-                }
-                _ => None,
-            },
-        )
+        .filter_map(|f| {
+            let store = catalog.stores.get(&f.secret.store)?;
+            crate::providers::capabilities(&store.provider).folder
+        })
         .collect()
 }
 

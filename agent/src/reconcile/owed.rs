@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::drivers::{ActiveState, Job, UnitState};
+use crate::secrets::SecretId;
 use crate::status::SecretInUse;
 
 /// The journal's file name in the state directory.
@@ -63,11 +64,11 @@ pub struct Owed {
     /// Versions a health check refused, by secret (`store/name`): not tried again until a newer
     /// version comes, or `ramlet sync --retry SPEC`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub refused: BTreeMap<String, Refusal>,
+    pub refused: BTreeMap<SecretId, Refusal>,
     /// The version of each secret (`store/name`) that a canary passed with: the other
     /// health-checked consumers take it without waiting.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub proven: BTreeMap<String, String>,
+    pub proven: BTreeMap<SecretId, String>,
 }
 
 impl Owed {
@@ -156,12 +157,6 @@ pub fn consume_retry(state_dir: &Path, spec: &str) -> std::io::Result<()> {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
     }
-}
-
-/// A secret's key in the journal: `store/name`.
-#[must_use]
-pub fn secret_key(secret: &SecretInUse) -> String {
-    format!("{}/{}", secret.store, secret.name)
 }
 
 /// The journal file of a state directory.

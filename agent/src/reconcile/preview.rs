@@ -167,7 +167,7 @@ fn gated(name: &str, facts: &Facts, plan: &Plan) -> Option<String> {
         .iter()
         .filter(|v| !rollout.previous.contains(v))
         .map(|v| {
-            let key = super::owed::secret_key(v);
+            let key = &v.id;
             if plan.owed.proven.get(&key) == Some(&v.version) {
                 format!("{key} {} (passed on a canary)", v.version)
             } else {
@@ -233,9 +233,9 @@ fn rotated(name: &str, plan: &Plan, previous: &Status) -> String {
         .map(|v| {
             let old = before
                 .iter()
-                .find(|b| b.store == v.store && b.name == v.name)
+                .find(|b| b.id == v.id)
                 .map_or("none".to_owned(), |b| b.version.clone());
-            format!("{}/{} {} -> {}", v.store, v.name, old, v.version)
+            format!("{} {} -> {}", v.id, old, v.version)
         })
         .collect();
     if !previous.specs.contains_key(name) {

@@ -292,8 +292,12 @@ impl Units {
     }
 }
 
-pub struct Provider(Shared);
+/// A store of the kind its settings name, answering from the host's secrets.
+pub struct Provider(Shared, ramlet::providers::Capabilities);
 impl SecretProvider for Provider {
+    fn capabilities(&self) -> ramlet::providers::Capabilities {
+        self.1.clone()
+    }
     fn fetch<'a>(
         &'a self,
         requests: &'a [Request],
@@ -329,9 +333,10 @@ impl SecretProvider for Provider {
 }
 
 pub fn connector(host: Shared) -> Connector {
-    Arc::new(move |_| {
+    Arc::new(move |settings| {
         host.lock().unwrap().connects += 1;
-        let provider: Arc<dyn SecretProvider> = Arc::new(Provider(host.clone()));
+        let can = ramlet::providers::capabilities(settings);
+        let provider: Arc<dyn SecretProvider> = Arc::new(Provider(host.clone(), can));
         Box::pin(async move { Ok(provider) })
     })
 }

@@ -18,10 +18,13 @@ const GATE: Gate = Gate {
     interval: Duration::from_secs(2),
 };
 
+fn db() -> crate::secrets::SecretId {
+    crate::secrets::SecretId::new("aws", "db")
+}
+
 fn version(v: &str) -> SecretInUse {
     SecretInUse {
-        store: "aws".into(),
-        name: "db".into(),
+        id: crate::secrets::SecretId::new("aws", "db"),
         version: v.into(),
     }
 }
@@ -169,7 +172,7 @@ fn a_canary_that_passes_proves_the_version_and_the_others_follow_at_once() {
     under_way(&mut facts, "a", 1_030_000);
     facts.health.insert("a".into(), Health::Healthy);
     let plan = decide(&facts);
-    assert_eq!(plan.owed.proven["aws/db"], "v2");
+    assert_eq!(plan.owed.proven[&db()], "v2");
     assert!(!plan.owed.rollouts.contains_key("a"), "a's rollout is over");
     assert_eq!(
         plan.actions,
@@ -206,7 +209,7 @@ fn past_the_deadline_the_previous_files_go_back_and_the_version_is_refused() {
         plan.specs["a"].message
     );
     assert!(plan.owed.rollouts["a"].rolling_back);
-    assert_eq!(plan.owed.refused["aws/db"].version, "v2");
+    assert_eq!(plan.owed.refused[&db()].version, "v2");
     assert_eq!(plan.owed.jobs["a"].job, Job::Restart);
     // The other consumer never takes it, and is not said to have rolled back (issue 33).
     assert_eq!(plan.specs["b"].reason, Reason::VersionRefused);
@@ -228,7 +231,7 @@ fn a_container_that_stops_rolls_back_without_waiting_for_the_deadline() {
     let plan = decide(&facts);
     assert_eq!(plan.causes["a"], Cause::Rollback);
     assert!(
-        plan.owed.refused["aws/db"]
+        plan.owed.refused[&db()]
             .said
             .contains("the container stopped"),
         "{:?}",
@@ -242,7 +245,7 @@ fn a_rollback_cut_short_is_finished_and_then_the_refused_version_is_left_alone()
     under_way(&mut facts, "a", 1_000_000);
     facts.owed.rollouts.get_mut("a").unwrap().rolling_back = true;
     facts.owed.refused.insert(
-        "aws/db".into(),
+        db(),
         Refusal {
             version: "v2".into(),
             spec: "a".into(),
@@ -277,7 +280,7 @@ fn a_rollback_cut_short_is_finished_and_then_the_refused_version_is_left_alone()
 fn a_newer_version_after_a_refusal_goes_to_the_canary_again() {
     let mut facts = host(vec![consumer("a", "v1", "v3"), consumer("b", "v1", "v3")]);
     facts.owed.refused.insert(
-        "aws/db".into(),
+        db(),
         Refusal {
             version: "v2".into(),
             spec: "a".into(),
@@ -302,7 +305,7 @@ fn without_the_previous_files_a_failed_rotation_says_so_and_keeps_the_container(
     assert_eq!(plan.specs["a"].reason, Reason::RolledBack);
     assert!(plan.specs["a"].message.contains("are gone"));
     assert!(plan.owed.rollouts.is_empty());
-    assert_eq!(plan.owed.refused["aws/db"].version, "v2");
+    assert_eq!(plan.owed.refused[&db()].version, "v2");
 }
 
 #[test]
@@ -436,7 +439,7 @@ fn regression_33_a_newer_version_cuts_a_check_short() {
 fn a_retry_request_lifts_the_refusal_and_is_taken_only_by_the_apply() {
     let mut facts = host(vec![consumer("a", "v1", "v2")]);
     facts.owed.refused.insert(
-        "aws/db".into(),
+        db(),
         Refusal {
             version: "v2".into(),
             spec: "a".into(),

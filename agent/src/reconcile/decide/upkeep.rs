@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::super::facts::Facts;
-use super::super::owed::secret_key;
 use super::super::plan::{Action, Plan};
 use crate::retry::Requeue;
 
@@ -18,13 +17,13 @@ pub const CHECK_POLL: Duration = Duration::from_millis(250);
 
 /// The secrets whose refused versions `ramlet sync --retry` lets be tried again: every secret
 /// a named spec asks for.
-pub(super) fn lifted(facts: &Facts) -> BTreeSet<String> {
+pub(super) fn lifted(facts: &Facts) -> BTreeSet<crate::secrets::SecretId> {
     facts
         .specs
         .iter()
         .filter(|s| facts.retries.contains(&s.name))
         .filter_map(|s| s.wants.as_ref().ok())
-        .flat_map(|w| w.versions.iter().map(secret_key))
+        .flat_map(|w| w.versions.iter().map(|v| v.id.clone()))
         .collect()
 }
 

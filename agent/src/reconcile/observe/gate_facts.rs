@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ramlet_specs::Catalog;
-use ramlet_specs::model::{Container, Provider, SecretVersion};
+use ramlet_specs::model::Container;
 
 use super::super::Reconciler;
 use super::super::facts::{CheckCommand, Facts, Health};
@@ -119,8 +119,8 @@ impl Reconciler {
 
     /// The rotations under way whose previous files this ramlet does not hold (an earlier one
     /// started them), each as its container pinned to the versions it ran before: fetched again
-    /// by their IDs where the store keeps versions (AWS, GCP), so that a failed check can still
-    /// put them back.
+    /// where the store keeps versions ([`crate::providers::Versions`]), so that a failed check
+    /// can still put them back.
     pub(super) fn pinned(&self, selected: &[&Container], catalog: &Catalog) -> Vec<Container> {
         selected
             .iter()
@@ -168,7 +168,7 @@ impl Reconciler {
 }
 
 /// `container` reading `previous` (the versions a rotation replaced) instead of what it asks
-/// for: `None` when one of them is in a store that keeps one version (`file`, `creds`, `age`).
+/// for: `None` when one of them is in a store that keeps one version (its capabilities say).
 fn pinned_to(
     container: &Container,
     previous: &[crate::status::SecretInUse],
@@ -180,15 +180,14 @@ fn pinned_to(
             let reference = &mut file.secret;
             let Some(was) = previous
                 .iter()
-                .find(|p| p.store == reference.store.as_str() && p.name == reference.name)
+                .find(|p| p.id == crate::secrets::SecretId::of(reference))
             else {
                 continue;
             };
-            reference.version = match catalog.stores.get(&reference.store).map(|s| &s.provider) {
-                Some(Provider::Aws { .. }) => SecretVersion::VersionId(was.version.clone()),
-                Some(Provider::Gcp { .. }) => SecretVersion::Number(was.version.parse().ok()?),
-                _ => return None,
-            };
+            let store = catalog.stores.get(&reference.store)?;
+            reference.version = crate::providers::capabilities(&store.provider)
+                .versions
+                .pin(&was.version)?;
         }
     }
     Some(pinned)
