@@ -8,10 +8,9 @@
 //! backoff paces the attempts). `Subscribe` is called before every job (systemd sends its
 //! signals to subscribers; a manager that was re-executed may have dropped ours); a job whose
 //! result is never seen times out and stays owed. A health check is a job too: a transient
-//! oneshot service running `podman exec`, waited for the same way. (Over 450 lines: one D-Bus
-//! client, whose proxies, connection handling and job wait all share one connection.)
+//! oneshot service running `podman exec`, waited for the same way (`check`). The units'
+//! states come from one `ListUnitsByNames` call (`states`).
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,10 +18,11 @@ use std::time::Duration;
 use futures_lite::StreamExt as _;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 
-use crate::drivers::{
-    ActiveState, Job, JobResult, SystemdError, UnitManager, UnitState, UnitStates,
-};
+use crate::drivers::{Job, JobResult, SystemdError, UnitManager, UnitStates};
 use crate::util::BoxFuture;
+
+mod check;
+mod states;
 
 /// How long one D-Bus method call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -313,176 +313,6 @@ impl DbusManager {
         drop(connection);
         result
     }
-
-    /// Runs `command` in `container` once (`podman exec`) as a transient oneshot service of the
-    /// manager (outside ramlet's own sandbox, as the manager's user), killed after `timeout`;
-    /// true when it exited 0.
-    async fn run_check(
-        &self,
-        container: &str,
-        command: &[String],
-        timeout: Duration,
-    ) -> Result<bool, SystemdError> {
-        let program = crate::host::podman::binary();
-        let mut argv = vec![program.clone(), "exec".to_owned(), container.to_owned()];
-        argv.extend(command.iter().cloned());
-        let name = format!(
-            "ramlet-check-{}-{}",
-            container.strip_prefix("ramlet-").unwrap_or(container),
-            crate::util::since_epoch().as_nanos()
-        );
-        let unit = format!("{name}.service");
-        let what = format!("run {unit}");
-        let queued = unit.clone();
-        let result = self
-            .queue_and_wait(
-                || what.clone(),
-                timeout + CHECK_GRACE,
-                |manager| async move {
-                    use zbus::zvariant::Value;
-                    // ExecStartEx with no-env-expand: a `$` in the command reaches it as is.
-                    let exec = vec![(program, argv, vec!["no-env-expand".to_owned()])];
-                    let timeout_us = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
-                    // A oneshot service is still starting while its command runs: systemd
-                    // ignores RuntimeMaxUSec= then, and only TimeoutStartUSec= kills it
-                    // (issue 33: a check that hung outlived every reconcile).
-                    let properties = [
-                        ("Description", Value::from("ramlet health check")),
-                        ("Type", Value::from("oneshot")),
-                        ("ExecStartEx", Value::from(exec)),
-                        ("TimeoutStartUSec", Value::from(timeout_us)),
-                        ("RuntimeMaxUSec", Value::from(timeout_us)),
-                        ("CollectMode", Value::from("inactive-or-failed")),
-                    ];
-                    manager
-                        .start_transient_unit(&queued, "fail", &properties, &[])
-                        .await
-                },
-            )
-            .await;
-        let result = match result {
-            Err(error @ SystemdError::Timeout { .. }) => {
-                // systemd should have killed it by now; make sure nothing outlives the check.
-                let stopping = unit.clone();
-                let stop = self
-                    .call(
-                        || format!("stop {unit}"),
-                        |connection| async move {
-                            ManagerProxy::new(&connection)
-                                .await?
-                                .stop_unit(&stopping, "replace")
-                                .await?;
-                            Ok(())
-                        },
-                    )
-                    .await;
-                if let Err(stop) = stop {
-                    tracing::warn!(unit = %unit, "cannot stop a health check past its limit: {stop}");
-                }
-                return Err(error);
-            }
-            other => other?,
-        };
-        match result {
-            JobResult::Done => Ok(true),
-            // Killed at its limit: as unhealthy as a failure.
-            JobResult::Failed => Ok(false),
-            JobResult::Other(other) if other == "timeout" => Ok(false),
-            JobResult::Other(other) => Err(SystemdError::Bus(format!(
-                "the health check's job ended {other}"
-            ))),
-        }
-    }
-}
-
-/// How long past a health check's limit ramlet waits for systemd to say it was killed.
-const CHECK_GRACE: Duration = Duration::from_secs(5);
-
-impl DbusManager {
-    /// The states of `units` in one `ListUnitsByNames` call; with `details`, each loaded unit's
-    /// invocation ID too, and a failed one's `Result` and exit status.
-    async fn list(&self, units: &[String], details: bool) -> Result<UnitStates, SystemdError> {
-        let (connection, listed) = self
-            .call(
-                || "list units".into(),
-                |connection| async move {
-                    let names: Vec<&str> = units.iter().map(String::as_str).collect();
-                    let manager = ManagerProxy::new(&connection).await?;
-                    Ok((connection, manager.list_units_by_names(&names).await?))
-                },
-            )
-            .await?;
-        let mut states = UnitStates::new();
-        for (name, _, load, active, sub, _, path, job, job_type, _) in listed {
-            let mut state = UnitState {
-                active_state: if load == "not-found" {
-                    ActiveState::NotLoaded
-                } else if job != 0 && active != "active" {
-                    // A job is on its way (somebody's `systemctl restart`, or a job of ramlet's
-                    // that outlived its wait): the unit is in transition, not down. Starting it
-                    // now would replace that job; the next reconcile sees where it landed.
-                    tracing::debug!(unit = %name, job = %job_type, "a job is pending; taken as on its way");
-                    ActiveState::Activating
-                } else {
-                    ActiveState::from(active)
-                },
-                sub_state: sub,
-                pending_job: job != 0,
-                ..UnitState::default()
-            };
-            // The invocation and why it stopped (only when it failed): the few properties the
-            // list does not carry, asked only for `details` (each a plain Get, no caching).
-            if details && load != "not-found" {
-                let is_failed = state.active_state == ActiveState::Failed;
-                let asked = self
-                    .call(
-                        || format!("state of {name}"),
-                        |connection| async move {
-                            let unit = UnitProxy::builder(&connection)
-                                .path(path.clone())?
-                                .cache_properties(zbus::proxy::CacheProperties::No)
-                                .build()
-                                .await?;
-                            let invocation = unit.invocation_id().await?;
-                            let failed = if is_failed {
-                                let service = ServiceProxy::builder(&connection)
-                                    .path(path)?
-                                    .cache_properties(zbus::proxy::CacheProperties::No)
-                                    .build()
-                                    .await?;
-                                Some((
-                                    service.result().await.unwrap_or_default(),
-                                    service.exec_main_status().await.unwrap_or_default(),
-                                ))
-                            } else {
-                                None
-                            };
-                            Ok((invocation, failed))
-                        },
-                    )
-                    .await;
-                let Ok((invocation, failed)) = asked else {
-                    continue;
-                };
-                state.invocation_id = hex(&invocation);
-                if let Some((result, status)) = failed {
-                    state.result = result;
-                    state.exec_main_status = status;
-                }
-            }
-            states.insert(name, state);
-        }
-        drop(connection);
-        Ok(states)
-    }
-}
-
-/// Bytes as lowercase hex (an invocation ID as `systemctl show` prints it).
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    })
 }
 
 impl UnitManager for DbusManager {

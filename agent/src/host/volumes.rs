@@ -1,8 +1,7 @@
 //! RAM volumes: where secret files live on the host. Behind [`VolumeManager`], so the reconciler
 //! can be tested with an in-memory fake; [`RamVolumes`] is the real one.
-//! (Over 450 lines: `RamVolumes` is one state machine over both ways of holding volumes,
-//! what it last wrote, and the ID-mapped helper's fallbacks; its mountinfo reading is in
-//! `mounts`, its tests in `volumes/tests.rs`.)
+//! Layout: `RamVolumes` here; mounting RAM per volume in `ram`, the volume root in `root`,
+//! reading mountinfo in `mounts`, the tests in `volumes/tests.rs`.
 //!
 //! Two ways to hold them:
 //! - Folders: a folder per volume inside a volume root mounted as RAM (a noswap tmpfs or a
@@ -27,9 +26,7 @@ use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use ramlet_specs::model::Medium;
-
-use crate::drivers::{FileContent, PAGE, VolumeError, VolumeManager, VolumeSpec};
+use crate::drivers::{FileContent, VolumeError, VolumeManager, VolumeSpec};
 use crate::host::atomic;
 use crate::host::idmap;
 use crate::host::labels;
@@ -37,6 +34,12 @@ use crate::layout::Scope;
 use mounts::{check_ram, kernel_has_noswap, kernel_release, medium_of, mount_point};
 
 mod mounts;
+mod ram;
+mod root;
+
+pub use ram::mount_size;
+use ram::{create_folder, label_new, mount, mount_kind};
+pub use root::{Owner, RootMount, mount_root};
 
 /// The file that marks a spec's folder under the volume root as ramlet's. Spec names are DNS
 /// labels, so no volume can be called this.
@@ -419,210 +422,6 @@ impl VolumeManager for RamVolumes {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect())
     }
-}
-
-/// The size a volume's tmpfs is mounted with: twice `sizeLimit` in whole pages, since a rotation
-/// holds the old and the new files at once until the swap.
-#[must_use]
-pub fn mount_size(size_limit: u64) -> u64 {
-    2 * size_limit.div_ceil(PAGE) * PAGE
-}
-
-/// Creates the folder `dir` (owner-only) if it is missing, with the container files' SELinux
-/// context when there is one (see [`labels`]). An existing folder keeps its context: Podman's
-/// `:Z` gave it the container's own categories.
-fn create_folder(dir: &Path, label: Option<&labels::Label>) -> Result<(), VolumeError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err("cannot create", dir))?;
-    label_new(dir, label)
-}
-
-/// Gives a folder ramlet just created or mounted the container files' SELinux context.
-fn label_new(dir: &Path, label: Option<&labels::Label>) -> Result<(), VolumeError> {
-    match label {
-        Some(label) => label.apply_to_path(dir).map_err(io_err(
-            "cannot give the container files' SELinux context to",
-            dir,
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The filesystem a volume is mounted with, and its size (tmpfs only).
-fn mount_kind(volume: &VolumeSpec, noswap: bool) -> (&'static str, Option<u64>) {
-    match (volume.medium, noswap) {
-        (Medium::Tmpfs, true) => ("tmpfs", Some(mount_size(volume.size))),
-        // ramfs never swaps; it has no size limit (the secrets are small and ramlet bounds them).
-        _ => ("ramfs", None),
-    }
-}
-
-fn mount(dir: &Path, volume: &VolumeSpec, noswap: bool) -> Result<(), VolumeError> {
-    let (fstype, size) = mount_kind(volume, noswap);
-    mount_ram(dir, fstype, size.map(|s| s.to_string()).as_deref()).map_err(|e| VolumeError::Io {
-        what: "cannot mount a RAM volume on",
-        path: dir.to_owned(),
-        source: e.into(),
-    })
-}
-
-/// Mounts a RAM filesystem on `dir`, owner-only, with no setuid, devices or executables: a
-/// noswap tmpfs of `size` (tmpfs's syntax), or a ramfs (`size` `None`).
-fn mount_ram(dir: &Path, fstype: &str, size: Option<&str>) -> nix::Result<()> {
-    use nix::mount::{MsFlags, mount};
-    let options = match size {
-        Some(size) => format!("noswap,size={size},mode=0700"),
-        None => "mode=0700".to_owned(),
-    };
-    mount(
-        Some("ramlet"),
-        dir,
-        Some(fstype),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some(options.as_str()),
-    )
-}
-
-/// What `ramlet mount-volume-root` found or did at the volume root, for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootMount {
-    /// It was a noswap tmpfs or a ramfs already (the fstab's, or an earlier start's).
-    Found(String),
-    /// A noswap tmpfs of this size was mounted.
-    Tmpfs(String),
-    /// A ramfs was mounted: the kernel refused tmpfs `noswap` (Linux before 6.4).
-    Ramfs {
-        /// The kernel's release.
-        kernel: String,
-    },
-}
-
-impl std::fmt::Display for RootMount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Found(what) => write!(f, "already {what}"),
-            Self::Tmpfs(size) => write!(f, "mounted a noswap tmpfs (size={size})"),
-            Self::Ramfs { kernel } => write!(
-                f,
-                "mounted a ramfs: this kernel ({kernel}) has no tmpfs noswap (Linux 6.4 and later \
-                 have it); a ramfs never swaps and has no size limit, ramlet bounds each volume \
-                 by its sizeLimit"
-            ),
-        }
-    }
-}
-
-/// Makes `root` a RAM volume root in this mount namespace (the host's, when systemd runs it
-/// from `ramlet-volume-root.service`): a noswap tmpfs of `size` (tmpfs's own syntax, `256m`,
-/// checked by the caller), or a ramfs on a kernel without `noswap`; never a swappable tmpfs. A RAM mount
-/// already there is kept (a restart of ramlet must not hide the volumes of running
-/// containers); any other mount there is refused.
-pub fn mount_root(root: &Path, size: &str, owner: Option<Owner>) -> Result<RootMount, VolumeError> {
-    let selinux = labels::Mode::of_host();
-    create_with_parents_context(root, 0o700, selinux)?;
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    if let Some(found) = mount_point(root, &mountinfo) {
-        check_ram(root, &mountinfo)?;
-        give(root, owner)?;
-        return Ok(RootMount::Found(medium_of(&found)));
-    }
-    let mounted = match mount_ram(root, "tmpfs", Some(size)) {
-        Ok(()) => RootMount::Tmpfs(size.to_owned()),
-        // EINVAL: an option the kernel does not know, `noswap` before Linux 6.4.
-        Err(nix::errno::Errno::EINVAL) => {
-            mount_ram(root, "ramfs", None).map_err(|e| VolumeError::Io {
-                what: "cannot mount a ramfs on",
-                path: root.to_owned(),
-                source: e.into(),
-            })?;
-            RootMount::Ramfs {
-                kernel: kernel_release(),
-            }
-        }
-        Err(e) => {
-            return Err(VolumeError::Io {
-                what: "cannot mount a noswap tmpfs on",
-                path: root.to_owned(),
-                source: e.into(),
-            });
-        }
-    };
-    // What ramlet creates below inherits the root's context: see `labels`.
-    let label = labels::Label::of_container_files(selinux);
-    label_new(root, label.as_ref())?;
-    give(root, owner)?;
-    Ok(mounted)
-}
-
-/// The user a volume root belongs to (`ramlet mount-volume-root --owner`), with their primary
-/// group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
-    /// The user's uid.
-    pub uid: u32,
-    /// Their primary group's gid.
-    pub gid: u32,
-}
-
-impl Owner {
-    /// The user named `user`, or with uid `user`, from the host's user database.
-    pub fn of_user(user: &str) -> Result<Self, String> {
-        let found = match user.parse::<u32>() {
-            Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
-            Err(_) => nix::unistd::User::from_name(user),
-        };
-        match found {
-            Ok(Some(found)) => Ok(Self {
-                uid: found.uid.as_raw(),
-                gid: found.gid.as_raw(),
-            }),
-            Ok(None) => Err(format!("no user {user:?} on this host")),
-            Err(e) => Err(format!("cannot look up user {user:?}: {e}")),
-        }
-    }
-}
-
-/// Gives the volume root to its user, if it has one (a no-op when it is theirs already).
-fn give(root: &Path, owner: Option<Owner>) -> Result<(), VolumeError> {
-    let Some(Owner { uid, gid }) = owner else {
-        return Ok(());
-    };
-    std::os::unix::fs::chown(root, Some(uid), Some(gid))
-        .map_err(io_err("cannot give to its user", root))
-}
-
-/// Creates `dir` with `mode` and any missing folder above it with 0755 (a user's ramlet must
-/// pass through `/run/ramlet/users` to its own root). With SELinux on, each gets the
-/// context of the folder it is made in, as a folder made by hand would (`/run`'s for
-/// `/run/ramlet`), not the creating service's private runtime type, which Podman may not even
-/// search on its way to a volume.
-fn create_with_parents_context(
-    dir: &Path,
-    mode: u32,
-    selinux: labels::Mode,
-) -> Result<(), VolumeError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_with_parents_context(parent, 0o755, selinux)?;
-    }
-    match fs::DirBuilder::new().mode(mode).create(dir) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-        other => other.map_err(io_err("cannot create", dir))?,
-    }
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
-    let label = labels::Label::of_path(selinux, parent)
-        .map_err(io_err("cannot read the SELinux context of", parent))?;
-    label_new(dir, label.as_ref())
 }
 
 /// The mode and owner of a volume's folders (mount point and data folder) for `files`.

@@ -1,8 +1,10 @@
 //! The secret stores in use: one client per store (built once, rebuilt only when the store's
 //! settings change), each store on its own refresh timer with jitter and its own backoff, and
 //! the last good value of every secret in memory (zeroized when dropped).
-//! (Over 450 lines: refreshes, events and status share one table of stores, their timers and
-//! their held events; cut apart, each part would reach into the others' state.)
+//!
+//! Layout: this file keeps the table of stores and the refresh; [`wake`] what wakes a store
+//! early (events, changed files), [`record`] what a refresh's answers do to a store,
+//! [`report`] the status and metrics of each.
 //!
 //! A refresh asks each store only for what is due: every secret of a store whose timer fired,
 //! and, in any store, the secrets a spec edit newly references. References are deduped by
@@ -15,20 +17,23 @@
 //! the listener cannot receive, the store is refreshed at least every `fallbackInterval`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ramlet_specs::model::{EventSource, Provider, SecretRef, SecretStore, SecretVersion};
-use serde::{Deserialize, Serialize};
+use ramlet_specs::model::{Provider, SecretRef, SecretStore, SecretVersion};
 use tokio::time::Instant;
 
-use super::events::{self, Event, Notice, Sink};
-use super::{
-    Connector, ErrorKind, Fetched, Limits, MAX_SECRET_BYTES, ProviderError, Request, SecretProvider,
-};
+use super::events::{self, Event, Sink};
+use super::{Connector, ErrorKind, Limits, ProviderError, Request, SecretProvider};
 use crate::retry::ErrorPolicy;
+use wake::Listener;
+
+mod record;
+mod report;
+mod wake;
+
 use crate::secrets::{Secret, SecretId};
+pub use report::{EventsStatus, StoreStatus};
 
 /// The shortest backoff after a failed refresh.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -79,69 +84,6 @@ struct Store {
     marked: BTreeSet<String>,
 }
 
-/// A running listener and what it reported.
-struct Listener {
-    source: EventSource,
-    fallback: Duration,
-    task: tokio::task::JoinHandle<()>,
-    /// Why it cannot receive; `None` while it receives (or has not said yet).
-    error: Option<String>,
-    /// Events that made ramlet fetch a secret.
-    fetched: u64,
-    /// Events for secrets no spec here uses.
-    unused: u64,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// How a store's change events are doing, for the status file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventsStatus {
-    /// `pubsub` or `sqs`.
-    pub source: String,
-    /// The subscription or queue.
-    pub from: String,
-    /// Whether the listener receives; when not, the store is polled every `fallbackInterval`.
-    pub listening: bool,
-    /// Why it cannot receive, empty while it does.
-    pub error: String,
-    /// Events that made ramlet fetch a secret.
-    pub fetched: u64,
-    /// Events for secrets no spec on this host uses (no fetch).
-    pub unused: u64,
-}
-
-/// How one store is doing, for the status file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoreStatus {
-    /// `aws`, `gcp`, `creds`, `age` or `file`.
-    pub kind: String,
-    /// Whether its secrets lie on the host's disk in plain text (a `file` store).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub plain_text_at_rest: bool,
-    /// Whether its last refresh answered every secret.
-    pub healthy: bool,
-    /// The error kind of its first failing secret (`permission-denied`), empty when healthy.
-    pub error_kind: String,
-    /// What went wrong and what to do, empty when healthy.
-    pub message: String,
-    /// How many secrets of it are in use.
-    pub secrets: usize,
-    /// When it last answered (RFC 3339, UTC).
-    pub last_refresh: String,
-    /// Seconds until it is asked again.
-    pub next_refresh_secs: u64,
-    /// Its change events, when it has an event source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub events: Option<EventsStatus>,
-}
-
 /// Every store in use.
 pub struct Stores {
     connector: Connector,
@@ -167,122 +109,6 @@ impl Stores {
             spawn: events::spawn,
             held: Vec::new(),
         }
-    }
-
-    /// From now on, starts a listener with `spawn` (the real one is [`events::spawn`]),
-    /// sending to `sink`, for every store that names an event source.
-    pub fn listen_with(&mut self, sink: Sink, spawn: events::Spawn) {
-        self.sink = Some(sink);
-        self.spawn = spawn;
-    }
-
-    /// Takes a listener's notice. An event for secrets in use marks them due and is held until
-    /// they are fetched; one for secrets no spec uses is acknowledged at once. Returns whether
-    /// a reconcile should follow.
-    pub fn notice(&mut self, notice: Notice) -> bool {
-        match notice {
-            Notice::Health { store, error } => {
-                let Some(store) = self.by_name.get_mut(&store) else {
-                    return false;
-                };
-                let Some(listener) = store.listener.as_mut() else {
-                    return false;
-                };
-                if error.is_some() {
-                    // Polling takes over: the next refresh is at most `fallback` away.
-                    let fallback = Instant::now() + jitter(listener.fallback);
-                    store.next_due = store.next_due.min(fallback);
-                }
-                listener.error = error;
-                true
-            }
-            Notice::Event(event) => self.event(event),
-        }
-    }
-
-    fn event(&mut self, event: Event) -> bool {
-        let Some(store) = self.by_name.get_mut(&event.store) else {
-            event.ack.ack();
-            return false;
-        };
-        let used: BTreeSet<String> = store
-            .entries
-            .keys()
-            .map(|(name, _)| name)
-            .filter(|name| event.names.contains(name))
-            .cloned()
-            .collect();
-        if let Some(listener) = store.listener.as_mut() {
-            let count = if used.is_empty() {
-                &mut listener.unused
-            } else {
-                &mut listener.fetched
-            };
-            *count += 1;
-        }
-        if used.is_empty() {
-            tracing::debug!(store = %event.store, secret = ?event.names, what = %event.what, "change event for a secret no spec here uses");
-            event.ack.ack();
-            return false;
-        }
-        tracing::info!(store = %event.store, secret = ?used, what = %event.what, "{}: change event {} for {used:?}", event.store, event.what);
-        store.marked.extend(used);
-        // A newer event for the same secret stands for the older ones.
-        self.held
-            .extract_if(.., |held| {
-                held.store == event.store && held.names == event.names
-            })
-            .for_each(|older| older.ack.ack());
-        self.held.push(event);
-        true
-    }
-
-    /// Takes the paths a file event names: a path in a `file` or `creds` store's folder marks
-    /// the secret stored there due (or, for any other path in that folder, such as a swapped
-    /// `..data` link, every secret of that store), so that one rotated file costs one read, not
-    /// a read of every local secret. Returns false when some path is in no such folder (a
-    /// spec, an `age` file, an event without paths): then every local store must be read.
-    pub fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> bool {
-        if paths.is_empty() {
-            return false;
-        }
-        for path in paths {
-            let Some((store, dir)) = self.by_name.values_mut().find_map(|store| {
-                let dir = store.can.folder.clone()?;
-                path.starts_with(&dir).then_some((store, dir))
-            }) else {
-                return false;
-            };
-            let relative = path
-                .strip_prefix(&dir)
-                .ok()
-                .and_then(std::path::Path::to_str)
-                .unwrap_or_default();
-            let names = store.entries.keys().map(|(name, _)| name);
-            if names.clone().any(|name| name == relative) {
-                store.marked.insert(relative.to_owned());
-            } else {
-                store.marked.extend(names.cloned());
-            }
-        }
-        true
-    }
-
-    /// Acknowledges the held events whose secrets were fetched since (or are no longer used);
-    /// an event whose fetch failed stays held for the next try.
-    pub fn ack_fetched(&mut self) {
-        let by_name = &self.by_name;
-        let done = |event: &mut Event| {
-            by_name.get(&event.store).is_none_or(|store| {
-                !store.entries.iter().any(|((name, _), entry)| {
-                    event.names.contains(name)
-                        && (store.marked.contains(name) || entry.error.is_some())
-                })
-            })
-        };
-        self.held
-            .extract_if(.., done)
-            .for_each(|event| event.ack.ack());
     }
 
     /// Brings the secrets that `references` name up to date: builds missing or changed
@@ -391,37 +217,6 @@ impl Stores {
         }
     }
 
-    /// Starts the listener of every store with an event source that has none (or one for
-    /// another source), and stops those of stores without one.
-    fn listen(&mut self, wanted: &BTreeMap<String, (&SecretStore, BTreeSet<Key>)>) {
-        let Some(sink) = &self.sink else {
-            return;
-        };
-        for (name, (spec, _)) in wanted {
-            let Some(store) = self.by_name.get_mut(name) else {
-                continue;
-            };
-            match &spec.events {
-                None => store.listener = None,
-                Some(wanted) => match &mut store.listener {
-                    Some(listener) if listener.source == wanted.source => {
-                        listener.fallback = wanted.fallback_interval;
-                    }
-                    _ => {
-                        store.listener = Some(Listener {
-                            source: wanted.source.clone(),
-                            fallback: wanted.fallback_interval,
-                            task: (self.spawn)(name, &wanted.source, sink.clone()),
-                            error: None,
-                            fetched: 0,
-                            unused: 0,
-                        });
-                    }
-                },
-            }
-        }
-    }
-
     /// Per store, what to ask now: everything when its timer fired or `due` forces it, else
     /// the references it has never answered and those an event marked.
     fn due(
@@ -507,125 +302,6 @@ impl Stores {
             .map(|s| s.next_due.saturating_duration_since(now))
             .min()
     }
-
-    /// Each store's answers so far (for metrics): store, kind, result (`changed`,
-    /// `unchanged` or an error kind), count.
-    #[must_use]
-    pub fn answers(&self) -> Vec<(String, &'static str, &'static str, u64)> {
-        self.by_name
-            .iter()
-            .flat_map(|(name, store)| {
-                store
-                    .answers
-                    .iter()
-                    .map(move |(result, n)| (name.clone(), store.provider.kind(), *result, *n))
-            })
-            .collect()
-    }
-
-    /// Each store's health, for the status file.
-    #[must_use]
-    pub fn status(&self) -> BTreeMap<String, StoreStatus> {
-        let now = Instant::now();
-        self.by_name
-            .iter()
-            .map(|(name, store)| {
-                let error = store
-                    .client
-                    .as_ref()
-                    .err()
-                    .or_else(|| store.entries.values().find_map(|e| e.error.as_ref()));
-                let status = StoreStatus {
-                    kind: store.provider.kind().to_owned(),
-                    plain_text_at_rest: store.can.plain_at_rest,
-                    healthy: error.is_none(),
-                    error_kind: error
-                        .map(|e| e.kind().as_str().to_owned())
-                        .unwrap_or_default(),
-                    message: error.map(ToString::to_string).unwrap_or_default(),
-                    secrets: store.entries.len(),
-                    last_refresh: store.last_refresh.clone().unwrap_or_default(),
-                    next_refresh_secs: store.next_due.saturating_duration_since(now).as_secs(),
-                    events: store.listener.as_ref().map(|l| EventsStatus {
-                        source: l.source.kind().to_owned(),
-                        from: match &l.source {
-                            EventSource::PubSub { subscription, .. } => subscription.clone(),
-                            EventSource::Sqs { queue, .. } => queue.clone(),
-                        },
-                        listening: l.error.is_none(),
-                        error: l.error.clone().unwrap_or_default(),
-                        fetched: l.fetched,
-                        unused: l.unused,
-                    }),
-                };
-                (name.clone(), status)
-            })
-            .collect()
-    }
-}
-
-impl Store {
-    /// Takes a refresh's answers: new values replace old ones, errors keep the last good
-    /// value; then sets the store's next due time (its interval, or its backoff).
-    fn record(
-        &mut self,
-        name: &str,
-        whole: bool,
-        requests: Vec<Request>,
-        answers: Vec<Result<Fetched, ProviderError>>,
-        now: Instant,
-        stamp: &str,
-    ) {
-        let mut throttled = false;
-        let mut transient = false;
-        let mut failed = false;
-        for (request, answer) in requests.into_iter().zip(answers) {
-            let entry = self
-                .entries
-                .entry((request.name.clone(), request.version.clone()))
-                .or_default();
-            let answer = answer.and_then(|fetched| checked(&request.name, fetched));
-            let result = match &answer {
-                Ok(Fetched::Unchanged) => "unchanged",
-                Ok(Fetched::New(_)) => "changed",
-                Err(error) => error.kind().as_str(),
-            };
-            *self.answers.entry(result).or_default() += 1;
-            match answer {
-                Ok(Fetched::Unchanged) => entry.error = None,
-                Ok(Fetched::New(secret)) => {
-                    tracing::info!(store = %name, secret = %request.name, version = %secret.version, "{name}/{}: new secret version {}", request.name, secret.version);
-                    entry.value = Some(secret);
-                    entry.error = None;
-                }
-                Err(error) => {
-                    tracing::warn!(store = %name, secret = %request.name, kind = error.kind().as_str(), %error, "{name}/{}: secret fetch failed ({}): {error}", request.name, error.kind().as_str());
-                    throttled |= error.kind() == ErrorKind::Throttled;
-                    transient |= error.kind().is_transient();
-                    failed = true;
-                    entry.error = Some(error);
-                }
-            }
-        }
-        if failed {
-            // The error policy's wait; then this store's own cap: throttling backs off past
-            // the interval, every other error is tried again at least as often as the
-            // interval, so a fixed permission is seen without anybody.
-            let wait = self.errors.failed(transient);
-            let wait = if throttled {
-                wait
-            } else {
-                wait.min(self.interval)
-            };
-            self.next_due = now + jitter(wait);
-        } else {
-            self.last_refresh = Some(stamp.to_owned());
-            if whole {
-                self.errors.succeeded();
-                self.next_due = now + jitter(self.interval);
-            }
-        }
-    }
 }
 
 /// One store's share of a refresh: its name, whether it is a whole refresh, its client and
@@ -637,30 +313,9 @@ type Work = (
     Vec<Request>,
 );
 
-/// Refuses values over [`MAX_SECRET_BYTES`], whatever the provider let through.
-fn checked(name: &str, fetched: Fetched) -> Result<Fetched, ProviderError> {
-    if let Fetched::New(secret) = &fetched {
-        let size = secret.bytes.expose().len() as u64;
-        if size > MAX_SECRET_BYTES {
-            return Err(ProviderError::too_large(name, size));
-        }
-    }
-    Ok(fetched)
-}
-
-/// `wait` give or take 10%, so that a fleet of hosts does not call a provider in lockstep.
-fn jitter(wait: Duration) -> Duration {
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    // A fraction in [0.9, 1.1).
-    #[allow(clippy::cast_precision_loss)] // 53 bits of randomness are plenty
-    let factor = 0.9 + 0.2 * ((random >> 11) as f64 / (1u64 << 53) as f64);
-    wait.mul_f64(factor)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::record::jitter;
     use super::*;
 
     #[test]

@@ -17,77 +17,17 @@ use super::facts::Facts;
 use super::owed::{Journal, Owed};
 use super::plan::{Action, Cause, Plan};
 use super::{Reconciler, service};
-use crate::drivers::{Job, JobResult, SystemdError, SystemdErrorKind, UnitManager, UnitState};
-use crate::retry::Transient;
+use crate::drivers::Job;
+use error::failure;
+pub use error::{ApplyError, ApplyErrorKind};
+use job::run_job;
+
+mod error;
+mod job;
 
 /// How many unit jobs run at once. systemd queues them all anyway; the bound keeps a host with
 /// hundreds of specs from starting hundreds of Podman processes in the same second.
 pub const JOBS_AT_ONCE: usize = 32;
-
-/// Why an action failed, typed for the error policy and the metrics; the message is for people
-/// (status, logs).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ApplyError {
-    /// What failed.
-    pub kind: ApplyErrorKind,
-    /// What happened, for people.
-    pub message: String,
-}
-
-impl ApplyError {
-    /// What failed, for logs, metrics and the error policy.
-    #[must_use]
-    pub fn kind(&self) -> ApplyErrorKind {
-        self.kind
-    }
-}
-
-/// What kind of action failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApplyErrorKind {
-    /// The owed-work journal could not be written, so nothing was changed.
-    Journal,
-    /// A volume could not be written or removed.
-    Volume,
-    /// A unit file could not be written or removed.
-    UnitFile,
-    /// The daemon-reload failed, so no job ran.
-    DaemonReload,
-    /// A job failed (how, as systemd's error kind says).
-    Job(SystemdErrorKind),
-}
-
-/// What the loop does about a failed action: a volume, a unit file, the journal or a job may
-/// all pass by themselves (a full tmpfs, a registry down while a container starts, a bus
-/// that comes back), and are tried again with a doubling backoff; a job systemd refused
-/// outright (no such unit: the generator made none) waits for the cap.
-impl Transient for ApplyError {
-    fn is_transient(&self) -> bool {
-        !matches!(self.kind, ApplyErrorKind::Job(SystemdErrorKind::Bus))
-    }
-}
-
-impl ApplyErrorKind {
-    /// One stable word: `journal`, `volume`, `unit-file`, `daemon-reload`, `job`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Journal => "journal",
-            Self::Volume => "volume",
-            Self::UnitFile => "unit-file",
-            Self::DaemonReload => "daemon-reload",
-            Self::Job(_) => "job",
-        }
-    }
-}
-
-fn failure(kind: ApplyErrorKind, message: impl Into<String>) -> ApplyError {
-    ApplyError {
-        kind,
-        message: message.into(),
-    }
-}
 
 /// What the apply did: the specs whose actions failed, and why (each spec's first failure).
 #[derive(Debug, Default)]
@@ -256,10 +196,10 @@ impl Reconciler {
             Action::ConsumeRetry(name) => {
                 match super::owed::consume_retry(&self.settings.state_dir, name) {
                     Ok(()) => {
-                        tracing::info!(spec = %name, action = action.verb(), "{name}: the versions its health check refused may be tried again (ramlet sync --retry)")
+                        tracing::info!(spec = %name, action = action.verb(), "{name}: the versions its health check refused may be tried again (ramlet sync --retry)");
                     }
                     Err(error) => {
-                        tracing::warn!(spec = %name, action = action.verb(), %error, "{name}: cannot take the `ramlet sync --retry` request; the next reconcile does")
+                        tracing::warn!(spec = %name, action = action.verb(), %error, "{name}: cannot take the `ramlet sync --retry` request; the next reconcile does");
                     }
                 }
             }
@@ -382,68 +322,6 @@ fn unit_texts(facts: &Facts) -> BTreeMap<&str, &str> {
             Some((s.name.as_str(), wants.unit_text.as_str()))
         })
         .collect()
-}
-
-/// Runs `job` on the unit of spec `name`. A start or restart that fails says why, from
-/// systemd (`Result=`, the main process's exit status); one that failed only because systemd
-/// lost its readiness notification is started again at once (see [`lost_ready`]).
-async fn run_job(units: &dyn UnitManager, job: Job, name: &str) -> Result<(), ApplyError> {
-    let unit = service(name);
-    let mut result = units.job(job, &unit).await;
-    let mut why = failed_start(units, job, &unit, &result).await;
-    if why.as_ref().is_some_and(lost_ready) {
-        tracing::info!(spec = %name, %unit, "the unit failed because systemd never saw its READY=1 (Podman's `podman run -d` exited before systemd read it); starting it again at once");
-        result = units.job(Job::Start, &unit).await;
-        why = failed_start(units, Job::Start, &unit, &result).await;
-    }
-    result.map_err(|error| {
-        let message = match why {
-            Some(state) if !state.result.is_empty() => format!(
-                "{error} (Result={}, main process exit status {})",
-                state.result, state.exec_main_status
-            ),
-            _ if matches!(job, Job::Start | Job::Restart) && not_generated(&error) => format!(
-                "{error}: systemd has no {unit} after the daemon-reload, so the Quadlet generator did not make it from {name}.container; `/usr/libexec/podman/quadlet -dryrun` (with `-user` in user scope) says why. On a host with SELinux enforcing and Debian's policy the generator may not read /run/containers: load the module ramlet's package ships (`semodule -i /usr/share/ramlet/selinux/ramlet.cil`)"
-            ),
-            _ => error.to_string(),
-        };
-        failure(ApplyErrorKind::Job(error.kind()), message)
-    })
-}
-
-/// Whether systemd refused a job because it has no such unit: the generator made none.
-fn not_generated(error: &SystemdError) -> bool {
-    error.to_string().contains("NoSuchUnit")
-}
-
-/// What systemd says of `unit` after `job` failed, when it was a start or restart.
-async fn failed_start(
-    units: &dyn UnitManager,
-    job: Job,
-    unit: &str,
-    result: &Result<(), SystemdError>,
-) -> Option<UnitState> {
-    let failed = matches!(
-        result,
-        Err(SystemdError::Job {
-            result: JobResult::Failed,
-            ..
-        })
-    );
-    if !failed || !matches!(job, Job::Start | Job::Restart) {
-        return None;
-    }
-    units.details(&[unit.to_owned()]).await.ok()?.remove(unit)
-}
-
-/// Whether a start failed only because systemd lost its readiness notification:
-/// `Result=protocol` with the main process exited 0. Podman's `podman run -d
-/// --sdnotify=conmon` sends `MAINPID=` and `READY=1` and exits at once; a systemd that finds a
-/// notification's unit through the sender's `/proc/<pid>/cgroup` (systemd 252, Debian 12) drops
-/// it when the sender is gone by the time it reads it, which happens when several units start
-/// at once. Such a start is worth one more try straight away, not a backoff.
-fn lost_ready(state: &UnitState) -> bool {
-    state.result == "protocol" && state.exec_main_status == 0
 }
 
 /// One line per action, said for people (`web: restart web.service (its secrets changed)`),

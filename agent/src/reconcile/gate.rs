@@ -313,7 +313,7 @@ fn fresh(spec: &SpecFacts, wants: &Wants, facts: &Facts, gates: &mut Gates) -> S
     let interval = wants.gate.map_or(AFTER_ROLLBACK, |g| g.interval);
     for version in new {
         let key = &version.id;
-        if gates.proven.get(&key) == Some(&version.version) {
+        if gates.proven.get(key) == Some(&version.version) {
             continue;
         }
         let canaries = canaries(version, facts);

@@ -168,7 +168,7 @@ fn gated(name: &str, facts: &Facts, plan: &Plan) -> Option<String> {
         .filter(|v| !rollout.previous.contains(v))
         .map(|v| {
             let key = &v.id;
-            if plan.owed.proven.get(&key) == Some(&v.version) {
+            if plan.owed.proven.get(key) == Some(&v.version) {
                 format!("{key} {} (passed on a canary)", v.version)
             } else {
                 format!(

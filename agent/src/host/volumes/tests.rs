@@ -1,6 +1,7 @@
 //! Unit tests of `volumes`.
 
 use super::*;
+use ramlet_specs::model::Medium;
 
 const MOUNTINFO: &str = "\
 22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -180,7 +181,7 @@ fn parents_of_a_volume_root_can_be_passed_through_the_root_cannot() {
     use std::os::unix::fs::PermissionsExt as _;
     let base = std::env::temp_dir().join(format!("ramlet-parents-{}", std::process::id()));
     let root = base.join("users/1000");
-    create_with_parents_context(&root, 0o700, labels::Mode::Off).unwrap();
+    root::create_with_parents_context(&root, 0o700, labels::Mode::Off).unwrap();
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&root), 0o700);
     // Anyone may pass through (0755 under the usual umask).
