@@ -33,7 +33,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// This host's labels, `key=value,...`: also say which containers the host would run.
-        #[arg(long, value_name = "LABELS", value_parser = parse_labels)]
+        #[arg(long, value_name = "LABELS", value_parser = crate::cmd::args::parse_labels)]
         host_labels: Option<std::collections::BTreeMap<String, String>>,
         /// A host's ramlet configuration: also check the specs against its `policy`.
         #[arg(long, value_name = "FILE")]
@@ -119,31 +119,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/run/ramlet/volumes")]
         volume_root: PathBuf,
         /// The tmpfs's size, in tmpfs's own syntax (a ramfs has none).
-        #[arg(long, value_name = "SIZE", default_value = "256m", value_parser = tmpfs_size)]
+        #[arg(long, value_name = "SIZE", default_value = "256m", value_parser = crate::cmd::args::tmpfs_size)]
         size: String,
         /// Give the root to this user (a name or uid) and their primary group: the volume root
         /// of that user's ramlet, in user scope (`/run/ramlet/users/<uid>`).
-        #[arg(long, value_name = "USER", value_parser = volume_owner)]
+        #[arg(long, value_name = "USER", value_parser = crate::cmd::args::volume_owner)]
         owner: Option<crate::host::volumes::Owner>,
     },
-}
-
-/// A user, by name or uid, as the owner of a volume root.
-fn volume_owner(text: &str) -> Result<crate::host::volumes::Owner, String> {
-    crate::host::volumes::Owner::of_user(text)
-}
-
-/// A tmpfs `size=`: digits with an optional `k`, `m` or `g`.
-fn tmpfs_size(text: &str) -> Result<String, String> {
-    let digits = text.trim_end_matches(['k', 'm', 'g', 'K', 'M', 'G']);
-    if !digits.is_empty()
-        && text.len() - digits.len() <= 1
-        && digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        Ok(text.to_owned())
-    } else {
-        Err(format!("{text:?} is not a size like 256m"))
-    }
 }
 
 /// `ramlet run`'s options; each overrides the config file.
@@ -172,7 +154,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "BUS")]
     pub bus: Option<String>,
     /// This host's labels, `key=value,...`.
-    #[arg(long, value_name = "LABELS", value_parser = parse_labels)]
+    #[arg(long, value_name = "LABELS", value_parser = crate::cmd::args::parse_labels)]
     pub host_labels: Option<std::collections::BTreeMap<String, String>>,
     /// The Podman version to render for (default: detected).
     #[arg(long, value_name = "X.Y")]
@@ -200,10 +182,6 @@ impl RunArgs {
         let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
         Config::resolve(flags, current_uid(), runtime_dir.as_deref())
     }
-}
-
-fn parse_labels(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
-    ramlet_specs::parse_host_labels(text)
 }
 
 /// Runs a parsed command line.
@@ -289,7 +267,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Sync { agent, retry } => match agent.config() {
             Ok(config) => match crate::reconcile::owed::ask_retry(&config.state_dir, &retry)
-                .map_err(anyhow::Error::msg)
+                .map_err(anyhow::Error::from)
                 .and_then(|()| crate::agent::sync(&config.state_dir))
             {
                 Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 //! - [`status`]: `ramlet status`, what the agent last wrote;
 //! - [`format`](mod@format): `--format text|json`.
 
+pub mod args;
 pub mod format;
 pub mod plan;
 pub mod render;

@@ -16,9 +16,10 @@ mod systemd;
 mod volume;
 
 pub use systemd::{
-    ActiveState, Job, JobResult, SystemdError, SystemdErrorKind, UnitState, UnitStates,
+    ActiveState, Job, JobResult, LoadState, SystemdError, SystemdErrorKind, UnitResult, UnitState,
+    UnitStates,
 };
-pub use volume::{FileContent, PAGE, SelinuxMode, VolumeError, VolumeSpec, footprint};
+pub use volume::{FileContent, OwnerError, PAGE, SelinuxMode, VolumeError, VolumeSpec, footprint};
 
 /// Drives systemd units.
 pub trait UnitManager: Send + Sync {
@@ -40,7 +41,7 @@ pub trait UnitManager: Send + Sync {
     ) -> BoxFuture<'a, Result<UnitStates, SystemdError>>;
     /// Whether systemd has a unit file for `unit` anywhere (`LoadState` after `LoadUnit`):
     /// `loaded`, `masked`, ... or `not-found`.
-    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>>;
+    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<LoadState, SystemdError>>;
     /// Runs `command` once in the container `container` (`podman exec`), as a transient
     /// service of the manager, killed after `timeout`: a health check. True when it exited 0,
     /// false when it failed or was killed.
@@ -77,7 +78,7 @@ pub trait VolumeManager: Send + Sync {
     }
     /// The owner to give a file the container sees as `uid:gid` (see [`FileContent`]'s `uid`),
     /// or why it cannot have one here.
-    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
+    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), OwnerError> {
         Ok((Some(uid), Some(gid)))
     }
     /// Writes `files` atomically.

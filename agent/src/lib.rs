@@ -22,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod diff;
 pub mod drivers;
 pub mod host;
 pub mod layout;

@@ -336,9 +336,15 @@ impl Reconciler {
 /// Why a reconcile stopped before its plan: something of the host's, not of a spec.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
-    /// The spec directory could not be read (or reading it hung).
-    #[error("{0}")]
-    SpecDir(String),
+    /// The spec directory could not be read.
+    #[error(transparent)]
+    SpecDir(#[from] ramlet_specs::LoadError),
+    /// Reading the spec directory took longer than [`LOAD_DEADLINE`].
+    #[error("reading the spec directory {} took longer than {} s (a file system that does not answer?); the last specs stay in force", .dir.display(), LOAD_DEADLINE.as_secs())]
+    SpecDirHung {
+        /// The spec directory.
+        dir: PathBuf,
+    },
     /// ramlet's unit folder could not be listed.
     #[error("cannot list {path}: {source}")]
     UnitDir {
@@ -363,7 +369,11 @@ pub enum HostError {
 impl Transient for HostError {
     fn is_transient(&self) -> bool {
         match self {
-            Self::SpecDir(_) | Self::UnitDir { .. } | Self::Systemd(_) | Self::Interrupted => true,
+            Self::SpecDir(_)
+            | Self::SpecDirHung { .. }
+            | Self::UnitDir { .. }
+            | Self::Systemd(_)
+            | Self::Interrupted => true,
         }
     }
 }
@@ -373,7 +383,7 @@ impl HostError {
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::SpecDir(_) => "spec-dir",
+            Self::SpecDir(_) | Self::SpecDirHung { .. } => "spec-dir",
             Self::UnitDir { .. } => "unit-dir",
             Self::Systemd(_) => "systemd",
             Self::Interrupted => "interrupted",

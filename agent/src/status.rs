@@ -3,7 +3,6 @@
 //! `<state dir>/status.json` after every reconcile, read by `ramlet status`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -246,85 +245,7 @@ impl Status {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n";
         crate::statefile::replace(&state_dir.join(STATUS_FILE), text.as_bytes(), 0o600, false)
     }
-
-    /// The human-readable form of `ramlet status`.
-    #[must_use]
-    pub fn text(&self) -> String {
-        let mut out = format!(
-            "updated {}  selinux {}\n",
-            self.updated,
-            self.selinux.as_str()
-        );
-        if !self.volumes.is_empty() {
-            let _ = writeln!(out, "volumes on {}", self.volumes);
-        }
-        let width = self.specs.keys().map(String::len).max().unwrap_or(4).max(4);
-        let _ = writeln!(
-            out,
-            "{:width$}  {:11}  {:10}  {:18}  MESSAGE",
-            "SPEC", "PHASE", "UNIT", "REASON"
-        );
-        for (name, spec) in &self.specs {
-            let _ = writeln!(
-                out,
-                "{name:width$}  {:11}  {:10}  {:18}  {}",
-                format!("{:?}", spec.phase),
-                spec.unit.active_state,
-                spec.reason,
-                spec.message
-            );
-        }
-        if !self.stores.is_empty() {
-            let width = self
-                .stores
-                .keys()
-                .map(String::len)
-                .max()
-                .unwrap_or(5)
-                .max(5);
-            let _ = writeln!(
-                out,
-                "\n{:width$}  {:5}  {:9}  {:8}  {:16}  MESSAGE",
-                "STORE", "KIND", "HEALTHY", "NEXT", "EVENTS"
-            );
-            for (name, store) in &self.stores {
-                let (events, message) = match &store.events {
-                    None => ("-".to_owned(), store.message.clone()),
-                    Some(e) if e.listening => {
-                        (format!("{} listening", e.source), store.message.clone())
-                    }
-                    Some(e) if store.message.is_empty() => {
-                        (format!("{} down", e.source), format!("events: {}", e.error))
-                    }
-                    Some(e) => (
-                        format!("{} down", e.source),
-                        format!("{}; events: {}", store.message, e.error),
-                    ),
-                };
-                let message = match (store.plain_text_at_rest, message.is_empty()) {
-                    (false, _) => message,
-                    (true, true) => PLAIN_AT_REST.to_owned(),
-                    (true, false) => format!("{message}; {PLAIN_AT_REST}"),
-                };
-                let _ = writeln!(
-                    out,
-                    "{name:width$}  {:5}  {:9}  {:8}  {events:16}  {message}",
-                    store.kind,
-                    if store.healthy { "yes" } else { "no" },
-                    format!("{}s", store.next_refresh_secs),
-                );
-            }
-        }
-        for error in &self.errors {
-            let _ = writeln!(out, "error: {error}");
-        }
-        out
-    }
 }
-
-/// What `ramlet status` says of a `file` store, as `ramlet validate` does.
-pub const PLAIN_AT_REST: &str =
-    "warning: plain text at rest (a creds or age store keeps secrets sealed)";
 
 impl From<crate::providers::ErrorKind> for Reason {
     /// The status reason of a spec whose secret failed this way (`PermissionDenied`).

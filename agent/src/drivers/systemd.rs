@@ -241,9 +241,8 @@ pub struct UnitState {
     pub sub_state: String,
     /// The invocation ID (changes on every start), in hex; empty when never started.
     pub invocation_id: String,
-    /// The service's `Result` (`success`, `exit-code`, `signal`, `timeout`, `core-dump`,
-    /// `start-limit-hit`, ...): why it last stopped or failed.
-    pub result: String,
+    /// The service's `Result`: why it last stopped or failed.
+    pub result: UnitResult,
     /// The main process's last exit status (`ExecMainStatus`): an exit code, or a signal number
     /// when `result` is `signal`.
     pub exec_main_status: i32,
@@ -261,5 +260,113 @@ impl UnitState {
             self.active_state,
             ActiveState::Active | ActiveState::Activating | ActiveState::Reloading
         )
+    }
+}
+
+/// Why a service last stopped or failed, as its `Result=` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum UnitResult {
+    /// Not known (never ran, or not asked).
+    #[default]
+    Unknown,
+    /// `success`.
+    Success,
+    /// `exit-code`: the main process exited non-zero.
+    ExitCode,
+    /// `signal`: the main process was killed by a signal.
+    Signal,
+    /// `core-dump`: it dumped core.
+    CoreDump,
+    /// `timeout`: a start or stop took too long.
+    Timeout,
+    /// `protocol`: the service broke the start protocol (a lost `READY=1`).
+    Protocol,
+    /// Any other word systemd says (`watchdog`, `start-limit-hit`, `oom-kill`, ...).
+    Other(String),
+}
+
+impl From<&str> for UnitResult {
+    fn from(word: &str) -> Self {
+        match word {
+            "" => Self::Unknown,
+            "success" => Self::Success,
+            "exit-code" => Self::ExitCode,
+            "signal" => Self::Signal,
+            "core-dump" => Self::CoreDump,
+            "timeout" => Self::Timeout,
+            "protocol" => Self::Protocol,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl From<String> for UnitResult {
+    fn from(word: String) -> Self {
+        Self::from(word.as_str())
+    }
+}
+
+impl From<UnitResult> for String {
+    fn from(result: UnitResult) -> Self {
+        result.to_string()
+    }
+}
+
+impl std::fmt::Display for UnitResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unknown => "",
+            Self::Success => "success",
+            Self::ExitCode => "exit-code",
+            Self::Signal => "signal",
+            Self::CoreDump => "core-dump",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+            Self::Other(word) => word,
+        })
+    }
+}
+
+/// Whether systemd has a unit file for a unit, as its `LoadState=` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadState {
+    /// `not-found`: no unit file anywhere; the name is free.
+    NotFound,
+    /// `loaded`.
+    Loaded,
+    /// `masked`.
+    Masked,
+    /// Any other word (`error`, `bad-setting`, `stub`, `merged`): a unit by that name exists.
+    Other(String),
+}
+
+impl LoadState {
+    /// Whether a unit by that name exists on the host.
+    #[must_use]
+    pub fn exists(&self) -> bool {
+        *self != Self::NotFound
+    }
+}
+
+impl From<&str> for LoadState {
+    fn from(word: &str) -> Self {
+        match word {
+            "not-found" => Self::NotFound,
+            "loaded" => Self::Loaded,
+            "masked" => Self::Masked,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for LoadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotFound => "not-found",
+            Self::Loaded => "loaded",
+            Self::Masked => "masked",
+            Self::Other(word) => word,
+        })
     }
 }

@@ -105,3 +105,48 @@ impl SelinuxMode {
         }
     }
 }
+
+/// Why a file cannot have the owner its spec asks for on this host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnerError {
+    /// The user of a rootless Podman has no subordinate IDs: its containers see only root.
+    #[error(
+        "owner {uid}:{gid}: user {user} has no subordinate IDs in /etc/subuid and /etc/subgid, so its rootless containers see only their root (0:0)"
+    )]
+    NoSubordinateIds {
+        /// The owner asked for.
+        uid: u32,
+        /// The group asked for.
+        gid: u32,
+        /// The user.
+        user: String,
+    },
+    /// The IDs are outside what the user's rootless containers see.
+    #[error(
+        "owner {uid}:{gid} is outside what user {user}'s rootless containers see: uids 0 to {uids}, gids 0 to {gids} (/etc/subuid, /etc/subgid)"
+    )]
+    OutsideMapping {
+        /// The owner asked for.
+        uid: u32,
+        /// The group asked for.
+        gid: u32,
+        /// The user.
+        user: String,
+        /// The highest uid its containers see.
+        uids: u32,
+        /// The highest gid its containers see.
+        gids: u32,
+    },
+    /// In user scope, a container that sets its own ID mapping can have only root's owner.
+    #[error(
+        "owner {uid}:{gid}: the container sets its own ID mapping ([Container] {key}=), and in user scope ramlet gives owners only through rootless Podman's default one; use 0:0 or drop {key}="
+    )]
+    OwnMapping {
+        /// The owner asked for.
+        uid: u32,
+        /// The group asked for.
+        gid: u32,
+        /// The key that sets the mapping.
+        key: &'static str,
+    },
+}

@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 
 use zeroize::Zeroizing;
 
-use crate::drivers::FileContent;
+use crate::drivers::{FileContent, OwnerError};
 use crate::host::atomic::{self, Contents};
 use crate::host::labels;
 
@@ -80,23 +80,24 @@ impl Subordinate {
     /// The owner to give a file that the container sees as `uid:gid`: `None` for the container's
     /// root (the user: ramlet writes it itself), the container's own IDs otherwise (the helper
     /// gives them, inside the mapping); an error naming the range for IDs outside it.
-    pub fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
+    pub fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), OwnerError> {
         if uid == 0 && gid == 0 {
             return Ok((None, None));
         }
         if uid <= self.uids && gid <= self.gids {
             return Ok((Some(uid), Some(gid)));
         }
-        let user = &self.user;
+        let user = self.user.clone();
         Err(if self.uids == 0 || self.gids == 0 {
-            format!(
-                "owner {uid}:{gid}: user {user} has no subordinate IDs in /etc/subuid and /etc/subgid, so its rootless containers see only their root (0:0)"
-            )
+            OwnerError::NoSubordinateIds { uid, gid, user }
         } else {
-            format!(
-                "owner {uid}:{gid} is outside what user {user}'s rootless containers see: uids 0 to {}, gids 0 to {} (/etc/subuid, /etc/subgid)",
-                self.uids, self.gids
-            )
+            OwnerError::OutsideMapping {
+                uid,
+                gid,
+                user,
+                uids: self.uids,
+                gids: self.gids,
+            }
         })
     }
 }
@@ -233,36 +234,61 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Option<std::process::ExitCode
     })
 }
 
+/// Why the helper could not do what it was asked (said on its standard error).
+#[derive(Debug, thiserror::Error)]
+enum HelperError {
+    /// It runs outside a user namespace with the subordinate IDs.
+    #[error(
+        "only the user is mapped here (/proc/self/uid_map: {0}); rootless Podman needs newuidmap and newgidmap (Debian's package uidmap) and the user's ranges in /etc/subuid and /etc/subgid"
+    )]
+    NotMapped(String),
+    /// The request could not be read or understood.
+    #[error("cannot read the request: {0}")]
+    Request(#[source] io::Error),
+    /// The folder could not be written, read or removed.
+    #[error("{}: {source}", .path.display())]
+    Folder {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The answer could not be written.
+    #[error("cannot answer: {0}")]
+    Answer(#[source] io::Error),
+}
+
 /// The helper's side: does `op` on `dir` with the request on standard input.
-fn serve(op: Op, dir: &Path) -> Result<(), String> {
+fn serve(op: Op, dir: &Path) -> Result<(), HelperError> {
     // The same second line of defence as the agent's: no core file, no ptrace by peers.
     let _ = nix::sys::prctl::set_dumpable(false);
     let mapped = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
     if mapped.lines().count() < 2 {
-        return Err(format!(
-            "only the user is mapped here (/proc/self/uid_map: {}); rootless Podman needs newuidmap and newgidmap (Debian's package uidmap) and the user's ranges in /etc/subuid and /etc/subgid",
-            mapped.trim()
-        ));
+        return Err(HelperError::NotMapped(mapped.trim().to_owned()));
     }
     // Unbuffered, so that no copy of a secret stays in a standard stream's buffer.
-    let stdout = |bytes: &[u8]| -> Result<(), String> {
+    let stdout = |bytes: &[u8]| -> Result<(), HelperError> {
         let fd = io::stdout()
             .as_fd()
             .try_clone_to_owned()
-            .map_err(|e| e.to_string())?;
+            .map_err(HelperError::Answer)?;
         fs::File::from(fd)
             .write_all(bytes)
-            .map_err(|e| format!("cannot answer: {e}"))
+            .map_err(HelperError::Answer)
     };
-    let at = |e: io::Error| format!("{}: {e}", dir.display());
+    let at = |source: io::Error| HelperError::Folder {
+        path: dir.to_owned(),
+        source,
+    };
     match op {
         Op::Write => {
             let fd = io::stdin()
                 .as_fd()
                 .try_clone_to_owned()
-                .map_err(|e| e.to_string())?;
-            let request = wire::read_all(fs::File::from(fd)).map_err(|e| e.to_string())?;
-            let (mount, data, files) = wire::parse_write(&request).map_err(|e| e.to_string())?;
+                .map_err(HelperError::Request)?;
+            let request = wire::read_all(fs::File::from(fd)).map_err(HelperError::Request)?;
+            let (mount, data, files) = wire::parse_write(&request).map_err(HelperError::Request)?;
             fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(mount.0))
                 .map_err(at)?;
             if mount.1 != (None, None) {
@@ -307,7 +333,7 @@ mod tests {
         assert_eq!(ids.owner(0, 0), Ok((None, None)));
         assert_eq!(ids.owner(101, 101), Ok((Some(101), Some(101))));
         assert_eq!(ids.owner(0, 70), Ok((Some(0), Some(70))));
-        let outside = ids.owner(70000, 0).unwrap_err();
+        let outside = ids.owner(70000, 0).unwrap_err().to_string();
         assert!(outside.contains("uids 0 to 65536"), "{outside}");
         let none = Subordinate {
             uids: 0,
@@ -317,6 +343,7 @@ mod tests {
         assert!(
             none.owner(101, 101)
                 .unwrap_err()
+                .to_string()
                 .contains("has no subordinate IDs"),
         );
         assert_eq!(none.owner(0, 0), Ok((None, None)));

@@ -362,7 +362,10 @@ impl UnitManager for DbusManager {
             },
         ))
     }
-    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
+    fn load_state<'a>(
+        &'a self,
+        unit: &'a str,
+    ) -> BoxFuture<'a, Result<crate::drivers::LoadState, SystemdError>> {
         Box::pin(self.call(
             move || format!("load state of {unit}"),
             move |connection| async move {
@@ -375,7 +378,9 @@ impl UnitManager for DbusManager {
                     .cache_properties(zbus::proxy::CacheProperties::No)
                     .build()
                     .await?;
-                Ok(unit.load_state().await?)
+                Ok(crate::drivers::LoadState::from(
+                    unit.load_state().await?.as_str(),
+                ))
             },
         ))
     }

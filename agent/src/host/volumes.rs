@@ -38,8 +38,8 @@ mod ram;
 mod root;
 
 pub use ram::mount_size;
-use ram::{create_folder, label_new, mount, mount_kind};
-pub use root::{Owner, RootMount, mount_root};
+use ram::{create_folder, folder_access, label_new, mount, mount_kind};
+pub use root::{Owner, RootMount, UserError, mount_root};
 
 /// The file that marks a spec's folder under the volume root as ramlet's. Spec names are DNS
 /// labels, so no volume can be called this.
@@ -301,7 +301,11 @@ impl VolumeManager for RamVolumes {
     fn selinux(&self) -> labels::Mode {
         self.selinux
     }
-    fn owner(&self, uid: u32, gid: u32) -> Result<(Option<u32>, Option<u32>), String> {
+    fn owner(
+        &self,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Option<u32>, Option<u32>), crate::drivers::OwnerError> {
         match &self.ids {
             Some(ids) => ids.owner(uid, gid),
             None => Ok((Some(uid), Some(gid))),
@@ -421,29 +425,6 @@ impl VolumeManager for RamVolumes {
             .filter(|e| e.path().join(OWNED_MARKER).is_file())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect())
-    }
-}
-
-/// The mode and owner of a volume's folders (mount point and data folder) for `files`.
-///
-/// One owner (uid and gid) for every file: the folders are that owner's, 0700, plus traverse
-/// (`x`) for the group (a group other than root's) or for others when some file's mode lets
-/// them read it, so that
-/// `uid: 0, gid: 70, mode: 0440` is readable by group 70. Several owners: traverse for all
-/// (0711), and each file's own mode decides who reads it.
-fn folder_access(files: &[FileContent]) -> (u32, (Option<u32>, Option<u32>)) {
-    let uids: BTreeSet<Option<u32>> = files.iter().map(|f| f.uid).collect();
-    let gids: BTreeSet<Option<u32>> = files.iter().map(|f| f.gid).collect();
-    match (uids.len(), gids.len()) {
-        (1, 1) => {
-            // Root's group (the default) gets no way in: only a group the spec names does.
-            let named_group = files[0].gid.is_some_and(|gid| gid != 0);
-            let group = named_group && files.iter().any(|f| f.mode & 0o070 != 0);
-            let others = files.iter().any(|f| f.mode & 0o007 != 0);
-            let mode = 0o700 | (u32::from(group) << 3) | u32::from(others);
-            (mode, (files[0].uid, files[0].gid))
-        }
-        _ => (0o711, (None, None)),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use super::facts::{CheckCommand, Health};
+use super::facts::{CheckCommand, Health, Unrun};
 use crate::drivers::UnitManager;
 use crate::status::SecretInUse;
 
@@ -41,7 +41,7 @@ impl Checks {
             match units.check(&unit, &command, timeout).await {
                 Ok(true) => Health::Healthy,
                 Ok(false) => Health::Unhealthy,
-                Err(error) => Health::Unknown(error.to_string()),
+                Err(error) => Health::Unknown(error.into()),
             }
         });
         self.running.insert(name.to_owned(), (versions, task));
@@ -77,13 +77,9 @@ impl Checks {
                 continue;
             };
             // A finished task's result is there at once.
-            let health = futures_util::FutureExt::now_or_never(task).map_or_else(
-                || Health::Unknown("the check's task did not answer".into()),
-                |joined| {
-                    joined
-                        .unwrap_or_else(|e| Health::Unknown(format!("the check's task ended: {e}")))
-                },
-            );
+            let health = futures_util::FutureExt::now_or_never(task)
+                .and_then(Result::ok)
+                .unwrap_or(Health::Unknown(Unrun::Lost));
             tracing::info!(spec = %name, health = ?health, "{name}: health check: {health:?}");
             said.insert(name, (versions, health));
         }

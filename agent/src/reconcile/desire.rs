@@ -106,7 +106,7 @@ impl Reconciler {
         }
         match self.units.load_state(&service(name)).await {
             Err(error) => return NameCheck::Unknown(error.to_string()),
-            Ok(load) if load != "not-found" => return NameCheck::TakenBySystemd(load),
+            Ok(load) if load.exists() => return NameCheck::TakenBySystemd(load),
             Ok(_) => {}
         }
         if listing.foreign.contains(name) {
@@ -278,7 +278,7 @@ impl Reconciler {
         container: &Container,
         uid: u32,
         gid: u32,
-    ) -> Result<(Option<u32>, Option<u32>), String> {
+    ) -> Result<(Option<u32>, Option<u32>), crate::drivers::OwnerError> {
         const MAPPINGS: [&str; 5] = ["UserNS", "UIDMap", "GIDMap", "SubUIDMap", "SubGIDMap"];
         if self.settings.layout.scope == crate::layout::Scope::User && (uid, gid) != (0, 0) {
             let own = container
@@ -286,9 +286,7 @@ impl Reconciler {
                 .get("Container")
                 .and_then(|keys| MAPPINGS.iter().find(|key| keys.contains_key(**key)));
             if let Some(key) = own {
-                return Err(format!(
-                    "owner {uid}:{gid}: the container sets its own ID mapping ([Container] {key}=), and in user scope ramlet gives owners only through rootless Podman's default one; use 0:0 or drop {key}="
-                ));
+                return Err(crate::drivers::OwnerError::OwnMapping { uid, gid, key });
             }
         }
         self.volumes.owner(uid, gid)

@@ -72,8 +72,20 @@ pub enum Health {
     Healthy,
     /// It failed (exit status, or killed at its timeout).
     Unhealthy,
-    /// It could not be run (systemd did not answer): no verdict.
-    Unknown(String),
+    /// It could not be run: no verdict.
+    Unknown(Unrun),
+}
+
+/// Why a health check could not be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unrun {
+    /// systemd did not run its transient service.
+    #[error("{0}")]
+    Systemd(#[from] crate::drivers::SystemdError),
+    /// The task that waited for it ended without its answer (a panic, the runtime shutting
+    /// down).
+    #[error("the check's task ended without an answer")]
+    Lost,
 }
 
 /// How a spec's health check runs.
@@ -118,7 +130,7 @@ pub enum NameCheck {
     /// A new spec, and systemd knows no unit by that name.
     Free,
     /// systemd has a unit by that name that is not ramlet's (`LoadState=` as it said).
-    TakenBySystemd(String),
+    TakenBySystemd(crate::drivers::LoadState),
     /// A `.container` file by that name that is not ramlet's lies in ramlet's unit folder
     /// (this one).
     TakenInUnitDir(PathBuf),

@@ -84,10 +84,7 @@ impl Reconciler {
     pub(super) async fn observe(&mut self, due: Due, intent: Intent) -> Result<Observed, Stop> {
         let mut phases = Phases::start();
         let parses = self.loader.parses();
-        let catalog = self
-            .load()
-            .await
-            .map_err(|e| Stop::Failed(HostError::SpecDir(e)))?;
+        let catalog = self.load().await.map_err(Stop::Failed)?;
         phases.lap(if self.loader.parses() == parses {
             "specs"
         } else {
@@ -229,7 +226,7 @@ impl Reconciler {
     /// again only when a file in it changed (see [`Loader`]). A load that takes longer than
     /// [`LOAD_DEADLINE`] (a file system that hangs) is given up: its thread is left behind, not
     /// waited for, so neither reconciles nor shutdown hang with it.
-    async fn load(&mut self) -> Result<Arc<Catalog>, String> {
+    async fn load(&mut self) -> Result<Arc<Catalog>, HostError> {
         let dir = self.settings.spec_dir.clone();
         let policy = self.settings.policy.clone();
         let mut loader = std::mem::take(&mut self.loader);
@@ -242,16 +239,15 @@ impl Reconciler {
             answer.recv_timeout(LOAD_DEADLINE).ok()
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .ok()
+        .flatten();
         let Some((loader, loaded)) = loaded else {
-            return Err(format!(
-                "reading the spec directory {} took longer than {} s (a file system that does not answer?); the last specs stay in force",
-                self.settings.spec_dir.display(),
-                LOAD_DEADLINE.as_secs()
-            ));
+            return Err(HostError::SpecDirHung {
+                dir: self.settings.spec_dir.clone(),
+            });
         };
         self.loader = loader;
-        let catalog = loaded.map_err(|e| e.to_string())?;
+        let catalog = loaded?;
         // Forget the renders of specs that are gone.
         let names: BTreeSet<&str> = catalog
             .containers

@@ -111,22 +111,50 @@ pub struct Refusal {
 /// per spec, for the agent to take at that sync: SPEC's refused versions may be tried again.
 pub const RETRY_DIR: &str = "retry";
 
+/// Why `ramlet sync --retry` could not leave its request.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryRequestError {
+    /// A name that is no spec's name.
+    #[error("--retry {spec:?}: {why}")]
+    BadName {
+        /// The name given.
+        spec: String,
+        /// Why it is no spec name.
+        why: String,
+    },
+    /// The state directory could not be written.
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Asks the agent to let `specs` try their refused versions again (see [`RETRY_DIR`]); the
 /// caller then signals it.
 ///
 /// # Errors
 /// When a name is not a spec name, or the state directory cannot be written.
-pub fn ask_retry(state_dir: &Path, specs: &[String]) -> Result<(), String> {
+pub fn ask_retry(state_dir: &Path, specs: &[String]) -> Result<(), RetryRequestError> {
     if specs.is_empty() {
         return Ok(());
     }
     let dir = state_dir.join(RETRY_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| RetryRequestError::Write {
+        path: dir.clone(),
+        source,
+    })?;
     for spec in specs {
         let name =
-            ramlet_specs::model::Name::parse(spec).map_err(|e| format!("--retry {spec:?}: {e}"))?;
+            ramlet_specs::model::Name::parse(spec).map_err(|why| RetryRequestError::BadName {
+                spec: spec.clone(),
+                why,
+            })?;
         let path = dir.join(name.as_str());
-        std::fs::write(&path, b"").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, b"").map_err(|source| RetryRequestError::Write { path, source })?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use super::apply::{Applied, ApplyError};
 use super::facts::Facts;
 use super::plan::{Action, Plan, Verdict};
 use super::{Reconciler, service};
-use crate::drivers::{ActiveState, UnitState};
+use crate::drivers::{ActiveState, UnitResult, UnitState};
 use crate::layout::Scope;
 use crate::status::{Phase, Reason, SpecStatus, Status};
 
@@ -174,13 +174,13 @@ pub(super) fn settle(
 /// What systemd says about a failed unit, and where its log is.
 fn why_failed(name: &str, state: &UnitState, scope: Scope) -> String {
     let user = if scope == Scope::User { "--user " } else { "" };
-    let result = match state.result.as_str() {
-        "" | "success" => String::new(),
-        "exit-code" => format!(
+    let result = match &state.result {
+        UnitResult::Unknown | UnitResult::Success => String::new(),
+        UnitResult::ExitCode => format!(
             "the container exited with status {} (Result=exit-code); ",
             state.exec_main_status
         ),
-        "signal" | "core-dump" => format!(
+        UnitResult::Signal | UnitResult::CoreDump => format!(
             "the container was killed by signal {} (Result={}); ",
             state.exec_main_status, state.result
         ),

@@ -166,10 +166,13 @@ impl UnitManager for Units {
     fn job<'a>(&'a self, job: Job, unit: &'a str) -> BoxFuture<'a, Result<(), SystemdError>> {
         Box::pin(async move { self.act(job, unit) })
     }
-    fn load_state<'a>(&'a self, unit: &'a str) -> BoxFuture<'a, Result<String, SystemdError>> {
+    fn load_state<'a>(
+        &'a self,
+        unit: &'a str,
+    ) -> BoxFuture<'a, Result<ramlet::drivers::LoadState, SystemdError>> {
         Box::pin(async move {
             self.0.lock().unwrap().calls.push("load_state");
-            Ok(self.loaded(unit))
+            Ok(self.loaded(unit).as_str().into())
         })
     }
     /// A health check: passes unless the container is unhealthy.
@@ -269,7 +272,7 @@ impl Units {
                 host.bus_calls += 1;
             } else {
                 state.invocation_id.clear();
-                state.result.clear();
+                state.result = ramlet::drivers::UnitResult::Unknown;
                 state.exec_main_status = 0;
             }
             states.insert(unit.clone(), state);

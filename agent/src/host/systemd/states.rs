@@ -78,7 +78,7 @@ impl DbusManager {
                 };
                 state.invocation_id = hex(&invocation);
                 if let Some((result, status)) = failed {
-                    state.result = result;
+                    state.result = result.into();
                     state.exec_main_status = status;
                 }
             }

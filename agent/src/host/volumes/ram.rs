@@ -1,6 +1,7 @@
 //! Mounting RAM: one tmpfs (noswap, sized) or ramfs per volume where the volume root is not
 //! RAM itself, and each new folder labelled for containers.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::path::Path;
 use ramlet_specs::model::Medium;
 
 use super::io_err;
-use crate::drivers::{PAGE, VolumeError, VolumeSpec};
+use crate::drivers::{FileContent, PAGE, VolumeError, VolumeSpec};
 use crate::host::labels;
 
 /// The size a volume's tmpfs is mounted with: twice `sizeLimit` in whole pages, since a rotation
@@ -77,4 +78,27 @@ pub(super) fn mount_ram(dir: &Path, fstype: &str, size: Option<&str>) -> nix::Re
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some(options.as_str()),
     )
+}
+
+/// The mode and owner of a volume's folders (mount point and data folder) for `files`.
+///
+/// One owner (uid and gid) for every file: the folders are that owner's, 0700, plus traverse
+/// (`x`) for the group (a group other than root's) or for others when some file's mode lets
+/// them read it, so that
+/// `uid: 0, gid: 70, mode: 0440` is readable by group 70. Several owners: traverse for all
+/// (0711), and each file's own mode decides who reads it.
+pub(super) fn folder_access(files: &[FileContent]) -> (u32, (Option<u32>, Option<u32>)) {
+    let uids: BTreeSet<Option<u32>> = files.iter().map(|f| f.uid).collect();
+    let gids: BTreeSet<Option<u32>> = files.iter().map(|f| f.gid).collect();
+    match (uids.len(), gids.len()) {
+        (1, 1) => {
+            // Root's group (the default) gets no way in: only a group the spec names does.
+            let named_group = files[0].gid.is_some_and(|gid| gid != 0);
+            let group = named_group && files.iter().any(|f| f.mode & 0o070 != 0);
+            let others = files.iter().any(|f| f.mode & 0o007 != 0);
+            let mode = 0o700 | (u32::from(group) << 3) | u32::from(others);
+            (mode, (files[0].uid, files[0].gid))
+        }
+        _ => (0o711, (None, None)),
+    }
 }

@@ -94,9 +94,29 @@ pub struct Owner {
     pub gid: u32,
 }
 
+/// Why a volume root's owner could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// No such user.
+    #[error("no user {0:?} on this host")]
+    NoSuchUser(String),
+    /// The user database could not be read.
+    #[error("cannot look up user {user:?}: {source}")]
+    Lookup {
+        /// The name or uid given.
+        user: String,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+}
+
 impl Owner {
     /// The user named `user`, or with uid `user`, from the host's user database.
-    pub fn of_user(user: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// When there is no such user, or the database cannot be read.
+    pub fn of_user(user: &str) -> Result<Self, UserError> {
         let found = match user.parse::<u32>() {
             Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
             Err(_) => nix::unistd::User::from_name(user),
@@ -106,8 +126,11 @@ impl Owner {
                 uid: found.uid.as_raw(),
                 gid: found.gid.as_raw(),
             }),
-            Ok(None) => Err(format!("no user {user:?} on this host")),
-            Err(e) => Err(format!("cannot look up user {user:?}: {e}")),
+            Ok(None) => Err(UserError::NoSuchUser(user.to_owned())),
+            Err(source) => Err(UserError::Lookup {
+                user: user.to_owned(),
+                source,
+            }),
         }
     }
 }

@@ -170,10 +170,13 @@ fn sizes_count_whole_pages_and_leave_room_for_the_swap() {
 #[test]
 fn a_volume_root_owner_is_a_user_by_name_or_uid() {
     let root = Owner { uid: 0, gid: 0 };
-    assert_eq!(Owner::of_user("root"), Ok(root));
-    assert_eq!(Owner::of_user("0"), Ok(root));
+    assert_eq!(Owner::of_user("root").unwrap(), root);
+    assert_eq!(Owner::of_user("0").unwrap(), root);
     let error = Owner::of_user("no-such-user-here").unwrap_err();
-    assert_eq!(error, "no user \"no-such-user-here\" on this host");
+    assert_eq!(
+        error.to_string(),
+        "no user \"no-such-user-here\" on this host"
+    );
 }
 
 #[test]

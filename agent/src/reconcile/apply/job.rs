@@ -5,7 +5,7 @@
 
 use super::super::service;
 use super::error::{ApplyError, ApplyErrorKind, failure};
-use crate::drivers::{Job, JobResult, SystemdError, UnitManager, UnitState};
+use crate::drivers::{Job, JobResult, SystemdError, UnitManager, UnitResult, UnitState};
 
 /// Runs `job` on the unit of spec `name`. A start or restart that fails says why, from
 /// systemd (`Result=`, the main process's exit status); one that failed only because systemd
@@ -25,7 +25,7 @@ pub(super) async fn run_job(
     }
     result.map_err(|error| {
         let message = match why {
-            Some(state) if !state.result.is_empty() => format!(
+            Some(state) if state.result != UnitResult::Unknown => format!(
                 "{error} (Result={}, main process exit status {})",
                 state.result, state.exec_main_status
             ),
@@ -70,5 +70,5 @@ async fn failed_start(
 /// it when the sender is gone by the time it reads it, which happens when several units start
 /// at once. Such a start is worth one more try straight away, not a backoff.
 fn lost_ready(state: &UnitState) -> bool {
-    state.result == "protocol" && state.exec_main_status == 0
+    state.result == UnitResult::Protocol && state.exec_main_status == 0
 }
