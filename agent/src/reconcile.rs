@@ -339,7 +339,7 @@ pub enum HostError {
     /// The spec directory could not be read.
     #[error(transparent)]
     SpecDir(#[from] ramlet_specs::LoadError),
-    /// Reading the spec directory took longer than [`LOAD_DEADLINE`].
+    /// Reading the spec directory took longer than its deadline (30 s).
     #[error("reading the spec directory {} took longer than {} s (a file system that does not answer?); the last specs stay in force", .dir.display(), LOAD_DEADLINE.as_secs())]
     SpecDirHung {
         /// The spec directory.

@@ -2,9 +2,9 @@
 //! settings change), each store on its own refresh timer with jitter and its own backoff, and
 //! the last good value of every secret in memory (zeroized when dropped).
 //!
-//! Layout: this file keeps the table of stores and the refresh; [`wake`] what wakes a store
-//! early (events, changed files), [`record`] what a refresh's answers do to a store,
-//! [`report`] the status and metrics of each.
+//! Layout: this file keeps the table of stores and the refresh; `wake` what wakes a store
+//! early (events, changed files), `record` what a refresh's answers do to a store,
+//! `report` the status and metrics of each.
 //!
 //! A refresh asks each store only for what is due: every secret of a store whose timer fired,
 //! and, in any store, the secrets a spec edit newly references. References are deduped by
