@@ -230,7 +230,8 @@ impl Reconciler {
                     .map(|s| s.live.clone())
                     .unwrap_or_default();
                 tracing::debug!(spec = %name, "{name}: health check started");
-                self.checks.start(&self.units, name, check, running);
+                self.checks
+                    .start(&self.units, name, check, running, facts.now);
             }
             _ => {}
         }

@@ -16,6 +16,8 @@ use crate::status::SecretInUse;
 #[derive(Default)]
 pub(super) struct Checks {
     running: BTreeMap<String, (Vec<SecretInUse>, JoinHandle<Health>)>,
+    /// When each spec's check last started (milliseconds since the epoch).
+    started: BTreeMap<String, u64>,
 }
 
 impl Checks {
@@ -27,10 +29,12 @@ impl Checks {
         name: &str,
         check: &CheckCommand,
         versions: Vec<SecretInUse>,
+        now: u64,
     ) {
         if self.running.contains_key(name) {
             return;
         }
+        self.started.insert(name.to_owned(), now);
         let units = Arc::clone(units);
         let (unit, command, timeout) = (
             format!("ramlet-{name}"),
@@ -51,6 +55,13 @@ impl Checks {
     /// finish alone (systemd kills it at its limit); its answer is not wanted.
     pub(super) fn retain(&mut self, wanted: &BTreeSet<String>) {
         self.running.retain(|name, _| wanted.contains(name));
+        self.started.retain(|name, _| wanted.contains(name));
+    }
+
+    /// When each spec's check last started.
+    #[must_use]
+    pub(super) fn started(&self) -> BTreeMap<String, u64> {
+        self.started.clone()
     }
 
     /// The specs whose check is still running.

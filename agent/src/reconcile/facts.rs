@@ -52,6 +52,8 @@ pub struct Facts {
     pub checked: BTreeMap<String, CheckCommand>,
     /// Specs whose health check is running now.
     pub checks_running: BTreeSet<String>,
+    /// When each spec's health check last started (milliseconds since the epoch, as `now`).
+    pub checks_started: BTreeMap<String, u64>,
     /// Specs `ramlet sync --retry` named: the versions their check refused may be tried again.
     pub retries: BTreeSet<String>,
     /// Each store's `rollout.canary`: how many health-checked consumers take a version first.
@@ -95,6 +97,8 @@ pub struct CheckCommand {
     pub command: Vec<String>,
     /// How long it may run before it counts as failed.
     pub timeout: std::time::Duration,
+    /// How often it runs while a rotation waits on it.
+    pub interval: std::time::Duration,
 }
 
 /// A spec's health gate: its check's deadline and interval.

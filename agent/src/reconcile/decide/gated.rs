@@ -472,6 +472,7 @@ fn checks_are_started_by_the_plan_for_rollouts_and_baselines_and_never_twice() {
     let check = crate::reconcile::facts::CheckCommand {
         command: vec!["true".into()],
         timeout: Duration::from_secs(10),
+        interval: Duration::from_secs(2),
     };
     let mut facts = host(vec![consumer("a", "v2", "v2"), consumer("b", "v1", "v2")]);
     under_way(&mut facts, "a", 1_030_000);

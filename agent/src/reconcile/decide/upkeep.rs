@@ -61,12 +61,25 @@ pub(super) fn upkeep(facts: &Facts, plan: &mut Plan) {
         .map(|name| Action::ForgetSealed(name.clone()))
         .collect();
     plan.checks = due_checks(facts, plan);
-    let start: Vec<Action> = plan
+    let mut start = Vec::new();
+    for name in plan
         .checks
         .iter()
-        .filter(|name| !facts.checks_running.contains(*name))
-        .map(|name| Action::Check(name.clone()))
-        .collect();
+        .filter(|n| !facts.checks_running.contains(*n))
+    {
+        // A check runs at most once per its interval: the next one when that has passed.
+        let interval = facts.checked.get(name).map_or(0, |c| millis(c.interval));
+        let since = facts
+            .checks_started
+            .get(name)
+            .map_or(u64::MAX, |at| facts.now.saturating_sub(*at));
+        if since >= interval {
+            start.push(Action::Check(name.clone()));
+        } else {
+            let wait = Duration::from_millis(interval - since);
+            plan.requeue = plan.requeue.and(Requeue::After(wait));
+        }
+    }
     if !start.is_empty() {
         plan.requeue = plan.requeue.and(Requeue::After(CHECK_POLL));
     }
@@ -74,6 +87,11 @@ pub(super) fn upkeep(facts: &Facts, plan: &mut Plan) {
     first.append(&mut plan.actions);
     first.extend(last);
     plan.actions = first;
+}
+
+/// `d` in whole milliseconds.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The specs whose health check is wanted now: each rollout under way before and after this

@@ -64,6 +64,7 @@ impl Reconciler {
                         command: check.command.clone(),
                         // Its limit: its interval or 10 s, whichever is longer.
                         timeout: check.interval.max(std::time::Duration::from_secs(10)),
+                        interval: check.interval,
                     },
                 ))
             })
@@ -71,6 +72,7 @@ impl Reconciler {
         let said = self.checks.ended();
         self.sort_verdicts(facts, said);
         facts.checks_running = self.checks.running();
+        facts.checks_started = self.checks.started();
         let memory = &mut self.memory;
         memory
             .baselines
