@@ -105,8 +105,10 @@ async fn scale(n: usize) {
         world.container(&format!("c{i}"), &format!("s{i}"), "restart");
         world.secret(&format!("s{i}"), Ok("one"));
     }
-    let mut reconciler = world.reconciler();
+    let mut reconciler = world.reconciler_with(budget());
     let cold = measure(&world, &mut reconciler, Due::All).await;
+    // Every spec, or the figures are of fewer than N.
+    assert_eq!(cold.jobs, n, "{:?}", reconciler.status().errors);
     row(n, "cold apply", &cold);
     // An idle wake-up (nothing due) and a refresh (every store asked).
     let idle = median_noop(&world, &mut reconciler, Due::Timers, 11).await;
@@ -125,6 +127,15 @@ async fn scale(n: usize) {
     );
 }
 
+/// A host budget of secret bytes that N = 1,000 specs fit in (each volume asks for 1 MiB;
+/// the default budget, 256 MiB, would leave all but 256 of them unapplied).
+fn budget() -> ramlet_specs::Policy {
+    ramlet_specs::Policy {
+        max_secret_bytes: Some("2Gi".into()),
+        ..ramlet_specs::Policy::default()
+    }
+}
+
 /// `RAMLET_BENCH_PROFILE=1`: only 200 no-op reconciles at N = 1,000, for `perf record`.
 async fn profile() {
     let world = World::new("bench-profile");
@@ -132,7 +143,7 @@ async fn profile() {
         world.container(&format!("c{i}"), &format!("s{i}"), "restart");
         world.secret(&format!("s{i}"), Ok("one"));
     }
-    let mut reconciler = world.reconciler();
+    let mut reconciler = world.reconciler_with(budget());
     reconciler.reconcile(Due::All).await;
     for _ in 0..200 {
         reconciler.reconcile(Due::Timers).await;
