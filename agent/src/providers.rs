@@ -29,7 +29,7 @@ use ramlet_specs::model::{Provider, SecretVersion};
 use crate::secrets::Secret;
 
 use crate::util::BoxFuture;
-pub use capabilities::{Capabilities, Versions, capabilities};
+pub use capabilities::{Capabilities, Versions};
 
 /// The largest secret ramlet accepts from any provider: the largest volume.
 pub const MAX_SECRET_BYTES: u64 = ramlet_specs::MAX_VOLUME_BYTES;
@@ -231,6 +231,19 @@ pub fn connector(spec_dir: std::path::PathBuf) -> Connector {
             Ok(client)
         })
     })
+}
+
+/// What a store with these settings can do: the one place a store's kind is matched on
+/// outside of building its client ([`connector`]).
+#[must_use]
+pub fn capabilities(provider: &Provider) -> Capabilities {
+    match provider {
+        Provider::File { directory } => file::capabilities(directory),
+        Provider::Creds { directory } => creds::capabilities(directory),
+        Provider::Age { .. } => age::CAPABILITIES,
+        Provider::Aws { .. } => aws::CAPABILITIES,
+        Provider::Gcp { .. } => gcp::CAPABILITIES,
+    }
 }
 
 /// Runs `calls`, at most `limits.concurrency` at once, each cut off after `limits.timeout`;

@@ -7,6 +7,17 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
+/// Removes `path` (a link itself, never what it points to); one that is not there is fine.
+///
+/// # Errors
+/// When it is there and cannot be removed.
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Replaces `path` with `bytes`, mode `mode` whatever the umask, through `.<name>.tmp` beside
 /// it; `sync` flushes the data before the rename (for files that must survive a crash whole).
 ///
@@ -21,11 +32,8 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> std::io::Res
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    // A leftover from a crash (or a link planted there) goes; remove_file never follows a link.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+    // A leftover from a crash (or a link planted there) goes.
+    remove(&tmp)?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

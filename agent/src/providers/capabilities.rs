@@ -1,5 +1,5 @@
 //! What a store can do, declared once by the store's own module and asked through
-//! [`capabilities`] (before a client exists) or [`super::SecretProvider::capabilities`] (of
+//! [`super::capabilities`] (before a client exists) or [`super::SecretProvider::capabilities`] (of
 //! one): whether it keeps versions and how one is asked for again, a folder of the host's to
 //! watch, whether it reads this host's disk, whether its values lie there in plain text, and
 //! whether it can announce changes. The reconciler and the store cache ask these questions and
@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use ramlet_specs::model::{Provider, SecretVersion};
+use ramlet_specs::model::SecretVersion;
 
 /// Whether a store keeps older versions of a secret, and how one it reported is asked for
 /// again (a health-gated rollback after an agent restart fetches the previous version so).
@@ -52,22 +52,24 @@ pub struct Capabilities {
     pub events: bool,
 }
 
-/// What a store with these settings can do: the one place a store's kind is matched on
-/// outside of building its client ([`super::connector`]).
+/// A store that reads one value per file in `directory` on this host (`file`, `creds`): one
+/// version, the folder watched, its values `plain_at_rest` or sealed, no events.
 #[must_use]
-pub fn capabilities(provider: &Provider) -> Capabilities {
-    match provider {
-        Provider::File { directory } => super::file::capabilities(directory),
-        Provider::Creds { directory } => super::creds::capabilities(directory),
-        Provider::Age { .. } => super::age::CAPABILITIES,
-        Provider::Aws { .. } => super::aws::CAPABILITIES,
-        Provider::Gcp { .. } => super::gcp::CAPABILITIES,
+pub(super) fn folder_store(directory: &std::path::Path, plain_at_rest: bool) -> Capabilities {
+    Capabilities {
+        versions: Versions::One,
+        folder: Some(directory.to_owned()),
+        local: true,
+        plain_at_rest,
+        events: false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::capabilities;
+    use ramlet_specs::model::Provider;
 
     #[test]
     fn a_version_is_pinned_the_way_its_store_names_it() {
@@ -81,8 +83,9 @@ mod tests {
     }
 
     #[test]
-    fn a_client_says_what_its_settings_say() {
+    fn each_local_client_says_what_the_reconciler_needs_of_it_and_what_its_settings_say() {
         let dir = PathBuf::from("/srv/secrets");
+        let age_identity = ramlet_specs::model::AgeIdentity::File("/etc/ramlet/age".into());
         let clients: [(Provider, Box<dyn crate::providers::SecretProvider>); 3] = [
             (
                 Provider::File {
@@ -99,23 +102,44 @@ mod tests {
             (
                 Provider::Age {
                     directory: "sealed".into(),
-                    identity: ramlet_specs::model::AgeIdentity::File("/etc/ramlet/age".into()),
+                    identity: age_identity.clone(),
                     recipients: Vec::new(),
                 },
                 Box::new(crate::providers::age::AgeProvider::new(
                     "/srv/specs".into(),
                     "sealed".into(),
-                    ramlet_specs::model::AgeIdentity::File("/etc/ramlet/age".into()),
+                    age_identity,
                 )),
             ),
         ];
-        for (settings, client) in clients {
-            assert_eq!(
-                client.capabilities(),
-                capabilities(&settings),
-                "{settings:?}"
-            );
+        let said: Vec<Capabilities> = clients
+            .iter()
+            .map(|(settings, client)| {
+                assert_eq!(
+                    client.capabilities(),
+                    capabilities(settings),
+                    "{settings:?}"
+                );
+                client.capabilities()
+            })
+            .collect();
+        // One value each: no previous version to pin; all read this host's disk.
+        assert!(
+            said.iter()
+                .all(|c| c.versions == Versions::One && c.local && !c.events)
+        );
+        // Only the file store lies in plain text; file and creds watch their folder, age's
+        // folder is in the spec directory (watched already).
+        let plain: Vec<bool> = said.iter().map(|c| c.plain_at_rest).collect();
+        assert_eq!(plain, [true, false, false]);
+        let folders: Vec<Option<PathBuf>> = said.iter().map(|c| c.folder.clone()).collect();
+        assert_eq!(folders, [Some(dir.clone()), Some(dir), None]);
+        // The cloud stores keep versions and have events.
+        for cloud in [
+            crate::providers::aws::CAPABILITIES,
+            crate::providers::gcp::CAPABILITIES,
+        ] {
+            assert!(cloud.versions != Versions::One && cloud.events && !cloud.local);
         }
-        assert!(capabilities(&Provider::File { directory: dir }).plain_at_rest);
     }
 }

@@ -259,13 +259,7 @@ fn hint(said: &str) -> &'static str {
 /// What a `creds` store can do: one sealed value per file in `directory`, on this host.
 #[must_use]
 pub fn capabilities(directory: &std::path::Path) -> super::Capabilities {
-    super::Capabilities {
-        versions: super::Versions::One,
-        folder: Some(directory.to_owned()),
-        local: true,
-        plain_at_rest: false,
-        events: false,
-    }
+    super::capabilities::folder_store(directory, false)
 }
 
 impl SecretProvider for CredsProvider {

@@ -174,13 +174,7 @@ fn open_beneath(path: &Path) -> Result<OwnedFd, Walk> {
 /// What a `file` store can do: one plain-text value per file in `directory`, on this host.
 #[must_use]
 pub fn capabilities(directory: &std::path::Path) -> super::Capabilities {
-    super::Capabilities {
-        versions: super::Versions::One,
-        folder: Some(directory.to_owned()),
-        local: true,
-        plain_at_rest: true,
-        events: false,
-    }
+    super::capabilities::folder_store(directory, true)
 }
 
 impl SecretProvider for FileProvider {

@@ -180,8 +180,10 @@ impl Reconciler {
     /// The previous files as `plan` leaves them: those of specs it holds are now what they
     /// run (`full`), those of specs no longer selected go.
     fn hold(&mut self, plan: &Plan, facts: &Facts, mut full: BTreeMap<String, Changed>) {
+        let names: std::collections::BTreeSet<&str> =
+            facts.specs.iter().map(|s| s.name.as_str()).collect();
         let previous = &mut self.memory.previous;
-        previous.retain(|name, _| facts.specs.iter().any(|s| &s.name == name));
+        previous.retain(|name, _| names.contains(name.as_str()));
         for name in &plan.hold {
             if let Some(files) = full.remove(name) {
                 previous.insert(name.clone(), files);

@@ -181,10 +181,7 @@ pub fn retries_asked(state_dir: &Path) -> BTreeSet<String> {
 /// # Errors
 /// When the file is there and cannot be removed.
 pub fn consume_retry(state_dir: &Path, spec: &str) -> std::io::Result<()> {
-    match std::fs::remove_file(state_dir.join(RETRY_DIR).join(spec)) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
-        _ => Ok(()),
-    }
+    crate::statefile::remove(&state_dir.join(RETRY_DIR).join(spec))
 }
 
 /// The journal file of a state directory.

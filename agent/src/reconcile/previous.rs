@@ -92,10 +92,7 @@ impl SealedPrevious {
     /// # Errors
     /// When they are there and cannot be removed.
     pub fn remove(&self, spec: &str) -> std::io::Result<()> {
-        match std::fs::remove_file(self.path(spec)) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
-        }
+        crate::statefile::remove(&self.path(spec))
     }
 }
 

@@ -26,11 +26,14 @@ impl Reconciler {
         selected: &[&Container],
         intent: super::Intent,
     ) {
+        // (The selected specs are those of `facts.specs`.)
+        let names: std::collections::BTreeSet<&str> =
+            selected.iter().map(|c| c.name.as_str()).collect();
         facts.restorable = self
             .memory
             .previous
             .keys()
-            .filter(|name| selected.iter().any(|c| c.name.as_str() == *name))
+            .filter(|name| names.contains(name.as_str()))
             .cloned()
             .collect();
         facts.sealed = self.sealed.list();
@@ -76,7 +79,7 @@ impl Reconciler {
         let memory = &mut self.memory;
         memory
             .baselines
-            .retain(|name, _| facts.specs.iter().any(|s| &s.name == name));
+            .retain(|name, _| names.contains(name.as_str()));
         for spec in &facts.specs {
             if let Some((versions, health)) = memory.baselines.get(&spec.name)
                 && *versions == spec.live
