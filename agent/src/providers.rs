@@ -3,12 +3,15 @@
 //!
 //! Layout: [`file`](mod@file) reads a local directory in plain text, [`creds`] one of
 //! credentials sealed with `systemd-creds`, [`age`](mod@age) age files beside the specs,
-//! [`aws`] talks to AWS Secrets Manager, [`gcp`] to Google Cloud Secret Manager; [`stores`] keeps one client per store, decides what
-//! is due, and remembers the last good value of every secret.
+//! [`aws`] talks to AWS Secrets Manager, [`gcp`] to Google Cloud Secret Manager, [`openbao`] to
+//! an OpenBao or Vault server; [`host_key`] reads the host's own keys they log in or decrypt
+//! with; [`stores`] keeps one client per store, decides what is due, and remembers the last good
+//! value of every secret.
 //!
 //! A provider gets every request of its store at once, so it can be cheap: AWS checks versions
 //! with `DescribeSecret` and reads only what changed (in batches), GCP compares the version name
-//! it gets back. Every call is bounded in time ([`Limits`]) and in concurrency.
+//! it gets back, OpenBao reads a secret's metadata and its data only when the version moved.
+//! Every call is bounded in time ([`Limits`]) and in concurrency.
 
 pub mod age;
 pub mod aws;
@@ -17,6 +20,8 @@ pub mod creds;
 pub mod events;
 pub mod file;
 pub mod gcp;
+pub mod host_key;
+pub mod openbao;
 pub mod stores;
 
 use std::future::Future;
@@ -205,8 +210,8 @@ pub type Connector = Arc<
         + Sync,
 >;
 
-/// The real clients: `file`, `creds`, `age` (whose folders are inside `spec_dir`), `aws` and
-/// `gcp`.
+/// The real clients: `file`, `creds`, `age` (whose folders are inside `spec_dir`), `aws`, `gcp`
+/// and `openbao`.
 #[must_use]
 pub fn connector(spec_dir: std::path::PathBuf) -> Connector {
     Arc::new(move |provider: &Provider| {
@@ -227,6 +232,9 @@ pub fn connector(spec_dir: std::path::PathBuf) -> Connector {
                 Provider::Gcp { project, endpoint } => {
                     Arc::new(gcp::GcpProvider::connect(&project, endpoint.as_deref()).await?)
                 }
+                Provider::Openbao(settings) => {
+                    Arc::new(openbao::OpenbaoProvider::connect(&settings)?)
+                }
             };
             Ok(client)
         })
@@ -243,6 +251,7 @@ pub fn capabilities(provider: &Provider) -> Capabilities {
         Provider::Age { .. } => age::CAPABILITIES,
         Provider::Aws { .. } => aws::CAPABILITIES,
         Provider::Gcp { .. } => gcp::CAPABILITIES,
+        Provider::Openbao(_) => openbao::CAPABILITIES,
     }
 }
 

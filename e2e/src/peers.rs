@@ -74,7 +74,12 @@ pub struct Peer {
 impl Peer {
     /// Starts `program` on a free port. Another test may take the port between the look-up
     /// and the peer's bind: a peer that exits before it says it listens gets another port.
-    fn spawn(program: PathBuf, args: Vec<String>, output: PathBuf, log: Option<PathBuf>) -> Self {
+    pub(crate) fn spawn(
+        program: PathBuf,
+        args: Vec<String>,
+        output: PathBuf,
+        log: Option<PathBuf>,
+    ) -> Self {
         let mut peer = Self {
             program,
             args,

@@ -462,20 +462,20 @@ fn build(sources: Vec<(PathBuf, Result<String, SpecError>)>, policy: &Policy) ->
     catalog
 }
 
-/// Splits off the `file` and `creds` stores whose folder holds an `age` store's identity (the
-/// host's key), each with what it holds: they would hand that key to a container.
+/// Splits off the `file` and `creds` stores whose folder holds another store's key (an `age`
+/// identity, an `openbao` credential: the host's own secrets), each with what it holds: they
+/// would hand that key to a container.
 fn apart_from_identities(
     stores: Vec<SecretStore>,
 ) -> (Vec<SecretStore>, Vec<(SecretStore, String)>) {
-    use crate::model::{AgeIdentity, Provider};
+    use crate::model::Provider;
     let identities: Vec<(String, PathBuf)> = stores
         .iter()
-        .filter_map(|s| match &s.provider {
-            Provider::Age {
-                identity: AgeIdentity::File(p) | AgeIdentity::Credential(p),
-                ..
-            } => Some((s.name.as_str().to_owned(), p.clone())),
-            _ => None,
+        .flat_map(|s| {
+            s.provider
+                .host_keys()
+                .into_iter()
+                .map(|key| (s.name.as_str().to_owned(), key.path().to_owned()))
         })
         .collect();
     let mut kept = Vec::new();
@@ -489,7 +489,7 @@ fn apart_from_identities(
         };
         match held {
             Some((name, key)) => {
-                let what = format!("{}, the identity of age store {name}", key.display());
+                let what = format!("{}, a key of store {name}", key.display());
                 refused.push((store, what));
             }
             None => kept.push(store),

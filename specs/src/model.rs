@@ -114,7 +114,7 @@ pub enum Provider {
         /// The folder, relative to the spec directory.
         directory: PathBuf,
         /// Where the host's identity is.
-        identity: AgeIdentity,
+        identity: HostKey,
         /// The public keys new values are sealed to (`ramlet seal`).
         recipients: Vec<String>,
     },
@@ -123,19 +123,89 @@ pub enum Provider {
         /// The absolute directory.
         directory: PathBuf,
     },
+    /// An OpenBao or HashiCorp Vault server's KV version 2 engine.
+    Openbao(Box<Openbao>),
 }
 
-/// Where an `age` store's identity is kept on the host.
+/// An `openbao` store's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum AgeIdentity {
-    /// A plain identity file, readable by ramlet's user alone.
+pub struct Openbao {
+    /// `scheme://host[:port]` of the server (`http://` only on loopback).
+    pub address: String,
+    /// The KV v2 engine's mount path, such as `secret` or `team/kv`.
+    pub mount: String,
+    /// The namespace requests go to (`X-Vault-Namespace`), if any.
+    pub namespace: Option<String>,
+    /// A PEM bundle of the CAs the server's certificate must chain to, instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// How ramlet logs in.
+    pub auth: OpenbaoAuth,
+}
+
+/// How an `openbao` store logs in. Every secret it needs is a [`HostKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OpenbaoAuth {
+    /// A token, read from the host (renewed while it is renewable, read again when it is not).
+    Token(HostKey),
+    /// `AppRole`: a role ID and a secret ID.
+    AppRole {
+        /// The auth method's mount (`approle`).
+        mount: String,
+        /// The role ID (not a secret on its own).
+        role_id: String,
+        /// The secret ID.
+        secret_id: HostKey,
+    },
+    /// TLS certificate auth: the client certificate and its key.
+    Cert {
+        /// The auth method's mount (`cert`).
+        mount: String,
+        /// The certificate role to log in as, if not the one the certificate matches.
+        role: Option<String>,
+        /// The client certificate chain (PEM), not a secret.
+        certificate: PathBuf,
+        /// Its private key (PEM).
+        key: HostKey,
+    },
+}
+
+impl OpenbaoAuth {
+    /// The method's name in errors and status: `token`, `appRole` or `cert`.
+    #[must_use]
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Token(_) => "token",
+            Self::AppRole { .. } => "appRole",
+            Self::Cert { .. } => "cert",
+        }
+    }
+
+    /// The host keys it reads, with the field each is named by under `auth`.
+    #[must_use]
+    pub fn keys(&self) -> Vec<(&'static [&'static str], &HostKey)> {
+        match self {
+            Self::Token(key) => vec![(&["token"], key)],
+            Self::AppRole { secret_id, .. } => vec![(&["appRole", "secretId"], secret_id)],
+            Self::Cert { key, .. } => vec![(&["cert", "key"], key)],
+        }
+    }
+}
+
+/// A secret of the host's own (an `age` store's identity, an `openbao` store's credentials):
+/// a plain file readable by ramlet's user alone, or a file sealed with `systemd-creds encrypt`
+/// whose embedded name is the file's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HostKey {
+    /// A plain file, readable by ramlet's user alone.
     File(PathBuf),
-    /// An identity sealed with `systemd-creds encrypt`.
+    /// A file sealed with `systemd-creds encrypt`.
     Credential(PathBuf),
 }
 
-impl AgeIdentity {
+impl HostKey {
     /// The file on the host.
     #[must_use]
     pub fn path(&self) -> &std::path::Path {
@@ -146,15 +216,27 @@ impl AgeIdentity {
 }
 
 impl Provider {
-    /// The provider's short name: `aws`, `gcp`, `creds`, `age` or `file`.
+    /// The provider's short name: `aws`, `gcp`, `creds`, `age`, `file` or `openbao`.
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
+            Self::Openbao(_) => "openbao",
             Self::Aws { .. } => "aws",
             Self::Gcp { .. } => "gcp",
             Self::Creds { .. } => "creds",
             Self::Age { .. } => "age",
             Self::File { .. } => "file",
+        }
+    }
+
+    /// The host's own secrets this store reads: an `age` store's identity, an `openbao`
+    /// store's credential. No `file` or `creds` store may deliver them.
+    #[must_use]
+    pub fn host_keys(&self) -> Vec<&HostKey> {
+        match self {
+            Self::Age { identity, .. } => vec![identity],
+            Self::Openbao(openbao) => openbao.auth.keys().into_iter().map(|(_, k)| k).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -312,7 +394,7 @@ pub enum SecretVersion {
     /// The newest enabled version: GCP `latest`, the AWS stage `AWSCURRENT`, the file store's
     /// only version.
     Latest,
-    /// GCP: a version number (`3`).
+    /// GCP and OpenBao: a version number (`3`).
     Number(u64),
     /// GCP: a version alias (`prod`).
     Alias(String),

@@ -18,7 +18,10 @@
 //!   `Section.Key`.
 //! - `endpoints`: endpoints besides the providers' own public ones that may receive this host's
 //!   cloud credentials, as `scheme://host[:port]` ([`endpoints`] says which are the providers'
-//!   own; empty: those alone).
+//!   own; empty: those alone). An `openbao` store's `address` has no public name: it must be
+//!   listed here.
+//! - An `openbao` store's credentials (a token, an `AppRole` secret ID, a certificate's key)
+//!   must be files in `identityDirectories`; with none listed, no `openbao` store logs in.
 //!
 //! A document that breaks the policy is rejected like any invalid document, with an error of
 //! kind `policy` at the offending field; the rest of the directory loads.
@@ -32,7 +35,7 @@ pub mod baseline;
 pub mod endpoints;
 
 use crate::error::ErrorKind;
-use crate::model::{AgeIdentity, Container, EventSource, Provider, SecretStore};
+use crate::model::{Container, EventSource, HostKey, OpenbaoAuth, Provider, SecretStore};
 use crate::path::FieldPath;
 use crate::validate::Findings;
 
@@ -167,14 +170,14 @@ impl Policy {
             Provider::File { directory } => Some((&["spec", "file", "directory"], directory)),
             Provider::Creds { directory } => Some((&["spec", "creds", "directory"], directory)),
             Provider::Age {
-                identity: AgeIdentity::File(path),
+                identity: HostKey::File(path),
                 ..
             } => Some((&["spec", "age", "identity"], path)),
             Provider::Age {
-                identity: AgeIdentity::Credential(path),
+                identity: HostKey::Credential(path),
                 ..
             } => Some((&["spec", "age", "identityCredential"], path)),
-            Provider::Aws { .. } | Provider::Gcp { .. } => None,
+            Provider::Aws { .. } | Provider::Gcp { .. } | Provider::Openbao(_) => None,
         };
         let identity = matches!(store.provider, Provider::Age { .. });
         let (list, name) = if identity && !self.identity_directories.is_empty() {
@@ -216,6 +219,15 @@ impl Policy {
                 ),
             );
         }
+        self.check_endpoints(store, &mut findings);
+        if let Provider::Openbao(openbao) = &store.provider {
+            self.check_openbao_keys(&openbao.auth, &mut findings);
+        }
+        findings
+    }
+
+    /// The endpoints `store` sends the host's credentials to.
+    fn check_endpoints(&self, store: &SecretStore, findings: &mut Findings) {
         let allowed = self.allowed_endpoints();
         let mut check = |path: &[&str], url: &str, service| {
             if let Some(why) = endpoints::refusal(url, service, &allowed) {
@@ -241,6 +253,13 @@ impl Policy {
             ),
             _ => {}
         }
+        if let Provider::Openbao(openbao) = &store.provider {
+            check(
+                &["spec", "openbao", "address"],
+                &openbao.address,
+                endpoints::Service::Openbao,
+            );
+        }
         match store.events.as_ref().map(|e| &e.source) {
             Some(EventSource::Sqs { queue, .. }) => check(
                 &["spec", "aws", "events", "queue"],
@@ -257,7 +276,48 @@ impl Policy {
             ),
             _ => {}
         }
-        findings
+    }
+
+    /// An `openbao` store's credentials must be in `identityDirectories`: a spec author may not
+    /// have the agent read any other file of the host's and send it to a server as a token.
+    fn check_openbao_keys(&self, auth: &OpenbaoAuth, findings: &mut Findings) {
+        for (field, key) in auth.keys() {
+            let kind = match key {
+                HostKey::File(_) => "file",
+                HostKey::Credential(_) => "credential",
+            };
+            let mut path = vec!["spec", "openbao", "auth"];
+            path.extend_from_slice(field);
+            path.push(kind);
+            let shown = key.path().display();
+            if self.identity_directories.is_empty() {
+                findings.push(
+                    &FieldPath::of(&path),
+                    ErrorKind::Policy,
+                    format!(
+                        "{shown} is not allowed on this host: an openbao store's credentials must be in a folder the host's policy.identityDirectories names, and it names none"
+                    ),
+                );
+            } else if !self
+                .identity_directories
+                .iter()
+                .any(|allowed| below(key.path(), allowed))
+            {
+                let allowed: Vec<String> = self
+                    .identity_directories
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
+                findings.push(
+                    &FieldPath::of(&path),
+                    ErrorKind::Policy,
+                    format!(
+                        "{shown} is not allowed on this host: its policy (identityDirectories) keeps the host's keys only in {}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
     }
 
     /// What `container` does that this policy forbids, or the [`baseline`] refuses and the

@@ -68,7 +68,8 @@ pub struct Metadata {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// Where secrets come from. Exactly one of `aws`, `gcp`, `creds`, `age` or `file` is set.
+/// Where secrets come from. Exactly one of `aws`, `gcp`, `openbao`, `creds`, `age` or `file`
+/// is set.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretStoreSpec {
@@ -79,6 +80,8 @@ pub struct SecretStoreSpec {
     pub aws: Option<AwsStore>,
     /// Google Cloud Secret Manager.
     pub gcp: Option<GcpStore>,
+    /// An OpenBao or HashiCorp Vault server's KV version 2 engine.
+    pub openbao: Option<OpenbaoStore>,
     /// A local directory of credentials sealed with `systemd-creds encrypt` (to the host's key
     /// or its TPM2): nothing in plain text at rest.
     pub creds: Option<CredsStore>,
@@ -152,6 +155,76 @@ pub struct GcpEvents {
     /// How often the store is refreshed while its events cannot be received: `1m`, `5m`.
     /// Between 10s and 24h; default `5m`.
     pub fallback_interval: Option<String>,
+}
+
+/// An OpenBao (or HashiCorp Vault) server's KV version 2 engine: the secret `app/db` is the
+/// path `app/db` under `mount`; its JSON keys are selected with `property`. A version is
+/// checked with one metadata read and fetched only when it moved.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OpenbaoStore {
+    /// The server, `https://host[:port]` (`http://` only on loopback). The host's
+    /// `policy.endpoints` must name it: the host's credentials go there.
+    pub address: String,
+    /// The KV version 2 engine's mount path, such as `secret`.
+    pub mount: String,
+    /// The namespace (`X-Vault-Namespace`), such as `team-a`; none by default.
+    pub namespace: Option<String>,
+    /// A PEM file of the CAs the server's certificate must chain to, absolute; default: the
+    /// system's roots.
+    pub ca_file: Option<String>,
+    /// How ramlet logs in: exactly one of `token`, `appRole` or `cert`.
+    pub auth: OpenbaoAuth,
+}
+
+/// How an `openbao` store logs in. Every credential is a file in the host's
+/// `policy.identityDirectories`: plain (readable by ramlet's user alone) or sealed with
+/// `systemd-creds encrypt`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OpenbaoAuth {
+    /// A token; renewed at two thirds of its TTL while renewable, read again when not.
+    pub token: Option<HostKeyFile>,
+    /// `AppRole`: a role ID and a secret ID.
+    pub app_role: Option<AppRoleAuth>,
+    /// TLS certificate auth: a client certificate and its key.
+    pub cert: Option<CertAuth>,
+}
+
+/// A file of the host's that holds a credential: set `file` or `credential`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostKeyFile {
+    /// A plain file, absolute, readable by ramlet's user alone.
+    pub file: Option<String>,
+    /// A file sealed with `systemd-creds encrypt --name=<its file name>`, absolute.
+    pub credential: Option<String>,
+}
+
+/// `AppRole` login.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AppRoleAuth {
+    /// The auth method's mount path; default `approle`.
+    pub mount: Option<String>,
+    /// The role ID (`bao read auth/approle/role/<role>/role-id`).
+    pub role_id: String,
+    /// The secret ID.
+    pub secret_id: HostKeyFile,
+}
+
+/// TLS certificate login.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CertAuth {
+    /// The auth method's mount path; default `cert`.
+    pub mount: Option<String>,
+    /// The certificate role to log in as; default: the one the certificate matches.
+    pub role: Option<String>,
+    /// The client certificate (PEM), absolute.
+    pub certificate: String,
+    /// Its private key (PEM).
+    pub key: HostKeyFile,
 }
 
 /// Secrets read from files in a local directory: the secret `prod/db` is the file

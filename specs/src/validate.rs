@@ -10,6 +10,7 @@
 //! file, line and column.
 
 pub(crate) mod container;
+mod openbao;
 pub(crate) mod store;
 
 use std::collections::BTreeMap;

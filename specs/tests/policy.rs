@@ -510,7 +510,7 @@ fn regression_33_no_store_delivers_another_stores_key() {
         errors.len() == 1
             && errors[0].starts_with("stores.yaml:5:")
             && errors[0].contains("spec.creds.directory")
-            && errors[0].contains("the identity of age store repo"),
+            && errors[0].contains("a key of store repo"),
         "{errors:#?}"
     );
 

@@ -14,11 +14,10 @@
 
 use std::fmt::Write as _;
 use std::io::Read as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac as _};
-use ramlet_specs::model::AgeIdentity;
+use ramlet_specs::model::HostKey;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
@@ -38,15 +37,12 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// 50,000 of them made one file time out its whole store (issue 33, finding 9).
 pub const MAX_STANZAS: usize = 256;
 
-/// The largest identity file read (age's own limit is 16 MiB; a host needs a few lines).
-const MAX_IDENTITY_BYTES: u64 = 64 * 1024;
-
 /// Reads age files beside the specs with the host's identity.
 #[derive(Debug, Clone)]
 pub struct AgeProvider {
     spec_dir: PathBuf,
     directory: PathBuf,
-    identity: AgeIdentity,
+    identity: HostKey,
 }
 
 /// The host's identities, and the key of the versions they give.
@@ -58,7 +54,7 @@ pub struct Identities {
 impl AgeProvider {
     /// A provider for `directory` (relative to `spec_dir`) opened with `identity`.
     #[must_use]
-    pub fn new(spec_dir: PathBuf, directory: PathBuf, identity: AgeIdentity) -> Self {
+    pub fn new(spec_dir: PathBuf, directory: PathBuf, identity: HostKey) -> Self {
         Self {
             spec_dir,
             directory,
@@ -113,42 +109,9 @@ impl AgeProvider {
 /// # Errors
 /// `undecryptable` when it holds no identity or cannot be unsealed; `permission-denied` when
 /// others may read the plain file.
-pub fn load_identities(identity: &AgeIdentity) -> Result<Identities, ProviderError> {
-    let path = identity.path();
-    let shown = path.display();
-    let (file, meta) = open_regular(path, &shown.to_string(), "age")?;
-    if meta.len() > MAX_IDENTITY_BYTES {
-        return Err(ProviderError::new(
-            ErrorKind::TooLarge,
-            format!("the age identity {shown} is over {MAX_IDENTITY_BYTES} bytes"),
-        ));
-    }
-    let text = match identity {
-        AgeIdentity::File(_) => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(ProviderError::new(
-                    ErrorKind::PermissionDenied,
-                    format!(
-                        "the age identity {shown} may be read by others (mode {:04o}); make it 0400 or 0600 (`chmod 0400`), or seal it with systemd-creds and name it in identityCredential",
-                        meta.permissions().mode() & 0o7777
-                    ),
-                ));
-            }
-            let mut text = Zeroizing::new(Vec::new());
-            file.take(MAX_IDENTITY_BYTES)
-                .read_to_end(&mut text)
-                .map_err(|e| ProviderError::unavailable(format!("cannot read {shown}: {e}")))?;
-            text
-        }
-        AgeIdentity::Credential(_) => {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            super::creds::decrypt(file, path, &name)?
-        }
-    };
-    parse_identities(&text, path)
+pub fn load_identities(identity: &HostKey) -> Result<Identities, ProviderError> {
+    let text = super::host_key::read(identity, "the age identity", "age")?;
+    parse_identities(&text, identity.path())
 }
 
 /// Parses identity lines (`AGE-SECRET-KEY-1...`, `#` comments).

@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn each_local_client_says_what_the_reconciler_needs_of_it_and_what_its_settings_say() {
         let dir = PathBuf::from("/srv/secrets");
-        let age_identity = ramlet_specs::model::AgeIdentity::File("/etc/ramlet/age".into());
+        let age_identity = ramlet_specs::model::HostKey::File("/etc/ramlet/age".into());
         let clients: [(Provider, Box<dyn crate::providers::SecretProvider>); 3] = [
             (
                 Provider::File {

@@ -28,6 +28,9 @@ pub enum Service {
     GcpSecretManager,
     /// Google Cloud Pub/Sub (`gcp.events.endpoint`).
     GcpPubSub,
+    /// An OpenBao or Vault server (`openbao.address`): it has no public name, so the host's
+    /// policy names every one.
+    Openbao,
 }
 
 /// The parts of an endpoint URL that decide where a request goes.
@@ -175,9 +178,12 @@ pub fn refusal(url: &str, service: Service, allowed: &[Origin]) -> Option<String
     if public || allowed.iter().any(|entry| entry.allows(&origin)) {
         return None;
     }
+    let whose = match service {
+        Service::Openbao => "an OpenBao server has no public name".to_owned(),
+        _ => format!("it is not {}'s own", service.provider()),
+    };
     Some(format!(
-        "{origin} is not an endpoint this host sends its credentials to: it is not {}'s own, and the host's policy.endpoints does not name it (the host's admin can add {origin} there)",
-        service.provider()
+        "{origin} is not an endpoint this host sends its credentials to: {whose}, and the host's policy.endpoints does not name it (the host's admin can add {origin} there)"
     ))
 }
 
@@ -186,6 +192,7 @@ impl Service {
         match self {
             Self::AwsSecretsManager | Self::AwsSqs => "AWS",
             Self::GcpSecretManager | Self::GcpPubSub => "Google Cloud",
+            Self::Openbao => "OpenBao",
         }
     }
 }
@@ -201,6 +208,7 @@ fn is_public(host: &str, service: Service) -> bool {
                 || matches!(labels.as_slice(), [region, "queue", "amazonaws", "com"] if aws_region(region))
         }
         Service::GcpSecretManager => google(&labels, "secretmanager"),
+        Service::Openbao => false,
         Service::GcpPubSub => {
             google(&labels, "pubsub")
                 || matches!(labels.as_slice(), [name, "googleapis", "com"]

@@ -484,6 +484,7 @@ fn secret_name(provider: Option<&Provider>, name: &str) -> Check<String> {
             fspath::not_hidden(&name)?;
             return Ok(name);
         }
+        Some(Provider::Openbao(_)) => return super::openbao::secret_path(name),
     };
     if ok {
         Ok(name.to_owned())
@@ -511,11 +512,7 @@ fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
         // The store is unknown (already reported); nothing more to say.
         None => Ok(SecretVersion::Latest),
         Some(Provider::Gcp { .. }) => {
-            if let Some(number) = version
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0 && !version.starts_with('0') && !version.starts_with('+'))
-            {
+            if let Some(number) = version_number(version) {
                 Ok(SecretVersion::Number(number))
             } else if gcp_alias(version) {
                 Ok(SecretVersion::Alias(version.to_owned()))
@@ -525,6 +522,10 @@ fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
                 )
             }
         }
+        Some(Provider::Openbao(_)) => version_number(version).map_or_else(
+            || refuse("`latest` or a KV version number such as `3`"),
+            |n| Ok(SecretVersion::Number(n)),
+        ),
         Some(Provider::Aws { .. }) => {
             if aws_version_id(version) {
                 Ok(SecretVersion::VersionId(version.to_owned()))
@@ -546,6 +547,14 @@ fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
             provider.kind()
         )),
     }
+}
+
+/// A version number: 1 or more, written without a sign or leading zeros.
+fn version_number(version: &str) -> Option<u64> {
+    version
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0 && !version.starts_with('0') && !version.starts_with('+'))
 }
 
 /// `versionStage`: AWS only, and never together with `version`.

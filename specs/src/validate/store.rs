@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::{Check, ErrorKind};
 use crate::fspath;
-use crate::model::{AgeIdentity, EventSource, Events, Origin, Provider, SecretStore};
+use crate::model::{EventSource, Events, Origin, Provider, SecretStore};
 use crate::path::FieldPath;
 use crate::quantity::{self, DEFAULT_REFRESH, MAX_REFRESH, MIN_REFRESH};
 use crate::raw;
@@ -36,6 +36,7 @@ pub(crate) fn validate(
     let set: Vec<&str> = [
         ("aws", spec.aws.is_some()),
         ("gcp", spec.gcp.is_some()),
+        ("openbao", spec.openbao.is_some()),
         ("creds", spec.creds.is_some()),
         ("age", spec.age.is_some()),
         ("file", spec.file.is_some()),
@@ -48,7 +49,7 @@ pub(crate) fn validate(
             findings.push(
                 &path,
                 ErrorKind::MissingField,
-                "set one provider: aws, gcp, creds, age or file",
+                "set one provider: aws, gcp, openbao, creds, age or file",
             );
             None
         }
@@ -135,6 +136,9 @@ fn provider(
             endpoint: endpoint.ok()?,
         });
     }
+    if let Some(openbao) = &spec.openbao {
+        return super::openbao::store(findings, &path.key("openbao"), openbao);
+    }
     if let Some(creds) = &spec.creds {
         let directory = findings.check(
             &path.key("creds").key("directory"),
@@ -164,36 +168,13 @@ fn age_store(findings: &mut Findings, path: &FieldPath, age: &raw::AgeStore) -> 
         &path.key("directory"),
         text::single_line(&age.directory).and_then(fspath::relative),
     );
-    let identity = match (&age.identity, &age.identity_credential) {
-        (Some(file), None) => findings
-            .check(
-                &path.key("identity"),
-                text::single_line(file).and_then(fspath::host_directory),
-            )
-            .map(|p| AgeIdentity::File(PathBuf::from(p))),
-        (None, Some(sealed)) => findings
-            .check(
-                &path.key("identityCredential"),
-                text::single_line(sealed).and_then(fspath::host_directory),
-            )
-            .map(|p| AgeIdentity::Credential(PathBuf::from(p))),
-        (None, None) => {
-            findings.push(
-                path,
-                ErrorKind::MissingField,
-                "set `identity` (an age identity file) or `identityCredential` (one sealed with systemd-creds)",
-            );
-            None
-        }
-        (Some(_), Some(_)) => {
-            findings.push(
-                &path.key("identityCredential"),
-                ErrorKind::InvalidValue,
-                "set `identity` or `identityCredential`, not both",
-            );
-            None
-        }
-    };
+    let identity = super::openbao::host_key(
+        findings,
+        path,
+        ("identity", age.identity.as_deref()),
+        ("identityCredential", age.identity_credential.as_deref()),
+        "set `identity` (an age identity file) or `identityCredential` (one sealed with systemd-creds)",
+    );
     let mut recipients = Vec::new();
     for (i, recipient) in age.recipients.iter().enumerate() {
         if let Some(r) = findings.check(&path.key("recipients").index(i), age_recipient(recipient))

@@ -81,7 +81,7 @@ impl Repo {
         AgeProvider::new(
             self.spec_link.clone(),
             PathBuf::from("secrets"),
-            AgeIdentity::File(self.identity.clone()),
+            HostKey::File(self.identity.clone()),
         )
     }
 
@@ -286,7 +286,7 @@ async fn an_identity_sealed_with_systemd_creds_opens_the_store() {
     let store = AgeProvider::new(
         repo.spec_link.clone(),
         PathBuf::from("secrets"),
-        AgeIdentity::Credential(sealed),
+        HostKey::Credential(sealed),
     );
     let got = store
         .fetch(&[ask("prod/db", None)], Limits::default())

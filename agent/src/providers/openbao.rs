@@ -1,0 +1,312 @@
+//! The `openbao` store: an OpenBao (or HashiCorp Vault) server's KV version 2 engine.
+//!
+//! Change check: `GET <mount>/metadata/<path>` gives the secret's `current_version`; the data
+//! (`GET <mount>/data/<path>?version=N`, the version just seen, so a write in between is not
+//! mistaken for it) is read only when that moved. A pinned version (`version: "3"`) is read
+//! once: a KV version never changes. So an idle secret costs one small metadata read per
+//! refresh, and health-gated rollbacks fetch the previous version by number
+//! ([`super::Versions::ByNumber`]).
+//!
+//! A secret's value is its data as the JSON object KV keeps; `property` picks one key.
+//! `session` logs in and keeps the token fresh; `http` is the wire. The server has no change
+//! events (OpenBao has no `sys/events` endpoint; Vault's are Enterprise-only): the metadata poll
+//! is the check.
+
+mod http;
+mod session;
+
+use std::sync::Arc;
+
+use ramlet_specs::model::{Openbao, OpenbaoAuth, SecretVersion};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{BoxFuture, ErrorKind, Fetched, Limits, ProviderError, Request, SecretProvider};
+use crate::secrets::{Secret, SecretBytes};
+use http::Http;
+use session::Session;
+
+/// The largest CA bundle or client certificate read.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// A client for one KV v2 mount of one server.
+#[derive(Debug)]
+pub struct OpenbaoProvider {
+    http: Http,
+    mount: String,
+    session: Arc<Session>,
+    /// The task that renews the token; stopped with the client.
+    renewal: tokio::task::AbortHandle,
+}
+
+impl Drop for OpenbaoProvider {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
+}
+
+/// What a `openbao` store can do: versions by number, no events.
+pub const CAPABILITIES: super::Capabilities = super::Capabilities {
+    versions: super::Versions::ByNumber,
+    folder: None,
+    local: false,
+    plain_at_rest: false,
+    events: false,
+};
+
+/// `<mount>/metadata/<path>`'s answer, the part ramlet reads.
+#[derive(Deserialize)]
+struct Metadata {
+    data: MetadataData,
+}
+
+#[derive(Deserialize)]
+struct MetadataData {
+    current_version: u64,
+    #[serde(default)]
+    versions: std::collections::BTreeMap<String, VersionState>,
+}
+
+#[derive(Deserialize)]
+struct VersionState {
+    #[serde(default)]
+    deletion_time: String,
+    #[serde(default)]
+    destroyed: bool,
+}
+
+/// `<mount>/data/<path>`'s answer: the data is kept as the raw JSON text it came as.
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(borrow)]
+    data: DataData<'a>,
+}
+
+#[derive(Deserialize)]
+struct DataData<'a> {
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    metadata: DataMetadata,
+}
+
+#[derive(Deserialize)]
+struct DataMetadata {
+    version: u64,
+}
+
+impl OpenbaoProvider {
+    /// A client for `settings`: reads the CA bundle and, for certificate auth, the client's
+    /// certificate and key now; logs in at the first fetch.
+    pub fn connect(settings: &Openbao) -> Result<Self, ProviderError> {
+        let ca = settings
+            .ca_file
+            .as_deref()
+            .map(|path| read_pem(path, "caFile"))
+            .transpose()?;
+        let identity = match &settings.auth {
+            OpenbaoAuth::Cert {
+                certificate, key, ..
+            } => {
+                let mut pem = zeroize::Zeroizing::new(read_pem(certificate, "cert.certificate")?);
+                pem.push(b'\n');
+                pem.extend_from_slice(&super::host_key::read(
+                    key,
+                    "the client certificate's key",
+                    "openbao",
+                )?);
+                Some(pem)
+            }
+            _ => None,
+        };
+        let http = Http::new(
+            &settings.address,
+            settings.namespace.as_deref(),
+            ca.as_deref(),
+            identity.as_deref().map(Vec::as_slice),
+        )?;
+        let session = Session::new(http.clone(), settings.auth.clone());
+        let renewal = Session::keep_fresh(&session);
+        Ok(Self {
+            http,
+            mount: settings.mount.clone(),
+            session,
+            renewal,
+        })
+    }
+
+    async fn fetch_one(&self, request: &Request) -> Result<Fetched, ProviderError> {
+        let name = &request.name;
+        let version = match &request.version {
+            SecretVersion::Number(n) => *n,
+            SecretVersion::Latest => {
+                let path = format!("{}/metadata/{name}", self.mount);
+                let answer = self.read(&path, name).await?;
+                let metadata = parse::<Metadata>(&answer, &path)?.data;
+                let current = metadata.current_version;
+                let state = metadata.versions.get(&current.to_string());
+                gone(&self.mount, name, current, state)?;
+                current
+            }
+            other => {
+                return Err(ProviderError::new(
+                    ErrorKind::Misconfigured,
+                    format!(
+                        "{name}: an openbao store reads `latest` or a version number, not {other}"
+                    ),
+                ));
+            }
+        };
+        if request.known.as_deref() == Some(version.to_string().as_str()) {
+            return Ok(Fetched::Unchanged);
+        }
+        let path = format!("{}/data/{name}?version={version}", self.mount);
+        let answer = self.read(&path, name).await.map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                ProviderError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "version {version} of {name} in {} does not exist, or was deleted or destroyed (`bao kv metadata get -mount={} {name}` lists its versions)",
+                        self.mount, self.mount
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        let data = parse::<Data>(&answer, &path)?.data;
+        let Some(value) = data.data else {
+            return Err(ProviderError::new(
+                ErrorKind::VersionDisabled,
+                format!(
+                    "version {version} of {name} was deleted; `bao kv undelete` brings it back"
+                ),
+            ));
+        };
+        Ok(Fetched::New(Secret {
+            bytes: SecretBytes::new(value.get().as_bytes().to_vec()),
+            version: data.metadata.version.to_string(),
+        }))
+    }
+
+    /// `GET <path>` with the session's token; when the server refuses a token it no longer
+    /// knows, once more with a new one.
+    async fn read(
+        &self,
+        path: &str,
+        name: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+        let token = self.session.token().await?;
+        let failure = match self.http.get(path, Some(&token)).await {
+            Ok(answer) => return Ok(answer),
+            Err(failure) => failure,
+        };
+        let failure = if failure.status == Some(403) && self.session.refused(&token).await? {
+            let token = self.session.token().await?;
+            match self.http.get(path, Some(&token)).await {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => failure,
+            }
+        } else {
+            failure
+        };
+        Err(match failure.error.kind() {
+            ErrorKind::PermissionDenied => ProviderError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{path}: permission denied; the token's policy must grant `read` on `{mount}/data/{name}` and `{mount}/metadata/{name}`",
+                    mount = self.mount
+                ),
+            ),
+            ErrorKind::NotFound => ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{name}: no such secret in the KV engine at {} on {} (or no KV v2 engine there)",
+                    self.mount, self.http.address
+                ),
+            ),
+            _ => failure.error,
+        })
+    }
+}
+
+/// Refuses a current version that was deleted or destroyed.
+fn gone(
+    mount: &str,
+    name: &str,
+    version: u64,
+    state: Option<&VersionState>,
+) -> Result<(), ProviderError> {
+    let Some(state) = state.filter(|_| version > 0) else {
+        return Err(ProviderError::not_found(name));
+    };
+    if state.destroyed {
+        return Err(ProviderError::new(
+            ErrorKind::VersionDestroyed,
+            format!(
+                "the current version {version} of {name} in {mount} was destroyed; write a new one (`bao kv put`) or pin an older one"
+            ),
+        ));
+    }
+    if !state.deletion_time.is_empty() {
+        return Err(ProviderError::new(
+            ErrorKind::VersionDisabled,
+            format!(
+                "the current version {version} of {name} in {mount} was deleted; `bao kv undelete -mount={mount} -versions={version} {name}` brings it back"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a PEM file that is no secret (a CA bundle, a client certificate).
+fn read_pem(path: &std::path::Path, field: &str) -> Result<Vec<u8>, ProviderError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Misconfigured,
+            format!("{field}: cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let mut pem = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Misconfigured,
+                format!("{field}: cannot read {}: {e}", path.display()),
+            )
+        })?;
+    if pem.len() as u64 > MAX_PEM_BYTES {
+        return Err(ProviderError::new(
+            ErrorKind::Misconfigured,
+            format!("{field}: {} is over {MAX_PEM_BYTES} bytes", path.display()),
+        ));
+    }
+    Ok(pem)
+}
+
+/// Parses an answer, saying where it broke and never what it held.
+fn parse<'a, T: Deserialize<'a>>(answer: &'a [u8], path: &str) -> Result<T, ProviderError> {
+    serde_json::from_slice(answer).map_err(|e| {
+        ProviderError::unavailable(format!(
+            "{path}: the answer is not what OpenBao sends (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+impl SecretProvider for OpenbaoProvider {
+    fn capabilities(&self) -> super::Capabilities {
+        CAPABILITIES
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        requests: &'a [Request],
+        limits: Limits,
+    ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>> {
+        let calls = requests.iter().map(|r| self.fetch_one(r)).collect();
+        Box::pin(super::each_bounded(limits, calls))
+    }
+}

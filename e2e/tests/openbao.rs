@@ -1,0 +1,329 @@
+//! The `openbao` store against a real OpenBao server (`bao server -dev` from the virtualenv
+//! `scripts/install-peers` makes), set up with its own CLI as an admin would: KV v2 reads with
+//! one metadata call when nothing moved, pinned versions, token, AppRole and certificate logins
+//! with sealed credentials, renewal, a token revoked behind ramlet's back, a sealed server, a
+//! policy that does not grant the path. Requests are counted by the server's audit log. Tests
+//! that seal credentials with the host key need root (`scripts/test` runs them as root).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ramlet::providers::ErrorKind;
+use ramlet::providers::stores::{Due, Stores};
+use ramlet::providers::{Limits, connector};
+use ramlet_e2e::openbao::{Bao, seal_with_host_key, write_private};
+use ramlet_specs::Catalog;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ramlet-openbao-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("specs")).unwrap();
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    dir
+}
+
+fn root() -> bool {
+    let root = nix_is_root();
+    if !root {
+        eprintln!(
+            "skipped: sealing with the host key of systemd-creds needs root (scripts/test runs this as root)"
+        );
+    }
+    root
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// The host's policy: the server's address named, the credentials' folder listed.
+fn policy(bao: &Bao, dir: &Path) -> ramlet_specs::Policy {
+    ramlet_specs::Policy {
+        endpoints: vec![bao.address()],
+        identity_directories: vec![dir.join("keys")],
+        ..ramlet_specs::Policy::default()
+    }
+}
+
+/// A catalog with one `openbao` store (`store` is its body under `openbao:`) and one container
+/// per reference (`path[@version]`, property `password`).
+fn catalog(bao: &Bao, dir: &Path, store: &str, references: &[&str]) -> Catalog {
+    let mut text = format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: bao}}\nspec:\n  openbao:\n    address: \"{}\"\n    mount: secret\n{store}",
+        bao.address()
+    );
+    for (i, reference) in references.iter().enumerate() {
+        let (name, version) = reference.split_once('@').unwrap_or((reference, "latest"));
+        let _ = write!(
+            text,
+            "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: c{i}}}\nspec:\n  image: localhost/busybox\n  volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {{store: bao, name: {name}, version: \"{version}\", property: password}}\n"
+        );
+    }
+    std::fs::write(dir.join("specs/all.yaml"), text).unwrap();
+    let catalog = ramlet_specs::load_dir_with(&dir.join("specs"), &policy(bao, dir)).unwrap();
+    assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
+    catalog
+}
+
+fn new_stores() -> Stores {
+    Stores::new(
+        connector(PathBuf::from("/nonexistent")),
+        Limits {
+            concurrency: 8,
+            timeout: Duration::from_secs(5),
+        },
+    )
+}
+
+async fn refresh(stores: &mut Stores, catalog: &Catalog) {
+    let references = catalog
+        .containers
+        .values()
+        .flat_map(|c| &c.volumes)
+        .flat_map(|v| &v.files)
+        .map(|f| &f.secret);
+    stores.refresh(&catalog.stores, references, Due::All).await;
+}
+
+/// Container `c<i>`'s secret as the stores hold it: (value, version), or the error.
+fn value(
+    stores: &Stores,
+    catalog: &Catalog,
+    i: usize,
+) -> Result<(String, String), (ErrorKind, String)> {
+    let container = catalog
+        .containers
+        .values()
+        .find(|c| c.name.as_str() == format!("c{i}"))
+        .unwrap();
+    let reference = &container.volumes[0].files[0].secret;
+    stores
+        .get(
+            &ramlet::secrets::SecretId::of(reference),
+            &reference.version,
+        )
+        .map(|s| {
+            (
+                String::from_utf8_lossy(s.bytes.expose()).into_owned(),
+                s.version.clone(),
+            )
+        })
+        .map_err(|e| (e.kind(), e.to_string()))
+}
+
+/// A token store: the admin's token for ramlet in a 0600 file.
+fn token_store(bao: &Bao, dir: &Path, policy: &str, ttl: &str) -> (String, String) {
+    let token = bao.token(policy, ttl);
+    let file = dir.join("keys/token");
+    write_private(&file, &token);
+    let store = format!("    auth:\n      token: {{file: {}}}\n", file.display());
+    (store, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_is_checked_with_one_metadata_read_and_fetched_only_when_it_moved() {
+    let dir = scratch("kv");
+    let bao = Bao::start(&dir.join("server"));
+    bao.reader_policy("app", &["app/db", "app/other"]);
+    let (store, token) = token_store(&bao, &dir, "app", "1h");
+    let v1 = bao.put("app/db", &[("password", "one"), ("user", "app")]);
+    // 20 consumers of one secret, and one that pins version 1.
+    let mut refs = vec!["app/db"; 20];
+    refs.push("app/db@1");
+    let catalog = catalog(&bao, &dir, &store, &refs);
+    let mut stores = new_stores();
+
+    refresh(&mut stores, &catalog).await;
+    let (first, version) = value(&stores, &catalog, 0).unwrap();
+    assert_eq!(first, r#"{"password":"one","user":"app"}"#);
+    assert_eq!(version, v1.to_string());
+    // One metadata read for the 20, one data read at that version, one for the pin.
+    assert_eq!(bao.requests("secret/metadata/app/db"), 1);
+    assert_eq!(bao.requests("secret/data/app/db"), 2);
+
+    // Nothing moved: one metadata read, no data read.
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(bao.requests("secret/metadata/app/db"), 2);
+    assert_eq!(bao.requests("secret/data/app/db"), 2);
+
+    // `bao kv put`: the next refresh reads the new version once; the pin stays on version 1.
+    let v2 = bao.put("app/db", &[("password", "two"), ("user", "app")]);
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(
+        value(&stores, &catalog, 3).unwrap(),
+        (
+            r#"{"password":"two","user":"app"}"#.to_owned(),
+            v2.to_string()
+        )
+    );
+    assert_eq!(value(&stores, &catalog, 20).unwrap().1, v1.to_string());
+    assert_eq!(bao.requests("secret/data/app/db"), 3);
+
+    // No such path, and a path the policy does not grant: errors that say what to do, with
+    // neither the token nor a value in them.
+    let missing = catalog_one(&bao, &dir, &store, "app/other");
+    refresh(&mut stores, &missing).await;
+    let (kind, message) = value(&stores, &missing, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+    let denied = catalog_one(&bao, &dir, &store, "ops/root");
+    refresh(&mut stores, &denied).await;
+    let (kind, message) = value(&stores, &denied, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::PermissionDenied, "{message}");
+    assert!(
+        message.contains("secret/data/ops/root") && message.contains("secret/metadata/ops/root"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&token) && !message.contains("two"),
+        "{message}"
+    );
+}
+
+fn catalog_one(bao: &Bao, dir: &Path, store: &str, reference: &str) -> Catalog {
+    catalog(bao, dir, store, &[reference])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approle_with_a_sealed_secret_id_logs_in_renews_and_logs_in_again_after_a_revocation() {
+    if !root() {
+        return;
+    }
+    let dir = scratch("approle");
+    let bao = Bao::start(&dir.join("server"));
+    bao.reader_policy("app", &["app/db"]);
+    // Tokens that live 3 s: renewed at 2 s.
+    let (role_id, secret_id) = bao.approle("host", "app", "3s");
+    let sealed = dir.join("keys/bao-secret-id");
+    seal_with_host_key(&secret_id, &sealed);
+    let store = format!(
+        "    auth:\n      appRole: {{roleId: {role_id}, secretId: {{credential: {}}}}}\n",
+        sealed.display()
+    );
+    bao.put("app/db", &[("password", "one")]);
+    let catalog = catalog_one(&bao, &dir, &store, "app/db");
+    let mut stores = new_stores();
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(
+        value(&stores, &catalog, 0).unwrap().0,
+        r#"{"password":"one"}"#
+    );
+    assert_eq!(bao.requests("auth/approle/login"), 1);
+
+    // Past two TTLs: renewed by ramlet's own task, and still good.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(
+        bao.requests("auth/token/renew-self") >= 2,
+        "renewals: {}",
+        bao.requests("auth/token/renew-self")
+    );
+    bao.put("app/db", &[("password", "two")]);
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(
+        value(&stores, &catalog, 0).unwrap().0,
+        r#"{"password":"two"}"#
+    );
+    assert_eq!(bao.requests("auth/approle/login"), 1);
+
+    // Every token AppRole issued, revoked behind ramlet's back: the next read is refused, the
+    // token is found dead, and a new login reads the new version.
+    bao.run(&["token", "revoke", "-mode=path", "auth/approle/"]);
+    bao.put("app/db", &[("password", "three")]);
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(
+        value(&stores, &catalog, 0).unwrap().0,
+        r#"{"password":"three"}"#
+    );
+    assert_eq!(bao.requests("auth/approle/login"), 2);
+    // The secret ID is in no message the server wrote (its audit log hashes what it logs).
+    assert!(!bao.written().contains(&secret_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_auth_with_a_sealed_key_logs_in_over_tls() {
+    if !root() {
+        return;
+    }
+    let dir = scratch("cert");
+    let bao = Bao::start_tls(&dir.join("server"));
+    bao.reader_policy("app", &["app/db"]);
+    let (certificate, plain_key) = bao.client_certificate(&dir.join("keys"), "app", "1h");
+    let sealed = dir.join("keys/bao-client-key");
+    seal_with_host_key(&std::fs::read_to_string(&plain_key).unwrap(), &sealed);
+    std::fs::remove_file(&plain_key).unwrap();
+    let store = format!(
+        "    caFile: {}\n    auth:\n      cert: {{certificate: {}, key: {{credential: {}}}}}\n",
+        bao.ca_file().display(),
+        certificate.display(),
+        sealed.display()
+    );
+    bao.put("app/db", &[("password", "over-tls")]);
+    let catalog = catalog_one(&bao, &dir, &store, "app/db");
+    let mut stores = new_stores();
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(
+        value(&stores, &catalog, 0).unwrap().0,
+        r#"{"password":"over-tls"}"#
+    );
+    assert_eq!(bao.requests("auth/cert/login"), 1);
+
+    // Without the caFile the server's certificate is not trusted: a TLS error that says so.
+    let untrusted = store.replace(&format!("    caFile: {}\n", bao.ca_file().display()), "");
+    let catalog = catalog_one(&bao, &dir, &untrusted, "app/db");
+    let mut fresh = new_stores();
+    refresh(&mut fresh, &catalog).await;
+    let (kind, message) = value(&fresh, &catalog, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::Unavailable, "{message}");
+    assert!(message.contains("caFile"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_server_keeps_the_last_good_value_and_says_why() {
+    let dir = scratch("sealed");
+    let bao = Bao::start(&dir.join("server"));
+    bao.reader_policy("app", &["app/db"]);
+    let (store, token) = token_store(&bao, &dir, "app", "1h");
+    bao.put("app/db", &[("password", "one")]);
+    let catalog = catalog_one(&bao, &dir, &store, "app/db");
+    let mut stores = new_stores();
+    refresh(&mut stores, &catalog).await;
+    let good = value(&stores, &catalog, 0).unwrap();
+
+    bao.seal();
+    refresh(&mut stores, &catalog).await;
+    let (kind, message) = value(&stores, &catalog, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::Unavailable, "{message}");
+    assert!(message.contains("sealed"), "{message}");
+    assert!(!message.contains(&token));
+    let held = stores.status();
+    assert!(
+        serde_json::to_string(&held).unwrap().contains("sealed"),
+        "{held:?}"
+    );
+
+    bao.unseal();
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(value(&stores, &catalog, 0).unwrap(), good);
+}
+
+#[test]
+fn a_plain_credential_others_may_read_is_refused() {
+    let dir = scratch("mode");
+    let bao = Bao::start(&dir.join("server"));
+    bao.reader_policy("app", &["app/db"]);
+    let (store, _) = token_store(&bao, &dir, "app", "1h");
+    std::fs::set_permissions(
+        dir.join("keys/token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    bao.put("app/db", &[("password", "one")]);
+    let catalog = catalog_one(&bao, &dir, &store, "app/db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut stores = new_stores();
+    runtime.block_on(refresh(&mut stores, &catalog));
+    let (kind, message) = value(&stores, &catalog, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::PermissionDenied, "{message}");
+    assert!(message.contains("may be read by others"), "{message}");
+    assert_eq!(bao.requests("secret/metadata/app/db"), 0);
+}

@@ -1,0 +1,220 @@
+//! The `openbao` store in the spec language: what a store may say (one login method, credentials
+//! as plain or sealed files, safe paths), and what the host's policy decides for it: the server's
+//! address must be in `policy.endpoints` (an OpenBao server has no public name), plain `http://`
+//! only on loopback, and every credential file in `policy.identityDirectories`. Refusals are at
+//! their line and field, and touch only their store.
+
+use std::path::PathBuf;
+
+use ramlet_specs::model::{HostKey, OpenbaoAuth, Provider, SecretVersion};
+use ramlet_specs::{ErrorKind, Policy, load_texts_with};
+
+fn store(name: &str, body: &str) -> String {
+    format!(
+        "---\napiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: {name}}}\nspec:\n  openbao:\n{body}"
+    )
+}
+
+fn consumer(store: &str, secret: &str, version: &str) -> String {
+    format!(
+        "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: c-{store}}}\nspec:\n  image: localhost/busybox\n  volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {{store: {store}, name: \"{secret}\", version: \"{version}\", property: password}}\n"
+    )
+}
+
+fn host_policy() -> Policy {
+    Policy {
+        endpoints: vec![
+            "https://bao.internal:8200".to_owned(),
+            "http://127.0.0.1".to_owned(),
+        ],
+        identity_directories: vec![PathBuf::from("/etc/ramlet/keys")],
+        ..Policy::default()
+    }
+}
+
+fn load(text: &str, policy: &Policy) -> ramlet_specs::Catalog {
+    load_texts_with([(PathBuf::from("bao.yaml"), text.to_owned())], policy)
+}
+
+fn errors(catalog: &ramlet_specs::Catalog) -> Vec<String> {
+    catalog.errors.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn each_login_method_loads_with_its_credentials_plain_or_sealed() {
+    let text = [
+        store(
+            "token",
+            "    address: https://bao.internal:8200\n    mount: secret\n    namespace: team-a/apps\n    auth:\n      token: {file: /etc/ramlet/keys/bao-token}\n",
+        ),
+        store(
+            "approle",
+            "    address: https://bao.internal:8200/\n    mount: kv\n    caFile: /etc/ramlet/bao-ca.pem\n    auth:\n      appRole: {roleId: 3f1c-9a, secretId: {credential: /etc/ramlet/keys/bao-secret-id}}\n",
+        ),
+        store(
+            "cert",
+            "    address: http://127.0.0.1:8200\n    mount: secret\n    auth:\n      cert: {mount: tls, role: web, certificate: /etc/ramlet/bao-client.pem, key: {credential: /etc/ramlet/keys/bao-client-key}}\n",
+        ),
+        consumer("token", "app/db", "latest"),
+        consumer("approle", "app/db", "3"),
+    ]
+    .concat();
+    let catalog = load(&text, &host_policy());
+    assert!(catalog.errors.is_empty(), "{:#?}", errors(&catalog));
+    let provider = |name: &str| {
+        let store = catalog.stores.values().find(|s| s.name.as_str() == name);
+        match &store.unwrap().provider {
+            Provider::Openbao(openbao) => (**openbao).clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let token = provider("token");
+    assert_eq!(token.namespace.as_deref(), Some("team-a/apps"));
+    assert_eq!(
+        token.auth,
+        OpenbaoAuth::Token(HostKey::File("/etc/ramlet/keys/bao-token".into()))
+    );
+    let approle = provider("approle");
+    assert_eq!(approle.address, "https://bao.internal:8200");
+    assert!(matches!(
+        approle.auth,
+        OpenbaoAuth::AppRole { ref mount, secret_id: HostKey::Credential(_), .. } if mount == "approle"
+    ));
+    assert!(matches!(
+        provider("cert").auth,
+        OpenbaoAuth::Cert { ref mount, role: Some(_), .. } if mount == "tls"
+    ));
+    let pinned = catalog
+        .containers
+        .values()
+        .find(|c| c.name.as_str() == "c-approle")
+        .unwrap();
+    assert_eq!(
+        pinned.volumes[0].files[0].secret.version,
+        SecretVersion::Number(3)
+    );
+}
+
+#[test]
+fn a_store_that_says_too_little_or_too_much_is_refused_at_its_field() {
+    let text = [
+        store(
+            "two-methods",
+            "    address: https://bao.internal:8200\n    mount: secret\n    auth:\n      token: {file: /etc/ramlet/keys/t}\n      cert: {certificate: /etc/ramlet/c.pem, key: {file: /etc/ramlet/keys/k}}\n",
+        ),
+        store(
+            "no-method",
+            "    address: https://bao.internal:8200\n    mount: secret\n    auth: {}\n",
+        ),
+        store(
+            "climbing-mount",
+            "    address: https://bao.internal:8200\n    mount: ../sys\n    auth:\n      token: {file: /etc/ramlet/keys/t}\n",
+        ),
+        store(
+            "address-with-path",
+            "    address: https://bao.internal:8200/v1/secret\n    mount: secret\n    auth:\n      token: {file: /etc/ramlet/keys/t}\n",
+        ),
+        store(
+            "both-files",
+            "    address: https://bao.internal:8200\n    mount: secret\n    auth:\n      token: {file: /etc/ramlet/keys/t, credential: /etc/ramlet/keys/t.cred}\n",
+        ),
+        store(
+            "good",
+            "    address: https://bao.internal:8200\n    mount: secret\n    auth:\n      token: {file: /etc/ramlet/keys/t}\n",
+        ),
+        consumer("good", "app/../../sys/raw", "latest"),
+    ]
+    .concat();
+    let catalog = load(&text, &host_policy());
+    let said = errors(&catalog);
+    let names: Vec<&str> = catalog
+        .stores
+        .keys()
+        .map(ramlet_specs::model::Name::as_str)
+        .collect();
+    assert_eq!(names, ["good"], "{said:#?}");
+    for (field, why) in [
+        ("spec.openbao.auth.cert", "one login method"),
+        ("spec.openbao.auth", "token, appRole or cert"),
+        ("spec.openbao.mount", "mount path"),
+        ("spec.openbao.address", "name the server alone"),
+        ("spec.openbao.auth.token.credential", "not both"),
+        (
+            "spec.volumes[0].files[0].secret.name",
+            "OpenBao secret path",
+        ),
+    ] {
+        assert!(
+            said.iter().any(|e| e.contains(field) && e.contains(why)),
+            "no error at {field} saying {why:?}: {said:#?}"
+        );
+    }
+}
+
+/// The trust boundary: a spec author cannot send the host's token to a server of their
+/// choosing, over plain HTTP to another machine, or read a file of the host's as a credential.
+#[test]
+fn the_address_and_the_credentials_are_the_host_policys_to_allow() {
+    let text = [
+        store(
+            "attacker",
+            "    address: https://attacker.example\n    mount: secret\n    auth:\n      token: {file: /etc/ramlet/keys/bao-token}\n",
+        ),
+        store(
+            "cleartext",
+            "    address: http://bao.internal:8200\n    mount: secret\n    auth:\n      token: {file: /etc/ramlet/keys/bao-token}\n",
+        ),
+        store(
+            "host-file",
+            "    address: https://bao.internal:8200\n    mount: secret\n    auth:\n      appRole: {roleId: r, secretId: {file: /etc/ramlet/config.yaml}}\n",
+        ),
+        store(
+            "allowed",
+            "    address: https://bao.internal:8200\n    mount: secret\n    auth:\n      token: {credential: /etc/ramlet/keys/bao-token}\n",
+        ),
+    ]
+    .concat();
+    let catalog = load(&text, &host_policy());
+    let said = errors(&catalog);
+    let names: Vec<&str> = catalog
+        .stores
+        .keys()
+        .map(ramlet_specs::model::Name::as_str)
+        .collect();
+    assert_eq!(names, ["allowed"], "{said:#?}");
+    assert_eq!(said.len(), 3, "{said:#?}");
+    assert!(catalog.errors.iter().all(|e| e.kind == ErrorKind::Policy));
+    assert!(said[0].starts_with("bao.yaml:7:") && said[0].contains("spec.openbao.address"));
+    assert!(said[0].contains("no public name") && said[0].contains("policy.endpoints"));
+    assert!(said[1].contains("spec.openbao.address") && said[1].contains("plain http://"));
+    assert!(
+        said[2].contains("spec.openbao.auth.appRole.secretId.file")
+            && said[2].contains("identityDirectories")
+    );
+
+    // With no identityDirectories, no openbao store logs in; with no endpoints, none is named.
+    let catalog = load(&text, &Policy::default());
+    assert!(catalog.stores.is_empty());
+    let said = errors(&catalog);
+    assert!(
+        said.iter()
+            .any(|e| e.contains("names none") && e.contains("identityDirectories")),
+        "{said:#?}"
+    );
+
+    // A file store may not deliver the folder the credentials live in (the policy keeps the
+    // host's keys apart; the loader would refuse it even without).
+    let text = [
+        text,
+        "---\napiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {name: files}\nspec:\n  file: {directory: /etc/ramlet/keys}\n".to_owned(),
+    ]
+    .concat();
+    let catalog = load(&text, &host_policy());
+    assert!(
+        errors(&catalog)
+            .iter()
+            .any(|e| e.contains("spec.file.directory") && e.ends_with("[policy]")),
+        "{:#?}",
+        errors(&catalog)
+    );
+}
