@@ -2869,3 +2869,154 @@ fn system_scope_sealed_stores_rotate_and_leave_no_plain_text() {
     let volume_hits = files_holding(&[scope.volume_root().join("e2e-sealed/s/x")], &pattern_file);
     assert_eq!(volume_hits.len(), 1, "the search finds a value where it is");
 }
+
+/// Issue 35 on a real host, against a real OpenBao server: a KV v2 secret reaches its
+/// containers; `bao kv put` of a new version reaches exactly its consumers within one refresh
+/// (the other container never restarts); a sealed server keeps every container on its last good
+/// value while status says why; a store naming an address the host's policy does not allow is
+/// refused by `ramlet validate` and by the running agent, and the server sees nothing of it; the
+/// token is in no log, status or state file.
+#[test]
+#[ignore = "needs the e2e sandbox (scripts/test runs it)"]
+#[allow(clippy::too_many_lines)] // one story: read, rotate, seal, refuse
+fn user_scope_openbao_rotates_exactly_its_consumers_and_survives_a_sealed_server() {
+    let scope = Scope::user();
+    let mut agent = Agent::new(scope.clone(), "e2e-bao");
+    let bao = ramlet_e2e::openbao::Bao::start(&agent.dir.join("bao"));
+    agent.spec("bao", &openbao_store(&agent, &bao, &["app/db", "app/api"]));
+    let token = std::fs::read_to_string(agent.dir.join("keys/bao-token")).unwrap();
+    bao.put("app/db", &[("password", "db-one"), ("user", "app")]);
+    bao.put("app/api", &[("password", "api-one")]);
+    let names = ["e2e-bao-a", "e2e-bao-b", "e2e-bao-c"];
+    for (name, path) in names.iter().zip(["app/db", "app/db", "app/api"]) {
+        agent.spec(
+            name,
+            &container(name, &[("k", "0400", "x")], "restart", "bao").replace(
+                "{store: local, name: x}",
+                &format!("{{store: bao, name: {path}, property: password}}"),
+            ),
+        );
+    }
+    agent.start();
+    let shows = |name: &str, value: &str| {
+        scope
+            .logs(name)
+            .contains(&format!("FILE /run/s/k 400 {value}"))
+    };
+    agent.wait(
+        "the KV values in the containers",
+        Duration::from_mins(2),
+        || {
+            (shows(names[0], "db-one") && shows(names[1], "db-one") && shows(names[2], "api-one"))
+                .then_some(())
+        },
+    );
+    let owned: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    agent.wait("Ready", Duration::from_secs(30), || {
+        let status = agent.status();
+        owned
+            .iter()
+            .all(|n| status["specs"][n]["phase"] == "Ready")
+            .then_some(())
+    });
+    let before = invocations(&scope, &owned);
+
+    // A new version of app/db: its two consumers restart on it within one refresh (10 s);
+    // app/api's consumer does not.
+    bao.put("app/db", &[("password", "db-two"), ("user", "app")]);
+    let rotated = Instant::now();
+    agent.wait(
+        "app/db's consumers on db-two",
+        Duration::from_secs(25),
+        || (shows(names[0], "db-two") && shows(names[1], "db-two")).then_some(()),
+    );
+    println!(
+        "openbao rotation: `bao kv put` reached both consumers in {} ms (refresh 10 s)",
+        rotated.elapsed().as_millis()
+    );
+    agent.wait("Ready on the new version", Duration::from_secs(30), || {
+        let status = agent.status();
+        owned[..2]
+            .iter()
+            .all(|n| status["specs"][n]["phase"] == "Ready")
+            .then_some(())
+    });
+    let after = invocations(&scope, &owned);
+    assert_ne!(after[0], before[0]);
+    assert_ne!(after[1], before[1]);
+    assert_eq!(after[2], before[2], "app/api's consumer was restarted");
+
+    // Sealed: every container keeps its value; status says why, at the store and the specs.
+    bao.seal();
+    let status = agent.wait("the store unhealthy", Duration::from_secs(40), || {
+        let status = agent.status();
+        (status["stores"]["bao"]["healthy"] == false
+            && status["specs"][names[2]]["phase"] == "Degraded")
+            .then_some(status)
+    });
+    let said = status["stores"]["bao"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(said.contains("sealed"), "{status}");
+    assert_eq!(
+        invocations(&scope, &owned),
+        after,
+        "a sealed server restarted a container"
+    );
+    bao.unseal();
+    agent.wait("Ready again", Duration::from_mins(1), || {
+        let status = agent.status();
+        owned
+            .iter()
+            .all(|n| status["specs"][n]["phase"] == "Ready")
+            .then_some(())
+    });
+    assert_eq!(invocations(&scope, &owned), after);
+
+    // A store that would send the host's token elsewhere: refused by `validate` and by the
+    // running agent, at its line; the other specs run on.
+    let attacker = ramlet_e2e::openbao::Bao::start(&agent.dir.join("attacker"));
+    agent.spec(
+        "stolen",
+        &format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: stolen}}\nspec:\n  openbao:\n    address: \"{}\"\n    mount: secret\n    auth:\n      token: {{file: {}}}\n",
+            attacker.address().replace("127.0.0.1", "localhost"),
+            agent.dir.join("keys/bao-token").display()
+        ),
+    );
+    let validate = Command::new(ramlet_binary())
+        .arg("validate")
+        .arg("--config")
+        .arg(agent.dir.join("config.yaml"))
+        .arg(agent.dir.join("specs"))
+        .output()
+        .unwrap();
+    assert_eq!(validate.status.code(), Some(1), "{validate:?}");
+    assert!(
+        String::from_utf8_lossy(&validate.stdout).contains("stolen.yaml:6:")
+            || String::from_utf8_lossy(&validate.stderr).contains("stolen.yaml:6:"),
+        "{validate:?}"
+    );
+    agent.wait("the refusal in status", Duration::from_secs(30), || {
+        let errors = agent.status()["errors"].to_string();
+        (errors.contains("stolen.yaml:6:") && errors.contains("policy.endpoints")).then_some(())
+    });
+    assert_eq!(attacker.requests("auth/token/lookup-self"), 0);
+    assert_eq!(invocations(&scope, &owned), after);
+
+    // The token: in no log line, status or state file.
+    agent.stop();
+    let token = token.trim();
+    let mut files = vec![agent.dir.join("ramlet.log")];
+    for entry in std::fs::read_dir(agent.dir.join("state")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for file in files.iter().filter(|f| f.is_file()) {
+        let text = std::fs::read(file).unwrap();
+        assert!(
+            !text.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the token is in {}",
+            file.display()
+        );
+    }
+}

@@ -527,3 +527,33 @@ pub(crate) fn moto(aws: &ramlet_e2e::peers::Aws, args: &[&str]) {
         .unwrap();
     assert!(status.success(), "moto {args:?}");
 }
+
+/// Lets `agent` use the OpenBao server `bao` as the store `bao`: the host's policy names the
+/// server and the credentials' folder (`keys/`), and a token reading `paths` (renewable, 1 h)
+/// lies there, 0600 and the scope's user's. Returns the store's spec.
+pub(crate) fn openbao_store(
+    agent: &Agent,
+    bao: &ramlet_e2e::openbao::Bao,
+    paths: &[&str],
+) -> String {
+    let keys = agent.dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(
+        agent.dir.join("config.yaml"),
+        format!(
+            "policy:\n  endpoints: [\"{}\"]\n  identityDirectories: [\"{}\"]\n",
+            ramlet_e2e::peers::LOOPBACK_ENDPOINTS,
+            keys.display()
+        ),
+    )
+    .unwrap();
+    bao.reader_policy("host", paths);
+    let token = keys.join("bao-token");
+    ramlet_e2e::openbao::write_private(&token, &bao.token("host", "1h"));
+    agent.chown();
+    format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: bao}}\nspec:\n  refreshInterval: 10s\n  openbao:\n    address: \"{}\"\n    mount: secret\n    auth:\n      token: {{file: {}}}\n",
+        bao.address(),
+        token.display()
+    )
+}
