@@ -615,10 +615,11 @@ fn files_holding(files: &[PathBuf], patterns: &Path) -> Vec<String> {
     hits
 }
 
-/// Canary secrets from all three stores (a file, moto's Secrets Manager as a JSON property, the
-/// GCP fake), through a start, a rotation and a crash, with `RAMLET_LOG=trace`: no canary, in
-/// clear or in base64, shows up in ramlet's log, its state and status files, the unit files,
-/// ramlet's or the container's environment, `podman inspect`, a core dump, or any file on
+/// Canary secrets from four stores (a file, moto's Secrets Manager as a JSON property, the GCP
+/// fake, a real OpenBao server's KV), through a start, a rotation and a crash, with
+/// `RAMLET_LOG=trace`: no canary and not the OpenBao token, in clear or in base64, shows up in ramlet's log, its state and status files, the unit files,
+/// ramlet's or the container's environment, ramlet's command line, `podman inspect`, a core
+/// dump, or any file on
 /// persistent storage (everything but RAM mounts, the cargo target folder and the file store's
 /// own input folder, where the test puts the secret ramlet reads).
 #[test]
@@ -640,6 +641,10 @@ fn system_scope_no_secret_leaks_at_trace_level() {
         .push(("LOG_SENSITIVE_BODIES".into(), "true".into()));
     let aws = ramlet_e2e::peers::Aws::start(&agent.dir);
     let gcp = ramlet_e2e::peers::Gcp::start(&agent.dir);
+    // Issue 35: an OpenBao store too, logged in with a token the agent holds in memory.
+    let bao = ramlet_e2e::openbao::Bao::start(&agent.dir.join("bao"));
+    let bao_store = openbao_store(&agent, &bao, &["app/bao"]);
+    let bao_token = std::fs::read_to_string(agent.dir.join("keys/bao-token")).unwrap();
     // Distinct lengths, so the container can show which version it has without printing it.
     let canary = |len: usize| format!("LEAKCANARY{}", random_hex(len - 10));
     let (file1, file2, aws1, aws2, gcp1, gcp2) = (
@@ -650,6 +655,8 @@ fn system_scope_no_secret_leaks_at_trace_level() {
         canary(34),
         canary(42),
     );
+    let (bao1, bao2) = (canary(35), canary(43));
+    bao.put("app/bao", &[("password", &bao1)]);
     agent.secret("x", &file1);
     moto(
         &aws,
@@ -662,6 +669,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     gcp.create("tls-key");
     gcp.add_version("tls-key", gcp1.as_bytes());
     agent.spec("stores", &cloud_store_specs(&aws, &gcp));
+    agent.spec("bao", &bao_store);
     // The container shows each file's first ten bytes (LEAKCANARY) and its length, never more.
     let spec = container(
         "e2e-leak",
@@ -669,6 +677,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
             ("x", "0400", "x"),
             ("db", "0400", "db"),
             ("tls", "0400", "tls"),
+            ("bao", "0400", "bao"),
         ],
         "restart",
         "leak",
@@ -679,23 +688,28 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     )
     .replace("{store: local, name: tls}", "{store: gcp, name: tls-key}")
     .replace(
+        "{store: local, name: bao}",
+        "{store: bao, name: app/bao, property: password}",
+    )
+    .replace(
         "$(stat -L -c %a $f) $(cat $f)",
         "$(head -c 10 $f) $(wc -c < $f)",
     );
     agent.spec("leak", &spec);
     agent.start();
-    let shows = |lengths: [usize; 3]| {
+    let shows = |lengths: [usize; 4]| {
         let logs = scope.logs("e2e-leak");
-        let [x, db, tls] = lengths;
+        let [x, db, tls, bao] = lengths;
         (logs.contains(&format!("/run/s/x LEAKCANARY {x}"))
             && logs.contains(&format!("/run/s/db LEAKCANARY {db}"))
-            && logs.contains(&format!("/run/s/tls LEAKCANARY {tls}")))
+            && logs.contains(&format!("/run/s/tls LEAKCANARY {tls}"))
+            && logs.contains(&format!("/run/s/bao LEAKCANARY {bao}")))
         .then_some(())
     };
     agent.wait(
         "the canaries in the container",
         Duration::from_mins(2),
-        || shows([32, 33, 34]),
+        || shows([32, 33, 34, 35]),
     );
     // A rotation of all three.
     agent.secret("x", &file2);
@@ -708,8 +722,9 @@ fn system_scope_no_secret_leaks_at_trace_level() {
         ],
     );
     gcp.add_version("tls-key", gcp2.as_bytes());
+    bao.put("app/bao", &[("password", &bao2)]);
     agent.wait("the rotated canaries", Duration::from_mins(1), || {
-        shows([40, 41, 42])
+        shows([40, 41, 42, 43])
     });
     agent.wait("Ready", Duration::from_secs(30), || {
         (agent.status()["specs"]["e2e-leak"]["phase"] == "Ready").then_some(())
@@ -719,10 +734,14 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     // in base64 (as a provider's wire format or a careless log would hold them).
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let mut patterns = Vec::new();
-    for c in [&file1, &file2, &aws1, &aws2, &gcp1, &gcp2] {
+    for c in [&file1, &file2, &aws1, &aws2, &gcp1, &gcp2, &bao1, &bao2] {
         patterns.push(c["LEAKCANARY".len()..].to_owned());
         patterns.push(b64(c));
     }
+    // The OpenBao token, as sent (`X-Vault-Token`) and in base64.
+    let bao_token = bao_token.trim();
+    patterns.push(bao_token.to_owned());
+    patterns.push(b64(bao_token));
     for c in [&aws1, &aws2] {
         patterns.push(b64(&format!("{{\"password\": \"{c}\"}}")));
     }
@@ -753,6 +772,8 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     let pid = agent.child.as_ref().unwrap().id();
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     leaks("ramlet's environment", &String::from_utf8_lossy(&environ));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    leaks("ramlet's command line", &String::from_utf8_lossy(&cmdline));
     let inspect = scope.run("podman", &["inspect", "ramlet-e2e-leak"]);
     let inspect = String::from_utf8_lossy(&inspect.stdout).into_owned();
     assert!(inspect.contains("ramlet-e2e-leak"), "{inspect}");
@@ -819,7 +840,14 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     // Logs, state, units, and every file on persistent storage.
     let files = searched_files(
         &[agent.dir.clone(), scope.runtime.clone()],
-        &[agent.dir.join("secrets"), pattern_file.clone()],
+        // (Not where the test keeps its inputs: the file store's folder, the OpenBao token the
+        // admin wrote, the OpenBao server's own files.)
+        &[
+            agent.dir.join("secrets"),
+            agent.dir.join("keys"),
+            agent.dir.join("bao"),
+            pattern_file.clone(),
+        ],
     );
     for must in [
         agent.dir.join("ramlet.log"),
