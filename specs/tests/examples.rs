@@ -3,14 +3,26 @@
 
 use std::path::{Path, PathBuf};
 
-use ramlet_specs::model::{Provider, Rotation, SecretVersion};
-use ramlet_specs::{Catalog, load_dir};
+use ramlet_specs::model::{OpenbaoAuth, Provider, Rotation, SecretVersion};
+use ramlet_specs::{Catalog, Policy, load_dir_with};
+
+/// The host policy an example needs (its `config.yaml.host`), or none.
+fn host_policy(dir: &Path) -> Policy {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        policy: Policy,
+    }
+    std::fs::read_to_string(dir.join("config.yaml.host")).map_or_else(
+        |_| Policy::default(),
+        |text| serde_yaml::from_str::<Config>(&text).unwrap().policy,
+    )
+}
 
 fn example(name: &str) -> Catalog {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples")
         .join(name);
-    let catalog = load_dir(&dir).unwrap();
+    let catalog = load_dir_with(&dir, &host_policy(&dir)).unwrap();
     assert!(catalog.errors.is_empty(), "{name}: {:#?}", catalog.errors);
     catalog
 }
@@ -93,4 +105,32 @@ fn local_creds_reads_sealed_credentials() {
         }
     );
     assert!(!store.provider.plain_at_rest());
+}
+
+#[test]
+fn app_openbao_logs_in_with_a_sealed_approle_secret_id_and_only_by_the_hosts_leave() {
+    let catalog = example("app-openbao");
+    let store = catalog.stores.values().next().unwrap();
+    let Provider::Openbao(openbao) = &store.provider else {
+        panic!("{:?}", store.provider)
+    };
+    assert!(matches!(
+        &openbao.auth,
+        OpenbaoAuth::AppRole {
+            secret_id: ramlet_specs::model::HostKey::Credential(_),
+            ..
+        }
+    ));
+    let orders = catalog.containers.values().next().unwrap();
+    assert!(orders.health_check.is_some());
+    // Without the host's consent (its config.yaml.host), the store is refused.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/app-openbao");
+    let refused = ramlet_specs::load_dir(&dir).unwrap();
+    assert!(refused.stores.is_empty());
+    assert!(
+        refused
+            .errors
+            .iter()
+            .any(|e| e.kind == ramlet_specs::ErrorKind::Policy)
+    );
 }
