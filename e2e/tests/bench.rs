@@ -733,3 +733,147 @@ fn where_a_rotation_spends_its_time() {
         ready(&agent, &names);
     }
 }
+
+/// Issue 35: the `openbao` store against a real OpenBao server (`bao server -dev`), N = 20 and
+/// 100 (`RAMLET_BENCH_SIZES`): N busybox containers, each reading a KV secret of its own and one
+/// they all share, refresh 10 s (the shortest). A rotation is timed from `bao kv put` to the
+/// consumers active under a new invocation, so it holds the wait for the next metadata check
+/// (0 to 10 s, OpenBao has no change events), beside the same restart by hand. Then the calls an
+/// idle host makes: every request the server served in 60 s, from its audit log, per secret
+/// and hour.
+#[test]
+#[ignore = "a benchmark: scripts/bench runs it in the sandbox"]
+fn openbao_benchmark() {
+    let sizes = std::env::var("RAMLET_BENCH_SIZES").unwrap_or_else(|_| "20,100".into());
+    println!(
+        "| N | measure (openbao store, refresh 10 s) | ramlet ms | systemd by hand ms | ratio |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    for n in sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|n| *n <= 100)
+    {
+        run_openbao(n);
+    }
+}
+
+fn run_openbao(n: usize) {
+    let scope = Scope::user();
+    no_keyrings(&scope);
+    let mut agent = Agent::new(scope, &format!("bao{n}"));
+    let bao = ramlet_e2e::openbao::Bao::start(&agent.dir.join("bao"));
+    agent.spec("bao", &common::openbao_store(&agent, &bao, &["bench/*"]));
+    bao.put("bench/shared", &[("v", "shared-0")]);
+    let names: Vec<String> = (0..n).map(|i| format!("o{n}-{i:03}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        bao.put(&format!("bench/own{i}"), &[("v", &format!("own-{i}"))]);
+        agent.spec(
+            name,
+            &consumer(name, i, "one")
+                .replace(
+                    "{store: local, name: shared}",
+                    "{store: bao, name: bench/shared, property: v}",
+                )
+                .replace(
+                    &format!("{{store: local, name: own{i}}}"),
+                    &format!("{{store: bao, name: bench/own{i}, property: v}}"),
+                ),
+        );
+    }
+    agent.start();
+    restarted(&agent, &names, &[], "every container up");
+    ready(&agent, &names);
+
+    // Idle: what the server serves in 60 s, per secret and hour.
+    let requests = || {
+        let log = std::fs::read_to_string(agent.dir.join("bao/audit.log")).unwrap_or_default();
+        let count = |what: &str| {
+            log.lines()
+                .filter(|l| {
+                    l.contains("\"type\":\"request\"")
+                        && l.contains(what)
+                        && !l.contains("\"policies\":[\"root\"]")
+                })
+                .count()
+        };
+        (
+            count("\"path\":\"secret/metadata/"),
+            count("\"path\":\"secret/data/"),
+            count("\"path\":\"auth/"),
+        )
+    };
+    let (meta0, data0, auth0) = requests();
+    let idle = Instant::now();
+    std::thread::sleep(Duration::from_mins(1));
+    let (meta1, data1, auth1) = requests();
+    #[allow(clippy::cast_precision_loss)]
+    let per_hour =
+        |calls: usize| calls as f64 / (n + 1) as f64 * 3600.0 / idle.elapsed().as_secs_f64();
+
+    let rounds: usize = std::env::var("RAMLET_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let mut series = Series::default();
+    for round in 0..rounds {
+        let round_started = Instant::now();
+        let (r, b) = pair(
+            &agent,
+            round,
+            &mut || {
+                let before = invocations(&agent.scope, &names);
+                let start = Instant::now();
+                bao.put("bench/own0", &[("v", &format!("own-0-{round}"))]);
+                restarted(&agent, &names[..1], &before, "the one consumer restarted");
+                let took = start.elapsed();
+                ready(&agent, &names);
+                took
+            },
+            &mut || by_hand(&agent, "restart", &names[..1]),
+        );
+        series.single.push(r);
+        series.single_bare.push(b);
+        let (r, b) = pair(
+            &agent,
+            round,
+            &mut || {
+                let before = invocations(&agent.scope, &names);
+                let start = Instant::now();
+                bao.put("bench/shared", &[("v", &format!("shared-{round}"))]);
+                restarted(&agent, &names, &before, "every consumer restarted");
+                let took = start.elapsed();
+                ready(&agent, &names);
+                took
+            },
+            &mut || by_hand(&agent, "restart", &names),
+        );
+        series.shared.push(r);
+        series.shared_bare.push(b);
+        std::thread::sleep(START_LIMIT_INTERVAL.saturating_sub(round_started.elapsed()));
+    }
+    agent.stop();
+    rows(
+        n,
+        "`bao kv put` of one secret: its consumer restarted (vs a restart of it by hand)",
+        &series.single,
+        &series.single_bare,
+    );
+    rows(
+        n,
+        &format!(
+            "`bao kv put` of the shared secret: all {n} restarted (vs one `systemctl restart` of all)"
+        ),
+        &series.shared,
+        &series.shared_bare,
+    );
+    println!(
+        "| {n} | idle, {} secrets for {:.0} s: {} metadata reads, {} data reads, {} auth calls: {:.0} calls per secret per hour | | | |",
+        n + 1,
+        idle.elapsed().as_secs_f64(),
+        meta1 - meta0,
+        data1 - data0,
+        auth1 - auth0,
+        per_hour(meta1 - meta0 + data1 - data0 + auth1 - auth0),
+    );
+}

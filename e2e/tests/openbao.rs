@@ -160,6 +160,13 @@ async fn a_version_is_checked_with_one_metadata_read_and_fetched_only_when_it_mo
     assert_eq!(value(&stores, &catalog, 20).unwrap().1, v1.to_string());
     assert_eq!(bao.requests("secret/data/app/db"), 3);
 
+    // A pinned version that does not exist.
+    let unknown = catalog_one(&bao, &dir, &store, "app/db@9");
+    refresh(&mut stores, &unknown).await;
+    let (kind, message) = value(&stores, &unknown, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+    assert!(message.contains("version 9"), "{message}");
+
     // No such path, and a path the policy does not grant: errors that say what to do, with
     // neither the token nor a value in them.
     let missing = catalog_one(&bao, &dir, &store, "app/other");
@@ -247,7 +254,8 @@ async fn cert_auth_with_a_sealed_key_logs_in_over_tls() {
     let dir = scratch("cert");
     let bao = Bao::start_tls(&dir.join("server"));
     bao.reader_policy("app", &["app/db"]);
-    let (certificate, plain_key) = bao.client_certificate(&dir.join("keys"), "app", "1h");
+    // Tokens that live 3 s: renewed at 2 s.
+    let (certificate, plain_key) = bao.client_certificate(&dir.join("keys"), "app", "3s");
     let sealed = dir.join("keys/bao-client-key");
     seal_with_host_key(&std::fs::read_to_string(&plain_key).unwrap(), &sealed);
     std::fs::remove_file(&plain_key).unwrap();
@@ -264,6 +272,15 @@ async fn cert_auth_with_a_sealed_key_logs_in_over_tls() {
     assert_eq!(
         value(&stores, &catalog, 0).unwrap().0,
         r#"{"password":"over-tls"}"#
+    );
+    assert_eq!(bao.requests("auth/cert/login"), 1);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(bao.requests("auth/token/renew-self") >= 1);
+    bao.put("app/db", &[("password", "renewed")]);
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(
+        value(&stores, &catalog, 0).unwrap().0,
+        r#"{"password":"renewed"}"#
     );
     assert_eq!(bao.requests("auth/cert/login"), 1);
 
@@ -304,6 +321,36 @@ async fn a_sealed_server_keeps_the_last_good_value_and_says_why() {
     bao.unseal();
     refresh(&mut stores, &catalog).await;
     assert_eq!(value(&stores, &catalog, 0).unwrap(), good);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_is_throttling_and_transient() {
+    let dir = scratch("quota");
+    let bao = Bao::start(&dir.join("server"));
+    bao.reader_policy("app", &["app/db"]);
+    let (store, _) = token_store(&bao, &dir, "app", "1h");
+    bao.put("app/db", &[("password", "one")]);
+    let catalog = catalog_one(&bao, &dir, &store, "app/db");
+    let mut stores = new_stores();
+    refresh(&mut stores, &catalog).await;
+    assert!(value(&stores, &catalog, 0).is_ok());
+    // The server's own rate-limit quota: one request per minute under secret/.
+    bao.run(&[
+        "write",
+        "sys/quotas/rate-limit/ramlet",
+        "path=secret/",
+        "rate=1",
+        "interval=1m",
+    ]);
+    for _ in 0..2 {
+        refresh(&mut stores, &catalog).await;
+    }
+    let (kind, message) = value(&stores, &catalog, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::Throttled, "{message}");
+    assert!(
+        kind.is_transient() && message.contains("rate limit"),
+        "{message}"
+    );
 }
 
 #[test]
