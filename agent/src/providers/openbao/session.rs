@@ -337,3 +337,25 @@ fn login_failed(method: &str, error: &ProviderError) -> ProviderError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_is_due_at_two_thirds_of_its_ttl_and_unusable_just_before_its_end() {
+        let start = Instant::now();
+        let token = Token::new(Zeroizing::new("t".into()), 30, true);
+        assert_eq!(token.due, Some(start + Duration::from_secs(20)));
+        assert_eq!(token.expires, Some(start + Duration::from_secs(30)));
+        tokio::time::advance(Duration::from_secs(28)).await;
+        assert!(token.usable());
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert!(!token.usable(), "a token with under a second left is replaced");
+        // A root token (TTL 0) never expires and is never renewed.
+        let root = Token::new(Zeroizing::new("r".into()), 0, false);
+        assert_eq!((root.due, root.expires), (None, None));
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        assert!(root.usable());
+    }
+}
