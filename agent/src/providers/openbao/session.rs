@@ -355,7 +355,7 @@ mod tests {
         // A root token (TTL 0) never expires and is never renewed.
         let root = Token::new(Zeroizing::new("r".into()), 0, false);
         assert_eq!((root.due, root.expires), (None, None));
-        tokio::time::advance(Duration::from_secs(86_400)).await;
+        tokio::time::advance(Duration::from_hours(24)).await;
         assert!(root.usable());
     }
 }
