@@ -56,11 +56,16 @@ impl Http {
         let misconfigured = |what: &str, e: &dyn std::fmt::Display| {
             ProviderError::new(ErrorKind::Misconfigured, format!("{what}: {e}"))
         };
+        let https = address.starts_with("https://");
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
-            .https_only(address.starts_with("https://"));
-        if let Some(ca) = ca {
+            .https_only(https);
+        if !https {
+            // Plain HTTP (loopback only) checks no certificate: no CA store is loaded, so a host
+            // without ca-certificates can still reach a local server.
+            builder = builder.tls_certs_only(Vec::new());
+        } else if let Some(ca) = ca {
             let roots = reqwest::Certificate::from_pem_bundle(ca)
                 .map_err(|e| misconfigured("caFile holds no PEM certificate ramlet can use", &e))?;
             if roots.is_empty() {
@@ -77,9 +82,16 @@ impl Http {
             })?;
             builder = builder.identity(identity);
         }
-        let client = builder
-            .build()
-            .map_err(|e| misconfigured("cannot build the HTTP client", &e))?;
+        let client = builder.build().map_err(|e| {
+            if https && ca.is_none() {
+                misconfigured(
+                    "cannot load this host's CA certificates to check the server with (install ca-certificates, or name the CA that signs the server's certificate in caFile)",
+                    &chain(&e),
+                )
+            } else {
+                misconfigured("cannot build the HTTP client", &chain(&e))
+            }
+        })?;
         let namespace = namespace
             .map(HeaderValue::from_str)
             .transpose()
@@ -209,13 +221,7 @@ impl Http {
 
     /// What a call that got no answer means: a timeout, a refused connection, a TLS failure.
     fn unreachable(&self, path: &str, e: &reqwest::Error) -> Failure {
-        let mut chain = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let chain = chain(e);
         let tls = ["certificate", "tls", "TLS", "handshake", "UnknownIssuer"]
             .iter()
             .any(|w| chain.contains(w));
@@ -234,4 +240,16 @@ impl Http {
             error: ProviderError::new(kind, format!("{path} at {}: {chain}{hint}", self.address)),
         }
     }
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message alone says `builder error`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
 }
