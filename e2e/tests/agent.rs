@@ -615,6 +615,32 @@ fn files_holding(files: &[PathBuf], patterns: &Path) -> Vec<String> {
     hits
 }
 
+/// How many processes' command lines and environments were searched for `patterns`; fails
+/// the test at the first that holds one.
+fn no_process_holds(patterns: &[String]) -> usize {
+    let mut processes = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        for what in ["cmdline", "environ"] {
+            let Ok(bytes) = std::fs::read(entry.path().join(what)) else {
+                continue;
+            };
+            processes += usize::from(what == "cmdline");
+            let text = String::from_utf8_lossy(&bytes);
+            let found = patterns.iter().any(|p| text.contains(p.as_str()));
+            assert!(!found, "{}/{what} holds a secret", entry.path().display());
+        }
+    }
+    processes
+}
+
 /// Canary secrets from four stores (a file, moto's Secrets Manager as a JSON property, the GCP
 /// fake, a real OpenBao server's KV), through a start, a rotation and a crash, with
 /// `RAMLET_LOG=trace`: no canary and not the OpenBao token, in clear or in base64, shows up in ramlet's log, its state and status files, the unit files,
@@ -645,6 +671,19 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     let bao = ramlet_e2e::openbao::Bao::start(&agent.dir.join("bao"));
     let bao_store = openbao_store(&agent, &bao, &["app/bao"]);
     let bao_token = std::fs::read_to_string(agent.dir.join("keys/bao-token")).unwrap();
+    // And one logging in with AppRole: its secret ID in a 0600 file of the host's.
+    let (role_id, secret_id) = bao.approle("leak", "host", "1h");
+    ramlet_e2e::openbao::write_private(&agent.dir.join("keys/bao-secret-id"), &secret_id);
+    let approle_store = format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: bao-approle}}\nspec:\n  refreshInterval: 10s\n  openbao:\n    address: \"{}\"\n    mount: secret\n    auth:\n      appRole: {{roleId: {role_id}, secretId: {{file: {}}}}}\n",
+        bao.address(),
+        agent.dir.join("keys/bao-secret-id").display()
+    );
+    // The metrics file is searched too (it is in the agent's folder).
+    agent.args = vec![
+        "--metrics-file".into(),
+        agent.dir.join("metrics.prom").display().to_string(),
+    ];
     // Distinct lengths, so the container can show which version it has without printing it.
     let canary = |len: usize| format!("LEAKCANARY{}", random_hex(len - 10));
     let (file1, file2, aws1, aws2, gcp1, gcp2) = (
@@ -670,6 +709,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     gcp.add_version("tls-key", gcp1.as_bytes());
     agent.spec("stores", &cloud_store_specs(&aws, &gcp));
     agent.spec("bao", &bao_store);
+    agent.spec("bao-approle", &approle_store);
     // The container shows each file's first ten bytes (LEAKCANARY) and its length, never more.
     let spec = container(
         "e2e-leak",
@@ -678,6 +718,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
             ("db", "0400", "db"),
             ("tls", "0400", "tls"),
             ("bao", "0400", "bao"),
+            ("role", "0400", "role"),
         ],
         "restart",
         "leak",
@@ -690,6 +731,10 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     .replace(
         "{store: local, name: bao}",
         "{store: bao, name: app/bao, property: password}",
+    )
+    .replace(
+        "{store: local, name: role}",
+        "{store: bao-approle, name: app/bao, property: password}",
     )
     .replace(
         "$(stat -L -c %a $f) $(cat $f)",
@@ -738,10 +783,12 @@ fn system_scope_no_secret_leaks_at_trace_level() {
         patterns.push(c["LEAKCANARY".len()..].to_owned());
         patterns.push(b64(c));
     }
-    // The OpenBao token, as sent (`X-Vault-Token`) and in base64.
+    // The OpenBao token and the AppRole secret ID, as sent and in base64.
     let bao_token = bao_token.trim();
-    patterns.push(bao_token.to_owned());
-    patterns.push(b64(bao_token));
+    for credential in [bao_token, secret_id.as_str()] {
+        patterns.push(credential.to_owned());
+        patterns.push(b64(credential));
+    }
     for c in [&aws1, &aws2] {
         patterns.push(b64(&format!("{{\"password\": \"{c}\"}}")));
     }
@@ -772,8 +819,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     let pid = agent.child.as_ref().unwrap().id();
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     leaks("ramlet's environment", &String::from_utf8_lossy(&environ));
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    leaks("ramlet's command line", &String::from_utf8_lossy(&cmdline));
+    let processes = no_process_holds(&patterns);
     let inspect = scope.run("podman", &["inspect", "ramlet-e2e-leak"]);
     let inspect = String::from_utf8_lossy(&inspect.stdout).into_owned();
     assert!(inspect.contains("ramlet-e2e-leak"), "{inspect}");
@@ -852,12 +898,13 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     for must in [
         agent.dir.join("ramlet.log"),
         agent.dir.join("state/status.json"),
+        agent.dir.join("metrics.prom"),
     ] {
         assert!(files.contains(&must), "{} is searched", must.display());
     }
     let hits = files_holding(&files, &pattern_file);
     println!(
-        "leak search: {} patterns in {} files on persistent storage (and in ramlet's log: {trace_lines} TRACE lines), the environments and podman inspect: {} hits",
+        "leak search: {} patterns in {} files on persistent storage (and in ramlet's log: {trace_lines} TRACE lines, the metrics file), {processes} processes' command lines and environments, and podman inspect: {} hits",
         patterns.len(),
         files.len(),
         hits.len()
@@ -2844,30 +2891,7 @@ fn system_scope_sealed_stores_rotate_and_leave_no_plain_text() {
         .collect();
     let pattern_file = dir.join("patterns");
     std::fs::write(&pattern_file, patterns.join("\n") + "\n").unwrap();
-    let mut processes = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        for what in ["cmdline", "environ"] {
-            let Ok(bytes) = std::fs::read(entry.path().join(what)) else {
-                continue;
-            };
-            processes += usize::from(what == "cmdline");
-            let text = String::from_utf8_lossy(&bytes);
-            let found = patterns.iter().any(|p| text.contains(p.as_str()));
-            assert!(
-                !found,
-                "{}/{what} holds a sealed value",
-                entry.path().display()
-            );
-        }
-    }
+    let processes = no_process_holds(&patterns);
 
     // SIGKILL: nothing ramlet had in memory reaches a disk on the way down.
     let pid = agent.child.as_ref().unwrap().id();

@@ -351,7 +351,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(28)).await;
         assert!(token.usable());
         tokio::time::advance(Duration::from_millis(1500)).await;
-        assert!(!token.usable(), "a token with under a second left is replaced");
+        assert!(
+            !token.usable(),
+            "a token with under a second left is replaced"
+        );
         // A root token (TTL 0) never expires and is never renewed.
         let root = Token::new(Zeroizing::new("r".into()), 0, false);
         assert_eq!((root.due, root.expires), (None, None));
