@@ -324,6 +324,54 @@ async fn a_sealed_server_keeps_the_last_good_value_and_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_is_where_every_request_goes() {
+    let dir = scratch("namespace");
+    let bao = Bao::start(&dir.join("server"));
+    // The same path in the root namespace and in `team-a`, with different values.
+    bao.put("app/db", &[("password", "root-one")]);
+    let ns = "-namespace=team-a";
+    bao.run(&["namespace", "create", "team-a"]);
+    bao.run(&["secrets", "enable", ns, "-path=secret", "kv-v2"]);
+    bao.run(&[
+        "kv",
+        "put",
+        ns,
+        "-mount=secret",
+        "app/db",
+        "password=team-one",
+    ]);
+    let hcl = dir.join("team-read.hcl");
+    std::fs::write(
+        &hcl,
+        "path \"secret/data/app/db\" { capabilities = [\"read\"] }\npath \"secret/metadata/app/db\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    bao.run(&["policy", "write", ns, "app", &hcl.display().to_string()]);
+    // A token of the namespace's own: it means nothing outside it.
+    let token = bao.cli(&[
+        "token",
+        "create",
+        ns,
+        "-policy=app",
+        "-ttl=1h",
+        "-field=token",
+    ]);
+    let file = dir.join("keys/token");
+    write_private(&file, token.trim());
+    let store = format!(
+        "    namespace: team-a\n    auth:\n      token: {{file: {}}}\n",
+        file.display()
+    );
+    let catalog = catalog_one(&bao, &dir, &store, "app/db");
+    let mut stores = new_stores();
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(
+        value(&stores, &catalog, 0).unwrap().0,
+        r#"{"password":"team-one"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_is_throttling_and_transient() {
     let dir = scratch("quota");
     let bao = Bao::start(&dir.join("server"));
