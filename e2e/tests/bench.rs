@@ -764,7 +764,7 @@ fn run_openbao(n: usize) {
     let mut agent = Agent::new(scope, &format!("bao{n}"));
     let bao = ramlet_e2e::openbao::Bao::start(&agent.dir.join("bao"));
     agent.spec("bao", &common::openbao_store(&agent, &bao, &["bench/*"]));
-    bao.put("bench/shared", &[("v", "shared-0")]);
+    bao.put("bench/shared", &[("v", "shared-initial")]);
     let names: Vec<String> = (0..n).map(|i| format!("o{n}-{i:03}")).collect();
     for (i, name) in names.iter().enumerate() {
         bao.put(&format!("bench/own{i}"), &[("v", &format!("own-{i}"))]);
