@@ -870,7 +870,7 @@ fn run_openbao(n: usize) {
     println!(
         "| {n} | idle, {} secrets for {:.0} s: {} metadata reads, {} data reads, {} auth calls: {:.0} calls per secret per hour | | | |",
         n + 1,
-        idle.elapsed().as_secs_f64(),
+        idle,
         meta1 - meta0,
         data1 - data0,
         auth1 - auth0,
