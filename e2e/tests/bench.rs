@@ -807,9 +807,9 @@ fn run_openbao(n: usize) {
     let idle = Instant::now();
     std::thread::sleep(Duration::from_mins(1));
     let (meta1, data1, auth1) = requests();
+    let idle = idle.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)]
-    let per_hour =
-        |calls: usize| calls as f64 / (n + 1) as f64 * 3600.0 / idle.elapsed().as_secs_f64();
+    let per_hour = |calls: usize| calls as f64 / (n + 1) as f64 * 3600.0 / idle;
 
     let rounds: usize = std::env::var("RAMLET_BENCH_ROUNDS")
         .ok()
