@@ -738,7 +738,8 @@ fn where_a_rotation_spends_its_time() {
 /// 100 (`RAMLET_BENCH_SIZES`): N busybox containers, each reading a KV secret of its own and one
 /// they all share, refresh 10 s (the shortest). A rotation is timed from `bao kv put` to the
 /// consumers active under a new invocation, so it holds the wait for the next metadata check
-/// (0 to 10 s, OpenBao has no change events), beside the same restart by hand. Then the calls an
+/// (0 to 10 s, OpenBao has no change events), beside the same restart by hand; and once with
+/// `ramlet sync` right after the write, which skips that wait. Then the calls an
 /// idle host makes: every request the server served in 60 s, from its audit log, per secret
 /// and hour.
 #[test]
@@ -834,6 +835,30 @@ fn run_openbao(n: usize) {
         );
         series.single.push(r);
         series.single_bare.push(b);
+        // The same, told at once: `bao kv put` then `ramlet sync` (what the job that writes the
+        // secret can do instead of waiting for the next check).
+        let (r, b) = pair(
+            &agent,
+            round,
+            &mut || {
+                let before = invocations(&agent.scope, &names);
+                let start = Instant::now();
+                bao.put("bench/own1", &[("v", &format!("own-1-{round}"))]);
+                ramlet::agent::sync(&agent.dir.join("state")).unwrap();
+                restarted(
+                    &agent,
+                    &names[1..2],
+                    &before,
+                    "the synced consumer restarted",
+                );
+                let took = start.elapsed();
+                ready(&agent, &names);
+                took
+            },
+            &mut || by_hand(&agent, "restart", &names[1..2]),
+        );
+        series.event.push(r);
+        series.event_bare.push(b);
         let (r, b) = pair(
             &agent,
             round,
