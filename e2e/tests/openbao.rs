@@ -422,3 +422,44 @@ fn a_plain_credential_others_may_read_is_refused() {
     assert!(message.contains("may be read by others"), "{message}");
     assert_eq!(bao.requests("secret/metadata/app/db"), 0);
 }
+
+/// A spec author's traps among the files a store reads: a FIFO named as the CA bundle (opening
+/// it for reading would wait for a writer forever) and a link as the token. Each is refused at
+/// once, for its own store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_or_a_link_among_the_stores_files_hangs_nothing() {
+    let dir = scratch("traps");
+    let bao = Bao::start(&dir.join("server"));
+    bao.reader_policy("app", &["app/db"]);
+    let (store, _) = token_store(&bao, &dir, "app", "1h");
+    bao.put("app/db", &[("password", "one")]);
+    let fifo = dir.join("ca.pem");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let with_fifo = format!("    caFile: {}\n{store}", fifo.display());
+    let catalog = catalog_one(&bao, &dir, &with_fifo, "app/db");
+    let mut stores = new_stores();
+    let started = std::time::Instant::now();
+    refresh(&mut stores, &catalog).await;
+    let (kind, message) = value(&stores, &catalog, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::Misconfigured, "{message}");
+    assert!(
+        message.contains("caFile") && message.contains("not a regular file"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    std::os::unix::fs::symlink(dir.join("keys/token"), dir.join("keys/link")).unwrap();
+    let linked = store.replace("keys/token", "keys/link");
+    let catalog = catalog_one(&bao, &dir, &linked, "app/db");
+    let mut stores = new_stores();
+    refresh(&mut stores, &catalog).await;
+    let (_, message) = value(&stores, &catalog, 0).unwrap_err();
+    assert!(message.contains("symbolic link"), "{message}");
+    assert_eq!(bao.requests("auth/token/lookup-self"), 0);
+}

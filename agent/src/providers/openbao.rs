@@ -258,30 +258,24 @@ fn gone(
     Ok(())
 }
 
-/// Reads a PEM file that is no secret (a CA bundle, a client certificate).
+/// Reads a PEM file that is no secret (a CA bundle, a client certificate): a regular file
+/// reached through no link (a FIFO named here would hang the store), bounded.
 fn read_pem(path: &std::path::Path, field: &str) -> Result<Vec<u8>, ProviderError> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| {
-        ProviderError::new(
-            ErrorKind::Misconfigured,
-            format!("{field}: cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let mut pem = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut pem)
-        .map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Misconfigured,
-                format!("{field}: cannot read {}: {e}", path.display()),
-            )
-        })?;
-    if pem.len() as u64 > MAX_PEM_BYTES {
-        return Err(ProviderError::new(
-            ErrorKind::Misconfigured,
-            format!("{field}: {} is over {MAX_PEM_BYTES} bytes", path.display()),
-        ));
+    let misconfigured =
+        |why: String| ProviderError::new(ErrorKind::Misconfigured, format!("{field}: {why}"));
+    let (file, meta) = super::file::open_regular(path, &path.display().to_string(), "openbao")
+        .map_err(|e| misconfigured(e.to_string()))?;
+    if meta.len() > MAX_PEM_BYTES {
+        return Err(misconfigured(format!(
+            "{} is over {MAX_PEM_BYTES} bytes",
+            path.display()
+        )));
     }
+    let mut pem = Vec::new();
+    file.take(MAX_PEM_BYTES)
+        .read_to_end(&mut pem)
+        .map_err(|e| misconfigured(format!("cannot read {}: {e}", path.display())))?;
     Ok(pem)
 }
 
