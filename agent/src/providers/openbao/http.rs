@@ -16,6 +16,9 @@ use crate::providers::{ErrorKind, MAX_SECRET_BYTES, ProviderError};
 #[allow(clippy::cast_possible_truncation)] // 2 * 64 MiB + 64 KiB fits any usize ramlet runs on
 const MAX_ANSWER_BYTES: usize = 2 * MAX_SECRET_BYTES as usize + 64 * 1024;
 
+/// The longest one request may take, login and renewal included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 const TOKEN: HeaderName = HeaderName::from_static("x-vault-token");
 const NAMESPACE: HeaderName = HeaderName::from_static("x-vault-namespace");
 
@@ -60,6 +63,9 @@ impl Http {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
+            // A fetch is cut off by the store's limits; a login or renewal by this, so a server
+            // that stops answering never holds the token's lock for good.
+            .timeout(REQUEST_TIMEOUT)
             .https_only(https);
         if !https {
             // Plain HTTP (loopback only) checks no certificate: no CA store is loaded, so a host
