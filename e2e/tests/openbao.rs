@@ -321,6 +321,16 @@ async fn a_sealed_server_keeps_the_last_good_value_and_says_why() {
     bao.unseal();
     refresh(&mut stores, &catalog).await;
     assert_eq!(value(&stores, &catalog, 0).unwrap(), good);
+
+    // Hung (SIGSTOP: connections accepted, never answered): cut off at the store's timeout,
+    // and back as soon as it answers again.
+    bao.server.freeze(true);
+    refresh(&mut stores, &catalog).await;
+    let (kind, message) = value(&stores, &catalog, 0).unwrap_err();
+    bao.server.freeze(false);
+    assert_eq!(kind, ErrorKind::Timeout, "{message}");
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(value(&stores, &catalog, 0).unwrap(), good);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
