@@ -886,6 +886,12 @@ fn run_openbao(n: usize) {
     );
     rows(
         n,
+        "`bao kv put` of one secret, then `ramlet sync`: its consumer restarted (vs a restart of it by hand)",
+        &series.event,
+        &series.event_bare,
+    );
+    rows(
+        n,
         &format!(
             "`bao kv put` of the shared secret: all {n} restarted (vs one `systemctl restart` of all)"
         ),
