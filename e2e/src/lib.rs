@@ -6,3 +6,24 @@
 
 pub mod openbao;
 pub mod peers;
+
+/// The host policy an example under `examples/` needs to load (its `config.yaml.host`: the
+/// `policy` of a host config), or the default one.
+///
+/// # Panics
+/// When that file is there but is not a host config with a policy.
+#[must_use]
+pub fn example_policy(dir: &std::path::Path) -> ramlet_specs::Policy {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        policy: ramlet_specs::Policy,
+    }
+    std::fs::read_to_string(dir.join("config.yaml.host")).map_or_else(
+        |_| ramlet_specs::Policy::default(),
+        |text| {
+            serde_yaml::from_str::<Config>(&text)
+                .expect("config.yaml.host: a host config with a policy")
+                .policy
+        },
+    )
+}

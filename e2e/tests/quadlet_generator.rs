@@ -174,7 +174,8 @@ fn the_real_generator_accepts_every_rendered_unit_and_runs_what_the_spec_asked()
     for scope in [Scope::System, Scope::User] {
         for dir in spec_dirs() {
             let layout = Layout::defaults(scope, 1000, Some(Path::new("/run/user/1000")));
-            let catalog = ramlet_specs::load_dir(&dir).unwrap();
+            let catalog =
+                ramlet_specs::load_dir_with(&dir, &ramlet_e2e::example_policy(&dir)).unwrap();
             assert!(
                 catalog.errors.is_empty(),
                 "{}: {:?}",
