@@ -817,61 +817,58 @@ fn run_openbao(n: usize) {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let mut series = Series::default();
-    for round in 0..rounds {
-        let round_started = Instant::now();
-        let (r, b) = pair(
+    // One write (and what follows it) timed until `affected` restarted, beside their restart by
+    // hand, in `round`'s order.
+    let measure = |round: usize, write: &dyn Fn(), affected: &[String]| {
+        pair(
             &agent,
             round,
             &mut || {
                 let before = invocations(&agent.scope, &names);
                 let start = Instant::now();
-                bao.put("bench/own0", &[("v", &format!("own-0-{round}"))]);
-                restarted(&agent, &names[..1], &before, "the one consumer restarted");
-                let took = start.elapsed();
-                ready(&agent, &names);
-                took
-            },
-            &mut || by_hand(&agent, "restart", &names[..1]),
-        );
-        series.single.push(r);
-        series.single_bare.push(b);
-        // The same, told at once: `bao kv put` then `ramlet sync` (what the job that writes the
-        // secret can do instead of waiting for the next check).
-        let (r, b) = pair(
-            &agent,
-            round,
-            &mut || {
-                let before = invocations(&agent.scope, &names);
-                let start = Instant::now();
-                bao.put("bench/own1", &[("v", &format!("own-1-{round}"))]);
-                ramlet::agent::sync(&agent.dir.join("state")).unwrap();
+                write();
                 restarted(
                     &agent,
-                    &names[1..2],
+                    affected,
                     &before,
-                    "the synced consumer restarted",
+                    "the written secret's consumers restarted",
                 );
                 let took = start.elapsed();
                 ready(&agent, &names);
                 took
             },
-            &mut || by_hand(&agent, "restart", &names[1..2]),
+            &mut || by_hand(&agent, "restart", affected),
+        )
+    };
+    for round in 0..rounds {
+        let round_started = Instant::now();
+        let (r, b) = measure(
+            round,
+            &|| {
+                bao.put("bench/own0", &[("v", &format!("own-0-{round}"))]);
+            },
+            &names[..1],
+        );
+        series.single.push(r);
+        series.single_bare.push(b);
+        // The same, told at once: `bao kv put` then `ramlet sync` (what the job that writes the
+        // secret can do instead of waiting for the next check).
+        let (r, b) = measure(
+            round,
+            &|| {
+                bao.put("bench/own1", &[("v", &format!("own-1-{round}"))]);
+                ramlet::agent::sync(&agent.dir.join("state")).unwrap();
+            },
+            &names[1..2],
         );
         series.event.push(r);
         series.event_bare.push(b);
-        let (r, b) = pair(
-            &agent,
+        let (r, b) = measure(
             round,
-            &mut || {
-                let before = invocations(&agent.scope, &names);
-                let start = Instant::now();
+            &|| {
                 bao.put("bench/shared", &[("v", &format!("shared-{round}"))]);
-                restarted(&agent, &names, &before, "every consumer restarted");
-                let took = start.elapsed();
-                ready(&agent, &names);
-                took
             },
-            &mut || by_hand(&agent, "restart", &names),
+            &names,
         );
         series.shared.push(r);
         series.shared_bare.push(b);
