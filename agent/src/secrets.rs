@@ -2,6 +2,7 @@
 //! property, base64).
 
 pub mod memlock;
+pub mod template;
 
 use std::fmt;
 

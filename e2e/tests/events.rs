@@ -84,7 +84,7 @@ impl Listening {
             .values()
             .flat_map(|c| &c.volumes)
             .flat_map(|v| &v.files)
-            .map(|f| &f.secret);
+            .flat_map(ramlet_specs::model::VolumeFile::references);
         self.stores
             .refresh(&self.catalog.stores, references, Due::Timers)
             .await;
@@ -132,8 +132,9 @@ impl Listening {
     }
 
     fn version(&self, i: usize) -> String {
-        let reference =
-            &self.catalog.containers.values().next().unwrap().volumes[0].files[i].secret;
+        let reference = &self.catalog.containers.values().next().unwrap().volumes[0].files[i]
+            .secret()
+            .unwrap();
         self.stores
             .get(
                 &ramlet::secrets::SecretId::of(reference),

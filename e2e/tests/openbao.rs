@@ -82,7 +82,7 @@ async fn refresh(stores: &mut Stores, catalog: &Catalog) {
         .values()
         .flat_map(|c| &c.volumes)
         .flat_map(|v| &v.files)
-        .map(|f| &f.secret);
+        .flat_map(ramlet_specs::model::VolumeFile::references);
     stores.refresh(&catalog.stores, references, Due::All).await;
 }
 
@@ -97,7 +97,7 @@ fn value(
         .values()
         .find(|c| c.name.as_str() == format!("c{i}"))
         .unwrap();
-    let reference = &container.volumes[0].files[0].secret;
+    let reference = &container.volumes[0].files[0].secret().unwrap();
     stores
         .get(
             &ramlet::secrets::SecretId::of(reference),

@@ -56,7 +56,7 @@ async fn refresh(stores: &mut Stores, catalog: &Catalog, due: Due) {
         .values()
         .flat_map(|c| &c.volumes)
         .flat_map(|v| &v.files)
-        .map(|f| &f.secret);
+        .flat_map(ramlet_specs::model::VolumeFile::references);
     stores.refresh(&catalog.stores, references, due).await;
 }
 
@@ -67,7 +67,7 @@ fn value(stores: &Stores, catalog: &Catalog, i: usize) -> Result<(String, String
         .values()
         .find(|c| c.name.as_str() == format!("c{i}"))
         .unwrap();
-    let reference = &container.volumes[0].files[0].secret;
+    let reference = &container.volumes[0].files[0].secret().unwrap();
     stores
         .get(
             &ramlet::secrets::SecretId::of(reference),
@@ -211,7 +211,8 @@ async fn aws_checks_with_one_describe_and_reads_only_what_changed() {
         .unwrap()
         .volumes[0]
         .files[0]
-        .secret;
+        .secret()
+        .unwrap();
     let binary = stores
         .get(&ramlet::secrets::SecretId::of(c4), &c4.version)
         .unwrap();
@@ -351,7 +352,7 @@ async fn gcp_reads_latest_numbers_and_aliases_and_says_why_a_version_fails() {
         .values()
         .find(|c| c.name.as_str() == "c0")
         .unwrap();
-    let reference = &c0.volumes[0].files[0].secret;
+    let reference = &c0.volumes[0].files[0].secret().unwrap();
     let message = stores
         .get(
             &ramlet::secrets::SecretId::of(reference),

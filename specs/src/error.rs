@@ -208,6 +208,9 @@ pub(crate) struct Finding {
     pub(crate) field: crate::path::FieldPath,
     pub(crate) kind: ErrorKind,
     pub(crate) message: String,
+    /// Where in the field's text the problem is (1-based line and column), for a field that
+    /// holds a text of its own (a template); `None`: the field itself.
+    pub(crate) within: Option<(usize, usize)>,
 }
 
 /// Classifies a serde error message from typed deserialization.

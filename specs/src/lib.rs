@@ -22,7 +22,8 @@
 //! - `text`, `name`, `fspath`, `mode`, `quantity`, `ports`: checks for single values;
 //! - [`hatch`]: the Quadlet escape hatch's allowed sections and keys;
 //! - [`policy`]: a host's own limits (allowed store folders, forbidden escape-hatch keys);
-//! - [`schema`]: the JSON Schema for editors.
+//! - [`schema`]: the JSON Schema for editors;
+//! - [`template`]: the template language of rendered files, and its checks.
 
 pub mod error;
 pub mod hatch;
@@ -32,6 +33,7 @@ pub mod policy;
 pub mod raw;
 pub mod scalar;
 pub mod schema;
+pub mod template;
 
 mod document;
 mod fspath;

@@ -645,13 +645,50 @@ impl Ctx<'_> {
             if !self.budget(doc.file) {
                 continue;
             }
+            let field = self.locate(doc, &finding.field);
+            let location = match finding.within {
+                None => field,
+                Some(at) => in_text(&self.texts[doc.file], field, at),
+            };
             errors.push(SpecError {
                 file: self.paths[doc.file].clone(),
-                location: self.locate(doc, &finding.field),
+                location,
                 field: finding.field.to_string(),
                 kind: finding.kind,
                 message: finding.message,
             });
+        }
+    }
+}
+
+/// Where `line` and `column` of the text held by the scalar at `field` are in the file: after
+/// a block scalar's `|` or `>` the text starts on the next line, at its indentation; a quoted
+/// or plain scalar starts where it stands.
+fn in_text(text: &str, field: Location, (line, column): (usize, usize)) -> Location {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = field.line.checked_sub(1).and_then(|i| lines.get(i)) else {
+        return field;
+    };
+    let rest = start.get(field.column.saturating_sub(1)..).unwrap_or("");
+    if rest.starts_with(['|', '>']) {
+        let indent = lines
+            .iter()
+            .skip(field.line)
+            .find(|l| !l.trim().is_empty())
+            .map_or(0, |l| l.len() - l.trim_start().len());
+        Location {
+            line: field.line + line,
+            column: indent + column,
+        }
+    } else {
+        let quoted = usize::from(rest.starts_with(['"', '\'']));
+        Location {
+            line: field.line + line - 1,
+            column: if line == 1 {
+                field.column + quoted + column - 1
+            } else {
+                column
+            },
         }
     }
 }

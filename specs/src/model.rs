@@ -366,8 +366,58 @@ pub struct VolumeFile {
     pub uid: u32,
     /// Owner group ID.
     pub gid: u32,
-    /// The content's source.
-    pub secret: SecretRef,
+    /// Where the content comes from.
+    pub content: Content,
+}
+
+impl VolumeFile {
+    /// The file's secret, when it is one secret's value (not a template).
+    #[must_use]
+    pub fn secret(&self) -> Option<&SecretRef> {
+        match &self.content {
+            Content::Secret(reference) => Some(reference),
+            Content::Template(_) => None,
+        }
+    }
+
+    /// Every secret the file is made from: its secret, or its template's inputs.
+    pub fn references(&self) -> impl Iterator<Item = &SecretRef> {
+        let (one, many) = match &self.content {
+            Content::Secret(reference) => (Some(reference), None),
+            Content::Template(template) => (None, Some(template.inputs.values())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    /// [`Self::references`], to change (a rollback pins their versions).
+    pub fn references_mut(&mut self) -> impl Iterator<Item = &mut SecretRef> {
+        let (one, many) = match &mut self.content {
+            Content::Secret(reference) => (Some(reference), None),
+            Content::Template(template) => (None, Some(template.inputs.values_mut())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
+/// Where a file's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Content {
+    /// One secret's value.
+    Secret(SecretRef),
+    /// A text rendered from several secrets.
+    Template(Template),
+}
+
+/// A validated template: its text parses, reads only its inputs and reads every one (see
+/// [`crate::template::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    /// The secrets the text reads, by the name the text gives them.
+    pub inputs: BTreeMap<String, SecretRef>,
+    /// The template's text.
+    pub text: String,
 }
 
 /// A validated reference to a secret.

@@ -392,7 +392,8 @@ pub enum SelinuxLabel {
     None,
 }
 
-/// One file in a volume, filled from a secret.
+/// One file in a volume, filled from a secret (`secret`) or rendered from several
+/// (`template`): exactly one of the two.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VolumeFile {
@@ -404,8 +405,25 @@ pub struct VolumeFile {
     pub uid: Option<u32>,
     /// The owning group ID, as the container sees it (default 0).
     pub gid: Option<u32>,
-    /// Where the content comes from.
-    pub secret: SecretRef,
+    /// The secret whose value is the file's content.
+    pub secret: Option<SecretRef>,
+    /// A text rendered from several secrets (a `.env`, a configuration file).
+    pub template: Option<Template>,
+}
+
+/// A file's text rendered from secrets: a Jinja template (minijinja) whose variables are its
+/// inputs. An input whose value is a JSON object or array is read by key (`{{ db.user }}`);
+/// any other value is a string. Filters for configuration files: `urlencode`, `base64`,
+/// `b64decode`, `tojson`, `toyaml`, `indent` and Jinja's builtins; nothing reads a file, the
+/// environment or the network.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Template {
+    /// The secrets the text reads, by the name it gives them: letters, digits and `_`, not
+    /// starting with a digit.
+    pub inputs: BTreeMap<String, SecretRef>,
+    /// The text, with `{{ name }}` where an input's value goes; at most 64 KiB.
+    pub text: String,
 }
 
 /// A reference to one secret in a store.

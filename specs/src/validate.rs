@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`store`]: `SecretStore` documents;
 //! - [`container`]: `Container` documents, given the stores that exist;
+//! - `template`: a file's template (its inputs, and its text by [`crate::template::check`]);
 //! - this file: the finding collector and the checks shared by both kinds (metadata).
 //!
 //! Validation is pure: it sees one document (and, for containers, the index of valid stores)
@@ -12,6 +13,7 @@
 pub(crate) mod container;
 mod openbao;
 pub(crate) mod store;
+mod template;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +34,23 @@ impl Findings {
             field: field.clone(),
             kind,
             message: message.into(),
+            within: None,
+        });
+    }
+
+    /// Records a finding at `line` and `column` of the text `field` holds.
+    pub(crate) fn push_within(
+        &mut self,
+        field: &FieldPath,
+        (line, column): (usize, usize),
+        kind: ErrorKind,
+        message: impl Into<String>,
+    ) {
+        self.0.push(Finding {
+            field: field.clone(),
+            kind,
+            message: message.into(),
+            within: Some((line, column)),
         });
     }
 

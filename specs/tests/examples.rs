@@ -57,7 +57,7 @@ fn web_tls_gcp_reloads_nginx_with_sighup() {
         (key.path.as_str(), key.mode, key.uid),
         ("tls.key", 0o400, 101)
     );
-    let store = &catalog.stores[&key.secret.store];
+    let store = &catalog.stores[&key.secret().unwrap().store];
     assert!(matches!(store.provider, Provider::Gcp { .. }));
 }
 
@@ -69,11 +69,11 @@ fn app_db_aws_takes_json_keys_and_pins_the_previous_key() {
     let props: Vec<_> = db
         .files
         .iter()
-        .map(|f| f.secret.property.as_deref())
+        .map(|f| f.secret().unwrap().property.as_deref())
         .collect();
     assert_eq!(props, [Some("username"), Some("password")]);
     assert_eq!(db.size_limit, 64 * 1024);
-    let previous = &api.volumes[1].files[1].secret;
+    let previous = &api.volumes[1].files[1].secret().unwrap();
     assert_eq!(previous.version, SecretVersion::Stage("AWSPREVIOUS".into()));
     let edge = [("role".to_owned(), "edge".to_owned())].into();
     let app = [("role".to_owned(), "app".to_owned())].into();

@@ -90,7 +90,7 @@ fn each_login_method_loads_with_its_credentials_plain_or_sealed() {
         .find(|c| c.name.as_str() == "c-approle")
         .unwrap();
     assert_eq!(
-        pinned.volumes[0].files[0].secret.version,
+        pinned.volumes[0].files[0].secret().unwrap().version,
         SecretVersion::Number(3)
     );
 }

@@ -5,13 +5,14 @@
 //! [`super::decide`].
 
 use ramlet_specs::Catalog;
-use ramlet_specs::model::{Container, Rotation};
+use ramlet_specs::model::{Container, Content, Rotation, SecretRef, Template};
 
-use super::facts::{Gate, NameCheck, Problem, SpecFacts, Wants};
+use super::facts::{Feed, Gate, NameCheck, Problem, SpecFacts, Wants};
 use super::plan::OnRotation;
 use super::{Reconciler, service};
 use crate::drivers::{self, FileContent, Listing, VolumeSpec};
-use crate::secrets;
+use crate::secrets::template::{self, Renderings};
+use crate::secrets::{self, SecretBytes, SecretId};
 use crate::status::{Reason, SecretInUse};
 use crate::units;
 
@@ -56,14 +57,17 @@ impl Reconciler {
         catalog: &Catalog,
         listing: &Listing,
         rendered: &mut Renders,
+        renderings: &mut Renderings,
     ) -> (SpecFacts, Found) {
         let name = container.name.to_string();
         let name_check = self.name_check(&name, listing).await;
         let (wants, found) = match name_check {
-            NameCheck::Ours | NameCheck::Free => match self.wants(container, catalog, rendered) {
-                Ok((wants, found)) => (Ok(wants), found),
-                Err(problem) => (Err(problem), Found::default()),
-            },
+            NameCheck::Ours | NameCheck::Free => {
+                match self.wants(container, catalog, rendered, renderings) {
+                    Ok((wants, found)) => (Ok(wants), found),
+                    Err(problem) => (Err(problem), Found::default()),
+                }
+            }
             // Not looked at: the name decides.
             _ => (
                 Err(Problem {
@@ -124,9 +128,10 @@ impl Reconciler {
         container: &Container,
         catalog: &Catalog,
         rendered: &mut Renders,
+        renderings: &mut Renderings,
     ) -> Result<(Wants, Found), Problem> {
         let shaped = self
-            .shape(container, catalog)
+            .shape(container, catalog, renderings)
             .map_err(|(reason, message)| Problem {
                 reason,
                 message,
@@ -170,6 +175,7 @@ impl Reconciler {
             on_rotation,
             versions: shaped.versions,
             gate,
+            templates: feeds(container),
         };
         let found = Found {
             changed: Some(changed),
@@ -179,9 +185,12 @@ impl Reconciler {
     }
 
     /// All of `container`'s volumes with their files, from the stores' last good values; `None`
-    /// when a secret is missing or cannot be shaped.
+    /// when a secret is missing or cannot be shaped. (Its templates are rendered afresh: the
+    /// last renderings are of what the specs ask now.)
     pub(super) fn files(&self, container: &Container, catalog: &Catalog) -> Option<Changed> {
-        self.shape(container, catalog).ok().map(|s| s.volumes)
+        self.shape(container, catalog, &mut Renderings::default())
+            .ok()
+            .map(|s| s.volumes)
     }
 
     /// `container`'s unit file: rendered again only when the spec changed since the last time
@@ -207,7 +216,12 @@ impl Reconciler {
 
     /// Shapes every secret of `container` from the stores' last good values; the first
     /// problem is the error (status reason, message).
-    fn shape(&self, container: &Container, catalog: &Catalog) -> Result<Shaped, (Reason, String)> {
+    fn shape(
+        &self,
+        container: &Container,
+        catalog: &Catalog,
+        renderings: &mut Renderings,
+    ) -> Result<Shaped, (Reason, String)> {
         let unavailable = |message: String| (Reason::SecretUnavailable, message);
         let mut fetched = Shaped {
             volumes: Vec::new(),
@@ -216,28 +230,28 @@ impl Reconciler {
         for volume in &container.volumes {
             let mut files = Vec::new();
             for file in &volume.files {
-                let reference = &file.secret;
-                if !catalog.stores.contains_key(&reference.store) {
-                    return Err(unavailable(format!("store {} is gone", reference.store)));
-                }
-                let id = crate::secrets::SecretId::of(reference);
-                let secret = self.stores.get(&id, &reference.version).map_err(|e| {
-                    (
-                        e.kind().into(),
-                        format!(
-                            "{} (store {}, {}): {e}",
-                            file.path,
-                            reference.store,
-                            e.kind().as_str()
-                        ),
-                    )
-                })?;
-                let bytes = secrets::shape(&secret.bytes, reference)
-                    .map_err(|e| unavailable(format!("{}: {e}", file.path)))?;
-                fetched.versions.push(SecretInUse {
-                    id: crate::secrets::SecretId::of(reference),
-                    version: secret.version.clone(),
-                });
+                let bytes = match &file.content {
+                    Content::Secret(reference) => {
+                        let (secret, bytes) = self.secret(&file.path, reference, catalog)?;
+                        fetched.versions.push(SecretInUse {
+                            id: SecretId::of(reference),
+                            version: secret.version.clone(),
+                        });
+                        bytes
+                    }
+                    Content::Template(template) => {
+                        let key = (
+                            container.name.to_string(),
+                            volume.name.to_string(),
+                            file.path.clone(),
+                        );
+                        self.render_template(key, &file.path, template, catalog, renderings)
+                            .map(|(bytes, versions)| {
+                                fetched.versions.extend(versions);
+                                bytes
+                            })?
+                    }
+                };
                 let (uid, gid) = self
                     .owner(container, file.uid, file.gid)
                     .map_err(|e| unavailable(format!("{}: {e}", file.path)))?;
@@ -270,6 +284,64 @@ impl Reconciler {
         Ok(fetched)
     }
 
+    /// The secret `reference` names as the stores last saw it, and its value shaped for a file
+    /// (`path`, for errors).
+    fn secret<'s>(
+        &'s self,
+        path: &str,
+        reference: &SecretRef,
+        catalog: &Catalog,
+    ) -> Result<(&'s secrets::Secret, SecretBytes), (Reason, String)> {
+        let unavailable = |message: String| (Reason::SecretUnavailable, message);
+        if !catalog.stores.contains_key(&reference.store) {
+            return Err(unavailable(format!("store {} is gone", reference.store)));
+        }
+        let secret = self
+            .stores
+            .get(&SecretId::of(reference), &reference.version)
+            .map_err(|e| {
+                (
+                    e.kind().into(),
+                    format!(
+                        "{path} (store {}, {}): {e}",
+                        reference.store,
+                        e.kind().as_str()
+                    ),
+                )
+            })?;
+        let bytes = secrets::shape(&secret.bytes, reference)
+            .map_err(|e| unavailable(format!("{path}: {e}")))?;
+        Ok((secret, bytes))
+    }
+
+    /// A template file's rendering (the last one, if its inputs' versions have not moved),
+    /// with its inputs' versions.
+    fn render_template(
+        &self,
+        key: template::FileKey,
+        path: &str,
+        template: &Template,
+        catalog: &Catalog,
+        renderings: &mut Renderings,
+    ) -> Result<(SecretBytes, Vec<SecretInUse>), (Reason, String)> {
+        let mut values = std::collections::BTreeMap::new();
+        let mut versions = Vec::new();
+        for (name, reference) in &template.inputs {
+            let (secret, bytes) =
+                self.secret(&format!("{path} input {name}"), reference, catalog)?;
+            versions.push(SecretInUse {
+                id: SecretId::of(reference),
+                version: secret.version.clone(),
+            });
+            values.insert(name.clone(), bytes);
+        }
+        let at = versions.iter().map(|v| v.version.clone()).collect();
+        let bytes = renderings
+            .get_or_render(key, template, at, || template::render(template, &values))
+            .map_err(|e| (Reason::SecretUnavailable, format!("{path}: {e}")))?;
+        Ok((bytes, versions))
+    }
+
     /// The owner for a file owned by `uid:gid` in `container` (see [`FileContent`]'s `uid`).
     /// In user scope ramlet gives owners through rootless Podman's default ID mapping, so a
     /// container that sets its own (escape-hatch `UserNS=`, `UIDMap=`, ...) can have only root's.
@@ -291,4 +363,26 @@ impl Reconciler {
         }
         self.volumes.owner(uid, gid)
     }
+}
+
+/// `container`'s template files, each with the secrets that feed it.
+fn feeds(container: &Container) -> Vec<Feed> {
+    container
+        .volumes
+        .iter()
+        .flat_map(|v| v.files.iter().map(move |f| (v, f)))
+        .filter_map(|(volume, file)| {
+            let Content::Template(template) = &file.content else {
+                return None;
+            };
+            Some(Feed {
+                file: format!("{}/{}", volume.name, file.path),
+                inputs: template
+                    .inputs
+                    .iter()
+                    .map(|(name, reference)| (name.clone(), SecretId::of(reference)))
+                    .collect(),
+            })
+        })
+        .collect()
 }

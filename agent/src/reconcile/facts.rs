@@ -161,6 +161,17 @@ pub struct Wants {
     pub versions: Vec<SecretInUse>,
     /// Its health gate, if it has a health check.
     pub gate: Option<Gate>,
+    /// Its template files, each with the inputs that feed it (for `ramlet plan`).
+    pub templates: Vec<Feed>,
+}
+
+/// A template file and the secrets that feed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    /// `volume/path`.
+    pub file: String,
+    /// Each input's name in the text, and the secret it reads.
+    pub inputs: Vec<(String, crate::secrets::SecretId)>,
 }
 
 /// Why a spec's wants could not be worked out.

@@ -1,6 +1,7 @@
 //! What the reconciler remembers from one reconcile to the next, as one value: the work the
 //! journal holds, the units as last seen, the files a failed rotation puts back, what health
-//! checks said, what the shadow search found, the last renders and the last status. Observe
+//! checks said, what the shadow search found, the last renders (units and templates) and the
+//! last status. Observe
 //! reads it and records what it saw (states, renders, unsealed files, checks' answers); apply
 //! records what it did (the journal, the files held); the status step records the status.
 //! Nothing else keeps state across reconciles, so a test can tell what carries over.
@@ -35,6 +36,9 @@ pub struct Memory {
     pub shadows: Shadows,
     /// Each spec's unit file as last rendered, with the spec it came from.
     pub rendered: BTreeMap<String, (Container, String)>,
+    /// Each template file's last rendering, with what it was made from (see
+    /// [`crate::secrets::template::Renderings`]).
+    pub renderings: crate::secrets::template::Renderings,
     /// The last status (written or not).
     pub status: Status,
     /// When the status file was last written (`None`: not yet by this process).

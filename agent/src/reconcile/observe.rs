@@ -139,23 +139,10 @@ impl Reconciler {
                 .collect(),
             ..Facts::default()
         };
-        let mut payload = Payload::default();
         self.search_shadows(due, &listing).await;
-        let mut rendered = std::mem::take(&mut self.memory.rendered);
-        for container in &selected {
-            let (spec, found) = self
-                .spec_facts(container, &catalog, &listing, &mut rendered)
-                .await;
-            if let Some(changed) = found.changed {
-                payload.changed.insert(spec.name.clone(), changed);
-            }
-            if let Some(full) = found.full {
-                facts.holdable.insert(spec.name.clone());
-                payload.full.insert(spec.name.clone(), full);
-            }
-            facts.specs.push(spec);
-        }
-        self.memory.rendered = rendered;
+        let payload = self
+            .each_spec(&selected, &catalog, &listing, &mut facts)
+            .await;
         refuse_taken_references(&mut facts, &selected);
         self.gate_facts(&mut facts, &catalog, &selected, intent);
         phases.lap("shape");
@@ -178,6 +165,35 @@ impl Reconciler {
             payload,
             watch,
         })
+    }
+
+    /// The facts of each selected spec, into `facts`; the bytes the apply needs, returned.
+    async fn each_spec(
+        &mut self,
+        selected: &[&Container],
+        catalog: &Catalog,
+        listing: &Listing,
+        facts: &mut Facts,
+    ) -> Payload {
+        let mut payload = Payload::default();
+        let mut rendered = std::mem::take(&mut self.memory.rendered);
+        let mut renderings = std::mem::take(&mut self.memory.renderings);
+        for container in selected {
+            let (spec, found) = self
+                .spec_facts(container, catalog, listing, &mut rendered, &mut renderings)
+                .await;
+            if let Some(changed) = found.changed {
+                payload.changed.insert(spec.name.clone(), changed);
+            }
+            if let Some(full) = found.full {
+                facts.holdable.insert(spec.name.clone());
+                payload.full.insert(spec.name.clone(), full);
+            }
+            facts.specs.push(spec);
+        }
+        self.memory.rendered = rendered;
+        self.memory.renderings = renderings;
+        payload
     }
 
     /// Searches the manager's unit folders (generators' and transient units' left out) for a
@@ -257,6 +273,7 @@ impl Reconciler {
         self.memory
             .rendered
             .retain(|name, _| names.contains(name.as_str()));
+        self.memory.renderings.retain(|name| names.contains(name));
         Ok(catalog)
     }
 
@@ -271,7 +288,7 @@ impl Reconciler {
             .iter()
             .flat_map(|c| &c.volumes)
             .flat_map(|v| &v.files)
-            .map(|f| &f.secret)
+            .flat_map(ramlet_specs::model::VolumeFile::references)
             .collect();
         let refresh = self
             .stores
@@ -338,8 +355,9 @@ fn watched(catalog: &Catalog, selected: &[&Container]) -> BTreeSet<PathBuf> {
         .iter()
         .flat_map(|c| &c.volumes)
         .flat_map(|v| &v.files)
-        .filter_map(|f| {
-            let store = catalog.stores.get(&f.secret.store)?;
+        .flat_map(ramlet_specs::model::VolumeFile::references)
+        .filter_map(|reference| {
+            let store = catalog.stores.get(&reference.store)?;
             crate::providers::capabilities(&store.provider).folder
         })
         .collect()

@@ -102,6 +102,9 @@ impl Preview {
             {
                 change.why.push(why);
             }
+            if matches!(action, Action::WriteVolumes(_)) {
+                change.why.extend(rendered(name, facts, plan, previous));
+            }
         }
         preview.problems.clone_from(&facts.errors);
         for (name, verdict) in &plan.specs {
@@ -214,6 +217,60 @@ fn describe(cause: Cause, name: &str, facts: &Facts) -> String {
             "the spec is gone (removed, or no longer selected by this host's labels)".into()
         }
     }
+}
+
+/// For each template file of `name`: the inputs that feed it, and which of them moved (what
+/// makes it rendered again). Names and versions only.
+fn rendered(name: &str, facts: &Facts, plan: &Plan, previous: &Status) -> Vec<String> {
+    let Some(wants) = facts
+        .specs
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| s.wants.as_ref().ok())
+    else {
+        return Vec::new();
+    };
+    let now = plan
+        .specs
+        .get(name)
+        .map(|v| v.versions.as_slice())
+        .unwrap_or_default();
+    let before = previous.specs.get(name).map(|s| s.secrets.as_slice());
+    wants
+        .templates
+        .iter()
+        .map(|feed| {
+            let inputs: Vec<String> = feed
+                .inputs
+                .iter()
+                .map(|(input, id)| format!("{input} ({id})"))
+                .collect();
+            let moved: Vec<String> = feed
+                .inputs
+                .iter()
+                .filter_map(|(input, id)| {
+                    let new = now.iter().find(|v| v.id == *id)?;
+                    let old = before?.iter().find(|v| v.id == *id)?;
+                    (old.version != new.version)
+                        .then(|| format!("{input} {} -> {}", old.version, new.version))
+                })
+                .collect();
+            if moved.is_empty() {
+                format!(
+                    "template {}: rendered from {}",
+                    feed.file,
+                    inputs.join(", ")
+                )
+            } else {
+                format!(
+                    "template {}: rendered again, its input moved: {} (inputs: {})",
+                    feed.file,
+                    moved.join(", "),
+                    inputs.join(", ")
+                )
+            }
+        })
+        .collect()
 }
 
 /// Which secrets of `name` have another version than the running agent last reported.

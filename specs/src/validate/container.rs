@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::error::{Check, ErrorKind};
 use crate::model::{
-    Container, HealthCheck, HostSelector, LabelRequirement, Origin, Provider, Rotation, SecretRef,
-    SecretVersion, Volume, VolumeFile,
+    Container, Content, HealthCheck, HostSelector, LabelRequirement, Origin, Provider, Rotation,
+    SecretRef, SecretVersion, Volume, VolumeFile,
 };
 use crate::name;
 use crate::path::FieldPath;
@@ -362,21 +362,55 @@ fn files(
                 mode::parse,
             )
             .map(|m| m.unwrap_or(mode::DEFAULT_FILE_MODE));
-        let secret = secret_ref(f, &path.key("secret"), &file.secret, stores);
-        if let (Some(path), Ok(mode), Some(secret)) = (rel, mode, secret) {
+        let content = content(f, &path, file, stores);
+        if let (Some(path), Ok(mode), Some(content)) = (rel, mode, content) {
             files.push(VolumeFile {
                 path,
                 mode,
                 uid: file.uid.unwrap_or(0),
                 gid: file.gid.unwrap_or(0),
-                secret,
+                content,
             });
         }
     }
     files
 }
 
-fn secret_ref(
+/// A file's content: exactly one of `secret` and `template`.
+fn content(
+    f: &mut Findings,
+    path: &FieldPath,
+    file: &raw::VolumeFile,
+    stores: &Stores<'_>,
+) -> Option<Content> {
+    match (&file.secret, &file.template) {
+        (Some(secret), None) => {
+            secret_ref(f, &path.key("secret"), secret, stores).map(Content::Secret)
+        }
+        (None, Some(template)) => {
+            super::template::template(f, &path.key("template"), template, stores)
+                .map(Content::Template)
+        }
+        (Some(_), Some(_)) => {
+            f.push(
+                &path.key("template"),
+                ErrorKind::InvalidValue,
+                "a file is either secret: (one secret's value) or template: (a text rendered from secrets), not both",
+            );
+            None
+        }
+        (None, None) => {
+            f.push(
+                path,
+                ErrorKind::MissingField,
+                "a file needs secret: (one secret's value) or template: (a text rendered from secrets)",
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn secret_ref(
     f: &mut Findings,
     path: &FieldPath,
     raw: &raw::SecretRef,
@@ -389,7 +423,10 @@ fn secret_ref(
             f.push(
                 &path.key("store"),
                 ErrorKind::UnknownStore,
-                format!("store {store:?} is declared but invalid; fix its errors first"),
+                format!(
+                    "store {:?} is declared but invalid; fix its errors first",
+                    store.as_str()
+                ),
             );
             None
         }
@@ -403,7 +440,7 @@ fn secret_ref(
             f.push(
                 &path.key("store"),
                 ErrorKind::UnknownStore,
-                format!("no SecretStore named {store:?}; {hint}"),
+                format!("no SecretStore named {:?}; {hint}", store.as_str()),
             );
             None
         }

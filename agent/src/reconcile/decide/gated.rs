@@ -42,6 +42,7 @@ fn consumer(name: &str, live: &str, wanted: &str) -> SpecFacts {
             on_rotation: OnRotation::Restart,
             versions: vec![version(wanted)],
             gate: Some(GATE),
+            templates: Vec::new(),
         }),
         live: vec![version(live)],
     }

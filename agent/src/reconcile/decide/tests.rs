@@ -19,6 +19,7 @@ fn wants(text: &str, volumes_changed: bool, on_rotation: OnRotation) -> Wants {
         on_rotation,
         versions: Vec::new(),
         gate: None,
+        templates: Vec::new(),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ramlet_specs::Catalog;
-use ramlet_specs::model::Container;
+use ramlet_specs::model::{Container, VolumeFile};
 
 use super::super::Reconciler;
 use super::super::facts::{CheckCommand, Facts, Health};
@@ -181,8 +181,7 @@ fn pinned_to(
 ) -> Option<Container> {
     let mut pinned = container.clone();
     for volume in &mut pinned.volumes {
-        for file in &mut volume.files {
-            let reference = &mut file.secret;
+        for reference in volume.files.iter_mut().flat_map(VolumeFile::references_mut) {
             let Some(was) = previous
                 .iter()
                 .find(|p| p.id == crate::secrets::SecretId::of(reference))
