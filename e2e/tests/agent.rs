@@ -739,13 +739,24 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     .replace(
         "$(stat -L -c %a $f) $(cat $f)",
         "$(head -c 10 $f) $(wc -c < $f)",
+    )
+    // Issue 36: a template rendered from the file store's and AWS's canaries.
+    .replace(
+        "  rotation: {strategy: restart}",
+        "        - path: env\n          template:\n            inputs: {x: {store: local, name: x}, db: {store: aws, name: app/db}}\n            text: \"{{ x }}{{ db.password }}\"\n  rotation: {strategy: restart}",
     );
     agent.spec("leak", &spec);
+    // And a template that reads a key its JSON lacks: its error goes to the log and status.
+    let missing = spec
+        .replace("e2e-leak", "e2e-leak-missing")
+        .replace("{{ db.password }}", "{{ db.nokey }}");
+    agent.spec("leak-missing", &missing);
     agent.start();
     let shows = |lengths: [usize; 4]| {
         let logs = scope.logs("e2e-leak");
         let [x, db, tls, bao] = lengths;
-        (logs.contains(&format!("/run/s/x LEAKCANARY {x}"))
+        (logs.contains(&format!("/run/s/env LEAKCANARY {}", x + db))
+            && logs.contains(&format!("/run/s/x LEAKCANARY {x}"))
             && logs.contains(&format!("/run/s/db LEAKCANARY {db}"))
             && logs.contains(&format!("/run/s/tls LEAKCANARY {tls}"))
             && logs.contains(&format!("/run/s/bao LEAKCANARY {bao}")))
@@ -774,6 +785,13 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     agent.wait("Ready", Duration::from_secs(30), || {
         (agent.status()["specs"]["e2e-leak"]["phase"] == "Ready").then_some(())
     });
+    let refused = agent.status()["specs"]["e2e-leak-missing"]["message"].clone();
+    assert!(
+        refused
+            .as_str()
+            .is_some_and(|m| m.contains("env: line 1: input db has no key \"nokey\"")),
+        "{refused}"
+    );
 
     // What to look for: each canary's random part, and the canaries and the AWS secret string
     // in base64 (as a provider's wire format or a careless log would hold them).
@@ -911,10 +929,11 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     );
     assert!(hits.is_empty(), "canaries found in {hits:#?}");
     // The container did get them: the search would find them where they are.
-    let volume_hits = files_holding(&[scope.volume_root().join("e2e-leak/s/x")], &pattern_file);
+    let volume = scope.volume_root().join("e2e-leak/s");
+    let volume_hits = files_holding(&[volume.join("x"), volume.join("env")], &pattern_file);
     assert_eq!(
         volume_hits.len(),
-        1,
+        2,
         "the search finds a canary where it is"
     );
 }

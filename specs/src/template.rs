@@ -51,19 +51,84 @@ pub fn environment() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
-    // `debug()` prints the whole context: not a thing a file needs.
+    // `debug()` prints the whole context: not a thing a file needs. HTML escaping and
+    // `pprint` neither, and they print a missing key as nothing (or `undefined`).
     env.remove_global("debug");
+    for name in ["escape", "e", "pprint"] {
+        env.remove_filter(name);
+    }
+    // Every filter of ramlet's refuses a missing value (strict undefined stops at printing it,
+    // not at a filter that turns it into text), and so do these in place of Jinja's own.
     env.add_filter("urlencode", urlencode);
     env.add_filter("base64", base64_encode);
     env.add_filter("b64encode", base64_encode);
     env.add_filter("b64decode", base64_decode);
-    env.add_filter("toyaml", minijinja::filters::tojson);
+    env.add_filter("tojson", tojson);
+    env.add_filter("toyaml", tojson);
+    env.add_filter("indent", indent);
     env
+}
+
+/// A missing value (a key a JSON input lacks) as the error strict undefined gives.
+fn defined(value: &Value) -> Result<(), minijinja::Error> {
+    if value.is_undefined() {
+        return Err(minijinja::Error::from(EngineError::UndefinedError));
+    }
+    Ok(())
+}
+
+/// Jinja's `tojson`, refusing a missing value (Jinja's writes `null`). Its output is a YAML
+/// double-quoted scalar too, hence `toyaml`.
+fn tojson(
+    value: &Value,
+    indent: Option<Value>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<Value, minijinja::Error> {
+    defined(value)?;
+    minijinja::filters::tojson(value, indent, kwargs)
+}
+
+/// Jinja's `indent(width=4, first=false, blank=false)`, refusing a missing value (Jinja's
+/// writes nothing): every line but the first (unless `first`) gets `width` spaces, blank lines
+/// none (unless `blank`).
+#[allow(clippy::needless_pass_by_value)] // minijinja hands a filter its keyword arguments by value
+fn indent(
+    value: &Value,
+    width: Option<usize>,
+    first: Option<bool>,
+    blank: Option<bool>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<String, minijinja::Error> {
+    defined(value)?;
+    let width = kwargs.get::<Option<usize>>("width")?.or(width).unwrap_or(4);
+    let first = kwargs
+        .get::<Option<bool>>("first")?
+        .or(first)
+        .unwrap_or(false);
+    let blank = kwargs
+        .get::<Option<bool>>("blank")?
+        .or(blank)
+        .unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let pad = " ".repeat(width);
+    let text = text_of(value);
+    let mut out = String::with_capacity(text.len() + width * 8);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if (i > 0 || first) && (blank || !line.trim().is_empty()) {
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    Ok(out)
 }
 
 /// `value`'s text with every byte but `A-Z a-z 0-9 - . _ ~` percent-encoded: safe in any part of
 /// a URL (Jinja's own keeps `/`, which breaks a password in `user:password@host`).
-fn urlencode(value: &Value) -> String {
+fn urlencode(value: &Value) -> Result<String, minijinja::Error> {
+    defined(value)?;
     let text = text_of(value);
     let mut out = String::with_capacity(text.len() * 3);
     for byte in text.bytes() {
@@ -73,17 +138,19 @@ fn urlencode(value: &Value) -> String {
             let _ = write!(out, "%{byte:02X}");
         }
     }
-    out
+    Ok(out)
 }
 
-fn base64_encode(value: &Value) -> String {
+fn base64_encode(value: &Value) -> Result<String, minijinja::Error> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(text_of(value).as_bytes())
+    defined(value)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(text_of(value).as_bytes()))
 }
 
 /// Errors say what is wrong, never the value.
 fn base64_decode(value: &Value) -> Result<String, minijinja::Error> {
     use base64::Engine as _;
+    defined(value)?;
     let text: String = text_of(value)
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
@@ -421,7 +488,73 @@ mod tests {
         assert_eq!(render("{{ p | base64 | b64decode }}"), "a/b:c@d e");
         assert_eq!(render("{{ p | toyaml }}"), "\"a/b:c@d e\"");
         assert_eq!(render("{{ 'x\ny' | indent(2) }}"), "x\n  y");
+        assert_eq!(
+            render("{{ 'x\n\ny' | indent(width=3, first=true) }}"),
+            "   x\n\n   y"
+        );
         assert_eq!(render("line\n"), "line\n");
+    }
+
+    #[test]
+    fn no_filter_turns_a_missing_key_into_text() {
+        let env = environment();
+        let mut filters = vec![
+            "urlencode",
+            "base64",
+            "b64encode",
+            "b64decode",
+            "tojson",
+            "toyaml",
+            "indent(2)",
+            "upper",
+            "lower",
+            "trim",
+            "string",
+            "length",
+            "first",
+            "last",
+            "list",
+            "join(',')",
+            "int",
+            "float",
+            "replace('a', 'b')",
+            "title",
+            "capitalize",
+            "safe",
+            "lines",
+            "split",
+            "items",
+            "sort",
+            "bool",
+            "format('x')",
+            "reverse",
+            "unique",
+            "attr('x')",
+            "sum",
+            "min",
+            "max",
+            "count",
+            "dictsort",
+            "map('upper')",
+            "select",
+            "reject",
+            "abs",
+            "round",
+        ];
+        filters.extend(["escape", "e", "pprint"]);
+        for filter in filters {
+            let text = format!("[{{{{ x.nokey | {filter} }}}}]");
+            let rendered = env
+                .template_from_str(&text)
+                .unwrap()
+                .render(minijinja::context! { x => minijinja::context! { a => 1 } });
+            assert!(rendered.is_err(), "{filter}: {rendered:?}");
+        }
+        let rendered = env
+            .template_from_str("{{ x.nokey | default('d') }}")
+            .unwrap()
+            .render(minijinja::context! { x => minijinja::context! { a => 1 } });
+        assert_eq!(rendered.unwrap(), "d");
     }
 
     #[test]

@@ -117,7 +117,12 @@ fn verdict<'a>(spec: &'a SpecFacts, facts: &Facts) -> Result<&'a Wants, (Verdict
                     phase: if runs { Phase::Degraded } else { Phase::Failed },
                     reason: problem.reason,
                     message: problem.message.clone(),
-                    versions: problem.versions.clone(),
+                    // What it runs: the versions it ran before (a new one: what was known).
+                    versions: if runs && !spec.live.is_empty() {
+                        spec.live.clone()
+                    } else {
+                        problem.versions.clone()
+                    },
                 };
                 (verdict, runs)
             });

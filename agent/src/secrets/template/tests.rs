@@ -84,6 +84,9 @@ fn a_missing_key_names_the_input_and_key_and_never_a_value() {
         }
     );
     assert_eq!(error.to_string(), "line 2: input db has no key \"host\"");
+    // Through a filter too: none turns a missing key into text.
+    let filtered = rendered("{{ db.pass | urlencode }}", &[("db", DB)]).unwrap_err();
+    assert_eq!(filtered.to_string(), "line 1: input db has no key \"pass\"");
     let nested = rendered("{{ db.tls.ca }}", &[("db", DB)]).unwrap_err();
     assert_eq!(nested.to_string(), "line 1: input db.tls has no key \"ca\"");
     // A key computed from another secret's value is not named.
