@@ -905,3 +905,71 @@ fn run_openbao(n: usize) {
         per_hour(meta1 - meta0 + data1 - data0 + auth1 - auth0),
     );
 }
+
+/// Issue 36: a rotation through a template beside a plain secret's, at N consumers of one
+/// store (`RAMLET_BENCH_SIZES`, default 100; `RAMLET_BENCH_ROUNDS`, default 5). Consumer 0
+/// reads `own0` as a plain file, consumer 1 reads `own1` through a template (`{{ own }}`); each
+/// round rotates both in turn (the order alternating) and times each until its consumer
+/// restarted. The ratio is template over plain.
+#[test]
+#[ignore = "a benchmark: scripts/bench runs it in the sandbox"]
+fn template_benchmark() {
+    let sizes = std::env::var("RAMLET_BENCH_SIZES").unwrap_or_else(|_| "100".into());
+    println!("| N | measure (file store) | template ms | plain secret ms | ratio |");
+    println!("| --- | --- | --- | --- | --- |");
+    for n in sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|n| *n >= 2)
+    {
+        run_template(n);
+    }
+}
+
+fn run_template(n: usize) {
+    let scope = Scope::user();
+    no_keyrings(&scope);
+    let mut agent = Agent::new(scope, &format!("tpl{n}"));
+    let names: Vec<String> = (0..n).map(|i| format!("t{n}-{i:03}")).collect();
+    consumers(&agent, &names);
+    agent.spec(
+        &names[1],
+        &consumer(&names[1], 1, "one").replace(
+            "          secret: {store: local, name: own1}\n",
+            "          template: {inputs: {own: {store: local, name: own1}}, text: \"{{ own }}\"}\n",
+        ),
+    );
+    agent.start();
+    restarted(&agent, &names, &[], "every container up");
+    ready(&agent, &names);
+    let rounds: usize = std::env::var("RAMLET_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let rotate = |i: usize, round: usize| {
+        quiet(&agent);
+        let before = invocations(&agent.scope, &names);
+        let start = Instant::now();
+        agent.secret(&format!("own{i}"), &format!("own-{i}-{round}"));
+        restarted(&agent, &names[i..=i], &before, "its consumer restarted");
+        let took = start.elapsed();
+        ready(&agent, &names);
+        took
+    };
+    let (mut template, mut plain) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round.is_multiple_of(2) {
+            template.push(rotate(1, round));
+            plain.push(Ok(rotate(0, round)));
+        } else {
+            plain.push(Ok(rotate(0, round)));
+            template.push(rotate(1, round));
+        }
+    }
+    rows(
+        n,
+        "one secret rotated: its consumer restarted, through a template (vs a plain secret file)",
+        &template,
+        &plain,
+    );
+}

@@ -134,3 +134,22 @@ fn app_openbao_logs_in_with_a_sealed_approle_secret_id_and_only_by_the_hosts_lea
             .any(|e| e.kind == ramlet_specs::ErrorKind::Policy)
     );
 }
+
+#[test]
+fn app_template_renders_one_env_file_from_two_secrets() {
+    let catalog = example("app-template");
+    let app = catalog.containers.values().next().unwrap();
+    let file = &app.volumes[0].files[0];
+    assert_eq!(file.path, "app.env");
+    let ramlet_specs::model::Content::Template(template) = &file.content else {
+        panic!("app.env is a template");
+    };
+    let inputs: Vec<(&str, &str)> = template
+        .inputs
+        .iter()
+        .map(|(name, r)| (name.as_str(), r.name.as_str()))
+        .collect();
+    assert_eq!(inputs, [("db", "app/db"), ("token", "app/api-token")]);
+    assert!(template.text.contains("{{ db.password | urlencode }}"));
+    assert!(app.health_check.is_some());
+}

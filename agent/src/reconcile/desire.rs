@@ -280,7 +280,12 @@ impl Reconciler {
             }
             fetched.volumes.push((spec, files));
         }
-        fetched.versions.dedup();
+        // Each secret once, where it is first read (a JSON secret's two keys, a template's
+        // input that another file reads too).
+        let mut seen = std::collections::BTreeSet::new();
+        fetched
+            .versions
+            .retain(|v| seen.insert((v.id.clone(), v.version.clone())));
         Ok(fetched)
     }
 
