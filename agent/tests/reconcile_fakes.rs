@@ -1160,3 +1160,63 @@ async fn a_fresh_plan_shows_a_gated_rotation_and_runs_no_check() {
     );
     assert_eq!(world.take_log(), Vec::<String>::new());
 }
+
+/// Issue 36: a template file is rendered from its inputs; a new version of one input renders it
+/// again and restarts its consumer alone; unchanged inputs change nothing; a key the JSON lacks
+/// leaves the spec Degraded on its last file, naming the input and key, never a value.
+#[tokio::test]
+async fn a_template_is_rendered_again_only_when_an_input_moves() {
+    let world = World::new("template");
+    world.spec(
+        "t",
+        "apiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {name: t}\nspec:\n  image: localhost/busybox\n  \
+         volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: app.env\n          template:\n            \
+         inputs: {db: {store: s, name: db}, api: {store: s, name: api}}\n            \
+         text: \"URL=pg://{{ db.user }}:{{ db.password | urlencode }}@db\\nTOKEN={{ api }}\\n\"\n",
+    );
+    world.container("p", "other", "restart");
+    world.secret("db", Ok(r#"{"user": "app", "password": "s3/cr:t"}"#));
+    world.secret("api", Ok("tok-1"));
+    world.secret("other", Ok("o"));
+    let mut reconciler = world.reconciler();
+    assert!(!reconciler.reconcile(Due::All).await.failed);
+    let file = |world: &World| {
+        let host = world.host.lock().unwrap();
+        let files = &host.volumes[&("t".to_owned(), "v".to_owned())];
+        String::from_utf8(files[0].bytes.expose().to_vec()).unwrap()
+    };
+    assert_eq!(file(&world), "URL=pg://app:s3%2Fcr%3At@db\nTOKEN=tok-1\n");
+    let status = reconciler.status();
+    let inputs: Vec<String> = status.specs["t"]
+        .secrets
+        .iter()
+        .map(|s| s.id.to_string())
+        .collect();
+    assert_eq!(inputs, ["s/api", "s/db"]);
+    world.take_log();
+
+    // Nothing moved: nothing written, nothing restarted.
+    let outcome = reconciler.reconcile(Due::All).await;
+    assert!(outcome.actions.is_empty(), "{:?}", outcome.actions);
+    assert!(world.take_log().is_empty());
+
+    // One input moves: that file alone is rendered again, its consumer alone restarts.
+    world.secret("api", Ok("tok-2"));
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(world.take_log(), ["write t/v", "restart t.service"]);
+    assert_eq!(file(&world), "URL=pg://app:s3%2Fcr%3At@db\nTOKEN=tok-2\n");
+
+    // A key the JSON lacks: Degraded, the last file stays, p is untouched.
+    world.secret("db", Ok(r#"{"user": "app", "pass": "s3/cr:t-2"}"#));
+    reconciler.reconcile(Due::All).await;
+    assert!(world.take_log().is_empty());
+    let status = reconciler.status();
+    assert_eq!(status.specs["t"].phase, Phase::Degraded);
+    assert_eq!(status.specs["t"].reason, Reason::SecretUnavailable);
+    assert_eq!(
+        status.specs["t"].message,
+        "app.env: line 1: input db has no key \"password\""
+    );
+    assert_eq!(status.specs["p"].phase, Phase::Ready);
+    assert_eq!(file(&world), "URL=pg://app:s3%2Fcr%3At@db\nTOKEN=tok-2\n");
+}
