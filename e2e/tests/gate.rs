@@ -40,13 +40,6 @@ fn last_value(scope: &Scope, name: &str) -> String {
         .to_owned()
 }
 
-fn spec_field(agent: &Agent, name: &str, field: &str) -> String {
-    agent.status()["specs"][name][field]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// Waits until every one of `names` is Ready and printed `value`.
 fn all_on(agent: &Agent, names: &[String], value: &str, what: &str) {
     agent.wait(what, Duration::from_mins(2), || {

@@ -36,13 +36,6 @@ fn last_env(scope: &Scope, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn spec_field(agent: &Agent, name: &str, field: &str) -> String {
-    agent.status()["specs"][name][field]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn db(user: &str, password: &str) -> String {
     format!(r#"{{"user": "{user}", "password": "{password}", "host": "db"}}"#)
 }

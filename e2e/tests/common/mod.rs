@@ -557,3 +557,12 @@ pub(crate) fn openbao_store(
         token.display()
     )
 }
+
+/// A field of spec `name` in the agent's status file (`phase`, `reason`, `message`); empty
+/// when it is not there.
+pub(crate) fn spec_field(agent: &Agent, name: &str, field: &str) -> String {
+    agent.status()["specs"][name][field]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
