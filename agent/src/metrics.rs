@@ -337,6 +337,7 @@ mod tests {
                     fetched: 4,
                     unused: 2,
                 }),
+                conditions: Vec::new(),
             },
         );
         let answers = [("gcp".to_owned(), "gcp", "permission-denied", 3_u64)];

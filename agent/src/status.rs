@@ -1,6 +1,7 @@
 //! What ramlet reports: per spec, its phase, why, when it was last reconciled, the secret
-//! versions it runs with (never values, never hashes of values) and the unit's state. Written to
-//! `<state dir>/status.json` after every reconcile, read by `ramlet status`.
+//! versions it runs with (never values, never hashes of values), the unit's state, and the same
+//! as Kubernetes-style [`conditions`]. Written to `<state dir>/status.json` after every
+//! reconcile, read by `ramlet status`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::drivers::UnitState;
 pub use crate::providers::stores::StoreStatus;
+pub use conditions::Condition;
+
+pub mod conditions;
 
 /// The status file's name in the state directory.
 pub const STATUS_FILE: &str = "status.json";
@@ -187,6 +191,16 @@ pub struct SpecStatus {
     pub secrets: Vec<SecretInUse>,
     /// The unit's state.
     pub unit: UnitState,
+    /// The generation of the spec this status is of: 1 for the first seen, one more each time
+    /// the spec's content changes.
+    #[serde(default)]
+    pub observed_generation: u64,
+    /// A digest of the spec's content (not of any secret), to tell when it changes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub spec_digest: String,
+    /// `Ready`, `Progressing` and `Degraded`, as Kubernetes gives conditions.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
 }
 
 /// The whole status file.

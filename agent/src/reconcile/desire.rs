@@ -91,6 +91,7 @@ impl Reconciler {
             name_check,
             wants,
             live,
+            digest: digest(container),
         };
         (facts, found)
     }
@@ -390,4 +391,19 @@ fn feeds(container: &Container) -> Vec<Feed> {
             })
         })
         .collect()
+}
+
+/// A digest of `container`'s content as validated (SHA-256 of its JSON, hex): what the status's
+/// `observedGeneration` counts changes of. Specs hold no secret, so neither does this.
+fn digest(container: &Container) -> String {
+    use sha2::Digest as _;
+    let json = serde_json::to_vec(container).unwrap_or_default();
+    sha2::Sha256::digest(json)
+        .iter()
+        .take(16)
+        .fold(String::with_capacity(32), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }

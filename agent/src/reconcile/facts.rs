@@ -124,6 +124,8 @@ pub struct SpecFacts {
     pub wants: Result<Wants, Problem>,
     /// The secret versions its volumes hold now, as the last status said (empty: not known).
     pub live: Vec<SecretInUse>,
+    /// A digest of the spec's content (never of a secret): its generation moves when this does.
+    pub digest: String,
 }
 
 /// Whether a spec's unit name can be ramlet's.

@@ -11,7 +11,26 @@ use super::plan::{Action, Plan, Verdict};
 use super::{Reconciler, service};
 use crate::drivers::{ActiveState, UnitResult, UnitState};
 use crate::layout::Scope;
-use crate::status::{Phase, Reason, SpecStatus, Status};
+use crate::status::{Phase, Reason, SpecStatus, Status, conditions};
+
+/// Gives `spec` its digest and generation: the one `before` had while the digest is the same,
+/// one more when the spec changed (1 for a spec never seen); a spec not observed now (gone, its
+/// file broken) keeps what it had.
+fn generation(spec: &mut SpecStatus, before: Option<&SpecStatus>, digest: Option<&&str>) {
+    let (digest, generation) = match (digest, before) {
+        (Some(digest), Some(b)) if b.spec_digest == **digest => {
+            ((*digest).to_owned(), b.observed_generation)
+        }
+        (Some(digest), b) => (
+            (*digest).to_owned(),
+            b.map_or(0, |b| b.observed_generation) + 1,
+        ),
+        (None, Some(b)) => (b.spec_digest.clone(), b.observed_generation),
+        (None, None) => (String::new(), 0),
+    };
+    spec.spec_digest = digest;
+    spec.observed_generation = generation;
+}
 
 /// How old the status file may get while nothing in it changes.
 const STATUS_HEARTBEAT: std::time::Duration = std::time::Duration::from_mins(1);
@@ -75,6 +94,12 @@ impl Reconciler {
             .iter()
             .map(|s| (s.name.as_str(), &s.file))
             .collect();
+        let digests: BTreeMap<&str, &str> = facts
+            .specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.digest.as_str()))
+            .collect();
+        let before = &self.memory.status;
         let specs = plan
             .specs
             .iter()
@@ -91,14 +116,28 @@ impl Reconciler {
                     spec.unit = last.map(|l| l.unit.clone()).unwrap_or_default();
                 }
                 spec.last_reconcile.clone_from(&now);
+                generation(
+                    &mut spec,
+                    before.specs.get(name),
+                    digests.get(name.as_str()),
+                );
+                spec.conditions = conditions::of_spec(&spec, spec.observed_generation);
+                let was = before.specs.get(name).map_or(&[][..], |b| &b.conditions);
+                conditions::carry(&mut spec.conditions, was, &now);
                 (name.clone(), spec)
             })
             .collect();
+        let mut stores = self.stores.status();
+        for (name, store) in &mut stores {
+            store.conditions = conditions::of_store(store);
+            let was = before.stores.get(name).map_or(&[][..], |b| &b.conditions);
+            conditions::carry(&mut store.conditions, was, &now);
+        }
         Status {
             updated: now,
             specs,
             errors: facts.errors.clone(),
-            stores: self.stores.status(),
+            stores,
             selinux: self.volumes.selinux(),
             volumes: self.volumes.medium(),
         }

@@ -50,6 +50,10 @@ pub struct StoreStatus {
     /// Its change events, when it has an event source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsStatus>,
+    /// `Ready`, `Progressing` and `Degraded`, as Kubernetes gives conditions (see
+    /// [`crate::status::conditions`]).
+    #[serde(default)]
+    pub conditions: Vec<crate::status::Condition>,
 }
 
 impl Stores {
@@ -102,6 +106,7 @@ impl Stores {
                         fetched: l.fetched,
                         unused: l.unused,
                     }),
+                    conditions: Vec::new(),
                 };
                 (name.clone(), status)
             })

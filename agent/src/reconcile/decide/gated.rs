@@ -45,6 +45,7 @@ fn consumer(name: &str, live: &str, wanted: &str) -> SpecFacts {
             templates: Vec::new(),
         }),
         live: vec![version(live)],
+        digest: String::new(),
     }
 }
 

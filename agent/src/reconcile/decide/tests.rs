@@ -30,6 +30,7 @@ fn spec(name: &str, wants: Wants) -> SpecFacts {
         name_check: NameCheck::Ours,
         wants: Ok(wants),
         live: Vec::new(),
+        digest: String::new(),
     }
 }
 
