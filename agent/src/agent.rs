@@ -167,8 +167,16 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     watches.update(&mut watcher, &BTreeSet::new());
     let watched = tx.clone();
     let sync = tx.clone();
+    // A reload (SIGHUP) begins: systemd hears RELOADING=1 at once, and READY=1 after the first
+    // reconcile that started after it (`Type=notify-reload`: `systemctl reload` waits for it).
+    let reload_asked: std::sync::Arc<std::sync::Mutex<Option<Instant>>> = std::sync::Arc::default();
+    let asked = reload_asked.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
+            crate::host::notify::notify(&crate::host::notify::reloading());
+            if let Ok(mut pending) = asked.lock() {
+                pending.get_or_insert_with(Instant::now);
+            }
             let _ = sync.send(Wake::Sync);
         }
     });
@@ -181,14 +189,17 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         &stop_tx,
         config.debounce,
         crate::host::notify::watchdog_interval(),
-        |reconciler: &Reconciler, outcome: &Outcome| {
+        |reconciler: &Reconciler, outcome: &Outcome, started: Instant| {
             let added = watches.update(&mut watcher, &outcome.watch);
             if !added.is_empty() {
                 // Read once more what changed before these folders were watched.
                 let _ = watched.send(Wake::Files(added));
             }
+            let reloaded = reload_asked
+                .lock()
+                .is_ok_and(|mut pending| pending.take_if(|asked| *asked <= started).is_some());
             let message = status_line(reconciler.status());
-            crate::host::notify::notify(&if ready {
+            crate::host::notify::notify(&if ready && !reloaded {
                 message
             } else {
                 format!("READY=1\n{message}")
@@ -272,16 +283,32 @@ impl Reconcile for Reconciler {
 
 /// The `STATUS=` line for systemd.
 fn status_line(status: &crate::status::Status) -> String {
-    let ready = status
-        .specs
-        .values()
-        .filter(|s| s.phase == crate::status::Phase::Ready)
-        .count();
-    format!(
-        "STATUS={ready}/{} specs ready, {} spec errors",
-        status.specs.len(),
-        status.errors.len()
-    )
+    use crate::status::Phase;
+    use std::fmt::Write as _;
+    let count = |phase: Phase| status.specs.values().filter(|s| s.phase == phase).count();
+    let mut line = format!(
+        "STATUS={} of {} specs ready",
+        count(Phase::Ready),
+        status.specs.len()
+    );
+    for (phase, word) in [
+        (Phase::Progressing, "progressing"),
+        (Phase::Degraded, "degraded"),
+        (Phase::Failed, "failed"),
+    ] {
+        let n = count(phase);
+        if n > 0 {
+            let _ = write!(line, ", {n} {word}");
+        }
+    }
+    let unhealthy = status.stores.values().filter(|s| !s.healthy).count();
+    if unhealthy > 0 {
+        let _ = write!(line, ", {unhealthy} stores failing");
+    }
+    if !status.errors.is_empty() {
+        let _ = write!(line, ", {} spec errors", status.errors.len());
+    }
+    line
 }
 
 /// When to reconcile again after `outcome`: the next store refresh, or sooner by the
@@ -315,6 +342,10 @@ const QUIET: Duration = Duration::from_millis(60);
 /// any honest reconcile: a start job's timeout (90 s) plus the spec load's deadline.
 const STUCK_AFTER: Duration = Duration::from_mins(5);
 
+/// How often the first reconcile pushes systemd's start timeout back, and by how much.
+const EXTEND_EVERY: Duration = Duration::from_secs(10);
+const EXTEND_BY: Duration = Duration::from_secs(30);
+
 /// Ticks every `watchdog`, or never when systemd asked for no watchdog.
 async fn beat(watchdog: &mut Option<tokio::time::Interval>) {
     match watchdog {
@@ -336,12 +367,15 @@ pub async fn control_loop<R: Reconcile>(
     stop: &tokio::sync::watch::Sender<bool>,
     debounce: Duration,
     watchdog: Option<Duration>,
-    mut after: impl FnMut(&R, &Outcome),
+    mut after: impl FnMut(&R, &Outcome, Instant),
 ) -> Result<()> {
     tokio::pin!(shutdown);
     let mut due = Due::Timers;
     let mut pacing = Pacing::default();
     let mut watchdog = watchdog.map(tokio::time::interval);
+    // While the first reconcile runs (a large host's first fetch and starts), systemd's start
+    // timeout is pushed back: it is not ready yet, and not stuck either.
+    let mut first = Some(tokio::time::interval(EXTEND_EVERY));
     loop {
         let started = Instant::now();
         tracing::trace!(?due, "reconciling");
@@ -351,6 +385,13 @@ pub async fn control_loop<R: Reconcile>(
             loop {
                 tokio::select! {
                     outcome = &mut reconcile => break outcome,
+                    () = beat(&mut first) => {
+                        crate::host::notify::notify(&format!(
+                            "EXTEND_TIMEOUT_USEC={}\nSTATUS=first reconcile: fetching secrets and starting containers ({} s)",
+                            EXTEND_BY.as_micros(),
+                            started.elapsed().as_secs()
+                        ));
+                    }
                     () = beat(&mut watchdog) => {
                         if started.elapsed() < STUCK_AFTER {
                             crate::host::notify::notify("WATCHDOG=1");
@@ -381,7 +422,8 @@ pub async fn control_loop<R: Reconcile>(
             took_ms,
             "reconciled: {actions} actions{failed}, {took_ms} ms"
         );
-        after(reconciler, &outcome);
+        first = None;
+        after(reconciler, &outcome, started);
         let deadline = Instant::now() + pacing.wait(&outcome);
         due = loop {
             tokio::select! {

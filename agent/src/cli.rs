@@ -287,7 +287,7 @@ fn usage(error: &dyn std::fmt::Display) -> ExitCode {
 }
 
 fn run_agent(config: Config) -> ExitCode {
-    init_tracing();
+    init_tracing(config.layout.scope);
     let runtime = match crate::cmd::runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -313,10 +313,13 @@ fn run_agent(config: Config) -> ExitCode {
 
 /// Logs go to the journal natively when stderr is the journal (systemd says so in
 /// `JOURNAL_STREAM`), with each event's fields as journal fields under the `RAMLET_` prefix
-/// (`RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_STORE=`, `RAMLET_ACTION=`, `RAMLET_REASON=`), so that
-/// `journalctl -u ramlet RAMLET_SPEC=web` tells one spec's story; as plain text otherwise.
-/// Whatever `RAMLET_LOG` says, other crates' events are capped ([`within_cap`]).
-fn init_tracing() {
+/// (`RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_STORE=`, `RAMLET_ACTION=`, `RAMLET_REASON=`), the
+/// unit an event is about as `OBJECT_SYSTEMD_UNIT=` (or `OBJECT_SYSTEMD_USER_UNIT=` in user
+/// scope) and its `MESSAGE_ID=` (see [`crate::host::journald`]), so that `journalctl -u
+/// ramlet RAMLET_SPEC=web` tells one spec's story and `journalctl -u web.service` shows
+/// ramlet's lines about web; as plain text otherwise. Whatever `RAMLET_LOG` says, other
+/// crates' events are capped ([`within_cap`]).
+fn init_tracing(scope: Scope) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = || {
@@ -325,11 +328,9 @@ fn init_tracing() {
     };
     let cap = tracing_subscriber::filter::filter_fn(within_cap);
     if stderr_is_the_journal()
-        && let Ok(journal) = tracing_journald::layer()
+        && let Ok(journal) =
+            crate::host::journald::Journald::new(crate::host::journald::SOCKET, scope)
     {
-        let journal = journal
-            .with_field_prefix(Some(JOURNAL_FIELD_PREFIX.into()))
-            .with_syslog_identifier("ramlet".into());
         let _ = tracing_subscriber::registry()
             .with(filter())
             .with(cap)
@@ -367,7 +368,7 @@ fn within_cap(meta: &tracing::Metadata<'_>) -> bool {
 }
 
 /// The prefix of ramlet's own journal fields (an event's `spec` field becomes `RAMLET_SPEC`).
-pub const JOURNAL_FIELD_PREFIX: &str = "RAMLET";
+pub const JOURNAL_FIELD_PREFIX: &str = crate::host::journald::FIELD_PREFIX;
 
 /// Whether stderr is the stream systemd connected to the journal: `JOURNAL_STREAM` holds its
 /// device and inode (`DEV:INO`), which must be stderr's own (a child of a journald-logged

@@ -7,10 +7,12 @@
 //!   [`idmap`]: files a rootless container sees with an owner other than its root;
 //!   [`labels`]: their SELinux contexts;
 //! - [`podman`]: which Podman and Quadlet this host has;
-//! - [`notify`]: `sd_notify`; [`pidfile`]: the agent's locked pid file and `ramlet sync`.
+//! - [`notify`]: `sd_notify`; [`pidfile`]: the agent's locked pid file and `ramlet sync`;
+//! - [`journald`]: ramlet's lines in the journal, with the fields `journalctl -u` looks for.
 
 pub mod atomic;
 pub mod idmap;
+pub mod journald;
 pub mod labels;
 pub mod notify;
 pub mod pidfile;

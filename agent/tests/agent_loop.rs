@@ -76,7 +76,7 @@ async fn run<F: Future<Output = ()>>(
         &stop,
         Duration::from_millis(60),
         None,
-        |_, _| {},
+        |_, _, _| {},
     );
     // The loop ends when every sender is gone; a script may drop its own.
     let script = script(tx.clone());

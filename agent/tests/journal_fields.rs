@@ -1,8 +1,8 @@
 //! What reaches the journal: each applied action is one event whose message names the spec,
 //! the unit, the action and why, with `spec`, `unit`, `action` and `reason` as fields too, and a
 //! store's events carry `store`; with ramlet's prefix these become the journal fields
-//! `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=`, `RAMLET_REASON=` and `RAMLET_STORE=` (tracing-journald
-//! upper-cases a field's name behind the prefix), so `journalctl -u ramlet RAMLET_SPEC=web` tells
+//! `RAMLET_SPEC=`, `RAMLET_UNIT=`, `RAMLET_ACTION=`, `RAMLET_REASON=` and `RAMLET_STORE=` (the
+//! journald layer upper-cases a field's name behind the prefix), so `journalctl -u ramlet RAMLET_SPEC=web` tells
 //! one spec's story. (The CI host has no journald; this checks the events themselves.)
 
 mod fakes;

@@ -100,7 +100,7 @@ async fn run(reconciler: &mut Fake, wakes: Vec<(u64, Wake)>, until: Duration) {
         &stop,
         Duration::from_millis(200),
         None,
-        |_, _| {},
+        |_, _, _| {},
     )
     .await
     .unwrap();

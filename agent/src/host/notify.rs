@@ -1,5 +1,5 @@
-//! `sd_notify`: tells systemd when ramlet is ready and what it is doing (`Type=notify` units),
-//! and keeps its watchdog fed (`WatchdogSec=`).
+//! `sd_notify`: tells systemd when ramlet is ready, reloading and what it is doing
+//! (`Type=notify` and `Type=notify-reload` units), and keeps its watchdog fed (`WatchdogSec=`).
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
@@ -21,6 +21,18 @@ pub fn notify(message: &str) {
     } else {
         socket.send_to(message.as_bytes(), &path)
     };
+}
+
+/// What ramlet says when a reload (SIGHUP: `systemctl reload`, `ramlet sync`) begins:
+/// `RELOADING=1` with the monotonic clock's time, as `Type=notify-reload` (systemd 253 and
+/// later) wants it; `READY=1` follows once the reconcile it asked for is done.
+#[must_use]
+pub fn reloading() -> String {
+    let usec = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000
+            + u64::try_from(t.tv_nsec()).unwrap_or(0) / 1000
+    });
+    format!("RELOADING=1\nMONOTONIC_USEC={usec}")
 }
 
 /// How often to send `WATCHDOG=1`, when systemd asks for it: half of `$WATCHDOG_USEC`, if

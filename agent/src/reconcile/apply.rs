@@ -348,10 +348,22 @@ fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>
         | Action::Check(name) => format!("{name}: {verb}"),
         Action::DaemonReload => verb.to_owned(),
     };
+    // What the journal catalog explains (`journalctl -x`), and `journalctl MESSAGE_ID=` finds.
+    let id = match action {
+        Action::WriteVolumes(_) => Some(crate::host::journald::ids::VOLUME_WRITTEN),
+        Action::Job(Job::Restart | Job::Reload, _) => Some(crate::host::journald::ids::RESTARTED),
+        Action::RestoreVolumes(_) => Some(crate::host::journald::ids::ROLLED_BACK),
+        _ => None,
+    };
     match (action.spec(), error) {
-        (Some(spec), None) => {
-            tracing::info!(spec, unit = %service(spec), action = verb, reason, "{what} ({reason})");
-        }
+        (Some(spec), None) => match id {
+            Some(message_id) => {
+                tracing::info!(spec, unit = %service(spec), action = verb, reason, message_id, "{what} ({reason})");
+            }
+            None => {
+                tracing::info!(spec, unit = %service(spec), action = verb, reason, "{what} ({reason})");
+            }
+        },
         (Some(spec), Some(error)) => {
             let kind = error.kind().as_str();
             tracing::warn!(spec, unit = %service(spec), action = verb, reason, error = %error.message, kind, "{what} ({reason}): action failed: {error}");

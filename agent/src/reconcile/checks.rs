@@ -91,7 +91,11 @@ impl Checks {
             let health = futures_util::FutureExt::now_or_never(task)
                 .and_then(Result::ok)
                 .unwrap_or(Health::Unknown(Unrun::Lost));
-            tracing::info!(spec = %name, health = ?health, "{name}: health check: {health:?}");
+            if health == Health::Unhealthy {
+                tracing::warn!(spec = %name, unit = %super::service(&name), health = ?health, message_id = crate::host::journald::ids::CHECK_FAILED, "{name}: health check failed");
+            } else {
+                tracing::info!(spec = %name, health = ?health, "{name}: health check: {health:?}");
+            }
             said.insert(name, (versions, health));
         }
         for name in self.running.keys() {

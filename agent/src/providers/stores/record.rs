@@ -40,7 +40,7 @@ impl Store {
             match answer {
                 Ok(Fetched::Unchanged) => entry.error = None,
                 Ok(Fetched::New(secret)) => {
-                    tracing::info!(store = %name, secret = %request.name, version = %secret.version, "{name}/{}: new secret version {}", request.name, secret.version);
+                    tracing::info!(store = %name, secret = %request.name, version = %secret.version, message_id = crate::host::journald::ids::NEW_VERSION, "{name}/{}: new secret version {}", request.name, secret.version);
                     entry.value = Some(secret);
                     entry.error = None;
                 }
