@@ -198,7 +198,7 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
             let reloaded = reload_asked
                 .lock()
                 .is_ok_and(|mut pending| pending.take_if(|asked| *asked <= started).is_some());
-            let message = status_line(reconciler.status());
+            let message = format!("STATUS={}", reconciler.status().summary());
             crate::host::notify::notify(&if ready && !reloaded {
                 message
             } else {
@@ -279,36 +279,6 @@ impl Reconcile for Reconciler {
     fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> Due {
         Reconciler::files_changed(self, paths)
     }
-}
-
-/// The `STATUS=` line for systemd.
-fn status_line(status: &crate::status::Status) -> String {
-    use crate::status::Phase;
-    use std::fmt::Write as _;
-    let count = |phase: Phase| status.specs.values().filter(|s| s.phase == phase).count();
-    let mut line = format!(
-        "STATUS={} of {} specs ready",
-        count(Phase::Ready),
-        status.specs.len()
-    );
-    for (phase, word) in [
-        (Phase::Progressing, "progressing"),
-        (Phase::Degraded, "degraded"),
-        (Phase::Failed, "failed"),
-    ] {
-        let n = count(phase);
-        if n > 0 {
-            let _ = write!(line, ", {n} {word}");
-        }
-    }
-    let unhealthy = status.stores.values().filter(|s| !s.healthy).count();
-    if unhealthy > 0 {
-        let _ = write!(line, ", {unhealthy} stores failing");
-    }
-    if !status.errors.is_empty() {
-        let _ = write!(line, ", {} spec errors", status.errors.len());
-    }
-    line
 }
 
 /// When to reconcile again after `outcome`: the next store refresh, or sooner by the

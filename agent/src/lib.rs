@@ -13,23 +13,27 @@
 //!   ([`providers::Capabilities`]), their change events, and the store cache with its timers
 //!   and backoff;
 //! - [`host`]: everything that touches the host (systemd, the unit folder, RAM volumes,
-//!   Podman, `sd_notify`, the pid file), behind the traits of [`drivers`];
+//!   Podman, `sd_notify`, the journal, the pid file), behind the traits of [`drivers`];
 //! - neutral ground, used from above: [`drivers`] (the traits the reconciler drives the host
 //!   through, and the values they carry), [`units`] (a spec to its Quadlet unit), [`layout`]
 //!   (scope, unit folder, volume root), [`status`] (the status file), [`metrics`],
 //!   [`secrets`] (zeroized bytes, their shaping, and [`secrets::SecretId`], a secret's one
 //!   name), [`retry`] (when to come back: [`retry::Requeue`], the error policy), [`clock`],
-//!   [`diff`], [`statefile`] (ramlet's own small files, replaced in one rename), [`util`].
+//!   [`diff`], [`statefile`] (ramlet's own small files, replaced in one rename), [`util`],
+//!   [`message_ids`] (the journal's `MESSAGE_ID`s of ramlet's events), [`condition`] (a
+//!   Kubernetes-style condition).
 
 pub mod agent;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
+pub mod condition;
 pub mod config;
 pub mod diff;
 pub mod drivers;
 pub mod host;
 pub mod layout;
+pub mod message_ids;
 pub mod metrics;
 pub mod providers;
 pub mod reconcile;

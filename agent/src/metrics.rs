@@ -17,6 +17,10 @@ use crate::status::{Phase, Status};
 /// Upper bounds of the reconcile duration histogram, in seconds.
 const BUCKETS: [f64; 8] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0];
 
+/// Upper bounds of the rotation duration histogram, in seconds: a restart by hand takes about
+/// half a second; a polled store adds up to its refresh interval, a health gate its deadline.
+const ROTATION_BUCKETS: [f64; 10] = [0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+
 /// The phases, as labels (every spec gets each, 1 for its phase and 0 for the others).
 const PHASES: [(Phase, &str); 4] = [
     (Phase::Progressing, "Progressing"),
@@ -36,6 +40,10 @@ pub struct Metrics {
     last_success: Option<f64>,
     /// Jobs issued, by job and cause.
     jobs: BTreeMap<(&'static str, &'static str), u64>,
+    /// Rotations finished: at or under each bucket's bound, their count and total seconds.
+    rotation_buckets: [u64; ROTATION_BUCKETS.len()],
+    rotations: u64,
+    rotation_seconds: f64,
 }
 
 impl Metrics {
@@ -62,6 +70,21 @@ impl Metrics {
         }
     }
 
+    /// Counts finished rotations, each the time from its new version seen to its consumer's
+    /// restart or reload done.
+    pub fn rotated(&mut self, took: &[Duration]) {
+        for took in took {
+            let seconds = took.as_secs_f64();
+            for (bound, count) in ROTATION_BUCKETS.iter().zip(&mut self.rotation_buckets) {
+                if seconds <= *bound {
+                    *count += 1;
+                }
+            }
+            self.rotations += 1;
+            self.rotation_seconds += seconds;
+        }
+    }
+
     /// The text file: these counters, plus what `status`, `answers` (per store: name, kind,
     /// result, count) and `owed` (jobs owed) say now.
     #[must_use]
@@ -72,6 +95,36 @@ impl Metrics {
         owed: usize,
     ) -> String {
         let mut out = String::new();
+        let name = head(
+            &mut out,
+            "ramlet_build_info",
+            "gauge",
+            "Which ramlet this is: 1, with its version as a label.",
+        );
+        line(
+            &mut out,
+            &format!("{name}{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
+        );
+
+        let name = head(
+            &mut out,
+            "ramlet_rotation_duration_seconds",
+            "histogram",
+            "How long rotations take: from a new secret version seen to its consumer restarted or reloaded.",
+        );
+        for (bound, count) in ROTATION_BUCKETS.iter().zip(self.rotation_buckets) {
+            line(
+                &mut out,
+                &format!("{name}_bucket{{le=\"{bound}\"}} {count}"),
+            );
+        }
+        line(
+            &mut out,
+            &format!("{name}_bucket{{le=\"+Inf\"}} {}", self.rotations),
+        );
+        line(&mut out, &format!("{name}_sum {}", self.rotation_seconds));
+        line(&mut out, &format!("{name}_count {}", self.rotations));
+
         let name = head(
             &mut out,
             "ramlet_reconciles_total",
@@ -310,6 +363,7 @@ mod tests {
             &[(Job::Restart, "rotation"), (Job::Start, "down")],
         );
         metrics.reconciled(Duration::from_secs(2), true, &[(Job::Restart, "rotation")]);
+        metrics.rotated(&[Duration::from_millis(700), Duration::from_secs(12)]);
         let mut status = Status::default();
         status.specs.insert(
             "web".into(),
@@ -357,6 +411,15 @@ mod tests {
             "ramlet_store_events_listening{store=\"aws\",source=\"sqs\"} 0",
             "ramlet_store_events_total{store=\"aws\",result=\"fetched\"} 4",
             "ramlet_store_events_total{store=\"aws\",result=\"unused\"} 2",
+            &format!(
+                "ramlet_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "ramlet_rotation_duration_seconds_bucket{le=\"0.5\"} 0",
+            "ramlet_rotation_duration_seconds_bucket{le=\"1\"} 1",
+            "ramlet_rotation_duration_seconds_bucket{le=\"30\"} 2",
+            "ramlet_rotation_duration_seconds_bucket{le=\"+Inf\"} 2",
+            "ramlet_rotation_duration_seconds_count 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

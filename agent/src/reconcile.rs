@@ -277,8 +277,41 @@ impl Reconciler {
         };
         // Asked for (`ramlet sync`, SIGHUP, a start): the status file says so, changed or not.
         self.keep_status(next, due == Due::All);
+        let rotated = self.rotations(&facts, &plan, &applied);
+        self.metrics.rotated(&rotated);
         self.count(started, outcome.failed, &plan.jobs());
         outcome
+    }
+
+    /// How long each rotation this reconcile finished took: from the first new version its
+    /// consumer now reads to that consumer's restart or reload done (a job for a rotation that
+    /// did not fail).
+    fn rotations(
+        &self,
+        facts: &facts::Facts,
+        plan: &plan::Plan,
+        applied: &apply::Applied,
+    ) -> Vec<std::time::Duration> {
+        let now = tokio::time::Instant::now();
+        plan.jobs_with_names()
+            .into_iter()
+            .filter(|(name, job, cause)| {
+                *cause == Cause::Rotation
+                    && matches!(job, Job::Restart | Job::Reload)
+                    && !applied.failures.contains_key(*name)
+            })
+            .filter_map(|(name, _, _)| {
+                let spec = facts.specs.iter().find(|s| s.name == name)?;
+                let wants = spec.wants.as_ref().ok()?;
+                wants
+                    .versions
+                    .iter()
+                    .filter(|v| !spec.live.contains(v))
+                    .filter_map(|v| self.stores.seen(&v.id))
+                    .min()
+                    .map(|seen| now.duration_since(seen))
+            })
+            .collect()
     }
 
     /// Counts a reconcile in the metrics and writes the metrics file, if there is one.

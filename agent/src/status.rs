@@ -246,6 +246,37 @@ impl Status {
         plain(self) == plain(other)
     }
 
+    /// One line for `systemctl status` (`STATUS=`): `12 of 13 specs ready, 1 degraded`, with
+    /// the stores failing and the spec errors when there are any.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        use std::fmt::Write as _;
+        let count = |phase: Phase| self.specs.values().filter(|s| s.phase == phase).count();
+        let mut line = format!(
+            "{} of {} specs ready",
+            count(Phase::Ready),
+            self.specs.len()
+        );
+        for (phase, word) in [
+            (Phase::Progressing, "progressing"),
+            (Phase::Degraded, "degraded"),
+            (Phase::Failed, "failed"),
+        ] {
+            let n = count(phase);
+            if n > 0 {
+                let _ = write!(line, ", {n} {word}");
+            }
+        }
+        let unhealthy = self.stores.values().filter(|s| !s.healthy).count();
+        if unhealthy > 0 {
+            let _ = write!(line, ", {unhealthy} stores failing");
+        }
+        if !self.errors.is_empty() {
+            let _ = write!(line, ", {} spec errors", self.errors.len());
+        }
+        line
+    }
+
     /// Reads the status file from `state_dir`.
     pub fn read(state_dir: &Path) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(state_dir.join(STATUS_FILE))?;

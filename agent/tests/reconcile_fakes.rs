@@ -244,6 +244,9 @@ async fn a_rotation_touches_only_the_containers_that_use_the_secret() {
         "ramlet_reconciles_total{result=\"success\"} 2",
         "ramlet_spec_phase{spec=\"a\",phase=\"Ready\"} 1",
         "ramlet_secret_fetches_total{store=\"s\",kind=\"file\",result=\"changed\"} 3",
+        // a restarted and c reloaded for the rotation, well within a second on fakes.
+        "ramlet_rotation_duration_seconds_count 2",
+        "ramlet_rotation_duration_seconds_bucket{le=\"0.5\"} 2",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
     }

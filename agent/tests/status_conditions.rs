@@ -85,6 +85,11 @@ async fn specs_and_stores_have_conditions_in_the_kubernetes_shape() {
     assert_eq!(broken["type"], "Degraded");
     assert_eq!(broken["status"], "True");
     assert_eq!(broken["reason"], "SecretNotFound");
+    // The one line `systemctl status ramlet` shows.
+    assert_eq!(
+        reconciler.status().summary(),
+        "1 of 2 specs ready, 1 failed, 1 stores failing"
+    );
     let store = &status["stores"]["s"]["conditions"][2];
     assert_eq!(
         (&store["status"], &store["reason"]),

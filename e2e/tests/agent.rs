@@ -239,10 +239,15 @@ fn user_scope_multi_file_volume_is_never_seen_half_updated() {
     });
     let logs = scope.logs("e2e-pair");
     assert!(!logs.contains("TORN"), "{logs}");
+    let log = agent.log();
+    let jobs: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("e2e-pair") && !l.contains("write-volumes"))
+        .collect();
     assert_eq!(
         scope.invocation("e2e-pair"),
         id,
-        "rotation: none leaves the container running"
+        "rotation: none leaves the container running; ramlet's lines about it: {jobs:#?}"
     );
 }
 

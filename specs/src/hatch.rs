@@ -222,7 +222,9 @@ pub(crate) fn key(section: &str, allowed: &[&str], key: &str) -> Check<()> {
     }
     Err((
         ErrorKind::QuadletKey,
-        format!("[{section}] {key}= is not a key the escape hatch allows (see the README's list)"),
+        format!(
+            "[{section}] {key}= is not a key the escape hatch allows (the manual's chapter \"The Quadlet escape hatch\" lists them)"
+        ),
     ))
 }
 

@@ -118,7 +118,7 @@ impl Policy {
             for key in keys {
                 if !is_hatch_key(key) {
                     problems.push(format!(
-                        "policy.{field}: {key:?} is not an escape-hatch key; write `Key` or `Section.Key` with a key of {} (the README lists them)",
+                        "policy.{field}: {key:?} is not an escape-hatch key; write `Key` or `Section.Key` with a key of {} (the manual's chapter \"The Quadlet escape hatch\" lists them)",
                         crate::hatch::SECTIONS.join(", ")
                     ));
                 }

@@ -312,7 +312,7 @@ pub fn check(text: &str, inputs: &BTreeSet<&str>) -> Vec<Problem> {
                 usize::from(span.start_line),
                 usize::from(span.start_col) + 1,
                 ErrorKind::InvalidValue,
-                format!("no {what} named {name} (see the README's Templates for the list)"),
+                format!("no {what} named {name} (the manual's chapter Templates lists them)"),
             ));
         }
     }

@@ -7,7 +7,7 @@
 //!   `OBJECT_SYSTEMD_USER_UNIT=web.service` (user scope: ramlet runs as the unit's owner, whose
 //!   UID journald stamps on the entry), so that `journalctl -u web.service` (or `--user -u`)
 //!   shows ramlet's lines about web between web's own;
-//! - an event with a `message_id` field as `MESSAGE_ID=` (see [`ids`]), which the journal
+//! - an event with a `message_id` field as `MESSAGE_ID=` (see [`crate::message_ids`]), which the journal
 //!   catalog shipped in the packages explains (`journalctl -x`), and by which one kind of event
 //!   is found (`journalctl MESSAGE_ID=...`).
 //!
@@ -29,22 +29,6 @@ pub const SOCKET: &str = "/run/systemd/journal/socket";
 
 /// The prefix of ramlet's own journal fields (an event's `spec` field becomes `RAMLET_SPEC`).
 pub const FIELD_PREFIX: &str = "RAMLET";
-
-/// The stable `MESSAGE_ID`s of ramlet's events, explained in `dist/ramlet.catalog`.
-pub mod ids {
-    /// A store has a new version of a secret.
-    pub const NEW_VERSION: &str = "7c4a1f0e9b2d4e6a8f3c5d7e9a1b2c40";
-    /// A volume's files were written (a new version, a new spec).
-    pub const VOLUME_WRITTEN: &str = "7c4a1f0e9b2d4e6a8f3c5d7e9a1b2c41";
-    /// A unit was restarted or reloaded so that it reads new versions.
-    pub const RESTARTED: &str = "7c4a1f0e9b2d4e6a8f3c5d7e9a1b2c42";
-    /// A rotation's health check failed.
-    pub const CHECK_FAILED: &str = "7c4a1f0e9b2d4e6a8f3c5d7e9a1b2c43";
-    /// A failed rotation's previous files are back.
-    pub const ROLLED_BACK: &str = "7c4a1f0e9b2d4e6a8f3c5d7e9a1b2c44";
-    /// A spec could not be applied (its message says why).
-    pub const NOT_APPLIED: &str = "7c4a1f0e9b2d4e6a8f3c5d7e9a1b2c45";
-}
 
 /// The layer: ramlet's events to journald.
 pub struct Journald {
@@ -220,7 +204,7 @@ mod tests {
                 spec = "web",
                 unit = "web.service",
                 action = "restart",
-                message_id = ids::RESTARTED,
+                message_id = crate::message_ids::RESTARTED,
                 "web: restart web.service (its secrets changed)"
             );
             tracing::warn!(store = "aws", "aws: slow");
@@ -235,7 +219,7 @@ mod tests {
             ("PRIORITY", "6"),
             ("SYSLOG_IDENTIFIER", "ramlet"),
             ("OBJECT_SYSTEMD_UNIT", "web.service"),
-            ("MESSAGE_ID", ids::RESTARTED),
+            ("MESSAGE_ID", crate::message_ids::RESTARTED),
             ("RAMLET_SPEC", "web"),
             ("RAMLET_UNIT", "web.service"),
             ("RAMLET_ACTION", "restart"),

@@ -62,6 +62,8 @@ type Key = (String, SecretVersion);
 struct Entry {
     value: Option<Secret>,
     error: Option<ProviderError>,
+    /// When its value last changed (a new version arrived).
+    seen: Option<Instant>,
 }
 
 /// One store: its client, timer, backoff and secrets.
@@ -291,6 +293,19 @@ impl Stores {
             }) => Ok(value),
             _ => Err(ProviderError::unavailable("not fetched yet")),
         }
+    }
+
+    /// When the last new version of secret `id` arrived (any version asked of it), if one did
+    /// since ramlet started.
+    #[must_use]
+    pub fn seen(&self, id: &SecretId) -> Option<Instant> {
+        self.by_name
+            .get(&id.store)?
+            .entries
+            .iter()
+            .filter(|((name, _), _)| *name == id.name)
+            .filter_map(|(_, entry)| entry.seen)
+            .max()
     }
 
     /// How long until the first store is due, if any store is in use.

@@ -350,9 +350,9 @@ fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>
     };
     // What the journal catalog explains (`journalctl -x`), and `journalctl MESSAGE_ID=` finds.
     let id = match action {
-        Action::WriteVolumes(_) => Some(crate::host::journald::ids::VOLUME_WRITTEN),
-        Action::Job(Job::Restart | Job::Reload, _) => Some(crate::host::journald::ids::RESTARTED),
-        Action::RestoreVolumes(_) => Some(crate::host::journald::ids::ROLLED_BACK),
+        Action::WriteVolumes(_) => Some(crate::message_ids::VOLUME_WRITTEN),
+        Action::Job(Job::Restart | Job::Reload, _) => Some(crate::message_ids::RESTARTED),
+        Action::RestoreVolumes(_) => Some(crate::message_ids::ROLLED_BACK),
         _ => None,
     };
     match (action.spec(), error) {

@@ -92,7 +92,7 @@ impl Checks {
                 .and_then(Result::ok)
                 .unwrap_or(Health::Unknown(Unrun::Lost));
             if health == Health::Unhealthy {
-                tracing::warn!(spec = %name, unit = %super::service(&name), health = ?health, message_id = crate::host::journald::ids::CHECK_FAILED, "{name}: health check failed");
+                tracing::warn!(spec = %name, unit = %super::service(&name), health = ?health, message_id = crate::message_ids::CHECK_FAILED, "{name}: health check failed");
             } else {
                 tracing::info!(spec = %name, health = ?health, "{name}: health check: {health:?}");
             }

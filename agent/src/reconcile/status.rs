@@ -50,7 +50,7 @@ impl Reconciler {
                 .is_some_and(|s| s.reason == verdict.reason && s.message == verdict.message);
             if !said {
                 let (reason, message) = (verdict.reason, &verdict.message);
-                tracing::warn!(spec = %name, unit = %service(name), reason = ?reason, %message, message_id = crate::host::journald::ids::NOT_APPLIED, "{name}: spec not applied ({reason:?}): {message}");
+                tracing::warn!(spec = %name, unit = %service(name), reason = ?reason, %message, message_id = crate::message_ids::NOT_APPLIED, "{name}: spec not applied ({reason:?}): {message}");
             }
         }
     }

@@ -4,29 +4,10 @@
 //! it moves only when the condition's status does) and the spec's generation it was worked out
 //! for (`observedGeneration`). Tooling that reads `kubectl get -o json` reads these.
 
-use serde::{Deserialize, Serialize};
+pub use crate::condition::Condition;
 
 use super::{Phase, Reason, SpecStatus};
 use crate::providers::stores::StoreStatus;
-
-/// One condition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// `Ready`, `Progressing` or `Degraded`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    /// Why, in one CamelCase word (the status reason: `Applied`, `RolledBack`, ...).
-    pub reason: String,
-    /// For people.
-    pub message: String,
-    /// When `status` last changed (RFC 3339, UTC).
-    pub last_transition_time: String,
-    /// The spec's generation it was worked out for (a store's: 0).
-    pub observed_generation: u64,
-}
 
 fn truth(yes: bool) -> String {
     if yes { "True" } else { "False" }.to_owned()

@@ -40,9 +40,10 @@ impl Store {
             match answer {
                 Ok(Fetched::Unchanged) => entry.error = None,
                 Ok(Fetched::New(secret)) => {
-                    tracing::info!(store = %name, secret = %request.name, version = %secret.version, message_id = crate::host::journald::ids::NEW_VERSION, "{name}/{}: new secret version {}", request.name, secret.version);
+                    tracing::info!(store = %name, secret = %request.name, version = %secret.version, message_id = crate::message_ids::NEW_VERSION, "{name}/{}: new secret version {}", request.name, secret.version);
                     entry.value = Some(secret);
                     entry.error = None;
+                    entry.seen = Some(now);
                 }
                 Err(error) => {
                     tracing::warn!(store = %name, secret = %request.name, kind = error.kind().as_str(), %error, "{name}/{}: secret fetch failed ({}): {error}", request.name, error.kind().as_str());

@@ -51,9 +51,9 @@ pub struct StoreStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<EventsStatus>,
     /// `Ready`, `Progressing` and `Degraded`, as Kubernetes gives conditions (see
-    /// [`crate::status::conditions`]).
+    /// `crate::status::conditions`).
     #[serde(default)]
-    pub conditions: Vec<crate::status::Condition>,
+    pub conditions: Vec<crate::condition::Condition>,
 }
 
 impl Stores {
