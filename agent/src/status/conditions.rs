@@ -9,21 +9,24 @@ pub use crate::condition::Condition;
 use super::{Phase, Reason, SpecStatus};
 use crate::providers::stores::StoreStatus;
 
-fn truth(yes: bool) -> String {
-    if yes { "True" } else { "False" }.to_owned()
+/// One condition, its transition time left empty (see [`carry`]).
+fn condition(kind: &str, yes: bool, reason: &str, message: &str, generation: u64) -> Condition {
+    Condition {
+        kind: kind.to_owned(),
+        status: if yes { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time: String::new(),
+        observed_generation: generation,
+    }
 }
 
 /// A spec's conditions, as its phase and reason say (times left empty: see [`carry`]).
 #[must_use]
 pub fn of_spec(spec: &SpecStatus, generation: u64) -> Vec<Condition> {
     let reason = spec.reason.as_str().to_owned();
-    let condition = |kind: &str, yes: bool, reason: &str, message: &str| Condition {
-        kind: kind.to_owned(),
-        status: truth(yes),
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        last_transition_time: String::new(),
-        observed_generation: generation,
+    let condition = |kind: &str, yes: bool, reason: &str, message: &str| {
+        condition(kind, yes, reason, message, generation)
     };
     let ready = spec.phase == Phase::Ready;
     let progressing = spec.phase == Phase::Progressing;
@@ -61,13 +64,8 @@ pub fn of_store(store: &StoreStatus) -> Vec<Condition> {
     } else {
         camel(&store.error_kind)
     };
-    let condition = |kind: &str, yes: bool, reason: &str, message: &str| Condition {
-        kind: kind.to_owned(),
-        status: truth(yes),
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        last_transition_time: String::new(),
-        observed_generation: 0,
+    let condition = |kind: &str, yes: bool, reason: &str, message: &str| {
+        condition(kind, yes, reason, message, 0)
     };
     vec![
         condition("Ready", store.healthy, &reason, &store.message),
