@@ -22,9 +22,19 @@ struct Shaped {
     versions: Vec<SecretInUse>,
 }
 
-/// Each spec's unit file as last rendered, with the spec it came from (kept in
-/// [`super::memory::Memory`]).
-pub(super) type Renders = std::collections::BTreeMap<String, (Container, String)>;
+/// Each spec's unit file as last rendered, with the spec it came from and that spec's digest
+/// (kept in [`super::memory::Memory`]).
+pub(super) type Renders = std::collections::BTreeMap<String, Render>;
+
+/// One spec's last render.
+pub(super) struct Render {
+    /// The spec, as validated.
+    spec: Container,
+    /// Its unit file.
+    unit: String,
+    /// Its [`digest`].
+    digest: String,
+}
 
 /// The volumes of a spec whose content changes, with their files.
 pub(super) type Changed = Vec<(VolumeSpec, Vec<FileContent>)>;
@@ -91,7 +101,11 @@ impl Reconciler {
             name_check,
             wants,
             live,
-            digest: digest(container),
+            // Worked out again only when the spec changed (with its unit), or could not render.
+            digest: rendered
+                .get(container.name.as_str())
+                .filter(|known| known.spec == *container)
+                .map_or_else(|| digest(container), |known| known.digest.clone()),
         };
         (facts, found)
     }
@@ -202,16 +216,23 @@ impl Reconciler {
         rendered: &mut Renders,
     ) -> ramlet_quadlet::Result<String> {
         let name = container.name.as_str();
-        if let Some((known, text)) = rendered.get(name)
-            && known == container
+        if let Some(known) = rendered.get(name)
+            && known.spec == *container
         {
-            return Ok(text.clone());
+            return Ok(known.unit.clone());
         }
         let target = self.settings.target;
         let mut unit = units::unit(container, &self.settings.layout, target);
         units::deny_addresses(&mut unit, &self.settings.policy.deny_addresses);
         let text = unit.render(target)?;
-        rendered.insert(name.to_owned(), (container.clone(), text.clone()));
+        rendered.insert(
+            name.to_owned(),
+            Render {
+                spec: container.clone(),
+                unit: text.clone(),
+                digest: digest(container),
+            },
+        );
         Ok(text)
     }
 
@@ -233,7 +254,7 @@ impl Reconciler {
             for file in &volume.files {
                 let bytes = match &file.content {
                     Content::Secret(reference) => {
-                        let (secret, bytes) = self.secret(&file.path, reference, catalog)?;
+                        let (secret, bytes) = self.shaped(&file.path, reference, catalog)?;
                         fetched.versions.push(SecretInUse {
                             id: SecretId::of(reference),
                             version: secret.version.clone(),
@@ -290,20 +311,20 @@ impl Reconciler {
         Ok(fetched)
     }
 
-    /// The secret `reference` names as the stores last saw it, and its value shaped for a file
-    /// (`path`, for errors).
+    /// The secret `reference` names as the stores last saw it (`path`, for errors).
     fn secret<'s>(
         &'s self,
         path: &str,
         reference: &SecretRef,
         catalog: &Catalog,
-    ) -> Result<(&'s secrets::Secret, SecretBytes), (Reason, String)> {
-        let unavailable = |message: String| (Reason::SecretUnavailable, message);
+    ) -> Result<&'s secrets::Secret, (Reason, String)> {
         if !catalog.stores.contains_key(&reference.store) {
-            return Err(unavailable(format!("store {} is gone", reference.store)));
+            return Err((
+                Reason::SecretUnavailable,
+                format!("store {} is gone", reference.store),
+            ));
         }
-        let secret = self
-            .stores
+        self.stores
             .get(&SecretId::of(reference), &reference.version)
             .map_err(|e| {
                 (
@@ -314,14 +335,24 @@ impl Reconciler {
                         e.kind().as_str()
                     ),
                 )
-            })?;
+            })
+    }
+
+    /// The secret `reference` names, and its value shaped for a file (`path`, for errors).
+    fn shaped<'s>(
+        &'s self,
+        path: &str,
+        reference: &SecretRef,
+        catalog: &Catalog,
+    ) -> Result<(&'s secrets::Secret, SecretBytes), (Reason, String)> {
+        let secret = self.secret(path, reference, catalog)?;
         let bytes = secrets::shape(&secret.bytes, reference)
-            .map_err(|e| unavailable(format!("{path}: {e}")))?;
+            .map_err(|e| (Reason::SecretUnavailable, format!("{path}: {e}")))?;
         Ok((secret, bytes))
     }
 
-    /// A template file's rendering (the last one, if its inputs' versions have not moved),
-    /// with its inputs' versions.
+    /// A template file's rendering, with its inputs' versions: the last one while no input's
+    /// version has moved (its inputs are then not even shaped), else a new one.
     fn render_template(
         &self,
         key: template::FileKey,
@@ -330,21 +361,30 @@ impl Reconciler {
         catalog: &Catalog,
         renderings: &mut Renderings,
     ) -> Result<(SecretBytes, Vec<SecretInUse>), (Reason, String)> {
-        let mut values = std::collections::BTreeMap::new();
-        let mut versions = Vec::new();
+        let mut inputs = Vec::new();
         for (name, reference) in &template.inputs {
-            let (secret, bytes) =
-                self.secret(&format!("{path} input {name}"), reference, catalog)?;
-            versions.push(SecretInUse {
+            let label = format!("{path} input {name}");
+            let secret = self.secret(&label, reference, catalog)?;
+            inputs.push((name, reference, label, secret));
+        }
+        let versions: Vec<SecretInUse> = inputs
+            .iter()
+            .map(|(_, reference, _, secret)| SecretInUse {
                 id: SecretId::of(reference),
                 version: secret.version.clone(),
-            });
-            values.insert(name.clone(), bytes);
-        }
+            })
+            .collect();
         let at = versions.iter().map(|v| v.version.clone()).collect();
-        let bytes = renderings
-            .get_or_render(key, template, at, || template::render(template, &values))
-            .map_err(|e| (Reason::SecretUnavailable, format!("{path}: {e}")))?;
+        let bytes = renderings.get_or_render(key, template, at, || {
+            let mut values = std::collections::BTreeMap::new();
+            for (name, reference, label, secret) in &inputs {
+                let bytes = secrets::shape(&secret.bytes, reference)
+                    .map_err(|e| (Reason::SecretUnavailable, format!("{label}: {e}")))?;
+                values.insert((*name).clone(), bytes);
+            }
+            template::render(template, &values)
+                .map_err(|e| (Reason::SecretUnavailable, format!("{path}: {e}")))
+        })?;
         Ok((bytes, versions))
     }
 

@@ -9,8 +9,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ramlet_specs::model::Container;
-
 use super::desire::Changed;
 use super::facts::Health;
 use super::owed::Owed;
@@ -34,8 +32,8 @@ pub struct Memory {
     /// When the unit folders were last searched for files of the host's that take a name of
     /// ramlet's, and what that search found: the specs whose unit name such a file takes.
     pub shadows: Shadows,
-    /// Each spec's unit file as last rendered, with the spec it came from.
-    pub rendered: BTreeMap<String, (Container, String)>,
+    /// Each spec's unit file as last rendered, with the spec it came from and its digest.
+    pub(super) rendered: super::desire::Renders,
     /// Each template file's last rendering, with what it was made from (see
     /// [`crate::secrets::template::Renderings`]).
     pub renderings: crate::secrets::template::Renderings,

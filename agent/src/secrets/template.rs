@@ -112,16 +112,18 @@ pub struct Renderings {
 impl Renderings {
     /// The rendering of the file at `key` from `template` with its inputs at `versions` (in
     /// input order): the last one if it was made from the same, else `render()`'s, kept.
+    /// `render` does all the work of a new rendering (shaping the inputs too), so a file whose
+    /// inputs have not moved costs a comparison.
     ///
     /// # Errors
     /// `render()`'s error (nothing is kept then).
-    pub fn get_or_render(
+    pub fn get_or_render<E>(
         &mut self,
         key: FileKey,
         template: &Template,
         versions: Vec<String>,
-        render: impl FnOnce() -> Result<SecretBytes, RenderError>,
-    ) -> Result<SecretBytes, RenderError> {
+        render: impl FnOnce() -> Result<SecretBytes, E>,
+    ) -> Result<SecretBytes, E> {
         if let Some((known, at, bytes)) = self.last.get(&key)
             && known == template
             && *at == versions
