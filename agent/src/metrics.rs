@@ -29,27 +29,78 @@ const PHASES: [(Phase, &str); 4] = [
     (Phase::Failed, "Failed"),
 ];
 
+/// Durations in Prometheus' histogram shape: how many at or under each bound, how many in all,
+/// and their sum.
+#[derive(Debug)]
+struct Histogram<const N: usize> {
+    bounds: [f64; N],
+    buckets: [u64; N],
+    count: u64,
+    seconds: f64,
+}
+
+impl<const N: usize> Histogram<N> {
+    fn new(bounds: [f64; N]) -> Self {
+        Self {
+            bounds,
+            buckets: [0; N],
+            count: 0,
+            seconds: 0.0,
+        }
+    }
+
+    fn observe(&mut self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        for (bound, count) in self.bounds.iter().zip(&mut self.buckets) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.seconds += seconds;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let name = head(out, name, "histogram", help);
+        for (bound, count) in self.bounds.iter().zip(self.buckets) {
+            line(out, &format!("{name}_bucket{{le=\"{bound}\"}} {count}"));
+        }
+        line(out, &format!("{name}_bucket{{le=\"+Inf\"}} {}", self.count));
+        line(out, &format!("{name}_sum {}", self.seconds));
+        line(out, &format!("{name}_count {}", self.count));
+    }
+}
+
 /// What the agent counted since it started.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     successes: u64,
     failures: u64,
-    /// Reconciles at or under each bucket's bound.
-    buckets: [u64; BUCKETS.len()],
-    seconds: f64,
+    /// How long reconciles took.
+    reconciles: Histogram<{ BUCKETS.len() }>,
     last_success: Option<f64>,
     /// Jobs issued, by job and cause.
     jobs: BTreeMap<(&'static str, &'static str), u64>,
-    /// Rotations finished: at or under each bucket's bound, their count and total seconds.
-    rotation_buckets: [u64; ROTATION_BUCKETS.len()],
-    rotations: u64,
-    rotation_seconds: f64,
+    /// How long finished rotations took.
+    rotations: Histogram<{ ROTATION_BUCKETS.len() }>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            successes: 0,
+            failures: 0,
+            reconciles: Histogram::new(BUCKETS),
+            last_success: None,
+            jobs: BTreeMap::new(),
+            rotations: Histogram::new(ROTATION_BUCKETS),
+        }
+    }
 }
 
 impl Metrics {
     /// Counts one reconcile: how long it took, whether it failed, the jobs it issued (with why).
     pub fn reconciled(&mut self, took: Duration, failed: bool, jobs: &[(Job, &'static str)]) {
-        let seconds = took.as_secs_f64();
         if failed {
             self.failures += 1;
         } else {
@@ -59,12 +110,7 @@ impl Metrics {
                 .ok()
                 .map(|d| d.as_secs_f64());
         }
-        for (bound, count) in BUCKETS.iter().zip(&mut self.buckets) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        self.seconds += seconds;
+        self.reconciles.observe(took);
         for (job, cause) in jobs {
             *self.jobs.entry((job.as_str(), cause)).or_default() += 1;
         }
@@ -74,14 +120,7 @@ impl Metrics {
     /// restart or reload done.
     pub fn rotated(&mut self, took: &[Duration]) {
         for took in took {
-            let seconds = took.as_secs_f64();
-            for (bound, count) in ROTATION_BUCKETS.iter().zip(&mut self.rotation_buckets) {
-                if seconds <= *bound {
-                    *count += 1;
-                }
-            }
-            self.rotations += 1;
-            self.rotation_seconds += seconds;
+            self.rotations.observe(*took);
         }
     }
 
@@ -106,24 +145,11 @@ impl Metrics {
             &format!("{name}{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
         );
 
-        let name = head(
+        self.rotations.render(
             &mut out,
             "ramlet_rotation_duration_seconds",
-            "histogram",
             "How long rotations take: from a new secret version seen to its consumer restarted or reloaded.",
         );
-        for (bound, count) in ROTATION_BUCKETS.iter().zip(self.rotation_buckets) {
-            line(
-                &mut out,
-                &format!("{name}_bucket{{le=\"{bound}\"}} {count}"),
-            );
-        }
-        line(
-            &mut out,
-            &format!("{name}_bucket{{le=\"+Inf\"}} {}", self.rotations),
-        );
-        line(&mut out, &format!("{name}_sum {}", self.rotation_seconds));
-        line(&mut out, &format!("{name}_count {}", self.rotations));
 
         let name = head(
             &mut out,
@@ -140,22 +166,11 @@ impl Metrics {
             &format!("{name}{{result=\"failure\"}} {}", self.failures),
         );
 
-        let name = head(
+        self.reconciles.render(
             &mut out,
             "ramlet_reconcile_duration_seconds",
-            "histogram",
             "How long reconciles take.",
         );
-        for (bound, count) in BUCKETS.iter().zip(self.buckets) {
-            line(
-                &mut out,
-                &format!("{name}_bucket{{le=\"{bound}\"}} {count}"),
-            );
-        }
-        let total = self.successes + self.failures;
-        line(&mut out, &format!("{name}_bucket{{le=\"+Inf\"}} {total}"));
-        line(&mut out, &format!("{name}_sum {}", self.seconds));
-        line(&mut out, &format!("{name}_count {total}"));
 
         let name = head(
             &mut out,
