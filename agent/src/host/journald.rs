@@ -11,8 +11,8 @@
 //!   catalog shipped in the packages explains (`journalctl -x`), and by which one kind of event
 //!   is found (`journalctl MESSAGE_ID=...`).
 //!
-//! A datagram to journald's socket per event; one that does not fit a datagram is cut to fit,
-//! never dropped silently. Nothing here may hold a secret: the events are ramlet's own, which
+//! A datagram to journald's socket per event; one that does not fit a datagram is sent again
+//! with each value cut (and `RAMLET_TRUNCATED=1`), never dropped silently. Nothing here may hold a secret: the events are ramlet's own, which
 //! never carry one.
 
 use std::fmt::Write as _;
@@ -75,16 +75,26 @@ impl Journald {
         buf
     }
 
-    fn send(&self, payload: &[u8]) {
-        match self.socket.send_to(payload, &self.to) {
-            Err(error) if error.raw_os_error() == Some(nix::libc::EMSGSIZE) => {
-                // Cut to what a datagram takes, saying so (the fields come first).
-                let mut cut = payload[..payload.len().min(60 * 1024)].to_vec();
-                cut.extend_from_slice(b"\nRAMLET_TRUNCATED=1\n");
-                let _ = self.socket.send_to(&cut, &self.to);
-            }
-            _ => {}
+    /// Sends one datagram; false when it is too large for one.
+    fn send(&self, payload: &[u8]) -> bool {
+        !matches!(
+            self.socket.send_to(payload, &self.to),
+            Err(error) if error.raw_os_error() == Some(nix::libc::EMSGSIZE)
+        )
+    }
+}
+
+/// The longest value a datagram that was too large is sent again with.
+const CUT: usize = 8 * 1024;
+
+/// `text` cut to at most [`CUT`] bytes, at a character's boundary.
+fn cut(text: &mut String) {
+    if text.len() > CUT {
+        let mut at = CUT;
+        while !text.is_char_boundary(at) {
+            at -= 1;
         }
+        text.truncate(at);
     }
 }
 
@@ -94,7 +104,15 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Journald {
         event.record(&mut fields);
         let meta = event.metadata();
         let payload = self.payload(*meta.level(), meta.target(), &fields);
-        self.send(&payload);
+        if !self.send(&payload) {
+            // Too large for a datagram: each value cut, and said so; never dropped.
+            cut(&mut fields.message);
+            for (_, value) in &mut fields.rest {
+                cut(value);
+            }
+            fields.rest.push(("truncated".to_owned(), "1".to_owned()));
+            self.send(&self.payload(*meta.level(), meta.target(), &fields));
+        }
     }
 }
 
@@ -245,6 +263,27 @@ mod tests {
             sent[0]
                 .iter()
                 .any(|(k, v)| k == "OBJECT_SYSTEMD_USER_UNIT" && v == "web.service")
+        );
+    }
+
+    #[test]
+    fn an_event_too_large_for_a_datagram_is_sent_cut_not_dropped() {
+        let long = "x".repeat(1024 * 1024);
+        let sent = capture(Scope::System, || {
+            tracing::info!(spec = "web", "{long}");
+        });
+        assert_eq!(sent.len(), 1, "one datagram");
+        let message = sent[0].iter().find(|(k, _)| k == "MESSAGE").unwrap();
+        assert_eq!(message.1.len(), CUT);
+        assert!(
+            sent[0]
+                .iter()
+                .any(|(k, v)| k == "RAMLET_TRUNCATED" && v == "1")
+        );
+        assert!(
+            sent[0]
+                .iter()
+                .any(|(k, v)| k == "RAMLET_SPEC" && v == "web")
         );
     }
 
