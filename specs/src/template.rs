@@ -306,8 +306,13 @@ pub fn check(text: &str, inputs: &BTreeSet<&str>) -> Vec<Problem> {
             format!("input {name} is not used by the text; remove it, or use it"),
         ));
     }
+    // Each name asked of the environment once; every place of an unknown one is reported.
+    let mut known = std::collections::BTreeMap::new();
     for (what, name, span) in filters_and_tests(&tokens) {
-        if !exists(&env, what, name) {
+        if !*known
+            .entry((what, name))
+            .or_insert_with(|| exists(&env, what, name))
+        {
             problems.push(at(
                 usize::from(span.start_line),
                 usize::from(span.start_col) + 1,

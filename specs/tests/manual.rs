@@ -236,33 +236,30 @@ fn pages(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The anchors of a page's headings (outside code blocks).
-fn anchors(text: &str) -> BTreeSet<String> {
+/// A markdown text's lines outside code blocks (the fences left out too).
+fn prose(text: &str) -> impl Iterator<Item = &str> {
     let mut fence = false;
-    let mut found = BTreeSet::new();
-    for line in text.lines() {
+    text.lines().filter(move |line| {
         if line.starts_with("```") {
             fence = !fence;
+            return false;
         }
-        if !fence && line.starts_with('#') {
-            found.insert(anchor(line.trim_start_matches('#')));
-        }
-    }
-    found
+        !fence
+    })
+}
+
+/// The anchors of a page's headings (outside code blocks).
+fn anchors(text: &str) -> BTreeSet<String> {
+    prose(text)
+        .filter(|line| line.starts_with('#'))
+        .map(|line| anchor(line.trim_start_matches('#')))
+        .collect()
 }
 
 /// The relative links of a markdown text (`[text](target)`), outside code blocks and spans.
 fn links(text: &str) -> Vec<String> {
-    let mut fence = false;
     let mut found = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("```") {
-            fence = !fence;
-            continue;
-        }
-        if fence {
-            continue;
-        }
+    for line in prose(text) {
         // Code spans hold no links.
         let plain: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
         for part in plain.split("](").skip(1) {
