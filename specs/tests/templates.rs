@@ -161,3 +161,31 @@ fn a_text_over_the_limit_is_refused_as_too_large() {
         catalog.errors.first()
     );
 }
+
+/// A template reaches no further than a `secret:` would: an input of a store the host's policy
+/// refuses is refused with its spec, and the host's other specs load.
+#[test]
+fn an_input_from_a_store_the_policy_refuses_is_refused() {
+    let policy = ramlet_specs::Policy {
+        store_directories: vec![PathBuf::from("/etc/ramlet/secrets")],
+        ..ramlet_specs::Policy::default()
+    };
+    let catalog = ramlet_specs::load_texts_with(
+        [(
+            PathBuf::from("app.yaml"),
+            [STORE.to_owned(), container("app", GOOD)].concat(),
+        )],
+        &policy,
+    );
+    assert!(catalog.containers.is_empty(), "{:?}", catalog.containers);
+    let messages: Vec<String> = catalog.errors.iter().map(ToString::to_string).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("[policy]")),
+        "the store is refused by the policy: {messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("template.inputs.db.store")
+            && m.contains("declared but invalid")),
+        "the template's input names the refused store: {messages:?}"
+    );
+}
