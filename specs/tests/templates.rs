@@ -184,8 +184,9 @@ fn an_input_from_a_store_the_policy_refuses_is_refused() {
         "the store is refused by the policy: {messages:?}"
     );
     assert!(
-        messages.iter().any(|m| m.contains("template.inputs.db.store")
-            && m.contains("declared but invalid")),
+        messages
+            .iter()
+            .any(|m| m.contains("template.inputs.db.store") && m.contains("declared but invalid")),
         "the template's input names the refused store: {messages:?}"
     );
 }
