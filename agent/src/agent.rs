@@ -20,7 +20,7 @@ use crate::host::systemd::DbusManager;
 use crate::host::unit_dir::UnitDir;
 use crate::host::volumes::RamVolumes;
 use crate::providers::events::Notice;
-use crate::providers::stores::Due;
+use crate::providers::stores::{Due, Settle};
 use crate::reconcile::{Outcome, Reconciler, Settings};
 use crate::retry::ErrorPolicy;
 
@@ -29,23 +29,28 @@ pub use crate::host::pidfile::{PID_FILE, sync};
 /// Why the loop woke up.
 #[derive(Debug)]
 pub enum Wake {
-    /// Spec or secret files changed: these paths (none when the watcher lost track, as on an
-    /// inotify overflow).
+    /// Spec or secret files changed and are finished (closed after writing, moved in, removed):
+    /// these paths (none when the watcher lost track, as on an inotify overflow).
     Files(Vec<std::path::PathBuf>),
+    /// Files being written: their close (a [`Wake::Files`]) is expected next.
+    Writing(Vec<std::path::PathBuf>),
     /// SIGHUP or `ramlet sync`.
     Sync,
     /// A store's listener: a change event, or its health.
     Store(Notice),
 }
 
-/// Which secret stores `wake` must refresh beyond those that are due, or `None` when it needs
-/// no reconcile (an event for a secret no spec uses).
-fn wake_due<R: Reconcile>(reconciler: &mut R, wake: Wake) -> Option<Due> {
+/// Which secret stores `wake` must refresh beyond those that are due, and how long to wait
+/// for more first; `None` when it needs no reconcile (an event for a secret no spec uses).
+fn wake_due<R: Reconcile>(reconciler: &mut R, wake: Wake) -> Option<(Due, Settle)> {
     match wake {
         Wake::Files(paths) => Some(reconciler.files_changed(&paths)),
-        Wake::Sync => Some(Due::All),
-        // The event marked its secrets due in the stores.
-        Wake::Store(notice) => reconciler.notice(notice).then_some(Due::Timers),
+        Wake::Writing(paths) => Some((reconciler.files_changed(&paths).0, Settle::Burst)),
+        Wake::Sync => Some((Due::All, Settle::Now)),
+        // The event marked its secrets due in the stores; it names one version of one secret.
+        Wake::Store(notice) => reconciler
+            .notice(notice)
+            .then_some((Due::Timers, Settle::Now)),
     }
 }
 
@@ -156,12 +161,25 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
     let mut watches = crate::watch::Watches::new(config.spec_dir.clone());
     let relevant = watches.relevant();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event
-            && !event.kind.is_access()
-            && relevant.wakes(&event.paths)
-        {
-            let _ = events.send(Wake::Files(relevant.within(&event.paths)));
+        let Ok(event) = event else { return };
+        if !relevant.wakes(&event.paths) {
+            return;
         }
+        let paths = relevant.within(&event.paths);
+        let _ = events.send(match event.kind {
+            // Created or written to, not closed yet: its close follows.
+            notify::EventKind::Create(notify::event::CreateKind::File)
+            | notify::EventKind::Modify(notify::event::ModifyKind::Data(_)) => Wake::Writing(paths),
+            notify::EventKind::Access(notify::event::AccessKind::Close(
+                notify::event::AccessMode::Write,
+            ))
+            | notify::EventKind::Any
+            | notify::EventKind::Create(_)
+            | notify::EventKind::Modify(_)
+            | notify::EventKind::Remove(_)
+            | notify::EventKind::Other => Wake::Files(paths),
+            notify::EventKind::Access(_) => return,
+        });
     })
     .context("cannot watch files")?;
     watches.update(&mut watcher, &BTreeSet::new());
@@ -263,8 +281,9 @@ pub trait Reconcile {
     /// Takes a store listener's notice; true when a reconcile should follow.
     fn notice(&mut self, notice: Notice) -> bool;
 
-    /// Takes the paths of a file event; says what the next reconcile must refresh.
-    fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> Due;
+    /// Takes the paths of a file event; says what the next reconcile must refresh, and how
+    /// long to wait for more first.
+    fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> (Due, Settle);
 }
 
 impl Reconcile for Reconciler {
@@ -276,7 +295,7 @@ impl Reconcile for Reconciler {
         Reconciler::notice(self, notice)
     }
 
-    fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> Due {
+    fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> (Due, Settle) {
         Reconciler::files_changed(self, paths)
     }
 }
@@ -303,9 +322,6 @@ impl Pacing {
         outcome.requeue.wait(&mut self.errors, DEFAULT_REFRESH)
     }
 }
-
-/// How long the debounce waits for another file event before it reconciles.
-const QUIET: Duration = Duration::from_millis(60);
 
 /// A reconcile that has run this long is stuck: the loop stops feeding systemd's watchdog, and
 /// systemd restarts ramlet (the containers keep running; owed work is journaled). Longer than
@@ -405,7 +421,7 @@ pub async fn control_loop<R: Reconcile>(
                     let Some(first) = wake_due(reconciler, wake) else {
                         continue;
                     };
-                    let Some(due) = debounced(reconciler, &mut rx, first, debounce).await else {
+                    let Some(due) = debounce::debounced(reconciler, &mut rx, first, debounce).await else {
                         return Ok(());
                     };
                     break due;
@@ -417,35 +433,6 @@ pub async fn control_loop<R: Reconcile>(
     }
 }
 
-/// Debounce: an editor or git writes several files at once, a rotation may announce itself
-/// several times. Wake-ups are collected until QUIET passes without another, and at most
-/// `debounce` in all: a single atomic write (a rotated secret) is picked up after QUIET, a
-/// burst in one go. Returns what the next reconcile must refresh; `None` when the channel
-/// closed.
-async fn debounced<R: Reconcile>(
-    reconciler: &mut R,
-    rx: &mut mpsc::UnboundedReceiver<Wake>,
-    first: Due,
-    debounce: Duration,
-) -> Option<Due> {
-    let mut due = first;
-    let started = Instant::now();
-    loop {
-        let quiet = QUIET.min(debounce.saturating_sub(started.elapsed()));
-        if quiet.is_zero() {
-            break;
-        }
-        match tokio::time::timeout(quiet, rx.recv()).await {
-            Ok(Some(more)) => due = due.max(wake_due(reconciler, more).unwrap_or(due)),
-            Ok(None) => return None,
-            Err(_) => break,
-        }
-    }
-    while let Ok(more) = rx.try_recv() {
-        due = due.max(wake_due(reconciler, more).unwrap_or(due));
-    }
-    Some(due)
-}
-
+mod debounce;
 #[cfg(test)]
 mod tests;

@@ -54,7 +54,7 @@ pub struct Config {
     pub host_labels: BTreeMap<String, String>,
     /// The Podman version to render for (`None`: detect).
     pub podman_version: Option<PodmanVersion>,
-    /// How long file events are collected before a reconcile.
+    /// The longest a debounce waits for more wake-ups before a reconcile (`agent::debounce`).
     pub debounce: Duration,
     /// How long a systemd job may take.
     pub job_timeout: Duration,

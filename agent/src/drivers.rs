@@ -66,6 +66,13 @@ pub trait VolumeManager: Send + Sync {
     fn mount_differs(&self, _volume: &VolumeSpec) -> bool {
         false
     }
+    /// The data folder the volume holds now, when it is the one ramlet last wrote or read
+    /// there and the mount is as `volume` asks (`None`: not known, moved under ramlet, another
+    /// mount). While it stays the same, the volume holds what ramlet recorded, so files that
+    /// `differs` found equal then are equal still.
+    fn data_folder(&self, _volume: &VolumeSpec) -> Option<String> {
+        None
+    }
     /// How SELinux runs on this host, as far as volumes go (status shows it).
     fn selinux(&self) -> SelinuxMode {
         SelinuxMode::Off

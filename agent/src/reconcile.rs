@@ -40,7 +40,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::drivers::{Job, SystemdError, UnitFiles, UnitManager, VolumeManager};
 use crate::layout::Layout;
-use crate::providers::stores::{Due, Stores};
+use crate::providers::stores::{Due, Settle, Stores};
 use crate::providers::{Connector, Limits};
 use crate::retry::{Requeue, Transient, error_policy};
 use crate::status::{Phase, Status};
@@ -59,6 +59,7 @@ pub mod owed;
 pub mod plan;
 pub mod preview;
 pub mod previous;
+mod settled;
 mod status;
 
 /// What a reconcile needs to know about this host.
@@ -208,12 +209,11 @@ impl Reconciler {
 
     /// Takes the paths of a file event (see [`Stores::files_changed`]); says what the next
     /// reconcile must refresh.
-    pub fn files_changed(&mut self, paths: &[PathBuf]) -> Due {
+    pub fn files_changed(&mut self, paths: &[PathBuf]) -> (Due, Settle) {
         tracing::debug!(?paths, "files changed");
-        if self.stores.files_changed(paths) {
-            Due::Timers
-        } else {
-            Due::Files
+        match self.stores.files_changed(paths) {
+            Some(settle) => (Due::Timers, settle),
+            None => (Due::Files, Settle::Burst),
         }
     }
 

@@ -957,6 +957,7 @@ async fn regression_33_plan_changes_nothing() {
     let calls = std::mem::take(&mut world.host.lock().unwrap().calls);
     let reads = [
         "differs",
+        "data_folder",
         "specs",
         "states",
         "details",
@@ -1222,4 +1223,52 @@ async fn a_template_is_rendered_again_only_when_an_input_moves() {
     );
     assert_eq!(status.specs["p"].phase, Phase::Ready);
     assert_eq!(file(&world), "URL=pg://app:s3%2Fcr%3At@db\nTOKEN=tok-2\n");
+}
+
+/// A rotation of one secret among several specs works out that spec alone: the others are
+/// settled (no secret version they read and no volume moved), so their secrets are not shaped
+/// and their volumes not compared. A spec edited works every spec out again.
+#[tokio::test]
+async fn a_rotation_works_out_only_the_spec_it_moves() {
+    let world = World::new("settled");
+    for i in 0..5 {
+        world.container(&format!("c{i}"), &format!("s{i}"), "restart");
+        world.secret(&format!("s{i}"), Ok("one"));
+    }
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    reconciler.reconcile(Due::All).await;
+    world.take_log();
+    let compared = |world: &World| {
+        let mut host = world.host.lock().unwrap();
+        let n = host.calls.iter().filter(|c| **c == "differs").count();
+        host.calls.clear();
+        n
+    };
+    compared(&world);
+
+    world.secret("s3", Ok("two"));
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(world.take_log(), ["write c3/v", "restart c3.service"]);
+    assert_eq!(compared(&world), 1, "only c3's volume is compared");
+    // c3 settles again (its new volume compared once), then nothing is compared.
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(compared(&world), 1);
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(compared(&world), 0);
+    assert!(world.take_log().is_empty());
+
+    // A spec edited: another catalog, every spec worked out again; only c1 changes.
+    world.secret("new", Ok("fresh"));
+    world.container("c1", "new", "restart");
+    reconciler.reconcile(Due::All).await;
+    assert_eq!(compared(&world), 5);
+    assert_eq!(world.take_log(), ["write c1/v", "restart c1.service"]);
+    let host = world.host.lock().unwrap();
+    assert_eq!(
+        host.volumes[&("c1".to_owned(), "v".to_owned())][0]
+            .bytes
+            .expose(),
+        b"fresh"
+    );
 }

@@ -33,8 +33,15 @@ impl Reconcile for Fake {
         }
     }
 
-    fn files_changed(&mut self, _paths: &[std::path::PathBuf]) -> Due {
-        Due::Files
+    /// A path named `now` settles at once, `pair` waits for its sibling, any other path (or
+    /// none) is a burst.
+    fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> (Due, Settle) {
+        let settle = match paths.last().and_then(|p| p.to_str()) {
+            Some("now") => Settle::Now,
+            Some("pair") => Settle::Siblings,
+            _ => Settle::Burst,
+        };
+        (Due::Files, settle)
     }
 }
 
@@ -48,7 +55,7 @@ fn event(name: &str) -> Wake {
 }
 
 #[tokio::test(start_paused = true)]
-async fn change_events_reconcile_once_per_burst_and_unused_ones_not_at_all() {
+async fn change_events_reconcile_at_once_and_unused_ones_not_at_all() {
     let mut reconciler = fake(Outcome {
         requeue: Requeue::After(Duration::from_hours(1)),
         ..Outcome::default()
@@ -62,12 +69,9 @@ async fn change_events_reconcile_once_per_burst_and_unused_ones_not_at_all() {
     ];
     run(&mut reconciler, wakes, Duration::from_secs(5)).await;
     assert_eq!(
-        reconciler.calls,
-        [
-            (Duration::ZERO, Due::Timers),
-            (Duration::from_millis(2090), Due::Timers)
-        ],
-        "the unused event woke nothing; the burst is one reconcile 60 ms after its last event"
+        secs(&reconciler.calls),
+        [0.0, 2.0, 2.01, 2.03],
+        "the unused events woke nothing; each used one is fetched at once (it names one version of one secret)"
     );
 }
 
@@ -119,7 +123,7 @@ async fn a_burst_of_events_is_one_reconcile_after_the_debounce() {
     let wakes = vec![
         (1000, Wake::Files(Vec::new())),
         (1050, Wake::Files(Vec::new())),
-        (1100, Wake::Sync),
+        (1100, Wake::Files(Vec::new())),
         (1150, Wake::Files(Vec::new())),
     ];
     run(&mut reconciler, wakes, Duration::from_secs(5)).await;
@@ -127,8 +131,9 @@ async fn a_burst_of_events_is_one_reconcile_after_the_debounce() {
         reconciler.calls,
         [
             (Duration::ZERO, Due::Timers),
-            (Duration::from_millis(1200), Due::All)
-        ]
+            (Duration::from_millis(1200), Due::Files)
+        ],
+        "a burst that goes on is cut at the debounce's 200 ms"
     );
 }
 
@@ -149,6 +154,39 @@ async fn a_lone_event_is_picked_up_after_a_short_quiet_time() {
         secs(&reconciler.calls),
         [0.0, 1.06, 3.1],
         "60 ms after a lone event; 60 ms after the last of a burst"
+    );
+}
+
+fn files(path: &str) -> Wake {
+    Wake::Files(vec![path.into()])
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_is_paid_only_where_a_change_that_belongs_with_it_may_follow() {
+    let mut reconciler = fake(Outcome {
+        requeue: Requeue::After(Duration::from_hours(1)),
+        ..Outcome::default()
+    });
+    let wakes = vec![
+        // A finished write of a secret read alone: at once.
+        (1000, files("now")),
+        // A secret read beside another: 10 ms after the last of the pair.
+        (2000, files("pair")),
+        (2004, files("pair")),
+        // A write still under way, then its close: at the close.
+        (3000, Wake::Writing(vec!["now".into()])),
+        (3002, files("now")),
+        // A write never closed (a writer that keeps the file open): after the burst's 60 ms.
+        (4000, Wake::Writing(vec!["now".into()])),
+        // A change event: at once.
+        (5000, event("used")),
+        // `ramlet sync`: at once.
+        (6000, Wake::Sync),
+    ];
+    run(&mut reconciler, wakes, Duration::from_secs(7)).await;
+    assert_eq!(
+        secs(&reconciler.calls),
+        [0.0, 1.0, 2.014, 3.002, 4.06, 5.0, 6.0]
     );
 }
 

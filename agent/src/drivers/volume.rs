@@ -21,6 +21,22 @@ pub struct VolumeSpec {
     pub size: u64,
 }
 
+impl VolumeSpec {
+    /// What volume `volume` of `container` needs.
+    #[must_use]
+    pub fn of(
+        container: &ramlet_specs::model::Container,
+        volume: &ramlet_specs::model::Volume,
+    ) -> Self {
+        Self {
+            spec: container.name.to_string(),
+            volume: volume.name.to_string(),
+            medium: volume.medium,
+            size: volume.size_limit,
+        }
+    }
+}
+
 /// Why a volume operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {

@@ -1,10 +1,14 @@
 //! ramlet's own folder of unit files (a subfolder of the Quadlet runtime directory). Only files
 //! that carry ramlet's header are ramlet's: anything else there is listed as foreign and never
-//! touched.
+//! touched. A listing reads again only the files whose stamp (inode, size, change time) moved
+//! since the last one, so a reconcile of N units costs N `lstat`s, not N reads and parses.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use ramlet_quadlet::MANAGED_MARKER;
 
@@ -15,13 +19,52 @@ use crate::util::BoxFuture;
 #[derive(Debug, Clone)]
 pub struct UnitDir {
     dir: PathBuf,
+    /// What each file was at the last listing, by file name.
+    seen: Arc<Mutex<BTreeMap<String, Seen>>>,
+}
+
+/// A file as the last listing found it: its stamp, and its text when it is ramlet's.
+#[derive(Debug)]
+struct Seen {
+    stamp: Stamp,
+    ours: Option<String>,
+}
+
+/// What changes when a file is replaced or written to: inode, size, change time. A file whose
+/// change time is within the last second may be written again within the clock's granularity
+/// with the same stamp: it is read every time until it is older.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    size: u64,
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            ino: meta.ino(),
+            size: meta.size(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    fn settled(self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs().cast_signed());
+        self.ctime.0 < now - 1
+    }
 }
 
 impl UnitDir {
     /// The folder `dir` (created on first write).
     #[must_use]
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            seen: Arc::default(),
+        }
     }
 
     /// Lists the folder, on this thread.
@@ -32,21 +75,41 @@ impl UnitDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(listing),
             Err(e) => return Err(e),
         };
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = BTreeMap::new();
         for entry in entries {
             let entry = entry?;
             let file = entry.file_name().to_string_lossy().into_owned();
             let Some(name) = file.strip_suffix(".container") else {
                 continue;
             };
-            let text = read_unit(&entry.path()).unwrap_or_default();
-            let ours = text.starts_with(MANAGED_MARKER)
-                && ramlet_quadlet::parse(&text).is_ok_and(|p| p.spec.as_deref() == Some(name));
-            if ours {
-                listing.ours.insert(name.to_owned(), text);
+            let stamp = entry.metadata().ok().map(|m| Stamp::of(&m));
+            let known = seen
+                .remove(&file)
+                .filter(|known| stamp == Some(known.stamp) && known.stamp.settled());
+            let ours = known.map_or_else(
+                || {
+                    let text = read_unit(&entry.path()).unwrap_or_default();
+                    let ours = text.starts_with(MANAGED_MARKER)
+                        && ramlet_quadlet::parse(&text)
+                            .is_ok_and(|p| p.spec.as_deref() == Some(name));
+                    ours.then_some(text)
+                },
+                |known| known.ours,
+            );
+            if let Some(text) = &ours {
+                listing.ours.insert(name.to_owned(), text.clone());
             } else {
                 listing.foreign.insert(name.to_owned());
             }
+            if let Some(stamp) = stamp {
+                now.insert(file, Seen { stamp, ours });
+            }
         }
+        *seen = now;
         Ok(listing)
     }
 }
@@ -134,6 +197,36 @@ mod tests {
         units.remove("web").unwrap();
         units.remove("web").unwrap();
         assert!(units.list_now().unwrap().ours.is_empty());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    /// A listing keeps what it read of a file until the file's stamp moves: ramlet's unit
+    /// rewritten in place by hand (same inode) with a foreign text is foreign at once.
+    #[test]
+    fn a_file_is_read_again_when_its_stamp_moves() {
+        let (dir, units) = with_web_unit("unit-dir-stamps");
+        // Old enough for its stamp to be trusted.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(
+            units.list_now().unwrap().ours.keys().collect::<Vec<_>>(),
+            ["web"]
+        );
+        assert_eq!(
+            units.list_now().unwrap().ours.keys().collect::<Vec<_>>(),
+            ["web"]
+        );
+        let file = dir.join("web.container");
+        let inode = fs::metadata(&file).unwrap().ino();
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&file)
+            .and_then(|mut f| io::Write::write_all(&mut f, b"[Container]\nImage=y\n"))
+            .unwrap();
+        assert_eq!(fs::metadata(&file).unwrap().ino(), inode, "edited in place");
+        let listing = units.list_now().unwrap();
+        assert!(listing.ours.is_empty());
+        assert_eq!(listing.foreign.iter().collect::<Vec<_>>(), ["web"]);
         let _ = fs::remove_dir_all(dir);
     }
 

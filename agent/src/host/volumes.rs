@@ -265,6 +265,21 @@ impl VolumeManager for RamVolumes {
         Ok(dir)
     }
 
+    fn data_folder(&self, volume: &VolumeSpec) -> Option<String> {
+        if self.mount_differs(volume) {
+            return None;
+        }
+        let dir = self.dir(volume);
+        let recorded = self.recorded(&dir)?;
+        let now = match atomic::data_name(&dir) {
+            Ok(data) => data?,
+            // A subordinate owner's folder: what ramlet wrote there stands (see `differs`).
+            Err(e) if self.locked_out(&e) => recorded.clone(),
+            Err(_) => return None,
+        };
+        (now == recorded).then_some(now)
+    }
+
     fn differs(&self, volume: &VolumeSpec, files: &[FileContent]) -> Result<bool, VolumeError> {
         let dir = self.dir(volume);
         if !dir.exists() {

@@ -27,6 +27,7 @@ use super::events::{self, Event, Sink};
 use super::{Connector, ErrorKind, Limits, ProviderError, Request, SecretProvider};
 use crate::retry::ErrorPolicy;
 use wake::Listener;
+pub use wake::Settle;
 
 mod record;
 mod report;
@@ -97,6 +98,9 @@ pub struct Stores {
     spawn: events::Spawn,
     /// Events waiting for the fetch they asked for.
     held: Vec<Event>,
+    /// By store, the secrets some consumer reads beside another of that store
+    /// ([`Stores::read_together`]).
+    paired: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Stores {
@@ -110,6 +114,7 @@ impl Stores {
             sink: None,
             spawn: events::spawn,
             held: Vec::new(),
+            paired: BTreeMap::new(),
         }
     }
 
@@ -390,9 +395,12 @@ mod tests {
             .await;
         assert_eq!(answered(&stores, "changed"), 3);
 
-        // One rotated file: only it is read.
+        // One rotated file: only it is read, at once (no consumer reads it beside another).
         std::fs::write(dir.join("prod/c"), "c2").unwrap();
-        assert!(stores.files_changed(&[dir.join("prod/c")]));
+        assert_eq!(
+            stores.files_changed(&[dir.join("prod/c")]),
+            Some(Settle::Now)
+        );
         stores
             .refresh(&stores_by_name, &references, Due::Timers)
             .await;
@@ -409,8 +417,16 @@ mod tests {
             b"c2"
         );
 
-        // A path in the folder that is no secret (a swapped link, a temporary file): all of it.
-        assert!(stores.files_changed(&[dir.join("..data")]));
+        // A path in the folder that is no secret (a swapped link, a temporary file): all of it;
+        // `..data` at once (every file swapped together), anything else after its rename.
+        assert_eq!(
+            stores.files_changed(&[dir.join(".c.tmp")]),
+            Some(Settle::Siblings)
+        );
+        assert_eq!(
+            stores.files_changed(&[dir.join("..data")]),
+            Some(Settle::Now)
+        );
         stores
             .refresh(&stores_by_name, &references, Due::Timers)
             .await;
@@ -420,8 +436,20 @@ mod tests {
         );
 
         // Outside every local store's folder, or no path at all: the caller reads them all.
-        assert!(!stores.files_changed(&[root.join("specs/web.yaml")]));
-        assert!(!stores.files_changed(&[]));
+        assert_eq!(stores.files_changed(&[root.join("specs/web.yaml")]), None);
+        assert_eq!(stores.files_changed(&[]), None);
+
+        // A consumer that reads `a` and `b` (a certificate and its key): a change to either
+        // waits for the other; `prod/c`, read alone, still goes at once.
+        stores.read_together([vec![&references[0], &references[1]], vec![&references[2]]]);
+        assert_eq!(
+            stores.files_changed(&[dir.join("a")]),
+            Some(Settle::Siblings)
+        );
+        assert_eq!(
+            stores.files_changed(&[dir.join("prod/c")]),
+            Some(Settle::Now)
+        );
         let _ = std::fs::remove_dir_all(root);
     }
 }

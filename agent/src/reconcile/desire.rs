@@ -9,6 +9,7 @@ use ramlet_specs::model::{Container, Content, Rotation, SecretRef, Template};
 
 use super::facts::{Feed, Gate, NameCheck, Problem, SpecFacts, Wants};
 use super::plan::OnRotation;
+use super::settled::Settled;
 use super::{Reconciler, service};
 use crate::drivers::{self, FileContent, Listing, VolumeSpec};
 use crate::secrets::template::{self, Renderings};
@@ -68,12 +69,13 @@ impl Reconciler {
         listing: &Listing,
         rendered: &mut Renders,
         renderings: &mut Renderings,
+        settled: &mut Settled,
     ) -> (SpecFacts, Found) {
         let name = container.name.to_string();
         let name_check = self.name_check(&name, listing).await;
         let (wants, found) = match name_check {
             NameCheck::Ours | NameCheck::Free => {
-                match self.wants(container, catalog, rendered, renderings) {
+                match self.settled_wants(container, catalog, rendered, renderings, settled) {
                     Ok((wants, found)) => (Ok(wants), found),
                     Err(problem) => (Err(problem), Found::default()),
                 }
@@ -138,7 +140,7 @@ impl Reconciler {
 
     /// What `container` wants: its unit, whether its volumes change, its secret versions;
     /// and the volumes that change, with their files. Or why that cannot be worked out.
-    fn wants(
+    pub(super) fn wants(
         &self,
         container: &Container,
         catalog: &Catalog,
@@ -285,12 +287,7 @@ impl Reconciler {
                     bytes,
                 });
             }
-            let spec = VolumeSpec {
-                spec: container.name.to_string(),
-                volume: volume.name.to_string(),
-                medium: volume.medium,
-                size: volume.size_limit,
-            };
+            let spec = VolumeSpec::of(container, volume);
             let footprint = drivers::footprint(&files);
             if footprint > volume.size_limit {
                 return Err(unavailable(format!(

@@ -37,6 +37,8 @@ pub struct Memory {
     /// Each template file's last rendering, with what it was made from (see
     /// [`crate::secrets::template::Renderings`]).
     pub renderings: crate::secrets::template::Renderings,
+    /// The specs whose wants are taken as they were while nothing they are made of moves.
+    pub settled: super::settled::Settled,
     /// The last status (written or not).
     pub status: Status,
     /// When the status file was last written (`None`: not yet by this process).

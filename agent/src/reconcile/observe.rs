@@ -171,16 +171,25 @@ impl Reconciler {
     async fn each_spec(
         &mut self,
         selected: &[&Container],
-        catalog: &Catalog,
+        catalog: &Arc<Catalog>,
         listing: &Listing,
         facts: &mut Facts,
     ) -> Payload {
         let mut payload = Payload::default();
         let mut rendered = std::mem::take(&mut self.memory.rendered);
         let mut renderings = std::mem::take(&mut self.memory.renderings);
+        let mut settled = std::mem::take(&mut self.memory.settled);
+        settled.of(catalog);
         for container in selected {
             let (spec, found) = self
-                .spec_facts(container, catalog, listing, &mut rendered, &mut renderings)
+                .spec_facts(
+                    container,
+                    catalog,
+                    listing,
+                    &mut rendered,
+                    &mut renderings,
+                    &mut settled,
+                )
                 .await;
             if let Some(changed) = found.changed {
                 payload.changed.insert(spec.name.clone(), changed);
@@ -193,6 +202,7 @@ impl Reconciler {
         }
         self.memory.rendered = rendered;
         self.memory.renderings = renderings;
+        self.memory.settled = settled;
         payload
     }
 
@@ -274,6 +284,7 @@ impl Reconciler {
             .rendered
             .retain(|name, _| names.contains(name.as_str()));
         self.memory.renderings.retain(|name| names.contains(name));
+        self.memory.settled.retain(|name| names.contains(name));
         Ok(catalog)
     }
 
@@ -290,6 +301,12 @@ impl Reconciler {
             .flat_map(|v| &v.files)
             .flat_map(ramlet_specs::model::VolumeFile::references)
             .collect();
+        self.stores.read_together(selected.iter().map(|c| {
+            c.volumes
+                .iter()
+                .flat_map(|v| &v.files)
+                .flat_map(ramlet_specs::model::VolumeFile::references)
+        }));
         let refresh = self
             .stores
             .refresh(&catalog.stores, references.iter().copied(), due);

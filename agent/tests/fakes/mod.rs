@@ -22,6 +22,9 @@ use ramlet_quadlet::PodmanVersion;
 #[derive(Default)]
 pub struct Host {
     pub volumes: BTreeMap<(String, String), Vec<FileContent>>,
+    /// How many times each volume was written: its data folder's name, as the real volumes'
+    /// `..data` names a new folder at each write.
+    pub writes: BTreeMap<(String, String), u64>,
     pub units: BTreeMap<String, UnitState>,
     pub log: Vec<String>,
     pub secrets: BTreeMap<String, Result<String, ProviderError>>,
@@ -76,12 +79,24 @@ impl VolumeManager for Volumes {
             .get(&(v.spec.clone(), v.volume.clone()))
             != Some(&files.to_vec()))
     }
+    fn data_folder(&self, v: &VolumeSpec) -> Option<String> {
+        let mut host = self.0.lock().unwrap();
+        host.calls.push("data_folder");
+        let key = (v.spec.clone(), v.volume.clone());
+        host.volumes
+            .contains_key(&key)
+            .then(|| format!("..{}", host.writes.get(&key).copied().unwrap_or_default()))
+    }
     fn write(&self, v: &VolumeSpec, files: &[FileContent]) -> Result<(), VolumeError> {
         let mut host = self.0.lock().unwrap();
         host.calls.push("write");
         host.log.push(format!("write {}/{}", v.spec, v.volume));
         host.volumes
             .insert((v.spec.clone(), v.volume.clone()), files.to_vec());
+        *host
+            .writes
+            .entry((v.spec.clone(), v.volume.clone()))
+            .or_default() += 1;
         Ok(())
     }
     fn remove_spec(&self, spec: &str) -> Result<(), VolumeError> {

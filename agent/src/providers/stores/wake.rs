@@ -5,12 +5,28 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ramlet_specs::model::{EventSource, SecretStore};
+use ramlet_specs::model::{EventSource, SecretRef, SecretStore};
 use tokio::time::Instant;
 
 use super::record::jitter;
 use super::{Key, Stores};
 use crate::providers::events::{self, Event, Notice, Sink};
+
+/// How long a wake-up waits for more before the reconcile it asks for (the loop's debounce:
+/// `crate::agent`). The rule: wait only where a change that belongs with this one may follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Nothing that belongs with it can follow: a change event, `ramlet sync`, a local
+    /// folder's `..data` swapped (every file at once), a finished write of a secret whose
+    /// consumers read nothing else from its store.
+    Now,
+    /// A finished write of a secret that a consumer reads beside another from the same store
+    /// (a certificate and its key, written one after the other): a short wait for the other.
+    Siblings,
+    /// Specs or other files (an editor's or git's burst), or a write still under way (its
+    /// close follows): wait until they are quiet.
+    Burst,
+}
 
 /// A running listener and what it reported.
 pub(super) struct Listener {
@@ -100,35 +116,72 @@ impl Stores {
         true
     }
 
-    /// Takes the paths a file event names: a path in a `file` or `creds` store's folder marks
-    /// the secret stored there due (or, for any other path in that folder, such as a swapped
-    /// `..data` link, every secret of that store), so that one rotated file costs one read, not
-    /// a read of every local secret. Returns false when some path is in no such folder (a
-    /// spec, an `age` file, an event without paths): then every local store must be read.
-    pub fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> bool {
-        if paths.is_empty() {
-            return false;
-        }
+    /// Takes the paths of a finished file change (written and closed, moved in, removed): a
+    /// path in a `file` or `creds` store's folder marks the secret stored there due (or, for
+    /// any other path in that folder, such as a swapped `..data` link, every secret of that
+    /// store), so that one rotated file costs one read, not a read of every local secret.
+    /// Returns how long to wait for more ([`Settle`], of the last path), or `None` when some
+    /// path is in no such folder (a spec, an `age` file, an event without paths): then every
+    /// local store must be read.
+    pub fn files_changed(&mut self, paths: &[std::path::PathBuf]) -> Option<Settle> {
+        let mut settle = None;
         for path in paths {
-            let Some((store, dir)) = self.by_name.values_mut().find_map(|store| {
+            let (store, dir) = self.by_name.iter_mut().find_map(|(name, store)| {
                 let dir = store.can.folder.clone()?;
-                path.starts_with(&dir).then_some((store, dir))
-            }) else {
-                return false;
-            };
+                path.starts_with(&dir).then_some(((name, store), dir))
+            })?;
             let relative = path
                 .strip_prefix(&dir)
                 .ok()
                 .and_then(std::path::Path::to_str)
                 .unwrap_or_default();
+            let (name, store) = store;
             let names = store.entries.keys().map(|(name, _)| name);
-            if names.clone().any(|name| name == relative) {
+            settle = Some(if names.clone().any(|name| name == relative) {
                 store.marked.insert(relative.to_owned());
+                let paired = self.paired.get(name).is_some_and(|p| p.contains(relative));
+                if paired {
+                    Settle::Siblings
+                } else {
+                    Settle::Now
+                }
             } else {
                 store.marked.extend(names.cloned());
+                // `..data` swapped: every file at once. Anything else (a temporary file
+                // closed, a new data folder) comes before the rename that finishes it.
+                if relative == "..data" {
+                    Settle::Now
+                } else {
+                    Settle::Siblings
+                }
+            });
+        }
+        settle
+    }
+
+    /// Takes what each consumer reads (one iterator per spec): a secret read beside another
+    /// of the same store by one consumer is *paired* (a certificate and its key), and a file
+    /// change to it waits [`Settle::Siblings`] for the other.
+    pub fn read_together<'a, C>(&mut self, consumers: impl IntoIterator<Item = C>)
+    where
+        C: IntoIterator<Item = &'a SecretRef>,
+    {
+        self.paired.clear();
+        for consumer in consumers {
+            let mut by_store: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for reference in consumer {
+                by_store
+                    .entry(reference.store.as_str())
+                    .or_default()
+                    .insert(reference.name.as_str());
+            }
+            for (store, names) in by_store.into_iter().filter(|(_, n)| n.len() > 1) {
+                self.paired
+                    .entry(store.to_owned())
+                    .or_default()
+                    .extend(names.into_iter().map(str::to_owned));
             }
         }
-        true
     }
 
     /// Acknowledges the held events whose secrets were fetched since (or are no longer used);
