@@ -1272,3 +1272,31 @@ async fn a_rotation_works_out_only_the_spec_it_moves() {
         b"fresh"
     );
 }
+
+/// Units that are not running are started all at once, as systemd takes them at boot; a
+/// secret that 40 running containers read restarts them at most 32 at a time (a rolling
+/// restart: most keep serving meanwhile). Every one lands either way.
+#[tokio::test]
+async fn starts_go_all_at_once_and_restarts_in_a_window() {
+    let world = World::new("window");
+    for i in 0..40 {
+        world.container(&format!("c{i:02}"), "shared", "restart");
+    }
+    world.secret("shared", Ok("one"));
+    world.host.lock().unwrap().side_by_side = true;
+    let mut reconciler = world.reconciler();
+    assert!(!reconciler.reconcile(Due::All).await.failed);
+    let most = |world: &World| std::mem::take(&mut world.host.lock().unwrap().most_jobs_at_once);
+    assert_eq!(most(&world), 40, "the cold start");
+    world.take_log();
+
+    world.secret("shared", Ok("two"));
+    assert!(!reconciler.reconcile(Due::All).await.failed);
+    assert_eq!(most(&world), ramlet::reconcile::apply::JOBS_AT_ONCE);
+    let restarts = world
+        .take_log()
+        .iter()
+        .filter(|l| l.starts_with("restart "))
+        .count();
+    assert_eq!(restarts, 40);
+}

@@ -25,8 +25,11 @@ use job::run_job;
 mod error;
 mod job;
 
-/// How many unit jobs run at once. systemd queues them all anyway; the bound keeps a host with
-/// hundreds of specs from starting hundreds of Podman processes in the same second.
+/// How many restarts, reloads and stops run at once: a secret read by hundreds of containers
+/// restarts them in a rolling window, so that most keep serving meanwhile and a small host is
+/// not asked to stop and start them all in the same second. Starts of units that are not
+/// running are queued all at once, as systemd takes them at boot (faster on every host
+/// measured: `BENCHMARKS.md`).
 pub const JOBS_AT_ONCE: usize = 32;
 
 /// What the apply did: the specs whose actions failed, and why (each spec's first failure).
@@ -264,9 +267,9 @@ impl Reconciler {
         }
     }
 
-    /// Runs `batch` concurrently, at most [`JOBS_AT_ONCE`] at a time, each awaited on its own
-    /// result: a slow or failing unit never holds back the others. Each success is cleared
-    /// from the journal as it lands.
+    /// Runs `batch` concurrently (restarts, reloads and stops at most [`JOBS_AT_ONCE`] at a
+    /// time, starts all at once), each awaited on its own result: a slow or failing unit never
+    /// holds back the others. Each success is cleared from the journal as it lands.
     async fn run_jobs(
         &mut self,
         batch: Vec<(Job, String)>,
@@ -278,14 +281,19 @@ impl Reconciler {
             return;
         }
         let units = &*self.units;
-        let jobs: Vec<_> = batch
+        let window = tokio::sync::Semaphore::new(JOBS_AT_ONCE);
+        let window = &window;
+        let mut running: futures_util::stream::FuturesUnordered<_> = batch
             .into_iter()
             .map(|(job, name)| async move {
+                let _turn = match job {
+                    Job::Start => None,
+                    Job::Restart | Job::Reload | Job::Stop => window.acquire().await.ok(),
+                };
                 let result = run_job(units, job, &name).await;
                 (job, name, result)
             })
             .collect();
-        let mut running = futures_util::stream::iter(jobs).buffer_unordered(JOBS_AT_ONCE);
         while let Some((job, name, result)) = running.next().await {
             let cause = plan.causes.get(&name).copied();
             let action = Action::Job(job, name);
