@@ -50,7 +50,7 @@ fn wake_due<R: Reconcile>(reconciler: &mut R, wake: Wake) -> Option<(Due, Settle
         // The event marked its secrets due in the stores; it names one version of one secret.
         Wake::Store(notice) => reconciler
             .notice(notice)
-            .then_some((Due::Timers, Settle::Now)),
+            .then_some((Due::Secrets, Settle::Now)),
     }
 }
 

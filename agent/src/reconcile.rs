@@ -212,7 +212,7 @@ impl Reconciler {
     pub fn files_changed(&mut self, paths: &[PathBuf]) -> (Due, Settle) {
         tracing::debug!(?paths, "files changed");
         match self.stores.files_changed(paths) {
-            Some(settle) => (Due::Timers, settle),
+            Some(settle) => (Due::Secrets, settle),
             None => (Due::Files, Settle::Burst),
         }
     }

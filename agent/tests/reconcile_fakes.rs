@@ -1300,3 +1300,40 @@ async fn starts_go_all_at_once_and_restarts_in_a_window() {
         .count();
     assert_eq!(restarts, 40);
 }
+
+/// A wake-up for secrets only (a file in a store's folder, a change event) takes the specs as
+/// last read: a spec edited meanwhile is picked up by its own file event (or the next timer),
+/// not read again at every rotation.
+#[tokio::test]
+async fn a_wake_up_for_secrets_only_does_not_read_the_specs_again() {
+    let world = World::new("secrets-only");
+    world.container("a", "x", "restart");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    reconciler.reconcile(Due::All).await;
+    world.take_log();
+
+    world.container("a", "x", "reload");
+    world.secret("x", Ok("two"));
+    // A change event names x.
+    assert!(reconciler.notice(ramlet::providers::events::Notice::Event(
+        ramlet::providers::events::Event {
+            store: "s".into(),
+            names: vec!["x".into()],
+            what: "PutSecretValue".into(),
+            ack: ramlet::providers::events::Ack::new(|| {}),
+        }
+    )));
+    reconciler.reconcile(Due::Secrets).await;
+    assert_eq!(
+        world.take_log(),
+        ["write a/v", "restart a.service"],
+        "the rotation, under the spec as last read"
+    );
+    reconciler.reconcile(Due::Files).await;
+    let log = world.take_log();
+    assert!(
+        log.iter().any(|l| l == "daemon-reload"),
+        "the edit, at its own file event: {log:?}"
+    );
+}

@@ -144,6 +144,16 @@ impl Loader {
         self.parses
     }
 
+    /// The last catalog loaded from `dir` with `policy`, without looking at the files (for a
+    /// caller that knows none changed since).
+    #[must_use]
+    pub fn last(&self, dir: &Path, policy: &Policy) -> Option<Arc<Catalog>> {
+        self.last
+            .as_ref()
+            .filter(|last| last.dir == dir && last.policy == *policy)
+            .map(|last| Arc::clone(&last.catalog))
+    }
+
     /// [`load_dir_with`], or the last catalog again when nothing in `dir` changed since.
     pub fn load(&mut self, dir: &Path, policy: &Policy) -> Result<Arc<Catalog>, LoadError> {
         let (files, errors) = list(dir)?;

@@ -45,6 +45,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_mins(5);
 /// each asks (merging wake-ups keeps the largest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Due {
+    /// As `Timers`, for a wake-up that named secrets only (a file in a `file` or `creds`
+    /// store's folder, a change event): the specs are taken as last loaded, not looked at.
+    Secrets,
     /// Only stores whose timer fired (and new references anywhere).
     Timers,
     /// Also every local store, `file`, `creds` and `age`: a file changed on disk that is in no
@@ -244,7 +247,7 @@ impl Stores {
             store.entries.retain(|key, _| keys.contains(key));
             let local = store.can.local;
             let forced = match due {
-                Due::Timers => false,
+                Due::Secrets | Due::Timers => false,
                 Due::Files => local,
                 Due::All => true,
             };

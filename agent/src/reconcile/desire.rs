@@ -103,11 +103,10 @@ impl Reconciler {
             name_check,
             wants,
             live,
-            // Worked out again only when the spec changed (with its unit), or could not render.
-            digest: rendered
-                .get(container.name.as_str())
-                .filter(|known| known.spec == *container)
-                .map_or_else(|| digest(container), |known| known.digest.clone()),
+            // Kept while the spec is settled or as last rendered; else worked out again.
+            digest: settled
+                .digest(container.name.as_str())
+                .map_or_else(|| known_digest(rendered, container), str::to_owned),
         };
         (facts, found)
     }
@@ -192,7 +191,7 @@ impl Reconciler {
             on_rotation,
             versions: shaped.versions,
             gate,
-            templates: feeds(container),
+            templates: Feed::all_of(container),
         };
         let found = Found {
             changed: Some(changed),
@@ -408,31 +407,17 @@ impl Reconciler {
     }
 }
 
-/// `container`'s template files, each with the secrets that feed it.
-fn feeds(container: &Container) -> Vec<Feed> {
-    container
-        .volumes
-        .iter()
-        .flat_map(|v| v.files.iter().map(move |f| (v, f)))
-        .filter_map(|(volume, file)| {
-            let Content::Template(template) = &file.content else {
-                return None;
-            };
-            Some(Feed {
-                file: format!("{}/{}", volume.name, file.path),
-                inputs: template
-                    .inputs
-                    .iter()
-                    .map(|(name, reference)| (name.clone(), SecretId::of(reference)))
-                    .collect(),
-            })
-        })
-        .collect()
+/// `container`'s digest as last rendered, when it is the same spec; else worked out again.
+fn known_digest(rendered: &Renders, container: &Container) -> String {
+    rendered
+        .get(container.name.as_str())
+        .filter(|known| known.spec == *container)
+        .map_or_else(|| digest(container), |known| known.digest.clone())
 }
 
 /// A digest of `container`'s content as validated (SHA-256 of its JSON, hex): what the status's
 /// `observedGeneration` counts changes of. Specs hold no secret, so neither does this.
-fn digest(container: &Container) -> String {
+pub(super) fn digest(container: &Container) -> String {
     use sha2::Digest as _;
     let json = serde_json::to_vec(container).unwrap_or_default();
     sha2::Sha256::digest(json)

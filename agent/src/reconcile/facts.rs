@@ -176,6 +176,33 @@ pub struct Feed {
     pub inputs: Vec<(String, crate::secrets::SecretId)>,
 }
 
+impl Feed {
+    /// `container`'s template files, each with the secrets that feed it.
+    #[must_use]
+    pub fn all_of(container: &ramlet_specs::model::Container) -> Vec<Self> {
+        container
+            .volumes
+            .iter()
+            .flat_map(|v| v.files.iter().map(move |f| (v, f)))
+            .filter_map(|(volume, file)| {
+                let ramlet_specs::model::Content::Template(template) = &file.content else {
+                    return None;
+                };
+                Some(Self {
+                    file: format!("{}/{}", volume.name, file.path),
+                    inputs: template
+                        .inputs
+                        .iter()
+                        .map(|(name, reference)| {
+                            (name.clone(), crate::secrets::SecretId::of(reference))
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Why a spec's wants could not be worked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -39,6 +39,9 @@ pub struct Memory {
     pub renderings: crate::secrets::template::Renderings,
     /// The specs whose wants are taken as they were while nothing they are made of moves.
     pub settled: super::settled::Settled,
+    /// Whether the last look at the spec directory read it well (a wake-up for secrets only
+    /// then takes its catalog as it was).
+    pub specs_read: bool,
     /// The last status (written or not).
     pub status: Status,
     /// When the status file was last written (`None`: not yet by this process).

@@ -84,7 +84,22 @@ impl Reconciler {
     pub(super) async fn observe(&mut self, due: Due, intent: Intent) -> Result<Observed, Stop> {
         let mut phases = Phases::start();
         let parses = self.loader.parses();
-        let catalog = self.load().await.map_err(Stop::Failed)?;
+        // A wake-up for secrets only: the spec directory is as it was when last read well
+        // (its own file events, the timers and `ramlet sync` look at it).
+        let unchanged = (due == Due::Secrets && self.memory.specs_read)
+            .then(|| {
+                self.loader
+                    .last(&self.settings.spec_dir, &self.settings.policy)
+            })
+            .flatten();
+        let catalog = if let Some(catalog) = unchanged {
+            catalog
+        } else {
+            self.memory.specs_read = false;
+            let catalog = self.load().await.map_err(Stop::Failed)?;
+            self.memory.specs_read = true;
+            catalog
+        };
         phases.lap(if self.loader.parses() == parses {
             "specs"
         } else {

@@ -34,6 +34,8 @@ struct Entry {
     /// What its wants were made from.
     made_of: MadeOf,
     wants: Wants,
+    /// Its spec's digest (see `desire::digest`).
+    digest: String,
 }
 
 /// The version of each secret a spec reads (in the order its files name them; `None`: the
@@ -56,6 +58,11 @@ impl Settled {
             self.specs.clear();
             self.catalog = Some(Arc::clone(catalog));
         }
+    }
+
+    /// The digest of settled spec `name` (`None`: not settled).
+    pub(super) fn digest(&self, name: &str) -> Option<&str> {
+        self.specs.get(name).map(|entry| entry.digest.as_str())
     }
 
     /// Keeps only the specs `keep` says yes to.
@@ -108,6 +115,7 @@ impl Reconciler {
             Entry {
                 made_of,
                 wants: wants.clone(),
+                digest: super::desire::digest(container),
             },
         );
     }
