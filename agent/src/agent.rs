@@ -167,16 +167,20 @@ pub async fn run(config: Config, signals: Signals) -> Result<()> {
         }
         let paths = relevant.within(&event.paths);
         let _ = events.send(match event.kind {
-            // Created or written to, not closed yet: its close follows.
+            // Created or written to, not closed yet: its close follows. Removed or moved away:
+            // often about to come back (an editor's save, a file moved aside, then a new one in).
             notify::EventKind::Create(notify::event::CreateKind::File)
-            | notify::EventKind::Modify(notify::event::ModifyKind::Data(_)) => Wake::Writing(paths),
+            | notify::EventKind::Modify(
+                notify::event::ModifyKind::Data(_)
+                | notify::event::ModifyKind::Name(notify::event::RenameMode::From),
+            )
+            | notify::EventKind::Remove(_) => Wake::Writing(paths),
             notify::EventKind::Access(notify::event::AccessKind::Close(
                 notify::event::AccessMode::Write,
             ))
             | notify::EventKind::Any
             | notify::EventKind::Create(_)
             | notify::EventKind::Modify(_)
-            | notify::EventKind::Remove(_)
             | notify::EventKind::Other => Wake::Files(paths),
             notify::EventKind::Access(_) => return,
         });

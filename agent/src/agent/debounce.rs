@@ -10,7 +10,8 @@
 //!   another of the same store: scripts write such files well within it (`cp a b dir`: 0.2 ms
 //!   apart; two `cp` or `install` one after the other: 1.4 ms, 2.3 ms at most on a busy
 //!   2-core host);
-//! - [`BURST_QUIET`] (60 ms) after a spec file or a write still under way (its close follows).
+//! - [`BURST_QUIET`] (60 ms) after a spec file, a write still under way (its close follows),
+//!   or a file removed or moved away (an editor's save, a file moved aside: a new one follows).
 //!
 //! Each wake-up sets the wait after it (the last change decides: a `..data` swap ends the
 //! writes before it); the whole wait never exceeds the agent's `debounce` (200 ms).

@@ -23,8 +23,8 @@ pub enum Settle {
     /// A finished write of a secret that a consumer reads beside another from the same store
     /// (a certificate and its key, written one after the other): a short wait for the other.
     Siblings,
-    /// Specs or other files (an editor's or git's burst), or a write still under way (its
-    /// close follows): wait until they are quiet.
+    /// Specs or other files (an editor's or git's burst), a write still under way (its close
+    /// follows), a file removed or moved away (its successor follows): wait until quiet.
     Burst,
 }
 
