@@ -74,12 +74,23 @@ impl Reconciler {
         let name = container.name.to_string();
         let name_check = self.name_check(&name, listing).await;
         let (wants, found) = match name_check {
-            NameCheck::Ours | NameCheck::Free => {
-                match self.settled_wants(container, catalog, rendered, renderings, settled) {
-                    Ok((wants, found)) => (Ok(wants), found),
+            NameCheck::Ours | NameCheck::Free => match self.unmoved(settled, container) {
+                // Settled, and nothing it is made of moved: no volume changes.
+                Some(wants) => (
+                    Ok(wants),
+                    Found {
+                        changed: Some(Vec::new()),
+                        full: None,
+                    },
+                ),
+                None => match self.wants(container, catalog, rendered, renderings) {
+                    Ok((wants, found)) => {
+                        self.settle(settled, container, &wants, || digest(container));
+                        (Ok(wants), found)
+                    }
                     Err(problem) => (Err(problem), Found::default()),
-                }
-            }
+                },
+            },
             // Not looked at: the name decides.
             _ => (
                 Err(Problem {
@@ -139,7 +150,7 @@ impl Reconciler {
 
     /// What `container` wants: its unit, whether its volumes change, its secret versions;
     /// and the volumes that change, with their files. Or why that cannot be worked out.
-    pub(super) fn wants(
+    fn wants(
         &self,
         container: &Container,
         catalog: &Catalog,
@@ -417,7 +428,7 @@ fn known_digest(rendered: &Renders, container: &Container) -> String {
 
 /// A digest of `container`'s content as validated (SHA-256 of its JSON, hex): what the status's
 /// `observedGeneration` counts changes of. Specs hold no secret, so neither does this.
-pub(super) fn digest(container: &Container) -> String {
+fn digest(container: &Container) -> String {
     use sha2::Digest as _;
     let json = serde_json::to_vec(container).unwrap_or_default();
     sha2::Sha256::digest(json)

@@ -15,11 +15,9 @@ use ramlet_specs::Catalog;
 use ramlet_specs::model::Container;
 
 use super::Reconciler;
-use super::desire::{Found, Renders};
-use super::facts::{Problem, Wants};
+use super::facts::Wants;
 use crate::drivers::VolumeSpec;
 use crate::secrets::SecretId;
-use crate::secrets::template::Renderings;
 
 /// The settled specs (kept in [`super::memory::Memory`]).
 #[derive(Default)]
@@ -72,34 +70,22 @@ impl Settled {
 }
 
 impl Reconciler {
-    /// What `container` wants ([`Reconciler::wants`]): as it was when it is settled and
-    /// nothing it is made of moved (no volume changes then), else worked out again and kept
-    /// as settled when it asks for nothing to be written.
-    pub(super) fn settled_wants(
-        &self,
-        container: &Container,
-        catalog: &Catalog,
-        rendered: &mut Renders,
-        renderings: &mut Renderings,
-        settled: &mut Settled,
-    ) -> Result<(Wants, Found), Problem> {
-        if let Some(entry) = settled.specs.get(container.name.as_str())
-            && entry.made_of == self.made_of(container)
-        {
-            let found = Found {
-                changed: Some(Vec::new()),
-                full: None,
-            };
-            return Ok((entry.wants.clone(), found));
-        }
-        let (wants, found) = self.wants(container, catalog, rendered, renderings)?;
-        self.settle(settled, container, &wants);
-        Ok((wants, found))
+    /// `container`'s wants as they were, when it is settled and nothing it is made of moved
+    /// (no volume changes then).
+    pub(super) fn unmoved(&self, settled: &Settled, container: &Container) -> Option<Wants> {
+        let entry = settled.specs.get(container.name.as_str())?;
+        (entry.made_of == self.made_of(container)).then(|| entry.wants.clone())
     }
 
-    /// Keeps `container` as settled with `wants` when it asked for no volume to be written
-    /// and has no health check; forgets it otherwise.
-    fn settle(&self, settled: &mut Settled, container: &Container, wants: &Wants) {
+    /// Keeps `container` as settled with `wants` (and its spec's `digest`) when it asked for
+    /// no volume to be written and has no health check; forgets it otherwise.
+    pub(super) fn settle(
+        &self,
+        settled: &mut Settled,
+        container: &Container,
+        wants: &Wants,
+        digest: impl FnOnce() -> String,
+    ) {
         let name = container.name.to_string();
         if wants.volumes_changed || wants.remount || wants.gate.is_some() {
             settled.specs.remove(&name);
@@ -115,7 +101,7 @@ impl Reconciler {
             Entry {
                 made_of,
                 wants: wants.clone(),
-                digest: super::desire::digest(container),
+                digest: digest(),
             },
         );
     }
