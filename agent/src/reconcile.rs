@@ -107,7 +107,7 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(30);
 /// The reconciler: the host behind its traits, the stores, and its memory.
 pub struct Reconciler {
     settings: Settings,
-    volumes: Box<dyn VolumeManager>,
+    volumes: Arc<dyn VolumeManager>,
     units: Arc<dyn UnitManager>,
     unit_dir: Box<dyn UnitFiles>,
     stores: Stores,
@@ -153,7 +153,7 @@ impl Reconciler {
         }
         Self {
             settings,
-            volumes,
+            volumes: volumes.into(),
             units: units.into(),
             unit_dir,
             stores: Stores::new(connector, Limits::default()),

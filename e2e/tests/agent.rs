@@ -2340,6 +2340,37 @@ fn user_scope_gives_files_the_owners_the_container_sees() {
     let rotated = scope.invocation("e2e-owned");
     assert_ne!(rotated, before, "a restart rotation restarted it");
 
+    // One helper served both writes (issue 37: started once, kept); killed, the next write
+    // starts another, and the rotation lands all the same.
+    let first = volume_helpers(&scope);
+    assert_eq!(first.len(), 1, "one helper, kept: {first:?}");
+    let killed = scope.run(
+        "systemctl",
+        &["--user", "kill", "--signal=SIGKILL", &first[0]],
+    );
+    assert!(killed.status.success(), "{killed:?}");
+    agent.wait("the helper gone", Duration::from_secs(10), || {
+        volume_helpers(&scope).is_empty().then_some(())
+    });
+    agent.secret("k", "third-key");
+    agent.wait(
+        "the rotation after the helper died",
+        Duration::from_mins(1),
+        || {
+            scope
+                .logs("e2e-owned")
+                .contains("OWNED /run/s/key 400 101:101 third-key")
+                .then_some(())
+        },
+    );
+    let second = volume_helpers(&scope);
+    assert!(
+        second.len() == 1 && second != first,
+        "a new helper: {first:?} then {second:?}\n{}",
+        agent.log()
+    );
+    let rotated = scope.invocation("e2e-owned");
+
     // A restart of ramlet reads the volume back (inside the mapping: ramlet cannot as itself)
     // and finds nothing to do: the container keeps running.
     agent.restart(|| {});
@@ -2358,6 +2389,25 @@ fn user_scope_gives_files_the_owners_the_container_sees() {
     agent.wait("the volume removed", Duration::from_mins(1), || {
         (!folder.exists()).then_some(())
     });
+}
+
+/// The volume helpers running in the user's manager (their unit names).
+fn volume_helpers(scope: &Scope) -> Vec<String> {
+    let listed = scope.run(
+        "systemctl",
+        &[
+            "--user",
+            "list-units",
+            "--plain",
+            "--no-legend",
+            "--state=active",
+            "ramlet-volume-helper-*",
+        ],
+    );
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
 }
 
 /// The first subordinate uid of `user`, from `/etc/subuid`.

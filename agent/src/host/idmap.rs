@@ -10,23 +10,26 @@
 //!
 //! So a volume whose files want such owners is written, read back and removed by a helper that
 //! the user's manager starts as a transient unit, outside ramlet's sandbox
-//! (`systemd-run --user --pipe ... podman unshare ramlet volume-helper OP DIR`): ramlet itself,
-//! inside the mapping Podman gives the user's containers, running the same [`atomic`] code
-//! ramlet runs in system scope. Secrets cross only the helper's standard input and output
-//! (pipes), in the format of the `wire` module below; nothing of them is logged. Nothing changes
-//! for a volume whose files all belong to the container's root: ramlet writes it itself.
+//! (`systemd-run --user --pipe ... podman unshare ramlet volume-helper serve ROOT`): ramlet
+//! itself, inside the mapping Podman gives the user's containers, running the same
+//! [`atomic`](crate::host::atomic) code ramlet runs in system scope. It is started when a
+//! volume first needs it and kept while ramlet runs (starting it costs about 170 ms, an
+//! exchange well under one), and started again if it died. Secrets cross only the helper's standard input and output (pipes), in the frames
+//! of the `wire` module below; nothing of them is logged. Nothing changes for a volume whose
+//! files all belong to the container's root: ramlet writes it itself.
 
 use std::fs;
-use std::io::{self, Read as _, Write as _};
-use std::os::fd::AsFd as _;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::io;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
 use crate::drivers::{FileContent, OwnerError};
-use crate::host::atomic::{self, Contents};
-use crate::host::labels;
+use crate::host::atomic::Contents;
+
+pub use serve::helper_main;
 
 /// What the helper does to a volume folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +43,19 @@ pub enum Op {
 }
 
 impl Op {
-    fn as_str(self) -> &'static str {
+    /// Its code on the wire.
+    fn code(self) -> u8 {
         match self {
-            Self::Write => "write",
-            Self::Read => "read",
-            Self::Remove => "remove",
+            Self::Write => 0,
+            Self::Read => 1,
+            Self::Remove => 2,
         }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        [Self::Write, Self::Read, Self::Remove]
+            .into_iter()
+            .find(|op| op.code() == code)
     }
 }
 
@@ -119,200 +129,92 @@ pub fn count(table: &str, name: &str, uid: u32) -> u32 {
         .fold(0u32, u32::saturating_add)
 }
 
-/// Fills `dir` inside the mapping: `mount` and `data` are the mode and owner of the volume folder
-/// and of the data folder (see [`atomic::write`]). Returns the data folder's name.
-pub fn write(
-    dir: &Path,
-    mount: (u32, (Option<u32>, Option<u32>)),
-    data: (u32, (Option<u32>, Option<u32>)),
-    files: &[FileContent],
-) -> io::Result<String> {
-    let request = wire::write_request(mount, data, files);
-    let name = call(Op::Write, dir, &request)?;
-    String::from_utf8(name.to_vec())
-        .map_err(|_| io::Error::other("the volume helper's answer is not a folder name"))
+/// The helper as ramlet calls it: one process for every volume under the root, started on
+/// first need and kept.
+#[derive(Debug)]
+pub struct Helper {
+    /// The volume root: the helper acts on folders under it only.
+    root: PathBuf,
+    /// The running helper, if one was started and has not failed since.
+    process: Mutex<Option<process::Process>>,
 }
 
-/// Reads `dir` back inside the mapping (`None`: it holds something ramlet did not write).
-pub fn read(dir: &Path) -> io::Result<Option<Contents>> {
-    wire::contents(&call(Op::Read, dir, &[])?)
-}
-
-/// Removes `dir` inside the mapping.
-pub fn remove(dir: &Path) -> io::Result<()> {
-    call(Op::Remove, dir, &[]).map(drop)
-}
-
-/// Runs the helper on `dir` with `request` on its standard input; returns its standard output.
-fn call(op: Op, dir: &Path, request: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
-    // The binary's path: after a package upgrade, until the agent restarts, the kernel names
-    // the old one "(deleted)", and the new one is at the same path.
-    let exe = std::env::current_exe()?;
-    let exe = exe
-        .to_str()
-        .and_then(|path| path.strip_suffix(" (deleted)"))
-        .map_or_else(|| exe.clone(), std::path::PathBuf::from);
-    let mut child = Command::new("systemd-run")
-        .args([
-            "--user",
-            "--pipe",
-            "--wait",
-            "--collect",
-            "--quiet",
-            "--service-type=exec",
-            "--property=LimitCORE=0",
-            "--property=UMask=0077",
-            "--property=RuntimeMaxSec=60",
-        ])
-        .arg(format!(
-            "--description=ramlet: {} a volume in rootless Podman's ID mapping",
-            op.as_str()
-        ))
-        .args(["podman", "unshare"])
-        .arg(exe)
-        .args(["volume-helper", op.as_str()])
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run systemd-run: {e}")))?;
-    let mut stderr = child.stderr.take();
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(stderr) = stderr.as_mut() {
-            let _ = stderr.by_ref().take(16 * 1024).read_to_string(&mut text);
-            // The rest is dropped, not left to fill the pipe and stop the helper.
-            let _ = io::copy(stderr, &mut io::sink());
-        }
-        text
-    });
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that failed before reading says why on its standard error.
-        match stdin.write_all(request) {
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e),
-            _ => {}
+impl Helper {
+    /// A helper for the volumes under `root` (nothing runs until the first call).
+    #[must_use]
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            process: Mutex::new(None),
         }
     }
-    let answer = match child.stdout.take() {
-        Some(stdout) => wire::read_all(stdout)?,
-        None => Zeroizing::new(Vec::new()),
-    };
-    let status = child.wait()?;
-    let errors = errors.join().unwrap_or_default();
-    if status.success() {
-        Ok(answer)
-    } else {
-        Err(io::Error::other(format!(
-            "the volume helper (systemd-run --user ... podman unshare ramlet volume-helper {}) failed, {status}: {}",
-            op.as_str(),
-            errors.trim()
-        )))
-    }
-}
 
-/// `ramlet volume-helper OP DIR`, if that is the command line: the helper's side, which
-/// `call` runs inside the mapping. Not part of ramlet's documented command line (no help, no
-/// man page): only ramlet starts it. `None` for any other command line.
-#[must_use]
-pub fn helper_main(args: &[std::ffi::OsString]) -> Option<std::process::ExitCode> {
-    let [_, command, op, dir] = args else {
-        return None;
-    };
-    if command != "volume-helper" {
-        return None;
+    /// Fills `dir` inside the mapping: `mount` and `data` are the mode and owner of the volume
+    /// folder and of the data folder (see [`atomic::write`](crate::host::atomic::write)).
+    /// Returns the data folder's name.
+    pub fn write(
+        &self,
+        dir: &Path,
+        mount: (u32, (Option<u32>, Option<u32>)),
+        data: (u32, (Option<u32>, Option<u32>)),
+        files: &[FileContent],
+    ) -> io::Result<String> {
+        let request = wire::write_request(mount, data, files);
+        let name = self.call(Op::Write, dir, &request)?;
+        String::from_utf8(name.to_vec())
+            .map_err(|_| io::Error::other("the volume helper's answer is not a folder name"))
     }
-    let op = [Op::Write, Op::Read, Op::Remove]
-        .into_iter()
-        .find(|o| op == o.as_str())?;
-    Some(match serve(op, Path::new(dir)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("ramlet volume-helper: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    })
-}
 
-/// Why the helper could not do what it was asked (said on its standard error).
-#[derive(Debug, thiserror::Error)]
-enum HelperError {
-    /// It runs outside a user namespace with the subordinate IDs.
-    #[error(
-        "only the user is mapped here (/proc/self/uid_map: {0}); rootless Podman needs newuidmap and newgidmap (Debian's package uidmap) and the user's ranges in /etc/subuid and /etc/subgid"
-    )]
-    NotMapped(String),
-    /// The request could not be read or understood.
-    #[error("cannot read the request: {0}")]
-    Request(#[source] io::Error),
-    /// The folder could not be written, read or removed.
-    #[error("{}: {source}", .path.display())]
-    Folder {
-        /// The folder.
-        path: std::path::PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// The answer could not be written.
-    #[error("cannot answer: {0}")]
-    Answer(#[source] io::Error),
-}
-
-/// The helper's side: does `op` on `dir` with the request on standard input.
-fn serve(op: Op, dir: &Path) -> Result<(), HelperError> {
-    // The same second line of defence as the agent's: no core file, no ptrace by peers.
-    let _ = nix::sys::prctl::set_dumpable(false);
-    let mapped = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-    if mapped.lines().count() < 2 {
-        return Err(HelperError::NotMapped(mapped.trim().to_owned()));
+    /// Reads `dir` back inside the mapping (`None`: it holds something ramlet did not write).
+    pub fn read(&self, dir: &Path) -> io::Result<Option<Contents>> {
+        wire::contents(&self.call(Op::Read, dir, &[])?)
     }
-    // Unbuffered, so that no copy of a secret stays in a standard stream's buffer.
-    let stdout = |bytes: &[u8]| -> Result<(), HelperError> {
-        let fd = io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(HelperError::Answer)?;
-        fs::File::from(fd)
-            .write_all(bytes)
-            .map_err(HelperError::Answer)
-    };
-    let at = |source: io::Error| HelperError::Folder {
-        path: dir.to_owned(),
-        source,
-    };
-    match op {
-        Op::Write => {
-            let fd = io::stdin()
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(HelperError::Request)?;
-            let request = wire::read_all(fs::File::from(fd)).map_err(HelperError::Request)?;
-            let (mount, data, files) = wire::parse_write(&request).map_err(HelperError::Request)?;
-            fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(mount.0))
-                .map_err(at)?;
-            if mount.1 != (None, None) {
-                std::os::unix::fs::chown(dir, mount.1.0, mount.1.1).map_err(at)?;
+
+    /// Removes `dir` inside the mapping.
+    pub fn remove(&self, dir: &Path) -> io::Result<()> {
+        self.call(Op::Remove, dir, &[]).map(drop)
+    }
+
+    /// Asks the helper to do `op` on `dir` with `payload`; returns its answer. A helper that
+    /// served before and has died since (killed, its manager restarted) is started again once;
+    /// one just started that fails is the error.
+    fn call(&self, op: Op, dir: &Path, payload: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
+        let request = wire::request(op.code(), dir.as_os_str().as_bytes(), payload);
+        let mut held = self.process.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut fresh = false;
+        loop {
+            if held.is_none() {
+                fresh = true;
+                *held = Some(process::Process::start(&self.root)?);
             }
-            let name =
-                atomic::write(dir, &files, data.0, data.1, labels::Mode::of_host()).map_err(at)?;
-            stdout(name.as_bytes())
+            let Some(process) = held.as_mut() else {
+                continue;
+            };
+            match process.exchange(&request) {
+                Ok(answer) => return wire::parse_answer(&answer),
+                Err(error) => {
+                    let error = match held.take() {
+                        Some(process) => process.end(&error),
+                        None => error,
+                    };
+                    if fresh {
+                        return Err(error);
+                    }
+                    tracing::info!("{error}; starting the volume helper again");
+                }
+            }
         }
-        Op::Read => stdout(&wire::encode_contents(
-            atomic::read_trusted(dir).map_err(at)?.as_ref(),
-        )),
-        Op::Remove => match fs::remove_dir_all(dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(at(e)),
-            _ => Ok(()),
-        },
     }
 }
 
+mod process;
+mod serve;
 mod wire;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::atomic;
     use crate::secrets::SecretBytes;
 
     #[test]
@@ -392,8 +294,22 @@ mod tests {
     }
 
     #[test]
-    fn long_messages_are_read_whole() {
-        let message: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        assert_eq!(*wire::read_all(message.as_slice()).unwrap(), message);
+    fn frames_are_read_whole_one_after_another() {
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = wire::request(Op::Write.code(), b"/run/v/web/s", &payload).to_vec();
+        stream.extend_from_slice(&wire::answer(Err("/run/v/web/s: denied")));
+        let mut reader = stream.as_slice();
+        let first = wire::read_frame(&mut reader).unwrap().unwrap();
+        let (op, dir, body) = wire::parse_request(&first).unwrap();
+        assert_eq!(Op::from_code(op), Some(Op::Write));
+        assert_eq!(dir, b"/run/v/web/s");
+        assert_eq!(body, payload.as_slice());
+        let second = wire::read_frame(&mut reader).unwrap().unwrap();
+        let refused = wire::parse_answer(&second).unwrap_err().to_string();
+        assert_eq!(refused, "/run/v/web/s: denied");
+        assert!(wire::read_frame(&mut reader).unwrap().is_none());
+        // A frame cut short is an error, not a short answer.
+        let cut = &stream[..100];
+        assert!(wire::read_frame(cut).is_err());
     }
 }

@@ -72,6 +72,8 @@ pub struct RamVolumes {
     /// User scope: the IDs the user's rootless containers have above their root. Files owned by
     /// those are written, read and removed inside Podman's mapping (see [`idmap`]).
     ids: Option<idmap::Subordinate>,
+    /// User scope: the helper that writes those (started when a volume first needs it).
+    helper: idmap::Helper,
 }
 
 /// What a volume folder holds, as ramlet last wrote or read it.
@@ -121,6 +123,7 @@ impl RamVolumes {
             medium
         };
         Ok(Self {
+            helper: idmap::Helper::new(root.clone()),
             root,
             noswap,
             mounts,
@@ -153,10 +156,10 @@ impl RamVolumes {
     /// Reads `dir` back, inside the mapping where ramlet cannot read it as itself.
     fn read_back(&self, dir: &Path, files: &[FileContent]) -> io::Result<Option<atomic::Contents>> {
         if self.in_mapping(files) {
-            return idmap::read(dir);
+            return self.helper.read(dir);
         }
         match atomic::read_trusted(dir) {
-            Err(e) if self.locked_out(&e) => idmap::read(dir),
+            Err(e) if self.locked_out(&e) => self.helper.read(dir),
             other => other,
         }
     }
@@ -174,9 +177,9 @@ impl RamVolumes {
 
     /// Fills `dir` inside the mapping: the volume folder and the data folder get the files'
     /// owner and access, as in system scope (so a rootless uid 101 may list its volume).
-    fn fill_in_mapping(dir: &Path, files: &[FileContent]) -> io::Result<String> {
+    fn fill_in_mapping(&self, dir: &Path, files: &[FileContent]) -> io::Result<String> {
         let access = folder_access(files);
-        idmap::write(dir, access, access, files)
+        self.helper.write(dir, access, access, files)
     }
 
     fn dir(&self, volume: &VolumeSpec) -> PathBuf {
@@ -356,11 +359,11 @@ impl VolumeManager for RamVolumes {
         let dir = self.prepare(volume)?;
         self.forget(&dir);
         let data = if self.in_mapping(files) {
-            Self::fill_in_mapping(&dir, files)
+            self.fill_in_mapping(&dir, files)
         } else {
             match self.fill(&dir, files) {
                 // Folders an earlier version left inside the mapping: only a helper removes them.
-                Err(e) if self.locked_out(&e) => Self::fill_in_mapping(&dir, files),
+                Err(e) if self.locked_out(&e) => self.fill_in_mapping(&dir, files),
                 other => other,
             }
         }
@@ -398,7 +401,7 @@ impl VolumeManager for RamVolumes {
                 errors.push(format!("cannot unmount {}: {e}", dir.display()));
             }
             let removed = match fs::remove_dir_all(&dir) {
-                Err(e) if self.locked_out(&e) => idmap::remove(&dir),
+                Err(e) if self.locked_out(&e) => self.helper.remove(&dir),
                 other => other,
             };
             if let Err(e) = removed {

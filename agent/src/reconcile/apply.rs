@@ -9,6 +9,7 @@
 //! owed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 
@@ -17,7 +18,7 @@ use super::facts::Facts;
 use super::owed::{Journal, Owed};
 use super::plan::{Action, Cause, Plan};
 use super::{Reconciler, service};
-use crate::drivers::Job;
+use crate::drivers::{Job, VolumeError, VolumeManager};
 use error::failure;
 pub use error::{ApplyError, ApplyErrorKind};
 use job::run_job;
@@ -125,12 +126,10 @@ impl Reconciler {
     ) -> Result<(), ApplyError> {
         let dir = self.unit_dir.path().display().to_string();
         match action {
-            Action::WriteVolumes(name) => payload
-                .remove(name)
-                .unwrap_or_default()
-                .iter()
-                .try_for_each(|(spec, files)| self.volumes.write(spec, files))
-                .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
+            Action::WriteVolumes(name) => {
+                self.write_volumes(payload.remove(name).unwrap_or_default())
+                    .await
+            }
             Action::WriteUnit(name) => self
                 .unit_dir
                 .write(name, texts.get(name.as_str()).copied().unwrap_or_default())
@@ -156,27 +155,51 @@ impl Reconciler {
                 .job(*job, &service(name))
                 .await
                 .map_err(|e| failure(ApplyErrorKind::Job(e.kind()), e.to_string())),
-            Action::RemoveVolumes(name) => self
-                .volumes
-                .remove_spec(name)
-                .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
-            Action::RestoreVolumes(name) => self
-                .memory
-                .previous
-                .get(name)
-                .ok_or_else(|| {
+            Action::RemoveVolumes(name) => {
+                let name = name.clone();
+                self.on_volumes(move |volumes| volumes.remove_spec(&name))
+                    .await
+            }
+            Action::RestoreVolumes(name) => {
+                let previous = self.memory.previous.get(name).ok_or_else(|| {
                     failure(
                         ApplyErrorKind::Volume,
                         "the previous files are no longer held in memory",
                     )
-                })?
-                .iter()
-                .try_for_each(|(spec, files)| self.volumes.write(spec, files))
-                .map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
+                })?;
+                self.write_volumes(previous.clone()).await
+            }
             Action::ConsumeRetry(_)
             | Action::SealPrevious(_)
             | Action::ForgetSealed(_)
             | Action::Check(_) => Ok(()),
+        }
+    }
+
+    /// Writes each volume of `changed`, in order, off the runtime's thread.
+    async fn write_volumes(&self, changed: Changed) -> Result<(), ApplyError> {
+        self.on_volumes(move |volumes| {
+            changed
+                .iter()
+                .try_for_each(|(spec, files)| volumes.write(spec, files))
+        })
+        .await
+    }
+
+    /// Runs `work` on the volumes on a thread of its own: in user scope a volume with
+    /// subordinate owners waits on the rootless helper's pipes, and nothing else of the agent
+    /// (D-Bus signals, change events, the health checks) waits with it.
+    async fn on_volumes(
+        &self,
+        work: impl FnOnce(&dyn VolumeManager) -> Result<(), VolumeError> + Send + 'static,
+    ) -> Result<(), ApplyError> {
+        let volumes = Arc::clone(&self.volumes);
+        match tokio::task::spawn_blocking(move || work(volumes.as_ref())).await {
+            Ok(done) => done.map_err(|e| failure(ApplyErrorKind::Volume, e.to_string())),
+            Err(e) => Err(failure(
+                ApplyErrorKind::Volume,
+                format!("the volume work did not finish: {e}"),
+            )),
         }
     }
 

@@ -15,29 +15,82 @@ const LIMIT: usize = 256 * 1024 * 1024;
 
 type Access = (u32, (Option<u32>, Option<u32>));
 
-/// All of `reader`, into a buffer that doubles by copying into a new wiped one.
-pub(super) fn read_all(mut reader: impl Read) -> io::Result<Zeroizing<Vec<u8>>> {
-    let mut buffer = Zeroizing::new(vec![0u8; 64 * 1024]);
-    let mut len = 0;
-    loop {
-        if len == buffer.len() {
-            if len >= LIMIT {
-                return Err(io::Error::other("the volume helper's message is too large"));
-            }
-            let mut bigger = Zeroizing::new(vec![0u8; len * 2]);
-            bigger[..len].copy_from_slice(&buffer[..len]);
-            buffer = bigger;
-        }
-        match reader.read(&mut buffer[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
+/// One frame off `reader`: its length (u32), then that many bytes, into a buffer sized up
+/// front. `None` when `reader` ends before a frame begins (the other side closed its end).
+pub(super) fn read_frame(mut reader: impl Read) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < len.len() {
+        match reader.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(cut_short()),
+            Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(len));
-    out.extend_from_slice(&buffer[..len]);
-    Ok(out)
+    let len = u32::from_be_bytes(len) as usize;
+    if len > LIMIT {
+        return Err(io::Error::other("the volume helper's message is too large"));
+    }
+    let mut frame = Zeroizing::new(vec![0u8; len]);
+    reader.read_exact(&mut frame).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            cut_short()
+        } else {
+            e
+        }
+    })?;
+    Ok(Some(frame))
+}
+
+fn cut_short() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the volume helper's message is cut short",
+    )
+}
+
+/// A frame of `parts` one after the other, its length first.
+fn frame(parts: &[&[u8]]) -> Zeroizing<Vec<u8>> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Zeroizing::new(Vec::with_capacity(4 + len));
+    put_u32(&mut out, u32::try_from(len).unwrap_or(u32::MAX));
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// A request: what to do (`op`), to which folder, with what (`payload`: a write's request).
+pub(super) fn request(op: u8, dir: &[u8], payload: &[u8]) -> Zeroizing<Vec<u8>> {
+    let dir_len = u32::try_from(dir.len()).unwrap_or(u32::MAX).to_be_bytes();
+    frame(&[&[op], &dir_len, dir, payload])
+}
+
+/// A request's op, folder and payload.
+pub(super) fn parse_request(frame: &[u8]) -> io::Result<(u8, &[u8], &[u8])> {
+    let mut fields = Fields(frame);
+    let op = fields.u8()?;
+    let dir = fields.bytes()?;
+    Ok((op, dir, fields.0))
+}
+
+/// An answer: what was asked for, or why it could not be done.
+pub(super) fn answer(result: Result<&[u8], &str>) -> Zeroizing<Vec<u8>> {
+    match result {
+        Ok(body) => frame(&[&[0], body]),
+        Err(why) => frame(&[&[1], why.as_bytes()]),
+    }
+}
+
+/// An answer's body, or the helper's reason as an error.
+pub(super) fn parse_answer(frame: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
+    match frame.split_first() {
+        Some((0, body)) => Ok(Zeroizing::new(body.to_vec())),
+        Some((_, why)) => Err(io::Error::other(String::from_utf8_lossy(why).into_owned())),
+        None => Err(cut_short()),
+    }
 }
 
 fn sized(files: usize, bytes: usize) -> Zeroizing<Vec<u8>> {
@@ -124,7 +177,7 @@ struct Fields<'a>(&'a [u8]);
 impl<'a> Fields<'a> {
     fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
         if self.0.len() < n {
-            return Err(io::Error::other("the volume helper's message is cut short"));
+            return Err(cut_short());
         }
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;

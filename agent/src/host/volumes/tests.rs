@@ -79,6 +79,7 @@ fn folders(root: &Path) -> RamVolumes {
         selinux: labels::Mode::Off,
         medium: String::new(),
         ids: None,
+        helper: idmap::Helper::new(root.to_owned()),
     }
 }
 
