@@ -393,8 +393,8 @@ fn log_account(agent: &Agent, n: usize) {
 const PAUSE: Duration = Duration::from_secs(1);
 
 /// Waits until no `podman` process of the scope's user runs (the `podman rm` and `podman
-/// container cleanup` that follow a restart, which take longer the more containers there are),
-/// then `PAUSE`; returns how long it waited.
+/// container cleanup` that follow a restart, which take longer the more containers there are;
+/// not ramlet's volume helper), then `PAUSE`; returns how long it waited.
 fn quiet(agent: &Agent) -> Duration {
     let uid = std::process::Command::new("id")
         .args(["-u", &agent.scope.user])
@@ -415,6 +415,10 @@ fn quiet(agent: &Agent) -> Duration {
             .any(|entry| {
                 let path = entry.path();
                 std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "podman")
+                    // ramlet's volume helper (`podman unshare ramlet volume-helper serve`)
+                    // stays for the agent's life: it is not a clean-up.
+                    && !std::fs::read(path.join("cmdline"))
+                        .is_ok_and(|c| c.windows(13).any(|w| w == b"volume-helper"))
                     && std::fs::read_to_string(path.join("status")).is_ok_and(|s| {
                         s.lines()
                             .find_map(|l| l.strip_prefix("Uid:"))
@@ -1012,4 +1016,67 @@ fn run_beside(n: usize, tag: &str, what: &str, file: &str) {
         }
     }
     rows(n, what, &this, &plain);
+    // From ramlet's log: a new version seen -> its consumer's restart done (the first is the
+    // cold start's).
+    let log = agent.log();
+    for i in [1, 0] {
+        let mut part = own_part(&log, &format!("local/own{i}: new secret version"));
+        part.remove(0);
+        part.sort_by(f64::total_cmp);
+        println!("N = {n}: own{i}, new version seen -> restart done, ms: {part:.1?}");
+    }
+    let (count, rss, pss) = helper_memory();
+    if count > 0 {
+        println!(
+            "N = {n}: the volume helper's {count} processes (systemd-run, podman unshare, ramlet): {rss:.1} MiB RSS, {pss:.1} MiB PSS"
+        );
+    }
+}
+
+/// For each line of `log` with `seen`, ms to the next restart logged (`restart ... (its secrets
+/// changed)`, logged once the job is done).
+fn own_part(log: &str, seen: &str) -> Vec<f64> {
+    let mut lines = log.lines();
+    let mut part = Vec::new();
+    while let Some(line) = lines.next() {
+        if !line.contains(seen) {
+            continue;
+        }
+        let restart = lines
+            .by_ref()
+            .find(|l| l.contains(": restart ") && l.contains("(its secrets changed)"));
+        if let (Some(from), Some(to)) = (log_time(line), restart.and_then(log_time)) {
+            part.push((to - from) * 1000.0);
+        }
+    }
+    part
+}
+
+/// The processes of ramlet's volume helper (`volume-helper` in their command line): how many,
+/// and their RSS and PSS summed, in MiB.
+fn helper_memory() -> (usize, f64, f64) {
+    let field = |rollup: &str, name: &str| {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(13).any(|w| w == b"volume-helper"))
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("smaps_rollup")).ok())
+        .fold((0, 0.0, 0.0), |(count, rss, pss), rollup| {
+            (
+                count + 1,
+                rss + field(&rollup, "Rss:"),
+                pss + field(&rollup, "Pss:"),
+            )
+        })
 }
