@@ -1006,6 +1006,7 @@ fn run_beside(n: usize, tag: &str, what: &str, file: &str) {
         took
     };
     let (mut this, mut plain) = (Vec::new(), Vec::new());
+    let rounds_from = now_of_day();
     for round in 0..rounds {
         if round.is_multiple_of(2) {
             this.push(rotate(1, round));
@@ -1016,12 +1017,14 @@ fn run_beside(n: usize, tag: &str, what: &str, file: &str) {
         }
     }
     rows(n, what, &this, &plain);
-    // From ramlet's log: a new version seen -> its consumer's restart done (the first is the
-    // cold start's).
+    // From ramlet's log: a new version seen -> its consumer's restart done, in the rounds.
     let log = agent.log();
     for i in [1, 0] {
-        let mut part = own_part(&log, &format!("local/own{i}: new secret version"));
-        part.remove(0);
+        let mut part = own_part(
+            &log,
+            &format!("local/own{i}: new secret version"),
+            rounds_from,
+        );
         part.sort_by(f64::total_cmp);
         println!("N = {n}: own{i}, new version seen -> restart done, ms: {part:.1?}");
     }
@@ -1033,13 +1036,13 @@ fn run_beside(n: usize, tag: &str, what: &str, file: &str) {
     }
 }
 
-/// For each line of `log` with `seen`, ms to the next restart logged (`restart ... (its secrets
-/// changed)`, logged once the job is done).
-fn own_part(log: &str, seen: &str) -> Vec<f64> {
+/// For each line of `log` with `seen` after `from` (seconds since midnight UTC), ms to the next
+/// restart logged (`restart ... (its secrets changed)`, logged once the job is done).
+fn own_part(log: &str, seen: &str, from: f64) -> Vec<f64> {
     let mut lines = log.lines();
     let mut part = Vec::new();
     while let Some(line) = lines.next() {
-        if !line.contains(seen) {
+        if !line.contains(seen) || log_time(line).is_none_or(|t| t < from) {
             continue;
         }
         let restart = lines

@@ -49,10 +49,8 @@ impl Stamp {
         }
     }
 
-    fn settled(self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs().cast_signed());
+    /// Whether its change time is more than a second before `now` (seconds since the epoch).
+    fn settled(self, now: i64) -> bool {
         self.ctime.0 < now - 1
     }
 }
@@ -80,6 +78,9 @@ impl UnitDir {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut now = BTreeMap::new();
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs().cast_signed());
         for entry in entries {
             let entry = entry?;
             let file = entry.file_name().to_string_lossy().into_owned();
@@ -89,7 +90,7 @@ impl UnitDir {
             let stamp = entry.metadata().ok().map(|m| Stamp::of(&m));
             let known = seen
                 .remove(&file)
-                .filter(|known| stamp == Some(known.stamp) && known.stamp.settled());
+                .filter(|known| stamp == Some(known.stamp) && known.stamp.settled(clock));
             let ours = known.map_or_else(
                 || {
                     let text = read_unit(&entry.path()).unwrap_or_default();

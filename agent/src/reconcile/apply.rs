@@ -26,11 +26,12 @@ use job::run_job;
 mod error;
 mod job;
 
-/// How many restarts, reloads and stops run at once: a secret read by hundreds of containers
-/// restarts them in a rolling window, so that most keep serving meanwhile and a small host is
-/// not asked to stop and start them all in the same second. Starts of units that are not
-/// running are queued all at once, as systemd takes them at boot (faster on every host
-/// measured: `BENCHMARKS.md`).
+/// How many unit jobs run at once, in a rolling window. systemd queues them all anyway; the
+/// bound keeps a host with hundreds of specs from starting hundreds of Podman processes in the
+/// same second, and a secret read by hundreds of containers restarts them so that most keep
+/// serving meanwhile. Starts of all at once were tried (systemd's way at boot): at 500 rootless
+/// containers on 2 cores the starts took longer than the job timeout and the bus calls queued
+/// behind them dropped the connection (`BENCHMARKS.md`, issue 37).
 pub const JOBS_AT_ONCE: usize = 32;
 
 /// What the apply did: the specs whose actions failed, and why (each spec's first failure).
@@ -290,9 +291,8 @@ impl Reconciler {
         }
     }
 
-    /// Runs `batch` concurrently (restarts, reloads and stops at most [`JOBS_AT_ONCE`] at a
-    /// time, starts all at once), each awaited on its own result: a slow or failing unit never
-    /// holds back the others. Each success is cleared from the journal as it lands.
+    /// Runs `batch` concurrently, at most [`JOBS_AT_ONCE`] at a time, each awaited on its own
+    /// result: a slow or failing unit never holds back the others. Each success is cleared from the journal as it lands.
     async fn run_jobs(
         &mut self,
         batch: Vec<(Job, String)>,
@@ -309,10 +309,7 @@ impl Reconciler {
         let mut running: futures_util::stream::FuturesUnordered<_> = batch
             .into_iter()
             .map(|(job, name)| async move {
-                let _turn = match job {
-                    Job::Start => None,
-                    Job::Restart | Job::Reload | Job::Stop => window.acquire().await.ok(),
-                };
+                let _turn = window.acquire().await.ok();
                 let result = run_job(units, job, &name).await;
                 (job, name, result)
             })
