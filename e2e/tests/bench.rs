@@ -96,10 +96,10 @@ fn by_hand(agent: &Agent, verb: &str, names: &[String]) -> Result<Duration, Stri
     if verb == "stop" {
         return Ok(start.elapsed());
     }
-    // As `restarted`, but a unit that fails otherwise ends the wait with its name. Half a
-    // second a unit at least (500 restarts together took ramlet 218 s), never under 2 minutes.
+    // As `restarted`, but a unit that fails otherwise ends the wait with its name. A second a
+    // unit at least (500 restarts together took ramlet 218-259 s), never under 2 minutes.
     let deadline = Instant::now()
-        + Duration::from_millis(500)
+        + Duration::from_secs(1)
             .saturating_mul(u32::try_from(names.len()).unwrap_or(u32::MAX))
             .max(Duration::from_mins(2));
     let mut again = BTreeSet::new();
@@ -132,7 +132,11 @@ fn by_hand(agent: &Agent, verb: &str, names: &[String]) -> Result<Duration, Stri
             return Err(format!("{unit} failed ({})", why.replace('\n', " ")));
         }
         if Instant::now() > deadline {
-            return Err(format!("{} not up after 2 minutes", pending.len()));
+            return Err(format!(
+                "{} not up after {} s",
+                pending.len(),
+                (deadline - start).as_secs()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -191,10 +195,9 @@ fn rows(n: usize, what: &str, ramlet: &[Duration], bare: &[Result<Duration, Stri
         .collect();
     let failed = bare.len() - ok.len();
     let (b, b_min, b_max) = stats(ok);
-    let failed = if failed == 0 {
-        String::new()
-    } else {
-        format!(", {failed} of {} failed", bare.len())
+    let failed = match bare.iter().find_map(|b| b.as_ref().err()) {
+        None => String::new(),
+        Some(first) => format!("; {failed} of {} failed, first: {first}", bare.len()),
     };
     println!(
         "| {n} | {what}, median of {} rounds | {r:.0} ({r_min:.0}-{r_max:.0}) | {b:.0} ({b_min:.0}-{b_max:.0}{failed}) | {:.2} |",
@@ -496,7 +499,9 @@ fn run(n: usize) {
     let events = Events::start(&agent, format!("b{n}-evt"));
     let all: Vec<String> = names.iter().cloned().chain([events.name.clone()]).collect();
 
-    // Cold apply: every unit written and started, from nothing.
+    // Cold apply: every unit written and started, from nothing, once the host is quiet (an
+    // earlier bench's clean-up of 500 containers made one N = 20 cold apply take 91 s).
+    quiet(&agent);
     let cold = Instant::now();
     agent.start();
     restarted(&agent, &all, &[], "every container up");
@@ -505,7 +510,9 @@ fn run(n: usize) {
     let cold_cpu = cpu_ms(pid);
     ready(&agent, &all);
 
-    // Idle: two refreshes of the store, nothing changes.
+    // Idle: two refreshes of the store, nothing changes (from a quiet host: the cold start's
+    // Podman processes done).
+    quiet(&agent);
     let log_before = agent.log().lines().count();
     let (cpu_before, idle) = (cpu_ms(pid), Instant::now());
     std::thread::sleep(Duration::from_secs(25));
