@@ -392,6 +392,17 @@ fn log_account(agent: &Agent, n: usize) {
     }
 }
 
+/// A measure over 5 s: prints what ramlet logged meanwhile (from line `log_before` on), for
+/// whoever reads the bench's output.
+fn explain_slow(agent: &Agent, n: usize, what: &str, took: Duration, log_before: usize) {
+    if took > Duration::from_secs(5) {
+        println!("N = {n}: {what} took {took:?}; ramlet's log meanwhile:");
+        for line in agent.log().lines().skip(log_before).take(40) {
+            println!("    {line}");
+        }
+    }
+}
+
 /// The quiet time before each measure, once no `podman` process of the test user is left.
 const PAUSE: Duration = Duration::from_secs(1);
 
@@ -483,6 +494,7 @@ fn no_keyrings(scope: &Scope) {
     assert!(status.success());
 }
 
+#[allow(clippy::too_many_lines)] // one bench, measure after measure
 fn run(n: usize) {
     let scope = Scope::user();
     no_keyrings(&scope);
@@ -499,8 +511,7 @@ fn run(n: usize) {
     let events = Events::start(&agent, format!("b{n}-evt"));
     let all: Vec<String> = names.iter().cloned().chain([events.name.clone()]).collect();
 
-    // Cold apply: every unit written and started, from nothing, once the host is quiet (an
-    // earlier bench's clean-up of 500 containers made one N = 20 cold apply take 91 s).
+    // Cold apply: every unit written and started, from nothing, from a quiet host.
     quiet(&agent);
     let cold = Instant::now();
     agent.start();
@@ -510,8 +521,7 @@ fn run(n: usize) {
     let cold_cpu = cpu_ms(pid);
     ready(&agent, &all);
 
-    // Idle: two refreshes of the store, nothing changes (from a quiet host: the cold start's
-    // Podman processes done).
+    // Idle: two refreshes of the store, nothing changes, from a quiet host.
     quiet(&agent);
     let log_before = agent.log().lines().count();
     let (cpu_before, idle) = (cpu_ms(pid), Instant::now());
@@ -540,6 +550,7 @@ fn run(n: usize) {
 
     // A spec edited: that container restarts (its 60 ms quiet time included).
     let before = invocations(&agent.scope, &names);
+    let log_before = agent.log().lines().count();
     let edit = Instant::now();
     agent.spec(&names[2 % n], &consumer(&names[2 % n], 2 % n, "two"));
     restarted(
@@ -549,6 +560,7 @@ fn run(n: usize) {
         "the edited container",
     );
     let edit = edit.elapsed();
+    explain_slow(&agent, n, "the spec edit", edit, log_before);
 
     // Cold start by hand: ramlet stopped (the containers keep running), every unit stopped,
     // then one `systemctl start` of them all. First the spec edit's twin by hand, on the unit

@@ -29,9 +29,9 @@ mod job;
 /// How many unit jobs run at once, in a rolling window. systemd queues them all anyway; the
 /// bound keeps a host with hundreds of specs from starting hundreds of Podman processes in the
 /// same second, and a secret read by hundreds of containers restarts them so that most keep
-/// serving meanwhile. Starts of all at once were tried (systemd's way at boot): at 500 rootless
-/// containers on 2 cores the starts took longer than the job timeout and the bus calls queued
-/// behind them dropped the connection (`BENCHMARKS.md`, issue 37).
+/// serving meanwhile. Starts all at once were tried (systemd's way at boot): at 500 rootless
+/// containers on 2 cores some had no answer within the job timeout and others failed with the
+/// bus connection closed (`BENCHMARKS.md`, issue 37).
 pub const JOBS_AT_ONCE: usize = 32;
 
 /// What the apply did: the specs whose actions failed, and why (each spec's first failure).
