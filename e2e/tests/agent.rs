@@ -2325,18 +2325,17 @@ fn user_scope_gives_files_the_owners_the_container_sees() {
     assert_eq!(status["specs"]["e2e-owned"]["phase"], "Ready", "{status}");
 
     // A rotation keeps the owner.
+    let rotate = |value: &str| {
+        agent.secret("k", value);
+        let owned = format!("OWNED /run/s/key 400 101:101 {value}");
+        agent.wait(
+            "the rotated file, owner kept",
+            Duration::from_mins(1),
+            || scope.logs("e2e-owned").contains(&owned).then_some(()),
+        );
+    };
     let before = scope.invocation("e2e-owned");
-    agent.secret("k", "second-key");
-    agent.wait(
-        "the rotated file, owner kept",
-        Duration::from_mins(1),
-        || {
-            scope
-                .logs("e2e-owned")
-                .contains("OWNED /run/s/key 400 101:101 second-key")
-                .then_some(())
-        },
-    );
+    rotate("second-key");
     let rotated = scope.invocation("e2e-owned");
     assert_ne!(rotated, before, "a restart rotation restarted it");
 
@@ -2352,17 +2351,7 @@ fn user_scope_gives_files_the_owners_the_container_sees() {
     agent.wait("the helper gone", Duration::from_secs(10), || {
         volume_helpers(&scope).is_empty().then_some(())
     });
-    agent.secret("k", "third-key");
-    agent.wait(
-        "the rotation after the helper died",
-        Duration::from_mins(1),
-        || {
-            scope
-                .logs("e2e-owned")
-                .contains("OWNED /run/s/key 400 101:101 third-key")
-                .then_some(())
-        },
-    );
+    rotate("third-key");
     let second = volume_helpers(&scope);
     assert!(
         second.len() == 1 && second != first,
