@@ -431,8 +431,7 @@ fn quiet(agent: &Agent) -> Duration {
                 std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "podman")
                     // ramlet's volume helper (`podman unshare ramlet volume-helper serve`)
                     // stays for the agent's life: it is not a clean-up.
-                    && !std::fs::read(path.join("cmdline"))
-                        .is_ok_and(|c| c.windows(13).any(|w| w == b"volume-helper"))
+                    && !is_volume_helper(&path)
                     && std::fs::read_to_string(path.join("status")).is_ok_and(|s| {
                         s.lines()
                             .find_map(|l| l.strip_prefix("Uid:"))
@@ -1074,6 +1073,12 @@ fn own_part(log: &str, seen: &str, from: f64) -> Vec<f64> {
     part
 }
 
+/// Whether the process at `/proc/<pid>` is part of ramlet's volume helper (`volume-helper` in
+/// its command line).
+fn is_volume_helper(proc: &std::path::Path) -> bool {
+    std::fs::read(proc.join("cmdline")).is_ok_and(|c| c.windows(13).any(|w| w == b"volume-helper"))
+}
+
 /// The processes of ramlet's volume helper (`volume-helper` in their command line): how many,
 /// and their RSS and PSS summed, in MiB.
 fn helper_memory() -> (usize, f64, f64) {
@@ -1089,10 +1094,7 @@ fn helper_memory() -> (usize, f64, f64) {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|entry| {
-            std::fs::read(entry.path().join("cmdline"))
-                .is_ok_and(|c| c.windows(13).any(|w| w == b"volume-helper"))
-        })
+        .filter(|entry| is_volume_helper(&entry.path()))
         .filter_map(|entry| std::fs::read_to_string(entry.path().join("smaps_rollup")).ok())
         .fold((0, 0.0, 0.0), |(count, rss, pss), rollup| {
             (

@@ -183,20 +183,19 @@ impl Helper {
         let mut held = self.process.lock().unwrap_or_else(PoisonError::into_inner);
         let mut fresh = false;
         loop {
-            if held.is_none() {
+            let mut process = if let Some(process) = held.take() {
+                process
+            } else {
                 fresh = true;
-                *held = Some(process::Process::start(&self.root)?);
-            }
-            let Some(process) = held.as_mut() else {
-                continue;
+                process::Process::start(&self.root)?
             };
             match process.exchange(&request) {
-                Ok(answer) => return wire::parse_answer(&answer),
+                Ok(answer) => {
+                    *held = Some(process);
+                    return wire::parse_answer(&answer);
+                }
                 Err(error) => {
-                    let error = match held.take() {
-                        Some(process) => process.end(&error),
-                        None => error,
-                    };
+                    let error = process.end(&error);
                     if fresh {
                         return Err(error);
                     }
