@@ -780,6 +780,49 @@ fn where_a_rotation_spends_its_time() {
     }
 }
 
+/// Where an idle agent's time goes at N (`RAMLET_BENCH_SIZES`, first size, default 100): N
+/// consumers of a `file` store refreshed every 10 s, started, then 25 s of a quiet host with
+/// ramlet's debug log, printing each reconcile's steps ("observed: specs .. ms, ...") and its
+/// length, the agent's CPU in the window and its RSS after.
+#[test]
+#[ignore = "a benchmark: run it in the sandbox by hand (BENCHMARKS.md says how)"]
+fn where_an_idle_agent_spends_its_time() {
+    let n = first_size();
+    no_keyrings(&Scope::user());
+    let mut agent = Agent::new(Scope::user(), &format!("idle{n}"));
+    agent
+        .envs
+        .push(("RAMLET_LOG".into(), "ramlet=debug".into()));
+    agent.spec(
+        "store",
+        &format!(
+            "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: local}}\nspec:\n  refreshInterval: 10s\n  file: {{directory: {}}}\n",
+            agent.dir.join("secrets").display()
+        ),
+    );
+    let names: Vec<String> = (0..n).map(|i| format!("i{n}-{i:03}")).collect();
+    consumers(&agent, &names);
+    agent.start();
+    restarted(&agent, &names, &[], "every container up");
+    ready(&agent, &names);
+    let pid = ramlet_pid(&agent);
+    quiet(&agent);
+    let log_before = agent.log().lines().count();
+    let cpu_before = cpu_ms(pid);
+    std::thread::sleep(Duration::from_secs(25));
+    let cpu = cpu_ms(pid) - cpu_before;
+    let rss = rss_mib(pid);
+    let log = agent.log();
+    for line in log.lines().skip(log_before) {
+        for needle in ["observed:", "reconciled:", "asking the stores"] {
+            if let Some(rest) = line.split(needle).nth(1) {
+                println!("| {n} | {needle} {}", rest.trim());
+            }
+        }
+    }
+    println!("| {n} | idle 25 s: agent CPU {cpu:.0} ms, RSS {rss:.1} MiB");
+}
+
 /// Issue 35: the `openbao` store against a real OpenBao server (`bao server -dev`), N = 20 and
 /// 100 (`RAMLET_BENCH_SIZES`): N busybox containers, each reading a KV secret of its own and one
 /// they all share, refresh 10 s (the shortest). A rotation is timed from `bao kv put` to the

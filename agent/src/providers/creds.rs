@@ -16,7 +16,8 @@
 //! ramlet gets "permission denied" before 256, whose per-user credentials this store does not
 //! use yet.
 //!
-//! Its version is the file's, as with the `file` store: writing a new sealed file rotates.
+//! Its version is the file's, as with the `file` store: writing a new sealed file rotates, and
+//! a file still at the version ramlet holds is not decrypted again.
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -52,18 +53,23 @@ impl CredsProvider {
         Self { directory }
     }
 
-    fn read(&self, name: &str) -> Result<Secret, ProviderError> {
+    /// The secret `name`, unless its version is `known` (then nothing is decrypted).
+    fn read(&self, name: &str, known: Option<&str>) -> Result<Fetched, ProviderError> {
         // `name` is validated relative, without `..` (ramlet_specs::fspath).
         let path = self.directory.join(name);
         let (file, meta) = open_regular(&path, name, "creds")?;
+        let version = file_version(&meta);
+        if known == Some(version.as_str()) {
+            return Ok(Fetched::Unchanged);
+        }
         if meta.len() > MAX_SEALED_BYTES {
             return Err(ProviderError::too_large(name, meta.len()));
         }
         let value = decrypt(file, &path, embedded_name(name))?;
-        Ok(Secret {
+        Ok(Fetched::New(Secret {
             bytes: SecretBytes::new(value.to_vec()),
-            version: file_version(&meta),
-        })
+            version,
+        }))
     }
 }
 
@@ -272,7 +278,11 @@ impl SecretProvider for CredsProvider {
         limits: Limits,
     ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>> {
         let provider = self.clone();
-        super::file::fetch_each(requests, limits, "creds", move |name| provider.read(name))
+        // One read per task: each new value is a `systemd-creds` process (a TPM2 one can
+        // take a second), and each has the store's whole timeout.
+        super::file::fetch_each(requests, limits, ("creds", 1), move |name, known| {
+            provider.read(name, known)
+        })
     }
 }
 

@@ -1,5 +1,7 @@
 //! The `file` store: one file per secret under a directory (`prod/db` is `<directory>/prod/db`).
-//! Its version is the file's modification time and inode, so a rewrite is a rotation.
+//! Its version is the file's modification time and inode, so a rewrite is a rotation, and a
+//! file whose version is the one ramlet holds is not read again (a refresh of an idle store is
+//! an open and a `stat` per secret).
 //!
 //! The path is walked one component at a time from `/`, each folder opened with `O_NOFOLLOW`:
 //! a symbolic link anywhere on it (a linked folder inside the store, or the store's own folder)
@@ -32,10 +34,15 @@ impl FileProvider {
         Self { directory }
     }
 
-    fn read(&self, name: &str) -> Result<Secret, ProviderError> {
+    /// The secret `name`, unless its version is `known`.
+    fn read(&self, name: &str, known: Option<&str>) -> Result<Fetched, ProviderError> {
         // `name` is validated relative, without `..` (ramlet_specs::fspath).
         let path = self.directory.join(name);
         let (file, meta) = open_regular(&path, name, "file")?;
+        let version = file_version(&meta);
+        if known == Some(version.as_str()) {
+            return Ok(Fetched::Unchanged);
+        }
         if meta.len() > MAX_SECRET_BYTES {
             return Err(ProviderError::too_large(name, meta.len()));
         }
@@ -46,10 +53,10 @@ impl FileProvider {
             .map_err(|e| {
                 ProviderError::unavailable(format!("cannot read {}: {e}", path.display()))
             })?;
-        Ok(Secret {
+        Ok(Fetched::New(Secret {
             bytes: SecretBytes::new(std::mem::take(&mut *bytes)),
-            version: file_version(&meta),
-        })
+            version,
+        }))
     }
 }
 
@@ -187,7 +194,12 @@ impl SecretProvider for FileProvider {
         limits: Limits,
     ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>> {
         let provider = self.clone();
-        fetch_each(requests, limits, "file", move |name| provider.read(name))
+        fetch_each(
+            requests,
+            limits,
+            ("file", READS_PER_TASK),
+            move |name, known| provider.read(name, known),
+        )
     }
 }
 
@@ -205,35 +217,55 @@ pub(super) fn pinned(request: &Request, kind: &str) -> Option<ProviderError> {
     })
 }
 
-/// A local store's answers (`file`, `creds`, `age`): each request's `read`, on the blocking
-/// pool, `Unchanged` when the version is the one ramlet holds. Such a store keeps one version.
+/// How many secrets of a `file` store one blocking task reads: a refresh of 500 files is 32
+/// tasks, not 500 (each a hop to the blocking pool and back).
+const READS_PER_TASK: usize = 16;
+
+/// A local store's answers (`file`, `creds`): each request's `read`, in batches of `per_task` on
+/// the blocking pool, each batch bounded by `limits` as one call (so a batch's reads share its
+/// timeout: a store whose reads are slow takes batches of one). `read` gets the version ramlet
+/// holds and answers [`Fetched::Unchanged`] when the file still has it. Such a store keeps one
+/// version.
 pub(super) fn fetch_each<'a, R>(
     requests: &'a [Request],
     limits: Limits,
-    kind: &'static str,
+    (kind, per_task): (&'static str, usize),
     read: R,
 ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>>
 where
-    R: Fn(&str) -> Result<Secret, ProviderError> + Clone + Send + Sync + 'static,
+    R: Fn(&str, Option<&str>) -> Result<Fetched, ProviderError> + Clone + Send + Sync + 'static,
 {
-    let calls = requests.iter().map(move |request| {
+    let batches = requests.chunks(per_task.max(1)).map(move |batch| {
         let read = read.clone();
+        let asked: Vec<(String, Option<String>, Option<ProviderError>)> = batch
+            .iter()
+            .map(|r| (r.name.clone(), r.known.clone(), pinned(r, kind)))
+            .collect();
         async move {
-            if let Some(error) = pinned(request, kind) {
-                return Err(error);
-            }
-            let name = request.name.clone();
-            let secret = tokio::task::spawn_blocking(move || read(&name))
-                .await
-                .map_err(|e| ProviderError::unavailable(e.to_string()))??;
-            Ok(if request.known.as_ref() == Some(&secret.version) {
-                Fetched::Unchanged
-            } else {
-                Fetched::New(secret)
+            tokio::task::spawn_blocking(move || {
+                asked
+                    .into_iter()
+                    .map(|(name, known, pinned)| match pinned {
+                        Some(error) => Err(error),
+                        None => read(&name, known.as_deref()),
+                    })
+                    .collect::<Vec<_>>()
             })
+            .await
+            .map_err(|e| ProviderError::unavailable(e.to_string()))
         }
     });
-    Box::pin(super::each_bounded(limits, calls.collect()))
+    Box::pin(async move {
+        let answers = super::each_bounded(limits, batches.collect()).await;
+        answers
+            .into_iter()
+            .zip(requests.chunks(per_task.max(1)))
+            .flat_map(|(answer, batch)| match answer {
+                Ok(each) => each,
+                Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -268,6 +300,44 @@ mod tests {
             .fetch(&[ask("prod/db", Some(secret.version))], Limits::default())
             .await;
         assert_eq!(again, [Ok(Fetched::Unchanged)]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// An idle refresh opens and `stat`s a file still at the version ramlet holds, and reads
+    /// none of it: a file over the size limit at the held version is `Unchanged`, not an error
+    /// (the same file asked without a version is refused by its size), in one batch among 40
+    /// others (more than one blocking task's worth), answered in the requests' order.
+    #[tokio::test]
+    async fn a_file_at_the_held_version_is_not_read_again() {
+        let dir = std::env::temp_dir().join(format!("ramlet-file-held-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = std::fs::File::create(dir.join("big")).unwrap();
+        big.set_len(MAX_SECRET_BYTES + 1).unwrap();
+        let held = file_version(&big.metadata().unwrap());
+        for i in 0..40 {
+            std::fs::write(dir.join(format!("s{i}")), format!("value-{i}")).unwrap();
+        }
+        let ask = |name: &str, known: Option<String>| Request {
+            name: name.into(),
+            version: SecretVersion::Latest,
+            known,
+        };
+        let provider = FileProvider::new(dir.clone());
+        let mut requests: Vec<Request> = (0..40).map(|i| ask(&format!("s{i}"), None)).collect();
+        requests.insert(20, ask("big", Some(held)));
+        requests.push(ask("big", None));
+        let answers = provider.fetch(&requests, Limits::default()).await;
+        assert_eq!(answers.len(), 42);
+        assert_eq!(answers[20], Ok(Fetched::Unchanged));
+        assert_eq!(
+            answers[41].as_ref().unwrap_err().kind(),
+            super::super::ErrorKind::TooLarge
+        );
+        let Ok(Fetched::New(last)) = &answers[40] else {
+            panic!("s39 was not read: {:?}", answers[40])
+        };
+        assert_eq!(last.bytes.expose(), b"value-39");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -249,16 +249,25 @@ impl Reconciler {
                     .is_some_and(|n| !n.starts_with("generator") && n != "transient")
             })
             .collect();
+        // One listing per folder, not a `stat` per unit and folder: a user manager has a
+        // dozen folders, so 500 units were 6,000 calls.
+        let entries: Vec<(&PathBuf, BTreeSet<std::ffi::OsString>)> = folders
+            .iter()
+            .filter_map(|dir| {
+                let names = std::fs::read_dir(dir).ok()?;
+                Some((
+                    dir,
+                    names.filter_map(|e| Some(e.ok()?.file_name())).collect(),
+                ))
+            })
+            .collect();
         self.memory.shadows.found = listing
             .ours
             .keys()
             .filter_map(|name| {
-                let unit = service(name);
-                let file = folders
-                    .iter()
-                    .map(|dir| dir.join(&unit))
-                    .find(|file| file.symlink_metadata().is_ok())?;
-                Some((name.clone(), file))
+                let unit = std::ffi::OsString::from(service(name));
+                let (dir, _) = entries.iter().find(|(_, names)| names.contains(&unit))?;
+                Some((name.clone(), dir.join(unit)))
             })
             .collect();
     }

@@ -163,3 +163,22 @@ fn sealing_to_an_absent_tpm2_says_so_and_writes_nothing() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A credential still at the version ramlet holds is not decrypted again: garbage at the held
+/// version is `Unchanged` (no `systemd-creds` run, so no root needed), the same file asked
+/// without a version is refused as undecryptable.
+#[tokio::test]
+async fn a_credential_at_the_held_version_is_not_decrypted_again() {
+    let dir = std::env::temp_dir().join(format!("ramlet-creds-held-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("db"), b"not a credential").unwrap();
+    let held = super::file_version(&std::fs::metadata(dir.join("db")).unwrap());
+    let provider = CredsProvider::new(dir.clone());
+    let answers = provider
+        .fetch(&[ask("db", Some(held)), ask("db", None)], Limits::default())
+        .await;
+    assert_eq!(answers[0], Ok(Fetched::Unchanged));
+    assert!(answers[1].is_err(), "{:?}", answers[1]);
+    let _ = std::fs::remove_dir_all(dir);
+}
