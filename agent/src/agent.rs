@@ -124,7 +124,14 @@ pub async fn reconciler(config: &Config, agent: bool) -> Result<Reconciler> {
         Box::new(volumes),
         Box::new(units),
         Box::new(UnitDir::new(config.layout.unit_dir.clone())),
-        crate::providers::connector(config.spec_dir.clone()),
+        crate::providers::connector_for(
+            config.spec_dir.clone(),
+            if agent {
+                crate::providers::Issue::Yes
+            } else {
+                crate::providers::Issue::No
+            },
+        ),
     ))
 }
 

@@ -4,7 +4,8 @@
 //!
 //! What they say: reconciles and how long they take, the last successful one, each spec's
 //! phase, the jobs run on units and why, each store's answers (changed, unchanged, or the kind
-//! of error), and the work still owed. No secret, version or value is ever a label.
+//! of error), when each certificate in use ends, and the work still owed. No secret value or
+//! version is ever a label (a certificate's name in its store is).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -235,6 +236,28 @@ fn render_specs(out: &mut String, status: &Status) {
             ),
         );
     }
+
+    let name = head(
+        out,
+        "ramlet_certificate_expiry_timestamp_seconds",
+        "gauge",
+        "When each certificate a spec's container runs with ends (Unix seconds); ramlet issues the next at about two thirds of its life.",
+    );
+    for (spec, state) in &status.specs {
+        for secret in &state.secrets {
+            if let Some(expires) = secret.expires {
+                line(
+                    out,
+                    &format!(
+                        "{name}{{spec=\"{}\",store=\"{}\",certificate=\"{}\"}} {expires}",
+                        escape(spec),
+                        escape(&secret.id.store),
+                        escape(&secret.id.name)
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// The families that say how things are now: phases, spec errors, store answers and health,
@@ -384,6 +407,18 @@ mod tests {
             "web".into(),
             crate::status::SpecStatus {
                 phase: Phase::Ready,
+                secrets: vec![
+                    crate::status::SecretInUse {
+                        id: crate::secrets::SecretId::new("tls", "web"),
+                        version: "1a:2b".into(),
+                        expires: Some(1_795_872_000),
+                    },
+                    crate::status::SecretInUse {
+                        id: crate::secrets::SecretId::new("aws", "db"),
+                        version: "v1".into(),
+                        expires: None,
+                    },
+                ],
                 ..crate::status::SpecStatus::default()
             },
         );
@@ -423,6 +458,7 @@ mod tests {
             "ramlet_unit_jobs_total{job=\"start\",cause=\"down\"} 1",
             "ramlet_secret_fetches_total{store=\"gcp\",kind=\"gcp\",result=\"permission-denied\"} 3",
             "ramlet_owed_jobs 1",
+            "ramlet_certificate_expiry_timestamp_seconds{spec=\"web\",store=\"tls\",certificate=\"web\"} 1795872000",
             "ramlet_store_events_listening{store=\"aws\",source=\"sqs\"} 0",
             "ramlet_store_events_total{store=\"aws\",result=\"fetched\"} 4",
             "ramlet_store_events_total{store=\"aws\",result=\"unused\"} 2",
@@ -442,6 +478,8 @@ mod tests {
             );
         }
         assert!(text.contains("# TYPE ramlet_reconcile_duration_seconds histogram"));
+        // A secret that does not expire has no expiry line.
+        assert!(!text.contains("certificate=\"db\""), "{text}");
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -214,6 +214,22 @@ pub type Connector = Arc<
 /// and `openbao`.
 #[must_use]
 pub fn connector(spec_dir: std::path::PathBuf) -> Connector {
+    connector_for(spec_dir, Issue::Yes)
+}
+
+/// Whether an `openbao` store on a PKI engine has certificates issued: the agent's clients do;
+/// `ramlet plan`'s, which must change nothing anywhere, do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issue {
+    /// Certificates are issued (`ramlet run`).
+    Yes,
+    /// None is: a certificate is an error that says so (`ramlet plan`).
+    No,
+}
+
+/// The real clients, with certificates issued or not.
+#[must_use]
+pub fn connector_for(spec_dir: std::path::PathBuf, issue: Issue) -> Connector {
     Arc::new(move |provider: &Provider| {
         let provider = provider.clone();
         let spec_dir = spec_dir.clone();
@@ -233,7 +249,7 @@ pub fn connector(spec_dir: std::path::PathBuf) -> Connector {
                     Arc::new(gcp::GcpProvider::connect(&project, endpoint.as_deref()).await?)
                 }
                 Provider::Openbao(settings) => {
-                    Arc::new(openbao::OpenbaoProvider::connect(&settings)?)
+                    Arc::new(openbao::OpenbaoProvider::connect(&settings, issue)?)
                 }
             };
             Ok(client)
@@ -251,7 +267,7 @@ pub fn capabilities(provider: &Provider) -> Capabilities {
         Provider::Age { .. } => age::CAPABILITIES,
         Provider::Aws { .. } => aws::CAPABILITIES,
         Provider::Gcp { .. } => gcp::CAPABILITIES,
-        Provider::Openbao(_) => openbao::CAPABILITIES,
+        Provider::Openbao(settings) => openbao::capabilities(settings),
     }
 }
 

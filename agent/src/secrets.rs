@@ -119,6 +119,9 @@ pub struct Secret {
     /// The provider's version identifier (a GCP version number, an AWS version ID, a file's
     /// modification time): shown in status; never derived from the value.
     pub version: String,
+    /// When the value stops being valid (Unix seconds): a certificate's end. `None`: it does
+    /// not expire.
+    pub expires: Option<u64>,
 }
 
 /// Why a secret's content cannot become a file.

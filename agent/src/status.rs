@@ -32,7 +32,8 @@ pub enum Phase {
 }
 
 /// One secret a container runs with, and the version it has (never the value). In the status
-/// file: `{"store": ..., "name": ..., "version": ...}`.
+/// file: `{"store": ..., "name": ..., "version": ...}`, and for a certificate `"expires"`
+/// (RFC 3339).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(from = "InUseFields", into = "InUseFields")]
 pub struct SecretInUse {
@@ -40,6 +41,8 @@ pub struct SecretInUse {
     pub id: crate::secrets::SecretId,
     /// The provider's version identifier.
     pub version: String,
+    /// When that version stops being valid (Unix seconds): a certificate's end.
+    pub expires: Option<u64>,
 }
 
 /// [`SecretInUse`] as the status file spells it.
@@ -48,6 +51,8 @@ struct InUseFields {
     store: String,
     name: String,
     version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
 }
 
 impl From<InUseFields> for SecretInUse {
@@ -55,6 +60,10 @@ impl From<InUseFields> for SecretInUse {
         Self {
             id: crate::secrets::SecretId::new(fields.store, fields.name),
             version: fields.version,
+            expires: fields
+                .expires
+                .as_deref()
+                .and_then(crate::util::parse_rfc3339),
         }
     }
 }
@@ -65,6 +74,7 @@ impl From<SecretInUse> for InUseFields {
             store: secret.id.store,
             name: secret.id.name,
             version: secret.version,
+            expires: secret.expires.map(crate::util::rfc3339),
         }
     }
 }

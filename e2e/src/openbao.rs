@@ -213,6 +213,45 @@ impl Bao {
         (role_id.trim().to_owned(), secret_id.trim().to_owned())
     }
 
+    /// A PKI engine at `mount` with a root CA of its own, and a role `role` that issues server
+    /// certificates for `domain` and its subdomains, IP addresses allowed, for at most a day.
+    ///
+    /// # Panics
+    /// When the CLI refuses it.
+    pub fn pki_role(&self, mount: &str, role: &str, domain: &str) {
+        self.run(&["secrets", "enable", &format!("-path={mount}"), "pki"]);
+        self.run(&["secrets", "tune", "-max-lease-ttl=240h", mount]);
+        self.run(&[
+            "write",
+            "-field=certificate",
+            &format!("{mount}/root/generate/internal"),
+            "common_name=ramlet-e2e root",
+            "ttl=240h",
+        ]);
+        self.run(&[
+            "write",
+            &format!("{mount}/roles/{role}"),
+            &format!("allowed_domains={domain}"),
+            "allow_subdomains=true",
+            "allow_ip_sans=true",
+            "max_ttl=24h",
+        ]);
+    }
+
+    /// A policy `name` granting exactly `update` on `<mount>/issue/<role>`.
+    ///
+    /// # Panics
+    /// When the CLI refuses it.
+    pub fn issuer_policy(&self, name: &str, mount: &str, role: &str) {
+        let file = self.dir.join(format!("{name}.hcl"));
+        std::fs::write(
+            &file,
+            format!("path \"{mount}/issue/{role}\" {{ capabilities = [\"update\"] }}\n"),
+        )
+        .expect("the policy file");
+        self.run(&["policy", "write", name, &file.display().to_string()]);
+    }
+
     /// On a `-dev-tls` server: a client CA from the PKI engine, cert auth trusting it with
     /// `policy` for `ttl`, and a client certificate and key (PEM) issued by it, written to
     /// `dir` as `client.pem` and `client.key` (mode 0600).
@@ -349,4 +388,29 @@ pub fn seal_with_host_key(value: &str, path: &Path) {
         .write_all(value.as_bytes())
         .unwrap();
     assert!(child.wait().unwrap().success(), "systemd-creds encrypt");
+}
+
+/// What `openssl <args>` prints for `input` (a PEM text), trimmed: how the tests read the
+/// certificates ramlet was issued.
+///
+/// # Panics
+/// When openssl is missing (`scripts/install-build-deps` installs it) or fails.
+#[must_use]
+pub fn openssl(args: &[&str], input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl (scripts/install-build-deps installs it)");
+    child
+        .stdin
+        .take()
+        .expect("openssl's input")
+        .write_all(input.as_bytes())
+        .expect("openssl's input");
+    let out = child.wait_with_output().expect("openssl's output");
+    assert!(out.status.success(), "openssl {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

@@ -647,7 +647,8 @@ fn no_process_holds(patterns: &[String]) -> usize {
 }
 
 /// Canary secrets from four stores (a file, moto's Secrets Manager as a JSON property, the GCP
-/// fake, a real OpenBao server's KV), through a start, a rotation and a crash, with
+/// fake, a real OpenBao server's KV, and the key of a certificate its PKI engine issued), through
+/// a start, a rotation and a crash, with
 /// `RAMLET_LOG=trace`: no canary and not the OpenBao token, in clear or in base64, shows up in ramlet's log, its state and status files, the unit files,
 /// ramlet's or the container's environment, ramlet's command line, `podman inspect`, a core
 /// dump, or any file on
@@ -684,6 +685,19 @@ fn system_scope_no_secret_leaks_at_trace_level() {
         bao.address(),
         agent.dir.join("keys/bao-secret-id").display()
     );
+    // Issue 39: a certificate OpenBao's PKI engine issues; its key (known once issued, read
+    // from the volume) is searched for too.
+    bao.pki_role("tls", "leak", "example.com");
+    bao.issuer_policy("issuer", "tls", "leak");
+    ramlet_e2e::openbao::write_private(
+        &agent.dir.join("keys/bao-pki-token"),
+        &bao.token("issuer", "1h"),
+    );
+    let pki_store = format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: bao-pki}}\nspec:\n  refreshInterval: 10s\n  openbao:\n    address: \"{}\"\n    mount: tls\n    auth:\n      token: {{file: {}}}\n    pki:\n      certificates:\n        leak: {{role: leak, commonName: leak.example.com, ttl: 1h}}\n",
+        bao.address(),
+        agent.dir.join("keys/bao-pki-token").display()
+    );
     // The metrics file is searched too (it is in the agent's folder).
     agent.args = vec![
         "--metrics-file".into(),
@@ -715,6 +729,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     agent.spec("stores", &cloud_store_specs(&aws, &gcp));
     agent.spec("bao", &bao_store);
     agent.spec("bao-approle", &approle_store);
+    agent.spec("bao-pki", &pki_store);
     // The container shows each file's first ten bytes (LEAKCANARY) and its length, never more.
     let spec = container(
         "e2e-leak",
@@ -724,6 +739,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
             ("tls", "0400", "tls"),
             ("bao", "0400", "bao"),
             ("role", "0400", "role"),
+            ("key", "0400", "key"),
         ],
         "restart",
         "leak",
@@ -740,6 +756,10 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     .replace(
         "{store: local, name: role}",
         "{store: bao-approle, name: app/bao, property: password}",
+    )
+    .replace(
+        "{store: local, name: key}",
+        "{store: bao-pki, name: leak, property: private_key}",
     )
     .replace(
         "$(stat -L -c %a $f) $(cat $f)",
@@ -767,7 +787,8 @@ fn system_scope_no_secret_leaks_at_trace_level() {
             && logs.contains(&format!("/run/s/db LEAKCANARY {db}"))
             && logs.contains(&format!("/run/s/tls LEAKCANARY {tls}"))
             && logs.contains(&format!("/run/s/bao LEAKCANARY {bao}"))
-            && logs.contains(&format!("/run/s/role LEAKCANARY {bao}")))
+            && logs.contains(&format!("/run/s/role LEAKCANARY {bao}"))
+            && logs.contains("/run/s/key -----BEGIN"))
         .then_some(())
     };
     agent.wait(
@@ -818,6 +839,19 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     for c in [&aws1, &aws2] {
         patterns.push(b64(&format!("{{\"password\": \"{c}\"}}")));
     }
+    // The certificate's key: each line of its base64 body.
+    let volume = scope.volume_root().join("e2e-leak/s");
+    let key = std::fs::read_to_string(volume.join("key")).unwrap();
+    let key_lines: Vec<&str> = key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 40)
+        .collect();
+    assert!(
+        key_lines.len() > 10,
+        "a private key in the volume: {} lines",
+        key_lines.len()
+    );
+    patterns.extend(key_lines.iter().map(|l| (*l).to_owned()));
     let pattern_file = agent.dir.join("patterns");
     std::fs::write(&pattern_file, patterns.join("\n") + "\n").unwrap();
     let leaks = |what: &str, text: &str| {
@@ -937,11 +971,13 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     );
     assert!(hits.is_empty(), "canaries found in {hits:#?}");
     // The container did get them: the search would find them where they are.
-    let volume = scope.volume_root().join("e2e-leak/s");
-    let volume_hits = files_holding(&[volume.join("x"), volume.join("env")], &pattern_file);
+    let volume_hits = files_holding(
+        &[volume.join("x"), volume.join("env"), volume.join("key")],
+        &pattern_file,
+    );
     assert_eq!(
         volume_hits.len(),
-        2,
+        3,
         "the search finds a canary where it is"
     );
 }

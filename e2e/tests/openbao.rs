@@ -12,7 +12,7 @@ use std::time::Duration;
 use ramlet::providers::ErrorKind;
 use ramlet::providers::stores::{Due, Stores};
 use ramlet::providers::{Limits, connector};
-use ramlet_e2e::openbao::{Bao, seal_with_host_key, write_private};
+use ramlet_e2e::openbao::{Bao, openssl, seal_with_host_key, write_private};
 use ramlet_specs::Catalog;
 
 fn scratch(name: &str) -> PathBuf {
@@ -472,4 +472,116 @@ async fn a_fifo_or_a_link_among_the_stores_files_hangs_nothing() {
     let (_, message) = value(&stores, &catalog, 0).unwrap_err();
     assert!(message.contains("symbolic link"), "{message}");
     assert_eq!(bao.requests("auth/token/lookup-self"), 0);
+}
+
+/// A catalog with one `openbao` PKI store at `tls` (`auth` and `certificates` are its YAML under
+/// `openbao:` and `pki: {certificates: ...}`), refreshed every 10 s, and one container per name
+/// in `names` reading that certificate whole.
+fn pki_catalog(bao: &Bao, dir: &Path, auth: &str, certificates: &str, names: &[&str]) -> Catalog {
+    let mut text = format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: bao}}\nspec:\n  refreshInterval: 10s\n  openbao:\n    address: \"{}\"\n    mount: tls\n{auth}    pki:\n      certificates:\n{certificates}",
+        bao.address()
+    );
+    for (i, name) in names.iter().enumerate() {
+        let _ = write!(
+            text,
+            "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: c{i}}}\nspec:\n  image: localhost/busybox\n  volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {{store: bao, name: {name}}}\n"
+        );
+    }
+    std::fs::write(dir.join("specs/all.yaml"), text).unwrap();
+    let catalog = ramlet_specs::load_dir_with(&dir.join("specs"), &policy(bao, dir)).unwrap();
+    assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
+    catalog
+}
+
+/// Issue 39: a PKI store has the server issue the certificate its settings describe (subject,
+/// DNS and IP names as asked, the key matching it, the chain), holds it while less than two
+/// thirds of its life are gone (a refresh then costs no call), then has the next one issued (a
+/// new serial, a new key). A name the role does not allow and a token without `update` on the
+/// issue path are errors that say so, with no key in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pki_store_issues_a_certificate_holds_it_and_issues_the_next_before_its_end() {
+    let dir = scratch("pki");
+    let bao = Bao::start(&dir.join("server"));
+    bao.pki_role("tls", "web", "example.com");
+    bao.issuer_policy("issuer", "tls", "web");
+    let (auth, token) = token_store(&bao, &dir, "issuer", "1h");
+    let certificates = "        web:\n          role: web\n          commonName: app.example.com\n          altNames: [www.example.com]\n          ipSans: [127.0.0.1]\n          ttl: 30s\n";
+    let catalog = pki_catalog(&bao, &dir, &auth, certificates, &["web", "web"]);
+    let mut stores = new_stores();
+
+    let issued_at = std::time::Instant::now();
+    refresh(&mut stores, &catalog).await;
+    let (issued, serial) = value(&stores, &catalog, 0).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&issued).unwrap();
+    let certificate = json["certificate"].as_str().unwrap();
+    let text = openssl(&["x509", "-noout", "-text", "-serial"], certificate);
+    assert!(text.contains("CN = app.example.com"), "{text}");
+    assert!(
+        text.contains("DNS:www.example.com") && text.contains("IP Address:127.0.0.1"),
+        "{text}"
+    );
+    // The version is the serial number, as OpenBao writes it (`1a:2b:...`).
+    assert_eq!(
+        text.lines()
+            .find_map(|l| l.strip_prefix("serial="))
+            .unwrap()
+            .to_ascii_lowercase(),
+        serial.replace(':', "")
+    );
+    let key = json["private_key"].as_str().unwrap();
+    assert_eq!(
+        openssl(&["x509", "-noout", "-pubkey"], certificate),
+        openssl(&["pkey", "-pubout"], key),
+        "the key is the certificate's"
+    );
+    assert!(
+        json["ca_chain"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    // Two consumers of one certificate: one issue call.
+    assert_eq!(bao.requests("tls/issue/web"), 1);
+    assert_eq!(value(&stores, &catalog, 1).unwrap().1, serial);
+
+    // Held: a refresh issues nothing.
+    refresh(&mut stores, &catalog).await;
+    assert_eq!(value(&stores, &catalog, 0).unwrap().1, serial);
+    assert_eq!(bao.requests("tls/issue/web"), 1);
+
+    // Past 72 % of its 30 s: the next one, with a new key.
+    tokio::time::sleep(Duration::from_secs(22).saturating_sub(issued_at.elapsed())).await;
+    refresh(&mut stores, &catalog).await;
+    let (renewed, next) = value(&stores, &catalog, 0).unwrap();
+    assert_ne!(next, serial);
+    assert_eq!(bao.requests("tls/issue/web"), 2);
+    let renewed: serde_json::Value = serde_json::from_str(&renewed).unwrap();
+    assert_ne!(renewed["private_key"], json["private_key"]);
+    assert!(
+        issued_at.elapsed() < Duration::from_secs(30),
+        "renewed after its end"
+    );
+
+    // A name the role does not allow: the server's reason, as a misconfiguration.
+    let outside = "        web:\n          role: web\n          commonName: app.example.org\n          ttl: 1h\n";
+    let refused = pki_catalog(&bao, &dir, &auth, outside, &["web"]);
+    let mut fresh = new_stores();
+    refresh(&mut fresh, &refused).await;
+    let (kind, message) = value(&fresh, &refused, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::Misconfigured, "{message}");
+    assert!(message.contains("app.example.org"), "{message}");
+
+    // A token whose policy does not grant the issue path.
+    bao.reader_policy("reader", &["app/db"]);
+    let (auth, other) = token_store(&bao, &dir, "reader", "1h");
+    let denied = pki_catalog(&bao, &dir, &auth, certificates, &["web"]);
+    let mut fresh = new_stores();
+    refresh(&mut fresh, &denied).await;
+    let (kind, message) = value(&fresh, &denied, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::PermissionDenied, "{message}");
+    assert!(message.contains("tls/issue/web"), "{message}");
+    for leak in [token.as_str(), other.as_str(), key] {
+        assert!(!message.contains(leak), "{message}");
+    }
 }

@@ -123,7 +123,7 @@ pub enum Provider {
         /// The absolute directory.
         directory: PathBuf,
     },
-    /// An OpenBao or HashiCorp Vault server's KV version 2 engine.
+    /// An OpenBao or HashiCorp Vault server's KV version 2 engine, or its PKI engine.
     Openbao(Box<Openbao>),
 }
 
@@ -133,7 +133,7 @@ pub enum Provider {
 pub struct Openbao {
     /// `scheme://host[:port]` of the server (`http://` only on loopback).
     pub address: String,
-    /// The KV v2 engine's mount path, such as `secret` or `team/kv`.
+    /// The engine's mount path, such as `secret` or `team/kv` (KV v2), or `pki`.
     pub mount: String,
     /// The namespace requests go to (`X-Vault-Namespace`), if any.
     pub namespace: Option<String>,
@@ -141,7 +141,35 @@ pub struct Openbao {
     pub ca_file: Option<PathBuf>,
     /// How ramlet logs in.
     pub auth: OpenbaoAuth,
+    /// The certificates the mount's PKI engine issues, by name; `None`: the mount is a KV v2
+    /// engine.
+    pub pki: Option<BTreeMap<String, Certificate>>,
 }
+
+/// A certificate an `openbao` store's PKI engine issues (`<mount>/issue/<role>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificate {
+    /// The issuing role.
+    pub role: String,
+    /// The subject's common name.
+    pub common_name: String,
+    /// More DNS names.
+    pub alt_names: Vec<String>,
+    /// IP addresses.
+    pub ip_sans: Vec<std::net::IpAddr>,
+    /// How long it is valid.
+    pub ttl: Duration,
+}
+
+/// The keys of a certificate's value, a JSON object: what `property` may pick.
+pub const CERTIFICATE_KEYS: [&str; 5] = [
+    "certificate",
+    "private_key",
+    "issuing_ca",
+    "ca_chain",
+    "serial_number",
+];
 
 /// How an `openbao` store logs in. Every secret it needs is a [`HostKey`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

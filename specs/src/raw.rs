@@ -166,7 +166,8 @@ pub struct OpenbaoStore {
     /// The server, `https://host[:port]` (`http://` only on loopback). The host's
     /// `policy.endpoints` must name it: the host's credentials go there.
     pub address: String,
-    /// The KV version 2 engine's mount path, such as `secret`.
+    /// The engine's mount path: a KV version 2 engine (such as `secret`), or with `pki`, a PKI
+    /// engine (such as `pki`).
     pub mount: String,
     /// The namespace (`X-Vault-Namespace`), such as `team-a`; none by default.
     pub namespace: Option<String>,
@@ -175,6 +176,36 @@ pub struct OpenbaoStore {
     pub ca_file: Option<String>,
     /// How ramlet logs in: exactly one of `token`, `appRole` or `cert`.
     pub auth: OpenbaoAuth,
+    /// The mount is a PKI engine: the certificates ramlet has it issue. A volume file reads
+    /// one by its name (`secret: {store: ..., name: web, property: certificate}`).
+    pub pki: Option<PkiEngine>,
+}
+
+/// The certificates an `openbao` store's PKI engine issues, by name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PkiEngine {
+    /// At most 64, each named by letters, digits, `.`, `_` and `-`.
+    pub certificates: BTreeMap<String, PkiCertificate>,
+}
+
+/// One certificate: issued at the first reconcile that needs it, issued again (a new key too)
+/// at about two thirds of its life, or when these settings change.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PkiCertificate {
+    /// The PKI role that issues it (`<mount>/issue/<role>`): what it may name is the role's to
+    /// say.
+    pub role: String,
+    /// The subject's common name, such as `app.example.com`.
+    pub common_name: String,
+    /// More DNS names for the subject alternative names.
+    pub alt_names: Option<Vec<String>>,
+    /// IP addresses for the subject alternative names.
+    pub ip_sans: Option<Vec<String>>,
+    /// How long it is valid, such as `72h` or `2m`: at least three times the store's
+    /// `refreshInterval` (each refresh checks whether two thirds of its life are gone).
+    pub ttl: String,
 }
 
 /// How an `openbao` store logs in. Every credential is a file in the host's

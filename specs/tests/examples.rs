@@ -153,3 +153,27 @@ fn app_template_renders_one_env_file_from_two_secrets() {
     assert!(template.text.contains("{{ db.password | urlencode }}"));
     assert!(app.health_check.is_some());
 }
+
+#[test]
+fn web_tls_openbao_has_its_certificate_issued_and_reloads_nginx() {
+    let catalog = example("web-tls-openbao");
+    let store = catalog.stores.values().next().unwrap();
+    let Provider::Openbao(openbao) = &store.provider else {
+        panic!("an openbao store")
+    };
+    let certificates = openbao.pki.as_ref().expect("a PKI engine");
+    let web = &certificates["web"];
+    assert_eq!(
+        (web.role.as_str(), web.common_name.as_str()),
+        ("web", "shop.example.com")
+    );
+    assert_eq!(web.ttl, std::time::Duration::from_hours(72));
+    let shop = catalog.containers.values().next().unwrap();
+    let key = &shop.volumes[0].files[0];
+    assert_eq!(
+        key.secret().unwrap().property.as_deref(),
+        Some("private_key")
+    );
+    assert!(matches!(shop.rotation, Rotation::Reload { .. }));
+    assert!(shop.health_check.is_some());
+}

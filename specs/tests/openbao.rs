@@ -218,3 +218,128 @@ fn the_address_and_the_credentials_are_the_host_policys_to_allow() {
         errors(&catalog)
     );
 }
+
+/// A file of a container reading `secret` (a YAML flow mapping) as `f`.
+fn reader(name: &str, secret: &str) -> String {
+    format!(
+        "---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {{name: {name}}}\nspec:\n  image: localhost/busybox\n  volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {secret}\n"
+    )
+}
+
+const PKI: &str = "  refreshInterval: 1m\n  openbao:\n    address: https://bao.internal:8200\n    mount: pki\n    auth:\n      token: {file: /etc/ramlet/keys/t}\n    pki:\n      certificates:\n";
+
+fn pki_store(name: &str, certificates: &str) -> String {
+    format!(
+        "---\napiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: {name}}}\nspec:\n{PKI}{certificates}"
+    )
+}
+
+/// Issue 39: a PKI store lists the certificates its engine issues; a volume file reads one by
+/// name and takes a part of it with `property`.
+#[test]
+fn a_pki_store_lists_its_certificates_and_files_take_their_parts() {
+    let text = [
+        pki_store(
+            "tls",
+            "        web: {role: web, commonName: App.Example.com, altNames: [www.example.com, '*.api.example.com'], ipSans: ['10.0.0.7', '::1'], ttl: 72h}\n",
+        ),
+        reader("c-key", "{store: tls, name: web, property: private_key}"),
+        reader("c-whole", "{store: tls, name: web}"),
+    ]
+    .concat();
+    let catalog = load(&text, &host_policy());
+    assert!(catalog.errors.is_empty(), "{:#?}", errors(&catalog));
+    let Provider::Openbao(openbao) = &catalog.stores.values().next().unwrap().provider else {
+        panic!("an openbao store")
+    };
+    let web = &openbao.pki.as_ref().unwrap()["web"];
+    assert_eq!(web.common_name, "app.example.com");
+    assert_eq!(web.alt_names, ["www.example.com", "*.api.example.com"]);
+    assert_eq!(web.ip_sans.len(), 2);
+    assert_eq!(web.ttl, std::time::Duration::from_hours(72));
+}
+
+/// Every mistake in a certificate's settings or in a file that reads one is refused at its
+/// field, alone: the store with a bad certificate, the containers that misread a good one.
+#[test]
+fn a_certificate_or_a_reader_that_is_wrong_is_refused_at_its_field() {
+    let text = [
+        pki_store(
+            "bad",
+            "        web: {role: web, commonName: 'app.example.com,evil.org', ttl: 2m}\n        api: {role: 'a/b', commonName: api.example.com, ipSans: [10.0.0.300], ttl: 1h}\n",
+        ),
+        pki_store(
+            "short",
+            "        web: {role: web, commonName: app.example.com, ttl: 2m}\n",
+        ),
+        pki_store(
+            "tls",
+            "        web: {role: web, commonName: app.example.com, ttl: 1h}\n",
+        ),
+        reader("c-unknown", "{store: tls, name: api}"),
+        reader("c-pinned", "{store: tls, name: web, version: \"3\"}"),
+        reader("c-part", "{store: tls, name: web, property: password}"),
+        reader("c-good", "{store: tls, name: web, property: certificate}"),
+    ]
+    .concat();
+    let catalog = load(&text, &host_policy());
+    let said = errors(&catalog);
+    let stores: Vec<&str> = catalog
+        .stores
+        .keys()
+        .map(ramlet_specs::model::Name::as_str)
+        .collect();
+    assert_eq!(stores, ["tls"], "{said:#?}");
+    let containers: Vec<&str> = catalog
+        .containers
+        .keys()
+        .map(ramlet_specs::model::Name::as_str)
+        .collect();
+    assert_eq!(containers, ["c-good"], "{said:#?}");
+    for (field, why) in [
+        (
+            "spec.openbao.pki.certificates.web.commonName",
+            "not a DNS name",
+        ),
+        ("spec.openbao.pki.certificates.api.role", "not a PKI role"),
+        (
+            "spec.openbao.pki.certificates.api.ipSans[0]",
+            "not an IP address",
+        ),
+        (
+            "spec.openbao.pki.certificates.web.ttl",
+            "three refreshes of this store (60 s each)",
+        ),
+        (
+            "spec.volumes[0].files[0].secret.name",
+            "its pki.certificates are web",
+        ),
+        (
+            "spec.volumes[0].files[0].secret.version",
+            "a certificate has one version",
+        ),
+        (
+            "spec.volumes[0].files[0].secret.property",
+            "not a part of a certificate",
+        ),
+    ] {
+        assert!(
+            said.iter().any(|e| e.contains(field) && e.contains(why)),
+            "no error at {field} saying {why:?}: {said:#?}"
+        );
+    }
+    // Each at its own line of the file.
+    let line = |needle: &str| {
+        said.iter()
+            .find(|e| e.contains(needle))
+            .and_then(|e| e.split(':').nth(1))
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap()
+    };
+    let text_line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert_eq!(line("not a PKI role"), text_line("role: 'a/b'"));
+    assert_eq!(
+        line("not a part of a certificate"),
+        text_line("property: password")
+    );
+}

@@ -104,6 +104,10 @@ fn seal(request: &Request<'_>, input: &mut dyn std::io::Read) -> Result<PathBuf,
                 .map_err(|e| Failure::Seal(format!("cannot write {}: {e}", out.display())))?;
             Ok(out)
         }
+        Provider::Openbao(openbao) if openbao.pki.is_some() => Err(Failure::Usage(format!(
+            "store {} is an openbao PKI store: its certificates are issued by the server, nothing is sealed into it",
+            request.store
+        ))),
         Provider::Openbao(openbao) => Err(Failure::Usage(format!(
             "store {} is an openbao store: write the secret into the server itself, as `bao kv put -mount={} {} <key>=<value>` (from a file: `<key>=@file`); ramlet picks the new version up at its next check",
             request.store, openbao.mount, request.secret

@@ -224,6 +224,7 @@ fn decrypt_file(
     Ok(Secret {
         bytes: SecretBytes::new(value.to_vec()),
         version,
+        expires: None,
     })
 }
 

@@ -250,6 +250,7 @@ fn value(
     Ok(Fetched::New(Secret {
         bytes: SecretBytes::new(bytes),
         version: version_id,
+        expires: None,
     }))
 }
 

@@ -69,6 +69,7 @@ impl CredsProvider {
         Ok(Fetched::New(Secret {
             bytes: SecretBytes::new(value.to_vec()),
             version,
+            expires: None,
         }))
     }
 }

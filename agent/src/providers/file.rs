@@ -56,6 +56,7 @@ impl FileProvider {
         Ok(Fetched::New(Secret {
             bytes: SecretBytes::new(std::mem::take(&mut *bytes)),
             version,
+            expires: None,
         }))
     }
 }

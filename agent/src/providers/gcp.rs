@@ -105,6 +105,7 @@ impl GcpProvider {
         Ok(Fetched::New(Secret {
             bytes,
             version: number,
+            expires: None,
         }))
     }
 }

@@ -1,4 +1,5 @@
-//! The `openbao` store: an OpenBao (or HashiCorp Vault) server's KV version 2 engine.
+//! The `openbao` store: an OpenBao (or HashiCorp Vault) server's KV version 2 engine, or its
+//! PKI engine (`pki`: certificates issued, and issued again before they end).
 //!
 //! Change check: `GET <mount>/metadata/<path>` gives the secret's `current_version`; the data
 //! (`GET <mount>/data/<path>?version=N`, the version just seen, so a write in between is not
@@ -13,6 +14,7 @@
 //! is the check.
 
 mod http;
+mod pki;
 mod session;
 
 use std::sync::Arc;
@@ -34,6 +36,10 @@ const MAX_PEM_BYTES: u64 = 1024 * 1024;
 pub struct OpenbaoProvider {
     http: Http,
     mount: String,
+    /// The certificates to issue, when the mount is a PKI engine.
+    pki: Option<pki::Issuer>,
+    /// What it can do (see [`capabilities`]).
+    can: super::Capabilities,
     session: Arc<Session>,
     /// The task that renews the token; stopped with the client.
     renewal: tokio::task::AbortHandle,
@@ -45,14 +51,22 @@ impl Drop for OpenbaoProvider {
     }
 }
 
-/// What a `openbao` store can do: versions by number, no events.
-pub const CAPABILITIES: super::Capabilities = super::Capabilities {
-    versions: super::Versions::ByNumber,
-    folder: None,
-    local: false,
-    plain_at_rest: false,
-    events: false,
-};
+/// What an `openbao` store can do: versions by number (a PKI engine's certificates: one, the
+/// last issued), no events.
+#[must_use]
+pub fn capabilities(settings: &Openbao) -> super::Capabilities {
+    super::Capabilities {
+        versions: if settings.pki.is_some() {
+            super::Versions::One
+        } else {
+            super::Versions::ByNumber
+        },
+        folder: None,
+        local: false,
+        plain_at_rest: false,
+        events: false,
+    }
+}
 
 /// `<mount>/metadata/<path>`'s answer, the part ramlet reads.
 #[derive(Deserialize)]
@@ -97,7 +111,7 @@ struct DataMetadata {
 impl OpenbaoProvider {
     /// A client for `settings`: reads the CA bundle and, for certificate auth, the client's
     /// certificate and key now; logs in at the first fetch.
-    pub fn connect(settings: &Openbao) -> Result<Self, ProviderError> {
+    pub fn connect(settings: &Openbao, issue: super::Issue) -> Result<Self, ProviderError> {
         let ca = settings
             .ca_file
             .as_deref()
@@ -129,6 +143,14 @@ impl OpenbaoProvider {
         Ok(Self {
             http,
             mount: settings.mount.clone(),
+            pki: settings.pki.clone().map(|certificates| {
+                pki::Issuer::new(
+                    settings.mount.clone(),
+                    certificates,
+                    issue == super::Issue::Yes,
+                )
+            }),
+            can: capabilities(settings),
             session,
             renewal,
         })
@@ -136,11 +158,18 @@ impl OpenbaoProvider {
 
     async fn fetch_one(&self, request: &Request) -> Result<Fetched, ProviderError> {
         let name = &request.name;
+        if let Some(issuer) = &self.pki {
+            let Some((path, body)) = issuer.ask(request)? else {
+                return Ok(Fetched::Unchanged);
+            };
+            let answer = self.call(&path, name, Some(body)).await?;
+            return issuer.issued(&answer, &path);
+        }
         let version = match &request.version {
             SecretVersion::Number(n) => *n,
             SecretVersion::Latest => {
                 let path = format!("{}/metadata/{name}", self.mount);
-                let answer = self.read(&path, name).await?;
+                let answer = self.call(&path, name, None).await?;
                 let metadata = parse::<Metadata>(&answer, &path)?.data;
                 let current = metadata.current_version;
                 let state = metadata.versions.get(&current.to_string());
@@ -160,7 +189,7 @@ impl OpenbaoProvider {
             return Ok(Fetched::Unchanged);
         }
         let path = format!("{}/data/{name}?version={version}", self.mount);
-        let answer = self.read(&path, name).await.map_err(|e| {
+        let answer = self.call(&path, name, None).await.map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
                 ProviderError::new(
                     ErrorKind::NotFound,
@@ -185,30 +214,58 @@ impl OpenbaoProvider {
         Ok(Fetched::New(Secret {
             bytes: SecretBytes::new(value.get().as_bytes().to_vec()),
             version: data.metadata.version.to_string(),
+            expires: None,
         }))
     }
 
-    /// `GET <path>` with the session's token; when the server refuses a token it no longer
-    /// knows, once more with a new one.
-    async fn read(
+    /// `GET <path>` (or `POST` of `body`) with the session's token; when the server refuses a
+    /// token it no longer knows, once more with a new one.
+    async fn call(
         &self,
         path: &str,
         name: &str,
+        body: Option<zeroize::Zeroizing<Vec<u8>>>,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+        let send = |token: zeroize::Zeroizing<String>| {
+            let body = body.clone();
+            async move {
+                match body {
+                    Some(body) => self.http.post(path, Some(&token), body).await,
+                    None => self.http.get(path, Some(&token)).await,
+                }
+            }
+        };
         let token = self.session.token().await?;
-        let failure = match self.http.get(path, Some(&token)).await {
+        let failure = match send(token.clone()).await {
             Ok(answer) => return Ok(answer),
             Err(failure) => failure,
         };
         let failure = if failure.status == Some(403) && self.session.refused(&token).await? {
-            let token = self.session.token().await?;
-            match self.http.get(path, Some(&token)).await {
+            match send(self.session.token().await?).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => failure,
             }
         } else {
             failure
         };
+        if self.pki.is_some() {
+            return Err(match failure.error.kind() {
+                ErrorKind::PermissionDenied => ProviderError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "{path}: permission denied; the token's policy must grant `update` on `{path}`"
+                    ),
+                ),
+                ErrorKind::NotFound => ProviderError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{path}: no such role in the PKI engine at {} on {} (or no PKI engine there)",
+                        self.mount, self.http.address
+                    ),
+                ),
+                _ => failure.error,
+            });
+        }
         Err(match failure.error.kind() {
             ErrorKind::PermissionDenied => ProviderError::new(
                 ErrorKind::PermissionDenied,
@@ -292,7 +349,7 @@ fn parse<'a, T: Deserialize<'a>>(answer: &'a [u8], path: &str) -> Result<T, Prov
 
 impl SecretProvider for OpenbaoProvider {
     fn capabilities(&self) -> super::Capabilities {
-        CAPABILITIES
+        self.can.clone()
     }
 
     fn fetch<'a>(

@@ -270,6 +270,7 @@ impl Reconciler {
                         fetched.versions.push(SecretInUse {
                             id: SecretId::of(reference),
                             version: secret.version.clone(),
+                            expires: secret.expires,
                         });
                         bytes
                     }
@@ -379,6 +380,7 @@ impl Reconciler {
             .map(|(_, reference, _, secret)| SecretInUse {
                 id: SecretId::of(reference),
                 version: secret.version.clone(),
+                expires: secret.expires,
             })
             .collect();
         let at = versions.iter().map(|v| v.version.clone()).collect();

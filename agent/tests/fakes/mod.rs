@@ -357,6 +357,7 @@ impl SecretProvider for Provider {
                             Ok(Fetched::New(Secret {
                                 bytes: SecretBytes::new(value.clone().into_bytes()),
                                 version,
+                                expires: None,
                             }))
                         }
                     }

@@ -528,14 +528,9 @@ pub(crate) fn moto(aws: &ramlet_e2e::peers::Aws, args: &[&str]) {
     assert!(status.success(), "moto {args:?}");
 }
 
-/// Lets `agent` use the OpenBao server `bao` as the store `bao`: the host's policy names the
-/// server and the credentials' folder (`keys/`), and a token reading `paths` (renewable, 1 h)
-/// lies there, 0600 and the scope's user's. Returns the store's spec.
-pub(crate) fn openbao_store(
-    agent: &Agent,
-    bao: &ramlet_e2e::openbao::Bao,
-    paths: &[&str],
-) -> String {
+/// The host's policy an `openbao` store needs: the loopback peers named, and the agent's
+/// `keys/` folder (made here) for its credentials; returns that folder.
+pub(crate) fn openbao_policy(agent: &Agent) -> PathBuf {
     let keys = agent.dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     std::fs::write(
@@ -547,6 +542,18 @@ pub(crate) fn openbao_store(
         ),
     )
     .unwrap();
+    keys
+}
+
+/// Lets `agent` use the OpenBao server `bao` as the store `bao`: the host's policy names the
+/// server and the credentials' folder (`keys/`), and a token reading `paths` (renewable, 1 h)
+/// lies there, 0600 and the scope's user's. Returns the store's spec.
+pub(crate) fn openbao_store(
+    agent: &Agent,
+    bao: &ramlet_e2e::openbao::Bao,
+    paths: &[&str],
+) -> String {
+    let keys = openbao_policy(agent);
     bao.reader_policy("host", paths);
     let token = keys.join("bao-token");
     ramlet_e2e::openbao::write_private(&token, &bao.token("host", "1h"));

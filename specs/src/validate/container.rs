@@ -469,6 +469,18 @@ pub(super) fn secret_ref(
         if p.is_empty() {
             return Err((ErrorKind::InvalidValue, "property must not be empty".into()));
         }
+        if let Some(Provider::Openbao(openbao)) = provider
+            && openbao.pki.is_some()
+            && !crate::model::CERTIFICATE_KEYS.contains(&p)
+        {
+            return Err((
+                ErrorKind::InvalidValue,
+                format!(
+                    "{p:?} is not a part of a certificate; take one of {}",
+                    crate::model::CERTIFICATE_KEYS.join(", ")
+                ),
+            ));
+        }
         Ok(p.to_owned())
     });
     Some(SecretRef {
@@ -521,7 +533,23 @@ fn secret_name(provider: Option<&Provider>, name: &str) -> Check<String> {
             fspath::not_hidden(&name)?;
             return Ok(name);
         }
-        Some(Provider::Openbao(_)) => return super::openbao::secret_path(name),
+        Some(Provider::Openbao(openbao)) => match &openbao.pki {
+            None => return super::openbao::secret_path(name),
+            Some(certificates) if certificates.contains_key(name) => return Ok(name.to_owned()),
+            Some(certificates) => {
+                return Err((
+                    ErrorKind::InvalidValue,
+                    format!(
+                        "{name:?} is not a certificate of this store; its pki.certificates are {}",
+                        certificates
+                            .keys()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        },
     };
     if ok {
         Ok(name.to_owned())
@@ -559,6 +587,9 @@ fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
                 )
             }
         }
+        Some(Provider::Openbao(openbao)) if openbao.pki.is_some() => refuse(
+            "`latest`: a certificate has one version, the one issued last (ramlet issues the next)",
+        ),
         Some(Provider::Openbao(_)) => version_number(version).map_or_else(
             || refuse("`latest` or a KV version number such as `3`"),
             |n| Ok(SecretVersion::Number(n)),

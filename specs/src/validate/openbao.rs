@@ -1,12 +1,15 @@
-//! Validation of an `openbao` store: the server's address, the KV v2 mount, the namespace, and
-//! one login method whose credentials are files of the host's (plain or sealed). Where the
-//! address and the credential files may be is the host's policy's to say (`policy.rs`).
+//! Validation of an `openbao` store: the server's address, the engine's mount (KV v2, or PKI with
+//! the certificates it issues), the namespace, and one login method whose credentials are files
+//! of the host's (plain or sealed). Where the address and the credential files may be is the
+//! host's policy's to say (`policy.rs`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Check, ErrorKind};
 use crate::fspath;
-use crate::model::{HostKey, Openbao, OpenbaoAuth, Provider};
+use crate::model::{Certificate, HostKey, Openbao, OpenbaoAuth, Provider};
 use crate::path::FieldPath;
 use crate::raw;
 use crate::text;
@@ -16,11 +19,20 @@ use super::Findings;
 /// The longest secret path, mount, namespace or role ramlet accepts.
 const MAX_PATH: usize = 512;
 
-/// An `openbao` store.
+/// The most certificates one store issues.
+const MAX_CERTIFICATES: usize = 64;
+/// The longest life a certificate may ask for: 398 days, the most browsers take.
+const MAX_TTL: Duration = Duration::from_hours(398 * 24);
+/// The longest DNS name.
+const MAX_DNS_NAME: usize = 253;
+
+/// An `openbao` store; `refresh` is its refresh interval, when valid (a certificate must live
+/// at least three of them).
 pub(super) fn store(
     findings: &mut Findings,
     path: &FieldPath,
     raw: &raw::OpenbaoStore,
+    refresh: Option<Duration>,
 ) -> Option<Provider> {
     let address = findings.check(&path.key("address"), address(&raw.address));
     let mount = findings.check(&path.key("mount"), segments(&raw.mount, "a mount path"));
@@ -29,13 +41,137 @@ pub(super) fn store(
     });
     let ca_file = findings.optional(&path.key("caFile"), raw.ca_file.as_deref(), host_file);
     let auth = auth(findings, &path.key("auth"), &raw.auth);
+    let pki = raw
+        .pki
+        .as_ref()
+        .map(|pki| certificates(findings, &path.key("pki").key("certificates"), pki, refresh))
+        .map_or(Some(None), |c| c.map(Some));
     Some(Provider::Openbao(Box::new(Openbao {
         address: address?,
         mount: mount?,
         namespace: namespace.ok()?,
         ca_file: ca_file.ok()?.map(PathBuf::from),
         auth: auth?,
+        pki: pki?,
     })))
+}
+
+/// A PKI engine's certificates: each named as an identifier, issued by a role, for names that
+/// are DNS names and addresses that are IP addresses, for a life between three refreshes and
+/// [`MAX_TTL`].
+fn certificates(
+    findings: &mut Findings,
+    path: &FieldPath,
+    raw: &raw::PkiEngine,
+    refresh: Option<Duration>,
+) -> Option<BTreeMap<String, Certificate>> {
+    if raw.certificates.is_empty() || raw.certificates.len() > MAX_CERTIFICATES {
+        findings.push(
+            path,
+            ErrorKind::InvalidValue,
+            format!(
+                "name 1 to {MAX_CERTIFICATES} certificates (this store names {})",
+                raw.certificates.len()
+            ),
+        );
+        return None;
+    }
+    let before = findings.0.len();
+    let mut valid = BTreeMap::new();
+    for (name, raw) in &raw.certificates {
+        let path = path.key(name);
+        if let Err(why) = identifier(name, "a certificate's name") {
+            findings.push(&path, why.0, why.1);
+            continue;
+        }
+        let role = findings.check(&path.key("role"), identifier(&raw.role, "a PKI role"));
+        let common_name = findings.check(&path.key("commonName"), dns_name(&raw.common_name));
+        let alt_names: Vec<Option<String>> = raw
+            .alt_names
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, n)| findings.check(&path.key("altNames").index(i), dns_name(n)))
+            .collect();
+        let ip_sans: Vec<Option<std::net::IpAddr>> = raw
+            .ip_sans
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, ip)| {
+                findings.check(
+                    &path.key("ipSans").index(i),
+                    ip.parse().map_err(|_| {
+                        (
+                            ErrorKind::InvalidValue,
+                            format!("{ip:?} is not an IP address such as `10.0.0.7` or `::1`"),
+                        )
+                    }),
+                )
+            })
+            .collect();
+        let ttl = findings.check(
+            &path.key("ttl"),
+            crate::quantity::duration(&raw.ttl, Duration::from_secs(1), MAX_TTL).and_then(
+                |ttl| match refresh {
+                    Some(refresh) if ttl < refresh * 3 => Err((
+                        ErrorKind::InvalidValue,
+                        format!(
+                            "{:?} is shorter than three refreshes of this store ({} s each): renewal at two thirds of its life is checked at each refresh; lengthen the ttl or shorten refreshInterval",
+                            raw.ttl,
+                            refresh.as_secs()
+                        ),
+                    )),
+                    _ => Ok(ttl),
+                },
+            ),
+        );
+        if let (Some(role), Some(common_name), Some(alt_names), Some(ip_sans), Some(ttl)) = (
+            role,
+            common_name,
+            alt_names.into_iter().collect::<Option<Vec<_>>>(),
+            ip_sans.into_iter().collect::<Option<Vec<_>>>(),
+            ttl,
+        ) {
+            valid.insert(
+                name.clone(),
+                Certificate {
+                    role,
+                    common_name,
+                    alt_names,
+                    ip_sans,
+                    ttl,
+                },
+            );
+        }
+    }
+    (findings.0.len() == before).then_some(valid)
+}
+
+/// A DNS name for a certificate (a `*.` wildcard first is the role's to allow): dot-separated
+/// labels of letters, digits and `-`, at most [`MAX_DNS_NAME`] characters. No comma: OpenBao
+/// takes alternative names as one comma-separated list.
+fn dns_name(value: &str) -> Check<String> {
+    let bare = value.strip_prefix("*.").unwrap_or(value);
+    let ok = (1..=MAX_DNS_NAME).contains(&value.len())
+        && bare.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err((
+            ErrorKind::InvalidValue,
+            format!(
+                "{value:?} is not a DNS name such as `app.example.com`: dot-separated labels of letters, digits and `-`"
+            ),
+        ))
+    }
 }
 
 /// Exactly one login method.

@@ -53,7 +53,12 @@ pub(crate) fn validate(
             );
             None
         }
-        [_] => provider(&mut findings, &path, spec),
+        [_] => provider(
+            &mut findings,
+            &path,
+            spec,
+            refresh_interval.as_ref().ok().copied(),
+        ),
         [_, second, ..] => {
             findings.push(
                 &path.key(second),
@@ -117,6 +122,7 @@ fn provider(
     findings: &mut Findings,
     path: &FieldPath,
     spec: &raw::SecretStoreSpec,
+    refresh: Option<std::time::Duration>,
 ) -> Option<Provider> {
     if let Some(aws) = &spec.aws {
         let path = path.key("aws");
@@ -137,7 +143,7 @@ fn provider(
         });
     }
     if let Some(openbao) = &spec.openbao {
-        return super::openbao::store(findings, &path.key("openbao"), openbao);
+        return super::openbao::store(findings, &path.key("openbao"), openbao, refresh);
     }
     if let Some(creds) = &spec.creds {
         let directory = findings.check(

@@ -26,6 +26,7 @@ fn version(v: &str) -> SecretInUse {
     SecretInUse {
         id: crate::secrets::SecretId::new("aws", "db"),
         version: v.into(),
+        expires: None,
     }
 }
 
