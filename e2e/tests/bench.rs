@@ -177,6 +177,10 @@ fn ready(agent: &Agent, names: &[String]) {
 /// Median and range of rounds, ramlet beside by hand; a round whose by-hand jobs failed is
 /// counted, not hidden.
 fn rows(n: usize, what: &str, ramlet: &[Duration], bare: &[Result<Duration, String>]) {
+    // `RAMLET_BENCH_ROUNDS=0`: no row for what was not measured.
+    if ramlet.is_empty() {
+        return;
+    }
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     let stats = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
