@@ -56,6 +56,19 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// A random fraction in [0, 1), from the hasher seed the standard library draws from the OS:
+/// for jitter (refresh timers, certificate renewals), nothing secret.
+#[must_use]
+pub fn random_unit() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    #[allow(clippy::cast_precision_loss)] // 53 bits of randomness are plenty
+    let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
+    unit
+}
+
 /// Parses what [`rfc3339`] writes (`2026-11-28T13:20:00Z`) back into Unix seconds; `None` for
 /// anything else, or a time before the epoch.
 #[must_use]

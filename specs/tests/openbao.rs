@@ -343,3 +343,36 @@ fn a_certificate_or_a_reader_that_is_wrong_is_refused_at_its_field() {
         text_line("property: password")
     );
 }
+
+/// A PKI store is an `openbao` store to the host's policy: a spec author cannot have the host's
+/// token issue certificates at a server the policy does not name, nor log in with a file
+/// outside `identityDirectories`.
+#[test]
+fn a_pki_store_is_held_to_the_host_policy_like_any_openbao_store() {
+    let text = pki_store(
+        "tls",
+        "        web: {role: web, commonName: app.example.com, ttl: 1h}\n",
+    )
+    .replace("https://bao.internal:8200", "https://attacker.example")
+        + &pki_store(
+            "keyed",
+            "        web: {role: web, commonName: app.example.com, ttl: 1h}\n",
+        )
+        .replace("/etc/ramlet/keys/t", "/etc/shadow");
+    let catalog = load(&text, &host_policy());
+    assert!(catalog.stores.is_empty(), "{:#?}", errors(&catalog));
+    let said = errors(&catalog);
+    assert!(
+        catalog.errors.iter().all(|e| e.kind == ErrorKind::Policy),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter().any(|e| e.contains("spec.openbao.address")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|e| e.contains("spec.openbao.auth.token.file")),
+        "{said:#?}"
+    );
+}

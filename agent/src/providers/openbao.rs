@@ -38,8 +38,6 @@ pub struct OpenbaoProvider {
     mount: String,
     /// The certificates to issue, when the mount is a PKI engine.
     pki: Option<pki::Issuer>,
-    /// What it can do (see [`capabilities`]).
-    can: super::Capabilities,
     session: Arc<Session>,
     /// The task that renews the token; stopped with the client.
     renewal: tokio::task::AbortHandle,
@@ -55,8 +53,13 @@ impl Drop for OpenbaoProvider {
 /// last issued), no events.
 #[must_use]
 pub fn capabilities(settings: &Openbao) -> super::Capabilities {
+    capabilities_of(settings.pki.is_some())
+}
+
+/// What an `openbao` store can do, on a PKI engine or a KV one.
+fn capabilities_of(pki: bool) -> super::Capabilities {
     super::Capabilities {
-        versions: if settings.pki.is_some() {
+        versions: if pki {
             super::Versions::One
         } else {
             super::Versions::ByNumber
@@ -150,7 +153,6 @@ impl OpenbaoProvider {
                     issue == super::Issue::Yes,
                 )
             }),
-            can: capabilities(settings),
             session,
             renewal,
         })
@@ -349,7 +351,7 @@ fn parse<'a, T: Deserialize<'a>>(answer: &'a [u8], path: &str) -> Result<T, Prov
 
 impl SecretProvider for OpenbaoProvider {
     fn capabilities(&self) -> super::Capabilities {
-        self.can.clone()
+        capabilities_of(self.pki.is_some())
     }
 
     fn fetch<'a>(

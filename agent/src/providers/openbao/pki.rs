@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Mutex;
 
 use ramlet_specs::model::{Certificate, SecretVersion};
@@ -131,8 +130,7 @@ impl Issuer {
     /// is due again.
     pub(super) fn issued(&self, answer: &[u8], path: &str) -> Result<Fetched, ProviderError> {
         let data = super::parse::<Issued>(answer, path)?.data;
-        let mut value = Zeroizing::new(Vec::with_capacity(answer.len()));
-        write_value(&mut value, &data);
+        let mut value = value_of(&data);
         let now = crate::util::unix_now();
         let life = data.expiration.saturating_sub(now);
         #[allow(
@@ -156,7 +154,7 @@ impl Issuer {
             "certificate issued"
         );
         Ok(Fetched::New(Secret {
-            bytes: SecretBytes::new(std::mem::take(&mut *value)),
+            bytes: SecretBytes::new(std::mem::take(&mut *value).into_bytes()),
             version: data.serial_number,
             expires: Some(data.expiration),
         }))
@@ -164,8 +162,8 @@ impl Issuer {
 }
 
 /// The value: a JSON object of the PEM texts (copied as JSON text) and the serial number.
-fn write_value(value: &mut Zeroizing<Vec<u8>>, data: &IssuedData<'_>) {
-    let mut text = Zeroizing::new(String::with_capacity(value.capacity()));
+fn value_of(data: &IssuedData<'_>) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(String::new());
     let _ = write!(
         text,
         "{{\"certificate\":{},\"private_key\":{},\"issuing_ca\":{},\"ca_chain\":",
@@ -180,8 +178,7 @@ fn write_value(value: &mut Zeroizing<Vec<u8>>, data: &IssuedData<'_>) {
         if i > 0 {
             text.push_str("\\n");
         }
-        let inside = pem.get().trim_matches('"');
-        text.push_str(inside);
+        text.push_str(pem.get().trim_matches('"'));
     }
     text.push('"');
     let _ = write!(
@@ -189,17 +186,12 @@ fn write_value(value: &mut Zeroizing<Vec<u8>>, data: &IssuedData<'_>) {
         ",\"serial_number\":{}}}",
         serde_json::Value::String(data.serial_number.clone())
     );
-    value.extend_from_slice(text.as_bytes());
+    text
 }
 
 /// How far into its life a certificate is issued again: two thirds, give or take 5 %.
 fn renewal_fraction() -> f64 {
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    #[allow(clippy::cast_precision_loss)] // 53 bits of randomness are plenty
-    let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
-    0.62 + 0.10 * unit
+    0.62 + 0.10 * crate::util::random_unit()
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! good value, and the store's next refresh is set by its interval or the error policy's
 //! backoff (with jitter, so a fleet does not call a provider in lockstep).
 
-use std::hash::{BuildHasher as _, Hasher as _};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -88,11 +87,6 @@ fn checked(name: &str, fetched: Fetched) -> Result<Fetched, ProviderError> {
 
 /// `wait` give or take 10%, so that a fleet of hosts does not call a provider in lockstep.
 pub(super) fn jitter(wait: Duration) -> Duration {
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
     // A fraction in [0.9, 1.1).
-    #[allow(clippy::cast_precision_loss)] // 53 bits of randomness are plenty
-    let factor = 0.9 + 0.2 * ((random >> 11) as f64 / (1u64 << 53) as f64);
-    wait.mul_f64(factor)
+    wait.mul_f64(0.9 + 0.2 * crate::util::random_unit())
 }
