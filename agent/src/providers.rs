@@ -58,6 +58,21 @@ pub enum Fetched {
     Unchanged,
     /// A value ramlet does not hold yet.
     New(Secret),
+    /// The held version is still the one asked for, and now valid until then (Unix seconds):
+    /// a lease renewed.
+    Renewed(u64),
+}
+
+/// A lease a client holds on something it made (a database engine's credentials): it lives
+/// until it ends or is revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The secret's name in the store.
+    pub name: String,
+    /// The lease ID: the secret's version.
+    pub id: String,
+    /// When it ends (Unix seconds).
+    pub ends: u64,
 }
 
 /// How long a call may take and how many run at once, per store.
@@ -200,6 +215,28 @@ pub trait SecretProvider: Send + Sync {
         requests: &'a [Request],
         limits: Limits,
     ) -> BoxFuture<'a, Vec<Result<Fetched, ProviderError>>>;
+
+    /// When this client has something to do of its own (renew a lease, issue the next
+    /// certificate), Unix seconds: its store is refreshed then, whatever its interval.
+    fn next_step(&self) -> Option<u64> {
+        None
+    }
+
+    /// The leases this client holds, if its store makes leased values.
+    fn leases(&self) -> Vec<Lease> {
+        Vec::new()
+    }
+
+    /// Revokes lease `id` (one of [`Self::leases`]), within `limits`' timeout; a lease the
+    /// server no longer knows counts as revoked.
+    fn revoke<'a>(
+        &'a self,
+        id: &'a str,
+        limits: Limits,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let _ = (id, limits);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Builds the client for a store's settings: once per store, again only when its settings
@@ -217,8 +254,9 @@ pub fn connector(spec_dir: std::path::PathBuf) -> Connector {
     connector_for(spec_dir, Issue::Yes)
 }
 
-/// Whether an `openbao` store on a PKI engine has certificates issued: the agent's clients do;
-/// `ramlet plan`'s, which must change nothing anywhere, do not.
+/// Whether an `openbao` store on a PKI or database engine has certificates issued and
+/// credentials created: the agent's clients do; `ramlet plan`'s, which must change nothing
+/// anywhere, do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Issue {
     /// Certificates are issued (`ramlet run`).

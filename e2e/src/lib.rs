@@ -1,11 +1,12 @@
 //! End-to-end tests for ramlet, against the real peers: the Quadlet generator (Podman 5.4.2's,
 //! installed by `scripts/install-quadlet`), a sandboxed systemd user manager and Podman, moto's
-//! AWS Secrets Manager, the project's Google Cloud Secret Manager fake and a real OpenBao server.
-//! The tests live in `tests/`; this library starts the secret-manager peers for them ([`peers`],
-//! [`openbao`]).
+//! AWS Secrets Manager, the project's Google Cloud Secret Manager fake, a real OpenBao server and
+//! a real PostgreSQL for its database engine. The tests live in `tests/`; this library starts
+//! the peers for them ([`peers`], [`openbao`], [`postgres`]).
 
 pub mod openbao;
 pub mod peers;
+pub mod postgres;
 
 /// The host policy an example under `examples/` needs to load (its `config.yaml.host`: the
 /// `policy` of a host config), or the default one.

@@ -252,6 +252,74 @@ impl Bao {
         self.run(&["policy", "write", name, &file.display().to_string()]);
     }
 
+    /// A database engine at `mount` connected to `postgres` as its admin, and a role `role`
+    /// that creates a login user valid for `ttl`, its lease renewable up to `max_ttl`
+    /// (dropped when the lease is revoked, the plugin's default).
+    ///
+    /// # Panics
+    /// When the CLI refuses it.
+    pub fn database_role(
+        &self,
+        mount: &str,
+        role: &str,
+        postgres: &crate::postgres::Postgres,
+        ttl: &str,
+        max_ttl: &str,
+    ) {
+        self.run(&["secrets", "enable", &format!("-path={mount}"), "database"]);
+        self.run(&[
+            "write",
+            &format!("{mount}/config/pg"),
+            "plugin_name=postgresql-database-plugin",
+            &format!("connection_url={}", postgres.url_template()),
+            &format!("username={}", crate::postgres::ADMIN),
+            &format!("password={}", crate::postgres::ADMIN_PASSWORD),
+            &format!("allowed_roles={role}"),
+            "verify_connection=true",
+        ]);
+        self.run(&[
+            "write",
+            &format!("{mount}/roles/{role}"),
+            "db_name=pg",
+            "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+            &format!("default_ttl={ttl}"),
+            &format!("max_ttl={max_ttl}"),
+        ]);
+    }
+
+    /// A policy `name` granting what a database store needs: `read` on
+    /// `<mount>/creds/<role>`, `update` on renewing and revoking leases.
+    ///
+    /// # Panics
+    /// When the CLI refuses it.
+    pub fn leaser_policy(&self, name: &str, mount: &str, role: &str) {
+        let file = self.dir.join(format!("{name}.hcl"));
+        std::fs::write(
+            &file,
+            format!(
+                "path \"{mount}/creds/{role}\" {{ capabilities = [\"read\"] }}\npath \"sys/leases/renew\" {{ capabilities = [\"update\"] }}\npath \"sys/leases/revoke\" {{ capabilities = [\"update\"] }}\n"
+            ),
+        )
+        .expect("the policy file");
+        self.run(&["policy", "write", name, &file.display().to_string()]);
+    }
+
+    /// The IDs of the leases the server holds under `prefix` (`db/creds/app/`).
+    #[must_use]
+    pub fn leases(&self, prefix: &str) -> Vec<String> {
+        self.try_cli(&[
+            "list",
+            "-format=json",
+            &format!("sys/leases/lookup/{prefix}"),
+        ])
+        .ok()
+        .and_then(|out| serde_json::from_str::<Vec<String>>(&out).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|id| format!("{prefix}{id}"))
+        .collect()
+    }
+
     /// On a `-dev-tls` server: a client CA from the PKI engine, cert auth trusting it with
     /// `policy` for `ttl`, and a client certificate and key (PEM) issued by it, written to
     /// `dir` as `client.pem` and `client.key` (mode 0600).

@@ -585,3 +585,137 @@ async fn a_pki_store_issues_a_certificate_holds_it_and_issues_the_next_before_it
         assert!(!message.contains(leak), "{message}");
     }
 }
+
+/// A catalog of one `database` store (mount `db`, credential `app` of role `app`) read by one
+/// container (`c0`), or by none.
+fn database_catalog(bao: &Bao, dir: &Path, auth: &str, read: bool) -> Catalog {
+    let mut text = format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: bao}}\nspec:\n  refreshInterval: 10s\n  openbao:\n    address: \"{}\"\n    mount: db\n{auth}    database:\n      credentials:\n        app: {{role: app}}\n",
+        bao.address()
+    );
+    if read {
+        text.push_str("---\napiVersion: ramlet.dev/v1alpha1\nkind: Container\nmetadata: {name: c0}\nspec:\n  image: localhost/busybox\n  volumes:\n    - name: v\n      mountPath: /run/v\n      files:\n        - path: f\n          secret: {store: bao, name: app}\n");
+    }
+    std::fs::write(dir.join("specs/all.yaml"), text).unwrap();
+    let catalog = ramlet_specs::load_dir_with(&dir.join("specs"), &policy(bao, dir)).unwrap();
+    assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
+    catalog
+}
+
+/// A value's username and password.
+fn login_of(value: &str) -> (String, String) {
+    let json: serde_json::Value = serde_json::from_str(value).unwrap();
+    (
+        json["username"].as_str().unwrap().to_owned(),
+        json["password"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Issue 39: a database store has OpenBao create a PostgreSQL user under a lease (the user logs
+/// in), renews the lease at two thirds of each grant (same user, a later end), creates the next
+/// user before the lease's maximum TTL (the old one still logs in: nothing is revoked by the
+/// store itself), and revokes a lease when told (the user is dropped), also one of a store no
+/// spec uses any more. A token without the path is an error that names it, no password in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_store_leases_a_user_renews_it_replaces_it_before_its_end_and_revokes_when_told()
+{
+    let dir = scratch("database");
+    let postgres = ramlet_e2e::postgres::Postgres::start("database");
+    let bao = Bao::start(&dir.join("server"));
+    bao.database_role("db", "app", &postgres, "12s", "30s");
+    bao.leaser_policy("leaser", "db", "app");
+    let (auth, token) = token_store(&bao, &dir, "leaser", "1h");
+    let catalog = database_catalog(&bao, &dir, &auth, true);
+    let mut stores = new_stores();
+
+    let created_at = std::time::Instant::now();
+    refresh(&mut stores, &catalog).await;
+    let (first, lease) = value(&stores, &catalog, 0).unwrap();
+    let (user, password) = login_of(&first);
+    assert_eq!(postgres.login(&user, &password).unwrap(), user);
+    assert!(lease.starts_with("db/creds/app/"), "{lease}");
+    assert_eq!(bao.leases("db/creds/app/"), [lease.as_str()]);
+    let held = stores.leases();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].current && held[0].lease == lease);
+
+    // Refreshed every second: renewed (same lease, a later end) until the maximum TTL nears,
+    // then a new user, before the first lease's end at 30 s.
+    let id = ramlet::secrets::SecretId::new("bao", "app");
+    let ends = |stores: &Stores| {
+        stores
+            .get(&id, &ramlet_specs::model::SecretVersion::Latest)
+            .unwrap()
+            .expires
+            .unwrap()
+    };
+    let first_end = ends(&stores);
+    let mut renewed_end = first_end;
+    let next = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        refresh(&mut stores, &catalog).await;
+        let (_, version) = value(&stores, &catalog, 0).unwrap();
+        if version != lease {
+            break version;
+        }
+        renewed_end = renewed_end.max(ends(&stores));
+        assert!(
+            created_at.elapsed() < Duration::from_secs(30),
+            "never replaced"
+        );
+    };
+    assert!(
+        created_at.elapsed() < Duration::from_secs(30),
+        "replaced after its end"
+    );
+    assert!(renewed_end > first_end, "the lease's end never moved");
+    assert!(bao.requests("sys/leases/renew") >= 1);
+    assert_eq!(bao.requests("db/creds/app"), 2);
+    let (next_user, next_password) = login_of(&value(&stores, &catalog, 0).unwrap().0);
+    assert_ne!(next_user, user);
+    assert_eq!(
+        postgres.login(&next_user, &next_password).unwrap(),
+        next_user
+    );
+    assert_eq!(
+        postgres.login(&user, &password).unwrap(),
+        user,
+        "the old user was revoked before anyone said so"
+    );
+    let held: Vec<(String, bool)> = stores
+        .leases()
+        .into_iter()
+        .map(|l| (l.lease, l.current))
+        .collect();
+    assert!(held.contains(&(lease.clone(), false)) && held.contains(&(next.clone(), true)));
+
+    // Revoked: the user is dropped, the server forgets the lease.
+    stores.revoke(&id, &lease).await.unwrap();
+    assert!(postgres.login(&user, &password).is_err());
+    assert!(!postgres.roles("v-").contains(&user));
+    assert_eq!(bao.leases("db/creds/app/"), [next.as_str()]);
+
+    // No spec reads the store any more: its client is kept with its lease until revoked.
+    let unread = database_catalog(&bao, &dir, &auth, false);
+    refresh(&mut stores, &unread).await;
+    let held = stores.leases();
+    assert_eq!(held.len(), 1);
+    assert!(!held[0].current && held[0].lease == next);
+    stores.revoke(&id, &next).await.unwrap();
+    assert!(stores.leases().is_empty());
+    assert!(postgres.login(&next_user, &next_password).is_err());
+    assert!(bao.leases("db/creds/app/").is_empty());
+
+    // A token whose policy does not grant the creds path.
+    bao.reader_policy("reader", &["app/db"]);
+    let (auth, other) = token_store(&bao, &dir, "reader", "1h");
+    let denied = database_catalog(&bao, &dir, &auth, true);
+    let mut fresh = new_stores();
+    refresh(&mut fresh, &denied).await;
+    let (kind, message) = value(&fresh, &denied, 0).unwrap_err();
+    assert_eq!(kind, ErrorKind::PermissionDenied, "{message}");
+    assert!(message.contains("db/creds/app"), "{message}");
+    for leak in [token.as_str(), other.as_str(), &password, &next_password] {
+        assert!(!message.contains(leak), "{message}");
+    }
+}

@@ -123,7 +123,8 @@ pub enum Provider {
         /// The absolute directory.
         directory: PathBuf,
     },
-    /// An OpenBao or HashiCorp Vault server's KV version 2 engine, or its PKI engine.
+    /// An OpenBao or HashiCorp Vault server's KV version 2 engine, its PKI engine or its
+    /// database engine.
     Openbao(Box<Openbao>),
 }
 
@@ -141,10 +142,61 @@ pub struct Openbao {
     pub ca_file: Option<PathBuf>,
     /// How ramlet logs in.
     pub auth: OpenbaoAuth,
-    /// The certificates the mount's PKI engine issues, by name; `None`: the mount is a KV v2
+    /// The certificates the mount's PKI engine issues, by name; `None`: the mount is not a PKI
     /// engine.
     pub pki: Option<BTreeMap<String, Certificate>>,
+    /// The leased credentials the mount's database engine creates, by name; `None`: the mount
+    /// is not a database engine. Never set with `pki`.
+    pub database: Option<BTreeMap<String, DatabaseCredential>>,
 }
+
+impl Openbao {
+    /// What the store makes rather than reads (a PKI engine's certificates, a database
+    /// engine's credentials), if anything: a volume file names one of them, takes one of its
+    /// parts, and has no version to pin.
+    #[must_use]
+    pub fn made(&self) -> Option<Made> {
+        if let Some(certificates) = &self.pki {
+            return Some(Made {
+                what: "certificate",
+                field: "pki.certificates",
+                names: certificates.keys().cloned().collect(),
+                parts: &CERTIFICATE_KEYS,
+            });
+        }
+        self.database.as_ref().map(|credentials| Made {
+            what: "credential",
+            field: "database.credentials",
+            names: credentials.keys().cloned().collect(),
+            parts: &CREDENTIAL_KEYS,
+        })
+    }
+}
+
+/// The values an `openbao` store makes ([`Openbao::made`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    /// What one is called: `certificate`, `credential`.
+    pub what: &'static str,
+    /// The settings field that lists them: `pki.certificates`.
+    pub field: &'static str,
+    /// Their names.
+    pub names: Vec<String>,
+    /// The keys of each one's value, a JSON object: what `property` may pick.
+    pub parts: &'static [&'static str],
+}
+
+/// A credential an `openbao` store's database engine creates (`<mount>/creds/<role>`), under
+/// a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseCredential {
+    /// The engine's role.
+    pub role: String,
+}
+
+/// The keys of a leased credential's value, a JSON object: what `property` may pick.
+pub const CREDENTIAL_KEYS: [&str; 2] = ["username", "password"];
 
 /// A certificate an `openbao` store's PKI engine issues (`<mount>/issue/<role>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

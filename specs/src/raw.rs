@@ -166,8 +166,8 @@ pub struct OpenbaoStore {
     /// The server, `https://host[:port]` (`http://` only on loopback). The host's
     /// `policy.endpoints` must name it: the host's credentials go there.
     pub address: String,
-    /// The engine's mount path: a KV version 2 engine (such as `secret`), or with `pki`, a PKI
-    /// engine (such as `pki`).
+    /// The engine's mount path: a KV version 2 engine (such as `secret`); with `pki`, a PKI
+    /// engine (such as `pki`); with `database`, a database secrets engine (such as `database`).
     pub mount: String,
     /// The namespace (`X-Vault-Namespace`), such as `team-a`; none by default.
     pub namespace: Option<String>,
@@ -179,6 +179,29 @@ pub struct OpenbaoStore {
     /// The mount is a PKI engine: the certificates ramlet has it issue. A volume file reads
     /// one by its name (`secret: {store: ..., name: web, property: certificate}`).
     pub pki: Option<PkiEngine>,
+    /// The mount is a database secrets engine: the leased credentials ramlet has it create. A
+    /// volume file reads one by its name (`secret: {store: ..., name: app, property:
+    /// password}`). Not with `pki`.
+    pub database: Option<DatabaseEngine>,
+}
+
+/// The credentials an `openbao` store's database engine creates, by name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatabaseEngine {
+    /// At most 64, each named by letters, digits, `.`, `_` and `-`.
+    pub credentials: BTreeMap<String, DatabaseCredential>,
+}
+
+/// One leased credential, a username and a password: created at the first reconcile that
+/// needs it, its lease renewed at about two thirds of each grant, created anew before the
+/// lease's maximum TTL, and revoked once no container runs with it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatabaseCredential {
+    /// The engine's role that creates it (`<mount>/creds/<role>`): the database, its grants
+    /// and the lease's TTLs are the role's to say.
+    pub role: String,
 }
 
 /// The certificates an `openbao` store's PKI engine issues, by name.

@@ -376,3 +376,99 @@ fn a_pki_store_is_held_to_the_host_policy_like_any_openbao_store() {
         "{said:#?}"
     );
 }
+
+fn database_store(name: &str, credentials: &str) -> String {
+    format!(
+        "---\napiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: {name}}}\nspec:\n  refreshInterval: 1m\n  openbao:\n    address: https://bao.internal:8200\n    mount: database\n    auth:\n      token: {{file: /etc/ramlet/keys/t}}\n    database:\n      credentials:\n{credentials}"
+    )
+}
+
+/// Issue 39: a database store lists the credentials its engine leases; a volume file reads a
+/// username or a password with `property`. A wrong role, name, part or pinned version is
+/// refused at its field and line, alone; a mount that claims both engines is refused.
+#[test]
+fn a_database_store_lists_its_credentials_and_files_take_a_username_or_a_password() {
+    let text = [
+        database_store("db", "        app: {role: app-rw}\n"),
+        database_store("bad", "        app: {role: 'app rw'}\n"),
+        database_store("both", "        app: {role: app}\n")
+            .replace("    database:\n", "    pki:\n      certificates:\n        web: {role: web, commonName: a.example.com, ttl: 1h}\n    database:\n"),
+        database_store("none", "        {}\n").replace("credentials:\n        {}", "credentials: {}"),
+        reader("c-user", "{store: db, name: app, property: username}"),
+        reader("c-password", "{store: db, name: app, property: password}"),
+        reader("c-unknown", "{store: db, name: ro}"),
+        reader("c-pinned", "{store: db, name: app, version: \"2\"}"),
+        reader("c-part", "{store: db, name: app, property: private_key}"),
+    ]
+    .concat();
+    let catalog = load(&text, &host_policy());
+    let said = errors(&catalog);
+    let names = |keys: Vec<&str>| keys.join(" ");
+    assert_eq!(
+        names(
+            catalog
+                .stores
+                .keys()
+                .map(ramlet_specs::model::Name::as_str)
+                .collect()
+        ),
+        "db",
+        "{said:#?}"
+    );
+    assert_eq!(
+        names(
+            catalog
+                .containers
+                .keys()
+                .map(ramlet_specs::model::Name::as_str)
+                .collect()
+        ),
+        "c-password c-user",
+        "{said:#?}"
+    );
+    let Provider::Openbao(openbao) = &catalog.stores.values().next().unwrap().provider else {
+        panic!("an openbao store")
+    };
+    assert_eq!(openbao.database.as_ref().unwrap()["app"].role, "app-rw");
+    for (field, why) in [
+        (
+            "spec.openbao.database.credentials.app.role",
+            "not a database role",
+        ),
+        ("spec.openbao.database:", "`pki` or `database`, not both"),
+        (
+            "spec.openbao.database.credentials:",
+            "name 1 to 64 credentials (this store names 0)",
+        ),
+        (
+            "spec.volumes[0].files[0].secret.name",
+            "its database.credentials are app",
+        ),
+        (
+            "spec.volumes[0].files[0].secret.version",
+            "a leased credential has one version",
+        ),
+        (
+            "spec.volumes[0].files[0].secret.property",
+            "not a part of a credential; take one of username, password",
+        ),
+    ] {
+        assert!(
+            said.iter().any(|e| e.contains(field) && e.contains(why)),
+            "no error at {field} saying {why:?}: {said:#?}"
+        );
+    }
+    let line = |needle: &str| {
+        said.iter()
+            .find(|e| e.contains(needle))
+            .and_then(|e| e.split(':').nth(1))
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap()
+    };
+    let text_line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert_eq!(line("not a database role"), text_line("role: 'app rw'"));
+    assert_eq!(
+        line("not a part of a credential"),
+        text_line("property: private_key")
+    );
+}

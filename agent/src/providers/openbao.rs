@@ -1,5 +1,7 @@
-//! The `openbao` store: an OpenBao (or HashiCorp Vault) server's KV version 2 engine, or its
-//! PKI engine (`pki`: certificates issued, and issued again before they end).
+//! The `openbao` store: an OpenBao (or HashiCorp Vault) server's KV version 2 engine, its PKI
+//! engine (`pki`: certificates issued, and issued again before they end) or its database engine
+//! (`database`: credentials created under a lease, renewed, replaced before the lease's maximum
+//! TTL, and revoked when the plan says so).
 //!
 //! Change check: `GET <mount>/metadata/<path>` gives the secret's `current_version`; the data
 //! (`GET <mount>/data/<path>?version=N`, the version just seen, so a write in between is not
@@ -14,6 +16,7 @@
 //! is the check.
 
 mod http;
+mod lease;
 mod pki;
 mod session;
 
@@ -38,6 +41,8 @@ pub struct OpenbaoProvider {
     mount: String,
     /// The certificates to issue, when the mount is a PKI engine.
     pki: Option<pki::Issuer>,
+    /// The credentials to lease, when the mount is a database engine.
+    database: Option<lease::Leaser>,
     session: Arc<Session>,
     /// The task that renews the token; stopped with the client.
     renewal: tokio::task::AbortHandle,
@@ -49,17 +54,17 @@ impl Drop for OpenbaoProvider {
     }
 }
 
-/// What an `openbao` store can do: versions by number (a PKI engine's certificates: one, the
-/// last issued), no events.
+/// What an `openbao` store can do: versions by number (what a PKI or database engine makes:
+/// one, the last made), no events.
 #[must_use]
 pub fn capabilities(settings: &Openbao) -> super::Capabilities {
-    capabilities_of(settings.pki.is_some())
+    capabilities_of(settings.made().is_some())
 }
 
-/// What an `openbao` store can do, on a PKI engine or a KV one.
-fn capabilities_of(pki: bool) -> super::Capabilities {
+/// What an `openbao` store can do, on an engine that makes its values or a KV one.
+fn capabilities_of(made: bool) -> super::Capabilities {
     super::Capabilities {
-        versions: if pki {
+        versions: if made {
             super::Versions::One
         } else {
             super::Versions::ByNumber
@@ -153,6 +158,13 @@ impl OpenbaoProvider {
                     issue == super::Issue::Yes,
                 )
             }),
+            database: settings.database.clone().map(|credentials| {
+                lease::Leaser::new(
+                    settings.mount.clone(),
+                    credentials,
+                    issue == super::Issue::Yes,
+                )
+            }),
             session,
             renewal,
         })
@@ -166,6 +178,9 @@ impl OpenbaoProvider {
             };
             let answer = self.call(&path, name, Some(body)).await?;
             return issuer.issued(&answer, &path);
+        }
+        if let Some(leaser) = &self.database {
+            return self.lease(leaser, request).await;
         }
         let version = match &request.version {
             SecretVersion::Number(n) => *n,
@@ -220,6 +235,33 @@ impl OpenbaoProvider {
         }))
     }
 
+    /// Creates `request`'s credentials, or renews the lease held, as due; a lease the server
+    /// no longer knows is replaced at once.
+    async fn lease(
+        &self,
+        leaser: &lease::Leaser,
+        request: &Request,
+    ) -> Result<Fetched, ProviderError> {
+        let name = &request.name;
+        let path = match leaser.ask(request)? {
+            lease::Ask::Nothing => return Ok(Fetched::Unchanged),
+            lease::Ask::Renew(id, body) => {
+                match self.call(lease::RENEW, name, Some(body)).await {
+                    Ok(answer) => return leaser.renewed(&id, &answer),
+                    // 400: the server says the lease is gone (revoked, ended, unknown).
+                    Err(e) if e.kind() == ErrorKind::Misconfigured => {
+                        leaser.lost(&id);
+                        leaser.path_of(name).unwrap_or_default()
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            lease::Ask::Create(path) => path,
+        };
+        let answer = self.call(&path, name, None).await?;
+        leaser.created(name, &answer, &path)
+    }
+
     /// `GET <path>` (or `POST` of `body`) with the session's token; when the server refuses a
     /// token it no longer knows, once more with a new one.
     async fn call(
@@ -250,6 +292,27 @@ impl OpenbaoProvider {
         } else {
             failure
         };
+        if self.database.is_some() {
+            return Err(match failure.error.kind() {
+                ErrorKind::PermissionDenied => ProviderError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "{path}: permission denied; the token's policy must grant `read` on `{mount}/creds/<role>` and `update` on `{renew}` and `{revoke}`",
+                        mount = self.mount,
+                        renew = lease::RENEW,
+                        revoke = lease::REVOKE,
+                    ),
+                ),
+                ErrorKind::NotFound => ProviderError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{path}: no such role in the database engine at {} on {} (or no database engine there)",
+                        self.mount, self.http.address
+                    ),
+                ),
+                _ => failure.error,
+            });
+        }
         if self.pki.is_some() {
             return Err(match failure.error.kind() {
                 ErrorKind::PermissionDenied => ProviderError::new(
@@ -351,7 +414,56 @@ fn parse<'a, T: Deserialize<'a>>(answer: &'a [u8], path: &str) -> Result<T, Prov
 
 impl SecretProvider for OpenbaoProvider {
     fn capabilities(&self) -> super::Capabilities {
-        capabilities_of(self.pki.is_some())
+        capabilities_of(self.pki.is_some() || self.database.is_some())
+    }
+
+    fn next_step(&self) -> Option<u64> {
+        let certificates = self.pki.as_ref().and_then(pki::Issuer::next_step);
+        let leases = self.database.as_ref().and_then(lease::Leaser::next_step);
+        certificates.into_iter().chain(leases).min()
+    }
+
+    fn leases(&self) -> Vec<super::Lease> {
+        self.database
+            .as_ref()
+            .map(lease::Leaser::leases)
+            .unwrap_or_default()
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        id: &'a str,
+        limits: Limits,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let Some(leaser) = &self.database else {
+                return Ok(());
+            };
+            let body = serde_json::json!({ "lease_id": id })
+                .to_string()
+                .into_bytes();
+            let call = self.call(lease::REVOKE, id, Some(zeroize::Zeroizing::new(body)));
+            match tokio::time::timeout(limits.timeout, call).await {
+                // 400: the server does not know it (ended, revoked by someone else).
+                Ok(Ok(_)) => {
+                    leaser.revoked(id);
+                    Ok(())
+                }
+                Ok(Err(e)) if e.kind() == ErrorKind::Misconfigured => {
+                    leaser.revoked(id);
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(ProviderError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{}: no answer within {} s",
+                        lease::REVOKE,
+                        limits.timeout.as_secs()
+                    ),
+                )),
+            }
+        })
     }
 
     fn fetch<'a>(

@@ -12,6 +12,10 @@
 //! refreshed concurrently: a slow store costs at most its timeout, and afterwards waits out its
 //! own backoff without delaying the others.
 //!
+//! A store that makes leased values (an `openbao` database engine) keeps its client past the
+//! last reference, as a retired client, until the plan has revoked every lease it holds
+//! ([`Stores::leases`], [`Stores::revoke`]).
+//!
 //! A store with `events` also has a listener (see [`super::events`]): an event marks
 //! the secrets it names due for the next refresh, and is held until that fetch answered. While
 //! the listener cannot receive, the store is refreshed at least every `fallbackInterval`.
@@ -104,6 +108,19 @@ pub struct Stores {
     /// By store, the secrets some consumer reads beside another of that store
     /// ([`Stores::read_together`]).
     paired: BTreeMap<String, BTreeSet<String>>,
+    /// Clients no store uses any more that still hold leases, by the store they served.
+    retired: Vec<(String, Arc<dyn SecretProvider>)>,
+}
+
+/// A lease a store's client holds, as a decision sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HeldLease {
+    /// The secret it is a version of.
+    pub id: SecretId,
+    /// The lease ID (the version).
+    pub lease: String,
+    /// Whether it is the value the store serves now (not retired, not replaced).
+    pub current: bool,
 }
 
 impl Stores {
@@ -118,6 +135,7 @@ impl Stores {
             spawn: events::spawn,
             held: Vec::new(),
             paired: BTreeMap::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -141,7 +159,17 @@ impl Stores {
                     .insert((reference.name.clone(), reference.version.clone()));
             }
         }
-        self.by_name.retain(|name, _| wanted.contains_key(name));
+        let unwanted: Vec<String> = self
+            .by_name
+            .keys()
+            .filter(|name| !wanted.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in unwanted {
+            if let Some(store) = self.by_name.remove(&name) {
+                self.retire(name, store.client);
+            }
+        }
         self.connect(&wanted, now).await;
         self.listen(&wanted);
         let work = self.due(&wanted, due, now);
@@ -165,6 +193,11 @@ impl Stores {
         for (name, whole, requests, answers) in answers {
             if let Some(store) = self.by_name.get_mut(&name) {
                 store.record(&name, whole, requests, answers, now, &stamp);
+                // A lease to renew or a certificate to issue is on time, whatever the interval.
+                if let Some(at) = store.client.as_ref().ok().and_then(|c| c.next_step()) {
+                    let wait = at.saturating_sub(crate::util::unix_now());
+                    store.next_due = store.next_due.min(now + Duration::from_secs(wait));
+                }
             }
         }
     }
@@ -199,7 +232,7 @@ impl Stores {
             if let Err(error) = &client {
                 tracing::warn!(store = %name, kind = error.kind().as_str(), %error, "cannot build the store's client");
             }
-            let store = self.by_name.entry(name).or_insert_with(|| Store {
+            let store = self.by_name.entry(name.clone()).or_insert_with(|| Store {
                 can: super::capabilities(&provider),
                 provider: provider.clone(),
                 interval: Duration::ZERO,
@@ -214,7 +247,13 @@ impl Stores {
             });
             if store.provider != provider {
                 // Other settings, maybe another account: what the old client read is not
-                // this store's any more.
+                // this store's any more (its leases are revoked once nothing runs with them).
+                if let Ok(old) = &store.client {
+                    let old = Arc::clone(old);
+                    if !old.leases().is_empty() {
+                        self.retired.push((name.clone(), old));
+                    }
+                }
                 store.entries.clear();
                 store.next_due = now;
                 store.provider = provider;
@@ -280,6 +319,75 @@ impl Stores {
             }
         }
         work
+    }
+
+    /// Keeps a client no store uses any more while it holds leases.
+    fn retire(&mut self, store: String, client: Result<Arc<dyn SecretProvider>, ProviderError>) {
+        if let Ok(client) = client
+            && !client.leases().is_empty()
+        {
+            self.retired.push((store, client));
+        }
+    }
+
+    /// Every lease the clients hold, current (the value a store serves now) or not.
+    #[must_use]
+    pub fn leases(&self) -> Vec<HeldLease> {
+        let mut leases = Vec::new();
+        for (name, store) in &self.by_name {
+            let Ok(client) = &store.client else {
+                continue;
+            };
+            for lease in client.leases() {
+                let current = store
+                    .entries
+                    .get(&(lease.name.clone(), SecretVersion::Latest))
+                    .and_then(|e| e.value.as_ref())
+                    .is_some_and(|v| v.version == lease.id);
+                leases.push(HeldLease {
+                    id: SecretId::new(name.clone(), lease.name),
+                    lease: lease.id,
+                    current,
+                });
+            }
+        }
+        for (name, client) in &self.retired {
+            leases.extend(client.leases().into_iter().map(|lease| HeldLease {
+                id: SecretId::new(name.clone(), lease.name),
+                lease: lease.id,
+                current: false,
+            }));
+        }
+        leases.sort();
+        leases
+    }
+
+    /// Revokes `lease` of secret `id`, held by the store's client or a retired one; a retired
+    /// client that holds nothing any more is dropped.
+    ///
+    /// # Errors
+    /// The provider's, when it did not revoke it (it is tried again by the next plan).
+    pub async fn revoke(&mut self, id: &SecretId, lease: &str) -> Result<(), ProviderError> {
+        let holder = self
+            .by_name
+            .get(&id.store)
+            .and_then(|s| s.client.as_ref().ok())
+            .into_iter()
+            .chain(
+                self.retired
+                    .iter()
+                    .filter(|(store, _)| *store == id.store)
+                    .map(|(_, client)| client),
+            )
+            .find(|client| client.leases().iter().any(|l| l.id == lease))
+            .cloned();
+        let result = match holder {
+            Some(client) => client.revoke(lease, self.limits).await,
+            None => Ok(()),
+        };
+        self.retired
+            .retain(|(_, client)| !client.leases().is_empty());
+        result
     }
 
     /// The last good value of `version` of secret `id`, or why there is none or it may be

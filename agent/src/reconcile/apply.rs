@@ -173,7 +173,8 @@ impl Reconciler {
             Action::ConsumeRetry(_)
             | Action::SealPrevious(_)
             | Action::ForgetSealed(_)
-            | Action::Check(_) => Ok(()),
+            | Action::Check(_)
+            | Action::Revoke(..) => Ok(()),
         }
     }
 
@@ -247,6 +248,14 @@ impl Reconciler {
                     tracing::warn!(spec = %name, %error, "{name}: cannot remove the sealed previous files of a rotation that ended");
                 }
             }
+            Action::Revoke(id, lease) => match self.stores.revoke(id, lease).await {
+                Ok(()) => {
+                    tracing::info!(store = %id.store, secret = %id.name, %lease, action = action.verb(), "{id}: lease {lease} revoked ({})", action.why(None));
+                }
+                Err(error) => {
+                    tracing::warn!(store = %id.store, secret = %id.name, %lease, action = action.verb(), kind = error.kind().as_str(), %error, "{id}: cannot revoke lease {lease}; the next reconcile tries again: {error}");
+                }
+            },
             Action::Check(name) => {
                 let Some(check) = facts.checked.get(name) else {
                     return;
@@ -375,6 +384,7 @@ fn log_applied(action: &Action, cause: Option<Cause>, error: Option<&ApplyError>
         | Action::ForgetSealed(name)
         | Action::Check(name) => format!("{name}: {verb}"),
         Action::DaemonReload => verb.to_owned(),
+        Action::Revoke(id, lease) => format!("{id}: {verb} {lease}"),
     };
     // What the journal catalog explains (`journalctl -x`), and `journalctl MESSAGE_ID=` finds.
     let id = match action {

@@ -65,6 +65,9 @@ pub struct Facts {
     /// has asked it (before a new version goes to a canary): a spec whose check fails on them
     /// is no canary, and not gated, since its check says nothing about a new version.
     pub baseline: BTreeMap<String, Health>,
+    /// The leases the stores' clients hold (a database engine's credentials): the plan
+    /// revokes those no container runs with or may go back to.
+    pub leases: Vec<crate::providers::stores::HeldLease>,
 }
 
 /// What one run of a spec's health check said.

@@ -159,6 +159,7 @@ impl Reconciler {
             .each_spec(&selected, &catalog, &listing, &mut facts)
             .await;
         refuse_taken_references(&mut facts, &selected);
+        facts.leases = self.stores.leases();
         self.gate_facts(&mut facts, &catalog, &selected, intent);
         phases.lap("shape");
         facts.units = listing.ours;

@@ -54,6 +54,8 @@ pub enum Action {
     ForgetSealed(String),
     /// Start a spec's health check (it runs beside the reconciles; a later one reads it).
     Check(String),
+    /// Revoke a lease of a secret (its version): no container runs with it any more.
+    Revoke(crate::secrets::SecretId, String),
 }
 
 impl Action {
@@ -72,6 +74,7 @@ impl Action {
             Self::SealPrevious(_) => "seal-previous",
             Self::ForgetSealed(_) => "forget-sealed",
             Self::Check(_) => "health-check",
+            Self::Revoke(..) => "revoke-lease",
         }
     }
 
@@ -79,7 +82,7 @@ impl Action {
     #[must_use]
     pub fn spec(&self) -> Option<&str> {
         match self {
-            Self::DaemonReload => None,
+            Self::DaemonReload | Self::Revoke(..) => None,
             Self::WriteVolumes(name)
             | Self::WriteUnit(name)
             | Self::RemoveUnit(name)
@@ -109,6 +112,7 @@ impl Action {
             Self::SealPrevious(_) => "a health-gated rotation starts",
             Self::ForgetSealed(_) => "its rotation is over",
             Self::Check(_) => "a rotation waits on what its health check says",
+            Self::Revoke(..) => "no container runs with it any more",
         }
     }
 
@@ -119,7 +123,11 @@ impl Action {
     pub fn is_upkeep(&self) -> bool {
         matches!(
             self,
-            Self::ConsumeRetry(_) | Self::SealPrevious(_) | Self::ForgetSealed(_) | Self::Check(_)
+            Self::ConsumeRetry(_)
+                | Self::SealPrevious(_)
+                | Self::ForgetSealed(_)
+                | Self::Check(_)
+                | Self::Revoke(..)
         )
     }
 }

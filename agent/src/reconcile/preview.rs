@@ -83,7 +83,10 @@ impl Preview {
                 }
                 Action::Check(_) => ("health check", Some(action.why(None).to_owned())),
                 // Bookkeeping of ramlet's own, not a change to the spec.
-                Action::SealPrevious(_) | Action::ForgetSealed(_) | Action::DaemonReload => {
+                Action::SealPrevious(_)
+                | Action::ForgetSealed(_)
+                | Action::DaemonReload
+                | Action::Revoke(..) => {
                     continue;
                 }
             };

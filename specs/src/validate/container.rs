@@ -470,14 +470,15 @@ pub(super) fn secret_ref(
             return Err((ErrorKind::InvalidValue, "property must not be empty".into()));
         }
         if let Some(Provider::Openbao(openbao)) = provider
-            && openbao.pki.is_some()
-            && !crate::model::CERTIFICATE_KEYS.contains(&p)
+            && let Some(made) = openbao.made()
+            && !made.parts.contains(&p)
         {
             return Err((
                 ErrorKind::InvalidValue,
                 format!(
-                    "{p:?} is not a part of a certificate; take one of {}",
-                    crate::model::CERTIFICATE_KEYS.join(", ")
+                    "{p:?} is not a part of a {}; take one of {}",
+                    made.what,
+                    made.parts.join(", ")
                 ),
             ));
         }
@@ -533,19 +534,17 @@ fn secret_name(provider: Option<&Provider>, name: &str) -> Check<String> {
             fspath::not_hidden(&name)?;
             return Ok(name);
         }
-        Some(Provider::Openbao(openbao)) => match &openbao.pki {
+        Some(Provider::Openbao(openbao)) => match openbao.made() {
             None => return super::openbao::secret_path(name),
-            Some(certificates) if certificates.contains_key(name) => return Ok(name.to_owned()),
-            Some(certificates) => {
+            Some(made) if made.names.iter().any(|n| n == name) => return Ok(name.to_owned()),
+            Some(made) => {
                 return Err((
                     ErrorKind::InvalidValue,
                     format!(
-                        "{name:?} is not a certificate of this store; its pki.certificates are {}",
-                        certificates
-                            .keys()
-                            .map(String::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "{name:?} is not a {} of this store; its {} are {}",
+                        made.what,
+                        made.field,
+                        made.names.join(", ")
                     ),
                 ));
             }
@@ -589,6 +588,9 @@ fn version(provider: Option<&Provider>, version: &str) -> Check<SecretVersion> {
         }
         Some(Provider::Openbao(openbao)) if openbao.pki.is_some() => refuse(
             "`latest`: a certificate has one version, the one issued last (ramlet issues the next)",
+        ),
+        Some(Provider::Openbao(openbao)) if openbao.database.is_some() => refuse(
+            "`latest`: a leased credential has one version, the one created last (ramlet creates the next)",
         ),
         Some(Provider::Openbao(_)) => version_number(version).map_or_else(
             || refuse("`latest` or a KV version number such as `3`"),

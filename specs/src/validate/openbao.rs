@@ -1,5 +1,5 @@
-//! Validation of an `openbao` store: the server's address, the engine's mount (KV v2, or PKI with
-//! the certificates it issues), the namespace, and one login method whose credentials are files
+//! Validation of an `openbao` store: the server's address, the engine's mount (KV v2, PKI with
+//! the certificates it issues, or database with the credentials it leases), the namespace, and one login method whose credentials are files
 //! of the host's (plain or sealed). Where the address and the credential files may be is the
 //! host's policy's to say (`policy.rs`).
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::error::{Check, ErrorKind};
 use crate::fspath;
-use crate::model::{Certificate, HostKey, Openbao, OpenbaoAuth, Provider};
+use crate::model::{Certificate, DatabaseCredential, HostKey, Openbao, OpenbaoAuth, Provider};
 use crate::path::FieldPath;
 use crate::raw;
 use crate::text;
@@ -19,8 +19,8 @@ use super::Findings;
 /// The longest secret path, mount, namespace or role ramlet accepts.
 const MAX_PATH: usize = 512;
 
-/// The most certificates one store issues.
-const MAX_CERTIFICATES: usize = 64;
+/// The most certificates one store issues, or credentials it leases.
+const MAX_MADE: usize = 64;
 /// The longest life a certificate may ask for: 398 days, the most browsers take.
 const MAX_TTL: Duration = Duration::from_hours(398 * 24);
 /// The longest DNS name.
@@ -46,6 +46,19 @@ pub(super) fn store(
         .as_ref()
         .map(|pki| certificates(findings, &path.key("pki").key("certificates"), pki, refresh))
         .map_or(Some(None), |c| c.map(Some));
+    let database = raw
+        .database
+        .as_ref()
+        .map(|database| credentials(findings, &path.key("database").key("credentials"), database))
+        .map_or(Some(None), |c| c.map(Some));
+    if raw.pki.is_some() && raw.database.is_some() {
+        findings.push(
+            &path.key("database"),
+            ErrorKind::InvalidValue,
+            "a mount is one engine: `pki` or `database`, not both (make two stores)",
+        );
+        return None;
+    }
     Some(Provider::Openbao(Box::new(Openbao {
         address: address?,
         mount: mount?,
@@ -53,7 +66,47 @@ pub(super) fn store(
         ca_file: ca_file.ok()?.map(PathBuf::from),
         auth: auth?,
         pki: pki?,
+        database: database?,
     })))
+}
+
+/// How many things a store makes: 1 to [`MAX_MADE`].
+fn how_many(findings: &mut Findings, path: &FieldPath, count: usize, what: &str) -> bool {
+    if count == 0 || count > MAX_MADE {
+        findings.push(
+            path,
+            ErrorKind::InvalidValue,
+            format!("name 1 to {MAX_MADE} {what} (this store names {count})"),
+        );
+        return false;
+    }
+    true
+}
+
+/// A database engine's credentials: each named as an identifier, created by a role.
+fn credentials(
+    findings: &mut Findings,
+    path: &FieldPath,
+    raw: &raw::DatabaseEngine,
+) -> Option<BTreeMap<String, DatabaseCredential>> {
+    if !how_many(findings, path, raw.credentials.len(), "credentials") {
+        return None;
+    }
+    let before = findings.0.len();
+    let mut valid = BTreeMap::new();
+    for (name, raw) in &raw.credentials {
+        let path = path.key(name);
+        if let Err(why) = identifier(name, "a credential's name") {
+            findings.push(&path, why.0, why.1);
+            continue;
+        }
+        if let Some(role) =
+            findings.check(&path.key("role"), identifier(&raw.role, "a database role"))
+        {
+            valid.insert(name.clone(), DatabaseCredential { role });
+        }
+    }
+    (findings.0.len() == before).then_some(valid)
 }
 
 /// A PKI engine's certificates: each named as an identifier, issued by a role, for names that
@@ -65,15 +118,7 @@ fn certificates(
     raw: &raw::PkiEngine,
     refresh: Option<Duration>,
 ) -> Option<BTreeMap<String, Certificate>> {
-    if raw.certificates.is_empty() || raw.certificates.len() > MAX_CERTIFICATES {
-        findings.push(
-            path,
-            ErrorKind::InvalidValue,
-            format!(
-                "name 1 to {MAX_CERTIFICATES} certificates (this store names {})",
-                raw.certificates.len()
-            ),
-        );
+    if !how_many(findings, path, raw.certificates.len(), "certificates") {
         return None;
     }
     let before = findings.0.len();

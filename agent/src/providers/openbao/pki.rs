@@ -161,6 +161,20 @@ impl Issuer {
     }
 }
 
+impl Issuer {
+    /// When the first certificate this client holds is due again (Unix seconds).
+    pub(super) fn next_step(&self) -> Option<u64> {
+        let now = crate::util::unix_now();
+        self.due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|(_, ends)| *ends > now)
+            .map(|(due, _)| *due)
+            .min()
+    }
+}
+
 /// The value: a JSON object of the PEM texts (copied as JSON text) and the serial number.
 fn value_of(data: &IssuedData<'_>) -> Zeroizing<String> {
     let mut text = Zeroizing::new(String::new());

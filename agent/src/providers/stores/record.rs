@@ -31,13 +31,19 @@ impl Store {
                 .or_default();
             let answer = answer.and_then(|fetched| checked(&request.name, fetched));
             let result = match &answer {
-                Ok(Fetched::Unchanged) => "unchanged",
+                Ok(Fetched::Unchanged | Fetched::Renewed(_)) => "unchanged",
                 Ok(Fetched::New(_)) => "changed",
                 Err(error) => error.kind().as_str(),
             };
             *self.answers.entry(result).or_default() += 1;
             match answer {
                 Ok(Fetched::Unchanged) => entry.error = None,
+                Ok(Fetched::Renewed(ends)) => {
+                    if let Some(value) = &mut entry.value {
+                        value.expires = Some(ends);
+                    }
+                    entry.error = None;
+                }
                 Ok(Fetched::New(secret)) => {
                     tracing::info!(store = %name, secret = %request.name, version = %secret.version, message_id = crate::message_ids::NEW_VERSION, "{name}/{}: new secret version {}", request.name, secret.version);
                     entry.value = Some(secret);

@@ -1,7 +1,7 @@
 //! The plan's bookkeeping around the health gate, decided with the rest so that observe only
 //! reads and apply only does: which `ramlet sync --retry` requests are taken (and the refusals
 //! they lift), which files become a spec's previous files, which are sealed to the host or
-//! forgotten, and which health checks start.
+//! forgotten, which health checks start, and which leases are revoked.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::super::facts::Facts;
 use super::super::plan::{Action, Plan};
 use crate::retry::Requeue;
+use crate::secrets::SecretId;
 
 /// How soon the loop looks again after starting health checks: a check that answers this fast
 /// is read by the next reconcile at once; a slower one when it ends (the gate comes back every
@@ -84,9 +85,51 @@ pub(super) fn upkeep(facts: &Facts, plan: &mut Plan) {
         plan.requeue = plan.requeue.and(Requeue::After(CHECK_POLL));
     }
     last.extend(start);
+    last.extend(revocations(facts, plan));
     first.append(&mut plan.actions);
     first.extend(last);
     plan.actions = first;
+}
+
+/// The leases to revoke: each that is not the value its store serves now, that no spec's
+/// volumes hold or ask for (nor a running spec's whose file is gone or broken), and whose
+/// secret no spec reads mid-rotation (a job or a health-gated rollout owed before or after
+/// this plan, or volumes whose versions are not known): the rollout to its successor passed,
+/// or its consumers are gone.
+fn revocations(facts: &Facts, plan: &Plan) -> Vec<Action> {
+    if facts.leases.is_empty() {
+        return Vec::new();
+    }
+    let mut kept: BTreeSet<(&SecretId, &str)> = BTreeSet::new();
+    let mut busy: BTreeSet<&SecretId> = BTreeSet::new();
+    for spec in &facts.specs {
+        let asks = spec
+            .wants
+            .as_ref()
+            .map_or(&[][..], |w| w.versions.as_slice());
+        let name = &spec.name;
+        let mid = spec.live.is_empty()
+            || facts.owed.jobs.contains_key(name)
+            || facts.owed.rollouts.contains_key(name)
+            || plan.owed.jobs.contains_key(name)
+            || plan.owed.rollouts.contains_key(name);
+        for used in spec.live.iter().chain(asks) {
+            kept.insert((&used.id, &used.version));
+            if mid {
+                busy.insert(&used.id);
+            }
+        }
+    }
+    for used in facts.last.values().flat_map(|s| &s.secrets) {
+        kept.insert((&used.id, &used.version));
+    }
+    facts
+        .leases
+        .iter()
+        .filter(|l| !l.current && !busy.contains(&l.id))
+        .filter(|l| !kept.contains(&(&l.id, l.lease.as_str())))
+        .map(|l| Action::Revoke(l.id.clone(), l.lease.clone()))
+        .collect()
 }
 
 /// `d` in whole milliseconds.
@@ -121,4 +164,114 @@ fn due_checks(facts: &Facts, plan: &Plan) -> BTreeSet<String> {
         })
         .map(|spec| spec.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::stores::HeldLease;
+    use crate::reconcile::facts::{NameCheck, SpecFacts, Wants};
+    use crate::reconcile::plan::OnRotation;
+    use crate::status::SecretInUse;
+
+    fn used(lease: &str) -> SecretInUse {
+        SecretInUse {
+            id: SecretId::new("db", "app"),
+            version: lease.into(),
+            expires: None,
+        }
+    }
+
+    /// A consumer whose volumes hold `live` and that asks for `asks`.
+    fn consumer(name: &str, live: &str, asks: &str) -> SpecFacts {
+        SpecFacts {
+            name: name.into(),
+            file: format!("specs/{name}.yaml").into(),
+            name_check: NameCheck::Ours,
+            wants: Ok(Wants {
+                unit_text: String::new(),
+                volumes_changed: live != asks,
+                remount: false,
+                on_rotation: OnRotation::Restart,
+                versions: vec![used(asks)],
+                gate: None,
+                templates: Vec::new(),
+            }),
+            live: vec![used(live)],
+            digest: String::new(),
+        }
+    }
+
+    fn held(lease: &str, current: bool) -> HeldLease {
+        HeldLease {
+            id: SecretId::new("db", "app"),
+            lease: lease.into(),
+            current,
+        }
+    }
+
+    fn revoked(facts: &Facts, plan: &Plan) -> Vec<String> {
+        revocations(facts, plan)
+            .into_iter()
+            .map(|a| match a {
+                Action::Revoke(_, lease) => lease,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// The old lease goes once no consumer holds it and none is mid-rotation: not while a
+    /// consumer still runs it, has a restart owed, or waits on its health check; never the
+    /// current one; a removed spec's lease once its unit is gone (and not while it runs).
+    #[test]
+    fn a_lease_is_revoked_once_no_container_runs_with_it_or_may_go_back_to_it() {
+        let leases = vec![held("L1", false), held("L2", true)];
+        let mut facts = Facts {
+            leases: leases.clone(),
+            specs: vec![consumer("a", "L2", "L2"), consumer("b", "L1", "L2")],
+            ..Facts::default()
+        };
+        let plan = Plan::default();
+        // b still runs L1.
+        assert!(revoked(&facts, &plan).is_empty());
+        // b took L2 but its restart is owed (this plan's or an earlier one's).
+        facts.specs[1] = consumer("b", "L2", "L2");
+        let mut owing = Plan::default();
+        owing.owed.jobs.insert(
+            "b".into(),
+            crate::reconcile::owed::OwedJob {
+                job: crate::drivers::Job::Restart,
+                since: String::new(),
+            },
+        );
+        assert!(revoked(&facts, &owing).is_empty());
+        // b waits on its health check: a rollback would need L1 again.
+        let mut waiting = facts.clone();
+        waiting.owed.rollouts.insert(
+            "b".into(),
+            crate::reconcile::owed::Rollout {
+                versions: vec![used("L2")],
+                previous: vec![used("L1")],
+                deadline: 0,
+                rolling_back: false,
+            },
+        );
+        assert!(revoked(&waiting, &plan).is_empty());
+        // Both run L2, nothing owed: L1 goes, L2 stays.
+        assert_eq!(revoked(&facts, &plan), ["L1"]);
+        // Its spec removed: kept while its unit runs (the last status names it), then revoked,
+        // current or not.
+        let mut removed = Facts {
+            leases: vec![held("L2", false)],
+            ..Facts::default()
+        };
+        let last = crate::status::SpecStatus {
+            secrets: vec![used("L2")],
+            ..Default::default()
+        };
+        removed.last.insert("a".into(), last);
+        assert!(revoked(&removed, &plan).is_empty());
+        removed.last.clear();
+        assert_eq!(revoked(&removed, &plan), ["L2"]);
+    }
 }
