@@ -8,11 +8,13 @@
 //!   [`labels`]: their SELinux contexts;
 //! - [`podman`]: which Podman and Quadlet this host has;
 //! - [`notify`]: `sd_notify`; [`pidfile`]: the agent's locked pid file and `ramlet sync`;
-//! - [`journald`]: ramlet's lines in the journal, with the fields `journalctl -u` looks for.
+//! - [`journald`]: ramlet's lines in the journal, with the fields `journalctl -u` looks for;
+//! - [`keyring`]: leased credentials kept in the kernel's keyring across ramlet's restarts.
 
 pub mod atomic;
 pub mod idmap;
 pub mod journald;
+pub mod keyring;
 pub mod labels;
 pub mod notify;
 pub mod pidfile;

@@ -612,7 +612,7 @@ fn login_of(value: &str) -> (String, String) {
 }
 
 /// Issue 39: a database store has OpenBao create a PostgreSQL user under a lease (the user logs
-/// in), renews the lease at two thirds of each grant (same user, a later end), creates the next
+/// in; a restarted ramlet adopts it from the kernel keyring instead of creating another), renews the lease at two thirds of each grant (same user, a later end), creates the next
 /// user before the lease's maximum TTL (the old one still logs in: nothing is revoked by the
 /// store itself), and revokes a lease when told (the user is dropped), also one of a store no
 /// spec uses any more. A token without the path is an error that names it, no password in it.
@@ -638,6 +638,17 @@ async fn a_database_store_leases_a_user_renews_it_replaces_it_before_its_end_and
     let held = stores.leases();
     assert_eq!(held.len(), 1);
     assert!(held[0].current && held[0].lease == lease);
+
+    // A restarted ramlet (new clients) adopts the lease kept in the kernel's keyring: the same
+    // user, no new one created.
+    let mut restarted = new_stores();
+    refresh(&mut restarted, &catalog).await;
+    assert_eq!(
+        value(&restarted, &catalog, 0).unwrap(),
+        (first.clone(), lease.clone())
+    );
+    assert_eq!(bao.requests("db/creds/app"), 1);
+    drop(restarted);
 
     // Refreshed every second: renewed (same lease, a later end) until the maximum TTL nears,
     // then a new user, before the first lease's end at 30 s.

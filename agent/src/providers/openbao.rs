@@ -163,6 +163,12 @@ impl OpenbaoProvider {
                     settings.mount.clone(),
                     credentials,
                     issue == super::Issue::Yes,
+                    &format!(
+                        "{}|{}",
+                        settings.address,
+                        settings.namespace.as_deref().unwrap_or_default()
+                    ),
+                    Arc::new(crate::host::keyring::Keyring),
                 )
             }),
             session,
@@ -243,20 +249,24 @@ impl OpenbaoProvider {
         request: &Request,
     ) -> Result<Fetched, ProviderError> {
         let name = &request.name;
-        let path = match leaser.ask(request)? {
+        let (id, body, adopt) = match leaser.ask(request)? {
             lease::Ask::Nothing => return Ok(Fetched::Unchanged),
-            lease::Ask::Renew(id, body) => {
-                match self.call(lease::RENEW, name, Some(body)).await {
-                    Ok(answer) => return leaser.renewed(&id, &answer),
-                    // 400: the server says the lease is gone (revoked, ended, unknown).
-                    Err(e) if e.kind() == ErrorKind::Misconfigured => {
-                        leaser.lost(&id);
-                        leaser.path_of(name).unwrap_or_default()
-                    }
-                    Err(e) => return Err(e),
-                }
+            lease::Ask::Create(path) => {
+                let answer = self.call(&path, name, None).await?;
+                return leaser.created(name, &answer, &path);
             }
-            lease::Ask::Create(path) => path,
+            lease::Ask::Renew(id, body) => (id, body, false),
+            lease::Ask::Adopt(id, body) => (id, body, true),
+        };
+        let path = match self.call(lease::RENEW, name, Some(body)).await {
+            Ok(answer) if adopt => return leaser.adopted(&id, &answer),
+            Ok(answer) => return leaser.renewed(&id, &answer),
+            // 400: the server says the lease is gone (revoked, ended, unknown).
+            Err(e) if e.kind() == ErrorKind::Misconfigured => {
+                leaser.lost(&id);
+                leaser.path_of(name).unwrap_or_default()
+            }
+            Err(e) => return Err(e),
         };
         let answer = self.call(&path, name, None).await?;
         leaser.created(name, &answer, &path)

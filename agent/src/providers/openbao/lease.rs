@@ -13,18 +13,25 @@
 //!
 //! A lease is never revoked here: the reconciler's plan revokes one no container runs with
 //! any more ([`super::OpenbaoProvider`]'s `revoke`), after the rollout of its successor passed
-//! or its spec was removed. What this client created lives in its memory only: a new client
-//! (an agent restart, a store whose settings changed) creates anew.
+//! or its spec was removed.
+//!
+//! Each lease is also kept in the kernel's keyring ([`crate::host::keyring`]: RAM that is never
+//! swapped, gone at the lease's end), with its value, under a name of the server, namespace and
+//! mount. A new client (ramlet restarted, even by `SIGKILL`) finds them there: the newest lease
+//! of each credential is adopted (renewed, which also proves the server still knows it) instead
+//! of creating a new user, so nothing restarts; the others are held, not current, for the plan
+//! to revoke once no container runs with them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ramlet_specs::model::{DatabaseCredential, SecretVersion};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
+use crate::host::keyring::Keep;
 use crate::providers::{ErrorKind, Fetched, Lease, ProviderError, Request};
 use crate::secrets::{Secret, SecretBytes};
 
@@ -37,6 +44,21 @@ pub(super) struct Leaser {
     creates: bool,
     /// By lease ID: what this client holds.
     held: Mutex<BTreeMap<String, Held>>,
+    /// Where leases are kept across restarts, and the prefix of their names there.
+    keep: Arc<dyn Keep>,
+    prefix: String,
+    /// By credential name: the lease a restarted ramlet found kept, not adopted yet.
+    adoptable: Mutex<BTreeMap<String, String>>,
+}
+
+/// A lease as kept across restarts: its value, and what its schedule needs.
+#[derive(Deserialize)]
+struct Kept<'a> {
+    name: String,
+    ttl: u64,
+    ends: u64,
+    #[serde(borrow)]
+    value: &'a RawValue,
 }
 
 /// One lease this client holds.
@@ -72,6 +94,9 @@ pub(super) enum Ask {
     Create(String),
     /// Renew a lease: `POST sys/leases/renew` with this body.
     Renew(String, Zeroizing<Vec<u8>>),
+    /// Adopt a lease kept by an earlier ramlet: renew it (the server still knows it), then
+    /// serve its kept value.
+    Adopt(String, Zeroizing<Vec<u8>>),
 }
 
 /// `<mount>/creds/<role>`'s answer, the part ramlet reads; the username and password as the
@@ -106,19 +131,78 @@ pub(super) const RENEW: &str = "sys/leases/renew";
 pub(super) const REVOKE: &str = "sys/leases/revoke";
 
 impl Leaser {
-    /// The leaser of `credentials` from the database engine at `mount`; one that `creates`
-    /// nothing answers a fetch of what it does not hold with an error that says so.
+    /// The leaser of `credentials` from the database engine at `mount` of the server and
+    /// namespace `scope`, keeping its leases in `keep`. One that `creates` (the agent's) takes
+    /// up the leases an earlier ramlet kept there; one that does not (`ramlet plan`'s) answers
+    /// a fetch of what it does not hold with an error that says so.
     pub(super) fn new(
         mount: String,
         credentials: BTreeMap<String, DatabaseCredential>,
         creates: bool,
+        scope: &str,
+        keep: Arc<dyn Keep>,
     ) -> Self {
-        Self {
+        let prefix = format!("ramlet:lease:{scope}|{mount}:");
+        let leaser = Self {
             mount,
             credentials,
             creates,
             held: Mutex::new(BTreeMap::new()),
+            keep,
+            prefix,
+            adoptable: Mutex::new(BTreeMap::new()),
+        };
+        if creates {
+            leaser.take_up();
         }
+        leaser
+    }
+
+    /// Holds the leases an earlier ramlet kept, the newest of each credential adoptable.
+    fn take_up(&self) {
+        let now = crate::util::unix_now();
+        let mut held = self.held();
+        let mut adoptable = self.adoptable();
+        for (name, payload) in self.keep.load(&self.prefix) {
+            let Some(id) = name.strip_prefix(&self.prefix) else {
+                continue;
+            };
+            let Ok(kept) = serde_json::from_slice::<Kept>(&payload) else {
+                continue;
+            };
+            if kept.ends <= now || !self.credentials.contains_key(&kept.name) {
+                continue;
+            }
+            let newest = adoptable
+                .get(&kept.name)
+                .and_then(|other| held.get(other))
+                .is_none_or(|other| other.ends < kept.ends);
+            if newest {
+                adoptable.insert(kept.name.clone(), id.to_owned());
+            }
+            tracing::info!(lease = %id, credential = %kept.name, expires = %crate::util::rfc3339(kept.ends), "a lease kept by an earlier ramlet found");
+            held.insert(
+                id.to_owned(),
+                Held {
+                    name: kept.name,
+                    ttl: kept.ttl,
+                    ends: kept.ends,
+                    due: now,
+                    next: Next::Renew,
+                },
+            );
+        }
+    }
+
+    fn adoptable(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.adoptable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The lease's name in the keep.
+    fn kept_name(&self, id: &str) -> String {
+        format!("{}{id}", self.prefix)
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Held>> {
@@ -157,6 +241,13 @@ impl Leaser {
                 ));
             }
             _ => {}
+        }
+        if let Some(id) = self.adoptable().get(name) {
+            let body = serde_json::json!({"lease_id": id, "increment": self.held().get(id).map_or(0, |h| h.ttl)});
+            return Ok(Ask::Adopt(
+                id.clone(),
+                Zeroizing::new(body.to_string().into_bytes()),
+            ));
         }
         if !self.creates {
             return Err(ProviderError::new(
@@ -203,6 +294,19 @@ impl Leaser {
         let ttl = created.lease_duration;
         let (due, next) = schedule(now, ttl, ttl, created.renewable);
         let ends = now + ttl;
+        let mut kept = Zeroizing::new(String::new());
+        let _ = write!(
+            kept,
+            "{{\"name\":{},\"ttl\":{ttl},\"ends\":{ends},\"value\":{}}}",
+            serde_json::Value::String(name.to_owned()),
+            value.as_str()
+        );
+        if let Err(error) = self
+            .keep
+            .put(&self.kept_name(&created.lease_id), kept.as_bytes(), ends)
+        {
+            tracing::warn!(lease = %created.lease_id, %error, "the lease is not kept across a restart of ramlet: a new ramlet creates new credentials");
+        }
         let mut held = self.held();
         // Forget leases that have ended: the server has revoked them.
         held.retain(|_, lease| lease.ends > now);
@@ -244,6 +348,7 @@ impl Leaser {
         lease.ends = now + renewed.lease_duration;
         lease.due = due;
         lease.next = next;
+        self.keep.extend(&self.kept_name(id), lease.ends);
         tracing::info!(
             lease = %id,
             expires = %crate::util::rfc3339(lease.ends),
@@ -254,8 +359,43 @@ impl Leaser {
         Ok(Fetched::Renewed(lease.ends))
     }
 
+    /// The renewal of lease `id`, kept by an earlier ramlet, answered `answer`: its kept value,
+    /// as the secret it is again.
+    pub(super) fn adopted(&self, id: &str, answer: &[u8]) -> Result<Fetched, ProviderError> {
+        let Fetched::Renewed(ends) = self.renewed(id, answer)? else {
+            return Err(ProviderError::unavailable(format!(
+                "{id}: the lease was revoked while it was adopted"
+            )));
+        };
+        let name = self.kept_name(id);
+        let payload = self
+            .keep
+            .load(&name)
+            .into_iter()
+            .find(|(kept, _)| *kept == name)
+            .map(|(_, payload)| payload);
+        let kept = payload
+            .as_deref()
+            .and_then(|p| serde_json::from_slice::<Kept>(p).ok());
+        let Some(kept) = kept else {
+            self.lost(id);
+            return Err(ProviderError::unavailable(format!(
+                "{id}: the kept lease's value is gone; new credentials come at the next refresh"
+            )));
+        };
+        self.adoptable().remove(&kept.name);
+        tracing::info!(lease = %id, credential = %kept.name, expires = %crate::util::rfc3339(ends), "lease adopted: the credentials in use stay");
+        Ok(Fetched::New(Secret {
+            bytes: SecretBytes::new(kept.value.get().as_bytes().to_vec()),
+            version: id.to_owned(),
+            expires: Some(ends),
+        }))
+    }
+
     /// The server no longer knows lease `id` (revoked, ended): forgets it.
     pub(super) fn lost(&self, id: &str) {
+        self.adoptable().retain(|_, lease| lease != id);
+        self.keep.forget(&self.kept_name(id));
         if self.held().remove(id).is_some() {
             tracing::warn!(lease = %id, "the server no longer knows the lease; creating new credentials");
         }
@@ -263,6 +403,8 @@ impl Leaser {
 
     /// Forgets lease `id`: revoked.
     pub(super) fn revoked(&self, id: &str) {
+        self.adoptable().retain(|_, lease| lease != id);
+        self.keep.forget(&self.kept_name(id));
         self.held().remove(id);
     }
 
@@ -306,8 +448,13 @@ fn schedule(now: u64, ttl: u64, grant: u64, renewable: bool) -> (u64, Next) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::keyring::Memory;
 
     fn leaser(creates: bool) -> Leaser {
+        kept_in(creates, Arc::new(Memory::default()))
+    }
+
+    fn kept_in(creates: bool, keep: Arc<Memory>) -> Leaser {
         Leaser::new(
             "database".into(),
             BTreeMap::from([(
@@ -317,6 +464,8 @@ mod tests {
                 },
             )]),
             creates,
+            "http://127.0.0.1:8200|",
+            keep,
         )
     }
 
@@ -483,5 +632,58 @@ mod tests {
             "{error}"
         );
         assert!(!error.to_string().contains("SECRET"), "{error}");
+    }
+
+    /// A new client finds the leases an earlier one kept: the newest of a credential is adopted
+    /// (renewed, then served with its kept value and lease as version, so nothing restarts),
+    /// an older one is held, not adoptable, for the plan to revoke; a revoked or lost lease is
+    /// no longer kept; `ramlet plan`'s client takes up nothing.
+    #[test]
+    fn a_new_client_adopts_the_newest_kept_lease_and_holds_the_others() {
+        let keep = Arc::new(Memory::default());
+        let first = kept_in(true, Arc::clone(&keep));
+        first
+            .created("app", created("L1", 300, true).as_bytes(), "p")
+            .unwrap();
+        first
+            .created("app", created("L2", 600, true).as_bytes(), "p")
+            .unwrap();
+        assert!(
+            keep.ends("ramlet:lease:http://127.0.0.1:8200||database:L2")
+                .is_some()
+        );
+        drop(first);
+
+        assert!(kept_in(false, Arc::clone(&keep)).leases().is_empty());
+        let second = kept_in(true, Arc::clone(&keep));
+        assert_eq!(second.leases().len(), 2);
+        let Ask::Adopt(id, body) = second.ask(&ask("app", None)).unwrap() else {
+            panic!("not adopted")
+        };
+        assert_eq!(id, "L2");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["increment"], 600);
+        let secret = new_secret(
+            second
+                .adopted("L2", br#"{"lease_duration": 600, "renewable": true}"#)
+                .unwrap(),
+        );
+        assert_eq!(secret.version, "L2");
+        let value: serde_json::Value = serde_json::from_slice(secret.bytes.expose()).unwrap();
+        assert_eq!(value["password"], "pa\"ss\\word");
+        // Adopted: held and renewed on schedule, not adopted again.
+        assert_eq!(second.ask(&ask("app", Some("L2"))).unwrap(), Ask::Nothing);
+        assert!(matches!(
+            second.ask(&ask("app", None)).unwrap(),
+            Ask::Create(_)
+        ));
+        second.revoked("L1");
+        assert!(
+            keep.ends("ramlet:lease:http://127.0.0.1:8200||database:L1")
+                .is_none()
+        );
+        second.lost("L2");
+        assert!(second.leases().is_empty());
+        assert!(kept_in(true, keep).leases().is_empty());
     }
 }
