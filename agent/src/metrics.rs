@@ -126,13 +126,15 @@ impl Metrics {
     }
 
     /// The text file: these counters, plus what `status`, `answers` (per store: name, kind,
-    /// result, count) and `owed` (jobs owed) say now.
+    /// result, count) and `owed` (jobs owed) say now; `leasing` names the stores whose
+    /// expiring secrets are leased credentials rather than certificates.
     #[must_use]
     pub fn render(
         &self,
         status: &Status,
         answers: &[(String, &'static str, &'static str, u64)],
         owed: usize,
+        leasing: &std::collections::BTreeSet<String>,
     ) -> String {
         let mut out = String::new();
         let name = head(
@@ -197,13 +199,13 @@ impl Metrics {
             );
         }
 
-        render_state(&mut out, status, answers, owed);
+        render_state(&mut out, status, answers, owed, leasing);
         out
     }
 }
 
-/// Each spec's phase and reason.
-fn render_specs(out: &mut String, status: &Status) {
+/// Each spec's phase and reason, and when what it runs with ends.
+fn render_specs(out: &mut String, status: &Status, leasing: &std::collections::BTreeSet<String>) {
     let name = head(
         out,
         "ramlet_spec_phase",
@@ -237,24 +239,36 @@ fn render_specs(out: &mut String, status: &Status) {
         );
     }
 
-    let name = head(
-        out,
-        "ramlet_certificate_expiry_timestamp_seconds",
-        "gauge",
-        "When each certificate a spec's container runs with ends (Unix seconds); ramlet issues the next at about two thirds of its life.",
-    );
-    for (spec, state) in &status.specs {
-        for secret in &state.secrets {
-            if let Some(expires) = secret.expires {
-                line(
-                    out,
-                    &format!(
-                        "{name}{{spec=\"{}\",store=\"{}\",certificate=\"{}\"}} {expires}",
-                        escape(spec),
-                        escape(&secret.id.store),
-                        escape(&secret.id.name)
-                    ),
-                );
+    for (family, label, help, leased) in [
+        (
+            "ramlet_certificate_expiry_timestamp_seconds",
+            "certificate",
+            "When each certificate a spec's container runs with ends (Unix seconds); ramlet issues the next at about two thirds of its life.",
+            false,
+        ),
+        (
+            "ramlet_lease_expiry_timestamp_seconds",
+            "credential",
+            "When the lease of each leased credential a spec's container runs with ends (Unix seconds); ramlet renews it at about two thirds of each grant, and replaces it before its maximum TTL.",
+            true,
+        ),
+    ] {
+        let name = head(out, family, "gauge", help);
+        for (spec, state) in &status.specs {
+            for secret in &state.secrets {
+                if let Some(expires) = secret.expires
+                    && leasing.contains(&secret.id.store) == leased
+                {
+                    line(
+                        out,
+                        &format!(
+                            "{name}{{spec=\"{}\",store=\"{}\",{label}=\"{}\"}} {expires}",
+                            escape(spec),
+                            escape(&secret.id.store),
+                            escape(&secret.id.name)
+                        ),
+                    );
+                }
             }
         }
     }
@@ -267,8 +281,9 @@ fn render_state(
     status: &Status,
     answers: &[(String, &'static str, &'static str, u64)],
     owed: usize,
+    leasing: &std::collections::BTreeSet<String>,
 ) {
-    render_specs(out, status);
+    render_specs(out, status, leasing);
 
     let name = head(
         out,
@@ -418,6 +433,11 @@ mod tests {
                         version: "v1".into(),
                         expires: None,
                     },
+                    crate::status::SecretInUse {
+                        id: crate::secrets::SecretId::new("bao-db", "app"),
+                        version: "db/creds/app/x1".into(),
+                        expires: Some(1_795_800_000),
+                    },
                 ],
                 ..crate::status::SpecStatus::default()
             },
@@ -445,7 +465,7 @@ mod tests {
             },
         );
         let answers = [("gcp".to_owned(), "gcp", "permission-denied", 3_u64)];
-        let text = metrics.render(&status, &answers, 1);
+        let text = metrics.render(&status, &answers, 1, &["bao-db".to_owned()].into());
         for line in [
             "ramlet_reconciles_total{result=\"success\"} 1",
             "ramlet_reconciles_total{result=\"failure\"} 1",
@@ -459,6 +479,7 @@ mod tests {
             "ramlet_secret_fetches_total{store=\"gcp\",kind=\"gcp\",result=\"permission-denied\"} 3",
             "ramlet_owed_jobs 1",
             "ramlet_certificate_expiry_timestamp_seconds{spec=\"web\",store=\"tls\",certificate=\"web\"} 1795872000",
+            "ramlet_lease_expiry_timestamp_seconds{spec=\"web\",store=\"bao-db\",credential=\"app\"} 1795800000",
             "ramlet_store_events_listening{store=\"aws\",source=\"sqs\"} 0",
             "ramlet_store_events_total{store=\"aws\",result=\"fetched\"} 4",
             "ramlet_store_events_total{store=\"aws\",result=\"unused\"} 2",
@@ -480,6 +501,8 @@ mod tests {
         assert!(text.contains("# TYPE ramlet_reconcile_duration_seconds histogram"));
         // A secret that does not expire has no expiry line.
         assert!(!text.contains("certificate=\"db\""), "{text}");
+        // A leased credential is not a certificate.
+        assert!(!text.contains("certificate=\"app\""), "{text}");
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

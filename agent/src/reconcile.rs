@@ -323,6 +323,7 @@ impl Reconciler {
                 &self.memory.status,
                 &self.stores.answers(),
                 self.memory.owed.jobs.len(),
+                &self.stores.leasing(),
             );
             if let Err(error) = crate::metrics::write(path, &text) {
                 tracing::warn!(path = %path.display(), %error, "cannot write the metrics file");

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One-time host preparation for the e2e sandbox (idempotent, root): Podman and its helpers from
 # Debian 12, the Quadlet 5.4.2 generator, the unprivileged test user with subordinate ID ranges,
-# and the offline busybox image, for that user (rootless) and for root.
+# and the offline images, for that user (rootless) and for root: busybox, and busybox with
+# Debian's psql (a client that logs in to the tests' PostgreSQL with leased credentials).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib.sh"
 user=${RAMLET_E2E_USER:-ramlet-e2e}
 
-need_debs podman uidmap slirp4netns crun runc busybox-static dbus-user-session systemd
+need_debs podman uidmap slirp4netns crun runc busybox-static dbus-user-session systemd postgresql
 "$here/../../scripts/install-quadlet"
 
 if ! id "$user" >/dev/null 2>&1; then
@@ -42,6 +43,23 @@ fi
 runuser -u "$user" -- sh -c 'cd /tmp && podman system migrate' >/dev/null 2>&1 || true
 if [ "$(runuser -u "$user" -- sh -c "cd /tmp && podman image inspect --format '$image_revision' localhost/busybox:latest" 2>/dev/null)" != $revision ]; then
     quietly runuser -u "$user" -- sh -c "cd /tmp && podman import --change LABEL=ramlet.e2e.revision=$revision '$rootfs.tar' localhost/busybox:latest"
+fi
+rm -f "$rootfs.tar"
+# localhost/psql: the same with psql and the libraries it links (as ldd lists them).
+psql=$(find /usr/lib/postgresql -path '*/bin/psql' | sort -V | tail -1)
+mkdir -p "$rootfs/usr/bin"
+cp "$psql" "$rootfs/usr/bin/psql"
+for lib in $(ldd "$psql" | grep -o '/[^ ]*'); do
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+done
+tar -C "$rootfs" -cf "$rootfs.tar" .
+chmod 0644 "$rootfs.tar"
+if [ "$(podman image inspect --format "$image_revision" localhost/psql:latest 2>/dev/null)" != $revision ]; then
+    quietly podman import --change "LABEL=ramlet.e2e.revision=$revision" "$rootfs.tar" localhost/psql:latest
+fi
+if [ "$(runuser -u "$user" -- sh -c "cd /tmp && podman image inspect --format '$image_revision' localhost/psql:latest" 2>/dev/null)" != $revision ]; then
+    quietly runuser -u "$user" -- sh -c "cd /tmp && podman import --change LABEL=ramlet.e2e.revision=$revision '$rootfs.tar' localhost/psql:latest"
 fi
 rm -f "$rootfs.tar"
 # A second tag, so tests can change a spec's image.

@@ -72,6 +72,19 @@ impl Stores {
             .collect()
     }
 
+    /// The stores whose secrets are leased credentials (an `openbao` store on a database
+    /// engine): their ends are leases', not certificates'.
+    #[must_use]
+    pub fn leasing(&self) -> std::collections::BTreeSet<String> {
+        self.by_name
+            .iter()
+            .filter(|(_, store)| {
+                matches!(&store.provider, ramlet_specs::model::Provider::Openbao(o) if o.database.is_some())
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Each store's health, for the status file.
     #[must_use]
     pub fn status(&self) -> BTreeMap<String, StoreStatus> {

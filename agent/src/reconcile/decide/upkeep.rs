@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::super::facts::Facts;
 use super::super::plan::{Action, Plan};
+use crate::providers::stores::HeldLease;
 use crate::retry::Requeue;
 use crate::secrets::SecretId;
 
@@ -85,7 +86,8 @@ pub(super) fn upkeep(facts: &Facts, plan: &mut Plan) {
         plan.requeue = plan.requeue.and(Requeue::After(CHECK_POLL));
     }
     last.extend(start);
-    last.extend(revocations(facts, plan));
+    let revoke = revocations(facts, plan);
+    last.extend(revoke);
     first.append(&mut plan.actions);
     first.extend(last);
     plan.actions = first;
@@ -96,7 +98,7 @@ pub(super) fn upkeep(facts: &Facts, plan: &mut Plan) {
 /// secret no spec reads mid-rotation (a job or a health-gated rollout owed before or after
 /// this plan, or volumes whose versions are not known): the rollout to its successor passed,
 /// or its consumers are gone.
-fn revocations(facts: &Facts, plan: &Plan) -> Vec<Action> {
+fn revocations(facts: &Facts, plan: &mut Plan) -> Vec<Action> {
     if facts.leases.is_empty() {
         return Vec::new();
     }
@@ -120,17 +122,36 @@ fn revocations(facts: &Facts, plan: &Plan) -> Vec<Action> {
             }
         }
     }
-    for used in facts.last.values().flat_map(|s| &s.secrets) {
-        kept.insert((&used.id, &used.version));
+    // A running spec whose file is gone (or broke) holds its versions until it is removed.
+    let leaving: BTreeSet<(&SecretId, &str)> = facts
+        .last
+        .values()
+        .flat_map(|s| &s.secrets)
+        .map(|used| (&used.id, used.version.as_str()))
+        .collect();
+    let free = |l: &&HeldLease| !l.current && !kept.contains(&(&l.id, l.lease.as_str()));
+    // A lease waiting on a rotation or a removal is looked at again soon after it ends, not a
+    // refresh later: the old credentials are revoked within seconds.
+    if facts
+        .leases
+        .iter()
+        .filter(free)
+        .any(|l| busy.contains(&l.id) || leaving.contains(&(&l.id, l.lease.as_str())))
+    {
+        plan.requeue = plan.requeue.and(Requeue::After(LEASE_POLL));
     }
     facts
         .leases
         .iter()
-        .filter(|l| !l.current && !busy.contains(&l.id))
-        .filter(|l| !kept.contains(&(&l.id, l.lease.as_str())))
+        .filter(free)
+        .filter(|l| !busy.contains(&l.id) && !leaving.contains(&(&l.id, l.lease.as_str())))
         .map(|l| Action::Revoke(l.id.clone(), l.lease.clone()))
         .collect()
 }
+
+/// How soon the loop looks again while a lease no container will run with waits on a
+/// rotation of a consumer (its restart, its health check).
+const LEASE_POLL: Duration = Duration::from_secs(2);
 
 /// `d` in whole milliseconds.
 fn millis(d: Duration) -> u64 {
@@ -169,7 +190,6 @@ fn due_checks(facts: &Facts, plan: &Plan) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::stores::HeldLease;
     use crate::reconcile::facts::{NameCheck, SpecFacts, Wants};
     use crate::reconcile::plan::OnRotation;
     use crate::status::SecretInUse;
@@ -211,7 +231,7 @@ mod tests {
     }
 
     fn revoked(facts: &Facts, plan: &Plan) -> Vec<String> {
-        revocations(facts, plan)
+        revocations(facts, &mut plan.clone())
             .into_iter()
             .map(|a| match a {
                 Action::Revoke(_, lease) => lease,
@@ -245,6 +265,10 @@ mod tests {
             },
         );
         assert!(revoked(&facts, &owing).is_empty());
+        // ... and the loop comes back soon, not a refresh later.
+        let mut soon = owing.clone();
+        revocations(&facts, &mut soon);
+        assert_eq!(soon.requeue, Requeue::After(LEASE_POLL));
         // b waits on its health check: a rollback would need L1 again.
         let mut waiting = facts.clone();
         waiting.owed.rollouts.insert(
@@ -271,6 +295,9 @@ mod tests {
         };
         removed.last.insert("a".into(), last);
         assert!(revoked(&removed, &plan).is_empty());
+        let mut soon = Plan::default();
+        revocations(&removed, &mut soon);
+        assert_eq!(soon.requeue, Requeue::After(LEASE_POLL));
         removed.last.clear();
         assert_eq!(revoked(&removed, &plan), ["L2"]);
     }
