@@ -137,6 +137,9 @@ pub enum Reason {
     /// A new version failed another consumer's health check and is refused: this container
     /// never took it and keeps the version it runs (the message names both).
     VersionRefused,
+    /// A secret it runs with (a certificate, a leased credential) ends within seconds and no
+    /// renewed one came: the container is stopped until one does (`rotation.onExpiry: stop`).
+    SecretExpiring,
     /// A reason this version of ramlet does not know (read from a newer status file).
     #[serde(other)]
     Unknown,
@@ -171,6 +174,7 @@ impl Reason {
             Self::AwaitingCanary => "AwaitingCanary",
             Self::RolledBack => "RolledBack",
             Self::VersionRefused => "VersionRefused",
+            Self::SecretExpiring => "SecretExpiring",
             Self::Unknown => "Unknown",
         }
     }

@@ -647,7 +647,8 @@ fn no_process_holds(patterns: &[String]) -> usize {
 }
 
 /// Canary secrets from four stores (a file, moto's Secrets Manager as a JSON property, the GCP
-/// fake, a real OpenBao server's KV, and the key of a certificate its PKI engine issued), through
+/// fake, a real OpenBao server's KV, the key of a certificate its PKI engine issued, and the
+/// password of a PostgreSQL user its database engine leased), through
 /// a start, a rotation and a crash, with
 /// `RAMLET_LOG=trace`: no canary and not the OpenBao token, in clear or in base64, shows up in ramlet's log, its state and status files, the unit files,
 /// ramlet's or the container's environment, ramlet's command line, `podman inspect`, a core
@@ -698,6 +699,20 @@ fn system_scope_no_secret_leaks_at_trace_level() {
         bao.address(),
         agent.dir.join("keys/bao-pki-token").display()
     );
+    // And a PostgreSQL user its database engine leases; its password (known once created, read
+    // from the volume) is searched for too.
+    let postgres = ramlet_e2e::postgres::Postgres::start("leak");
+    bao.database_role("db", "leak", &postgres, "1h", "2h");
+    bao.leaser_policy("leaser", "db", "leak");
+    ramlet_e2e::openbao::write_private(
+        &agent.dir.join("keys/bao-db-token"),
+        &bao.token("leaser", "1h"),
+    );
+    let db_store = format!(
+        "apiVersion: ramlet.dev/v1alpha1\nkind: SecretStore\nmetadata: {{name: bao-db}}\nspec:\n  refreshInterval: 10s\n  openbao:\n    address: \"{}\"\n    mount: db\n    auth:\n      token: {{file: {}}}\n    database:\n      credentials:\n        leak: {{role: leak}}\n",
+        bao.address(),
+        agent.dir.join("keys/bao-db-token").display()
+    );
     // The metrics file is searched too (it is in the agent's folder).
     agent.args = vec![
         "--metrics-file".into(),
@@ -730,6 +745,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     agent.spec("bao", &bao_store);
     agent.spec("bao-approle", &approle_store);
     agent.spec("bao-pki", &pki_store);
+    agent.spec("bao-db", &db_store);
     // The container shows each file's first ten bytes (LEAKCANARY) and its length, never more.
     let spec = container(
         "e2e-leak",
@@ -740,6 +756,7 @@ fn system_scope_no_secret_leaks_at_trace_level() {
             ("bao", "0400", "bao"),
             ("role", "0400", "role"),
             ("key", "0400", "key"),
+            ("pw", "0400", "pw"),
         ],
         "restart",
         "leak",
@@ -760,6 +777,12 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     .replace(
         "{store: local, name: key}",
         "{store: bao-pki, name: leak, property: private_key}",
+    )
+    // (Through a template that puts LEAKCANARY first: the container prints a file's first ten
+    // bytes.)
+    .replace(
+        "          secret: {store: local, name: pw}\n",
+        "          template:\n            inputs: {lease: {store: bao-db, name: leak}}\n            text: \"LEAKCANARY{{ lease.password }}\"\n",
     )
     .replace(
         "$(stat -L -c %a $f) $(cat $f)",
@@ -788,7 +811,8 @@ fn system_scope_no_secret_leaks_at_trace_level() {
             && logs.contains(&format!("/run/s/tls LEAKCANARY {tls}"))
             && logs.contains(&format!("/run/s/bao LEAKCANARY {bao}"))
             && logs.contains(&format!("/run/s/role LEAKCANARY {bao}"))
-            && logs.contains("/run/s/key -----BEGIN"))
+            && logs.contains("/run/s/key -----BEGIN")
+            && logs.contains("/run/s/pw LEAKCANARY"))
         .then_some(())
     };
     agent.wait(
@@ -852,6 +876,12 @@ fn system_scope_no_secret_leaks_at_trace_level() {
         key_lines.len()
     );
     patterns.extend(key_lines.iter().map(|l| (*l).to_owned()));
+    // The leased password, as sent and in base64.
+    let password = std::fs::read_to_string(volume.join("pw")).unwrap();
+    let password = password.trim_start_matches("LEAKCANARY").to_owned();
+    assert!(password.len() >= 16, "a leased password in the volume");
+    patterns.push(password.clone());
+    patterns.push(b64(&password));
     let pattern_file = agent.dir.join("patterns");
     std::fs::write(&pattern_file, patterns.join("\n") + "\n").unwrap();
     let leaks = |what: &str, text: &str| {
@@ -972,12 +1002,17 @@ fn system_scope_no_secret_leaks_at_trace_level() {
     assert!(hits.is_empty(), "canaries found in {hits:#?}");
     // The container did get them: the search would find them where they are.
     let volume_hits = files_holding(
-        &[volume.join("x"), volume.join("env"), volume.join("key")],
+        &[
+            volume.join("x"),
+            volume.join("env"),
+            volume.join("key"),
+            volume.join("pw"),
+        ],
         &pattern_file,
     );
     assert_eq!(
         volume_hits.len(),
-        3,
+        4,
         "the search finds a canary where it is"
     );
 }

@@ -2,7 +2,7 @@
 //! from a real OpenBao server's PKI engine (`bao server -dev`): a container gets a certificate
 //! with a 2-minute life, its key and the issuing CA in a noswap tmpfs, and is restarted with the
 //! next certificate (a new serial and key) before the first one ends; status and the running
-//! container agree on the serial.
+//! container agree on the serial; a restarted ramlet issues nothing new and restarts nothing.
 //!
 //! `#[ignore]`d in a plain `cargo test`; `scripts/test` runs it in the sandbox.
 
@@ -143,6 +143,16 @@ fn user_scope_a_certificate_is_renewed_and_its_container_restarted_before_it_end
     println!("ramlet plan (exit {:?}):\n{said}", plan.status.code());
     assert_eq!(bao.requests("tls/issue/web"), issued_before);
     assert!(said.contains("never by `ramlet plan`"), "{said}");
+    // A restarted ramlet serves the certificate it kept in the kernel keyring: no new one
+    // issued, nothing restarted.
+    let running = invocations(&scope, &[name.to_owned()]);
+    agent.restart(|| {});
+    agent.wait("Ready after the restart", Duration::from_secs(30), || {
+        (spec_field(&agent, name, "phase") == "Ready").then_some(())
+    });
+    assert_eq!(bao.requests("tls/issue/web"), issued_before);
+    assert_eq!(in_status(&agent, name).0, serial);
+    assert_eq!(invocations(&scope, &[name.to_owned()]), running);
 
     // At about two thirds of its 2 minutes, the next one: the container restarts with it (a
     // new serial, a new key) while the first one is still valid.

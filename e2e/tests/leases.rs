@@ -5,7 +5,9 @@
 //! and a new one create no new user and restart nothing (the lease is adopted from the kernel
 //! keyring); before the lease's maximum TTL a new user is created, the container restarted with
 //! it behind its health check, and the old user revoked (it can no longer log in) well before
-//! its lease would have ended; removing the spec revokes the last lease.
+//! its lease would have ended; with the server out of reach the container is stopped before
+//! its lease ends (`SecretExpiring`) and started with a new user once the server is back;
+//! removing the spec revokes the last lease.
 //!
 //! `#[ignore]`d in a plain `cargo test`; `scripts/test` runs it in the sandbox.
 
@@ -97,7 +99,7 @@ fn lease_in_status(agent: &Agent, name: &str) -> String {
 
 #[test]
 #[ignore = "needs the e2e sandbox (scripts/test runs it)"]
-#[allow(clippy::too_many_lines)] // one story: lease, plan, kill, rotate, revoke, remove
+#[allow(clippy::too_many_lines)] // one story: lease, plan, kill, rotate, revoke, expire, remove
 fn user_scope_a_leased_database_user_is_adopted_rotated_before_its_end_and_revoked() {
     let scope = Scope::user();
     let mut agent = Agent::new(scope.clone(), "leases");
@@ -202,6 +204,46 @@ fn user_scope_a_leased_database_user_is_adopted_rotated_before_its_end_and_revok
         postgres.login(&next_user, &next_password).unwrap(),
         next_user
     );
+
+    // The server out of reach (frozen): the lease cannot be renewed, so the container is
+    // stopped shortly before it ends, with the reason, never run on a dropped user; once the
+    // server answers again, a new user comes and the container starts with it.
+    bao.server.freeze(true);
+    let frozen = Instant::now();
+    agent.wait(
+        "the container stopped before its lease ends",
+        Duration::from_secs(TTL + 15),
+        || {
+            std::thread::sleep(Duration::from_millis(500));
+            (spec_field(&agent, name, "reason") == "SecretExpiring"
+                && scope.active(name) != "active")
+                .then_some(())
+        },
+    );
+    let message = spec_field(&agent, name, "message");
+    assert!(
+        message.contains("db/app") && message.contains("onExpiry"),
+        "{message}"
+    );
+    assert!(
+        frozen.elapsed() < Duration::from_secs(TTL),
+        "stopped {:?} after the server froze: past the lease's end",
+        frozen.elapsed()
+    );
+    bao.server.freeze(false);
+    let again = agent.wait(
+        "a login after the server came back",
+        Duration::from_mins(1),
+        || {
+            std::thread::sleep(Duration::from_secs(1));
+            (scope.active(name) == "active")
+                .then(|| logged_in(&scope, name))
+                .flatten()
+                .filter(|u| *u != next)
+        },
+    );
+    let (next_user, next_password) = login_in_volume(&scope, name);
+    assert_eq!(next_user, again);
 
     // The spec removed: its container goes, and so does its lease.
     agent.remove_spec("app");

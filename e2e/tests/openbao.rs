@@ -496,7 +496,8 @@ fn pki_catalog(bao: &Bao, dir: &Path, auth: &str, certificates: &str, names: &[&
 
 /// Issue 39: a PKI store has the server issue the certificate its settings describe (subject,
 /// DNS and IP names as asked, the key matching it, the chain), holds it while less than two
-/// thirds of its life are gone (a refresh then costs no call), then has the next one issued (a
+/// thirds of its life are gone (a refresh then costs no call; a restarted ramlet serves it from
+/// the kernel keyring), then has the next one issued (a
 /// new serial, a new key). A name the role does not allow and a token without `update` on the
 /// issue path are errors that say so, with no key in them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -549,6 +550,16 @@ async fn a_pki_store_issues_a_certificate_holds_it_and_issues_the_next_before_it
     refresh(&mut stores, &catalog).await;
     assert_eq!(value(&stores, &catalog, 0).unwrap().1, serial);
     assert_eq!(bao.requests("tls/issue/web"), 1);
+    // A restarted ramlet (new clients) serves the certificate kept in the kernel keyring: the
+    // same serial and key, no issue call.
+    let mut restarted = new_stores();
+    refresh(&mut restarted, &catalog).await;
+    assert_eq!(
+        value(&restarted, &catalog, 0).unwrap(),
+        (issued.clone(), serial.clone())
+    );
+    assert_eq!(bao.requests("tls/issue/web"), 1);
+    drop(restarted);
 
     // Past 72 % of its 30 s: the next one, with a new key.
     tokio::time::sleep(Duration::from_secs(22).saturating_sub(issued_at.elapsed())).await;
@@ -575,7 +586,9 @@ async fn a_pki_store_issues_a_certificate_holds_it_and_issues_the_next_before_it
     // A token whose policy does not grant the issue path.
     bao.reader_policy("reader", &["app/db"]);
     let (auth, other) = token_store(&bao, &dir, "reader", "1h");
-    let denied = pki_catalog(&bao, &dir, &auth, certificates, &["web"]);
+    // (Other settings: the certificate kept for these would be served without a call.)
+    let other_settings = certificates.replace("ttl: 30s", "ttl: 40s");
+    let denied = pki_catalog(&bao, &dir, &auth, &other_settings, &["web"]);
     let mut fresh = new_stores();
     refresh(&mut fresh, &denied).await;
     let (kind, message) = value(&fresh, &denied, 0).unwrap_err();

@@ -359,6 +359,8 @@ pub struct Container {
     pub rotation: Rotation,
     /// The health check that gates a rotation, if any.
     pub health_check: Option<HealthCheck>,
+    /// What happens when a secret it runs with is about to end without a renewed one.
+    pub on_expiry: crate::raw::OnExpiry,
     /// Escape-hatch keys: section -> key -> values (one per repetition of the key).
     pub quadlet: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }

@@ -525,6 +525,35 @@ pub struct Rotation {
     /// version stays only if this check passes before its deadline; otherwise ramlet puts the
     /// previous version back and restarts the container again.
     pub health_check: Option<HealthCheck>,
+    /// What happens when a secret it runs with is about to end (a certificate, a leased
+    /// credential) and no renewed one came: `stop` (default) stops the container 10 s before
+    /// the end, with a reason, and starts it again once a valid one comes; `keep` leaves it
+    /// running on what it has.
+    pub on_expiry: Option<OnExpiry>,
+}
+
+/// What happens to a container whose secret is about to end without a renewed one.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum OnExpiry {
+    /// Stop it shortly before the end; start it again once a valid one comes.
+    #[default]
+    Stop,
+    /// Leave it running.
+    Keep,
 }
 
 /// A command run inside the container (`podman exec`) that exits 0 when it is healthy.

@@ -177,3 +177,21 @@ fn web_tls_openbao_has_its_certificate_issued_and_reloads_nginx() {
     assert!(matches!(shop.rotation, Rotation::Reload { .. }));
     assert!(shop.health_check.is_some());
 }
+
+#[test]
+fn app_db_openbao_leases_a_database_user_and_renders_its_url() {
+    let catalog = example("app-db-openbao");
+    let store = catalog.stores.values().next().unwrap();
+    let Provider::Openbao(openbao) = &store.provider else {
+        panic!("an openbao store")
+    };
+    let credentials = openbao.database.as_ref().expect("a database engine");
+    assert_eq!(credentials["app"].role, "app");
+    let app = catalog.containers.values().next().unwrap();
+    let ramlet_specs::model::Content::Template(template) = &app.volumes[0].files[0].content else {
+        panic!("a template")
+    };
+    assert_eq!(template.inputs["db"].name, "app");
+    assert!(template.text.contains("{{ db.password | urlencode }}"));
+    assert!(app.health_check.is_some());
+}

@@ -148,6 +148,9 @@ impl OpenbaoProvider {
         )?;
         let session = Session::new(http.clone(), settings.auth.clone());
         let renewal = Session::keep_fresh(&session);
+        let scope = keep_scope(settings);
+        let keep: Arc<dyn crate::host::keyring::Keep> = Arc::new(crate::host::keyring::Keyring);
+        let makes = issue == super::Issue::Yes;
         Ok(Self {
             http,
             mount: settings.mount.clone(),
@@ -155,20 +158,18 @@ impl OpenbaoProvider {
                 pki::Issuer::new(
                     settings.mount.clone(),
                     certificates,
-                    issue == super::Issue::Yes,
+                    makes,
+                    &scope,
+                    Arc::clone(&keep),
                 )
             }),
             database: settings.database.clone().map(|credentials| {
                 lease::Leaser::new(
                     settings.mount.clone(),
                     credentials,
-                    issue == super::Issue::Yes,
-                    &format!(
-                        "{}|{}",
-                        settings.address,
-                        settings.namespace.as_deref().unwrap_or_default()
-                    ),
-                    Arc::new(crate::host::keyring::Keyring),
+                    makes,
+                    &scope,
+                    Arc::clone(&keep),
                 )
             }),
             session,
@@ -179,11 +180,13 @@ impl OpenbaoProvider {
     async fn fetch_one(&self, request: &Request) -> Result<Fetched, ProviderError> {
         let name = &request.name;
         if let Some(issuer) = &self.pki {
-            let Some((path, body)) = issuer.ask(request)? else {
-                return Ok(Fetched::Unchanged);
+            let (path, body) = match issuer.ask(request)? {
+                pki::Ask::Nothing => return Ok(Fetched::Unchanged),
+                pki::Ask::Kept(kept) => return Ok(kept),
+                pki::Ask::Issue(call) => call,
             };
             let answer = self.call(&path, name, Some(body)).await?;
-            return issuer.issued(&answer, &path);
+            return issuer.issued(name, &answer, &path);
         }
         if let Some(leaser) = &self.database {
             return self.lease(leaser, request).await;
@@ -359,6 +362,24 @@ impl OpenbaoProvider {
             _ => failure.error,
         })
     }
+}
+
+/// What certificates and leases kept across restarts are kept under: the server, the namespace
+/// and who logs in (a digest of the login's settings, which name files and IDs, no secret), so
+/// another store's login never takes up what this one made.
+fn keep_scope(settings: &Openbao) -> String {
+    use sha2::Digest as _;
+    let login = serde_json::to_vec(&settings.auth).unwrap_or_default();
+    let digest = sha2::Sha256::digest(login);
+    let login: String = digest.iter().take(8).fold(String::new(), |mut hex, byte| {
+        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{byte:02x}"));
+        hex
+    });
+    format!(
+        "{}|{}|{login}",
+        settings.address,
+        settings.namespace.as_deref().unwrap_or_default()
+    )
 }
 
 /// Refuses a current version that was deleted or destroyed.

@@ -22,6 +22,7 @@
 //! touched, plus what an earlier reconcile still owes ([`super::owed`]).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::facts::{Facts, NameCheck, SpecFacts, Wants};
 use super::gate::{self, Step};
@@ -41,6 +42,7 @@ pub fn decide(facts: &Facts) -> Plan {
     let mut plan = Plan::default();
     let mut applied: Vec<(&str, &Wants)> = Vec::new();
     let mut rollbacks: Vec<&str> = Vec::new();
+    let mut expiring: Vec<&str> = Vec::new();
     for spec in &facts.specs {
         match gates.step(&spec.name) {
             Step::Hold(verdict) | Step::Wait(verdict) => {
@@ -56,6 +58,11 @@ pub fn decide(facts: &Facts) -> Plan {
             Step::Usual | Step::Go => {}
         }
         let going = *gates.step(&spec.name) == Step::Go;
+        if let Some(verdict) = expired(spec, facts) {
+            expiring.push(&spec.name);
+            plan.specs.insert(spec.name.clone(), verdict);
+            continue;
+        }
         let verdict = match verdict(spec, facts) {
             Ok(wants) => {
                 applied.push((&spec.name, wants));
@@ -92,7 +99,17 @@ pub fn decide(facts: &Facts) -> Plan {
         plan.specs.insert(spec.name.clone(), verdict);
     }
     keep_broken(facts, &mut plan);
-    plan.actions = actions(facts, &applied, &rollbacks, &plan.keep, &mut plan.causes);
+    plan.actions = actions(
+        facts,
+        &applied,
+        &rollbacks,
+        &expiring,
+        &plan.keep,
+        &mut plan.causes,
+    );
+    if let Some(next) = next_end(facts) {
+        plan.requeue = plan.requeue.and(Requeue::After(next));
+    }
     plan.owed = owed_by(&plan, facts);
     plan.owed.rollouts = gates.rollouts;
     plan.owed.refused = gates.refused;
@@ -173,6 +190,72 @@ fn verdict<'a>(spec: &'a SpecFacts, facts: &Facts) -> Result<&'a Wants, (Verdict
     Err((verdict, false))
 }
 
+/// How long before a secret's end a container that runs on it unrenewed is stopped
+/// (`rotation.onExpiry: stop`): a renewal falls well before (a third of the life or of the
+/// lease's TTL is left), so this is reached only when renewing failed.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
+
+/// The versions `spec`'s container runs with once this plan is applied: what it asks for, or,
+/// when that cannot be had now, what it runs.
+fn after_plan(spec: &SpecFacts) -> &[crate::status::SecretInUse] {
+    match &spec.wants {
+        Ok(wants) => &wants.versions,
+        Err(_) => &spec.live,
+    }
+}
+
+/// The verdict of a spec to stop because a secret it would run with ends within
+/// [`EXPIRY_MARGIN`] of now unrenewed (with `rotation.onExpiry: stop`), if it is one.
+fn expired(spec: &SpecFacts, facts: &Facts) -> Option<Verdict> {
+    if !spec.stop_before_end || !matches!(spec.name_check, NameCheck::Ours | NameCheck::Free) {
+        return None;
+    }
+    let versions = after_plan(spec);
+    let secret = versions
+        .iter()
+        .filter(|v| {
+            v.expires
+                .is_some_and(|end| end.saturating_mul(1000) <= facts.now + margin_ms())
+        })
+        .min_by_key(|v| v.expires)?;
+    let end = secret.expires.unwrap_or_default();
+    let when = if end.saturating_mul(1000) <= facts.now {
+        "ended"
+    } else {
+        "ends"
+    };
+    Some(Verdict {
+        phase: Phase::Degraded,
+        reason: Reason::SecretExpiring,
+        message: format!(
+            "{} (version {}) {when} at {} and its store has not renewed it: the container is stopped until a valid one comes (rotation.onExpiry: stop; `ramlet status` says why the store fails)",
+            secret.id,
+            secret.version,
+            crate::util::rfc3339(end)
+        ),
+        versions: versions.to_vec(),
+    })
+}
+
+fn margin_ms() -> u64 {
+    u64::try_from(EXPIRY_MARGIN.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How long until the next secret a stopping spec would run with comes within
+/// [`EXPIRY_MARGIN`] of its end: the loop looks again then, whatever else it waits for.
+fn next_end(facts: &Facts) -> Option<Duration> {
+    facts
+        .specs
+        .iter()
+        .filter(|s| s.stop_before_end)
+        .flat_map(after_plan)
+        .filter_map(|v| v.expires)
+        .map(|end| end.saturating_mul(1000).saturating_sub(margin_ms()))
+        .filter(|at| *at > facts.now)
+        .min()
+        .map(|at| Duration::from_millis(at - facts.now))
+}
+
 /// Running specs that are gone from the catalog because their file is broken now are kept
 /// as they run. With no record of where one came from, it is kept while any file is broken.
 fn keep_broken(facts: &Facts, plan: &mut Plan) {
@@ -201,12 +284,13 @@ fn keep_broken(facts: &Facts, plan: &mut Plan) {
     }
 }
 
-/// The actions, in order, that take the host to `applied`, leaving `keep` alone; each job's
-/// cause goes into `causes`.
+/// The actions, in order, that take the host to `applied`, stopping `expiring` and leaving
+/// `keep` alone; each job's cause goes into `causes`.
 fn actions(
     facts: &Facts,
     applied: &[(&str, &Wants)],
     rollbacks: &[&str],
+    expiring: &[&str],
     keep: &BTreeSet<String>,
     causes: &mut std::collections::BTreeMap<String, Cause>,
 ) -> Vec<Action> {
@@ -230,10 +314,22 @@ fn actions(
             runs.push(Action::Job(job, (*name).to_owned()));
         }
     }
+    for name in expiring {
+        // Stopped while it runs (or systemd did not say); one already down stays down.
+        if facts
+            .states
+            .get(*name)
+            .is_none_or(crate::drivers::UnitState::is_up)
+        {
+            causes.insert((*name).to_owned(), Cause::Expiring);
+            runs.push(Action::Job(Job::Stop, (*name).to_owned()));
+        }
+    }
     let wanted: BTreeSet<&str> = applied
         .iter()
         .map(|(name, _)| *name)
         .chain(rollbacks.iter().copied())
+        .chain(expiring.iter().copied())
         .chain(keep.iter().map(String::as_str))
         .collect();
     let mut removals = Vec::new();

@@ -118,6 +118,7 @@ impl Reconciler {
             digest: settled
                 .digest(container.name.as_str())
                 .map_or_else(|| known_digest(rendered, container), str::to_owned),
+            stop_before_end: container.on_expiry == ramlet_specs::raw::OnExpiry::Stop,
         };
         (facts, found)
     }

@@ -129,6 +129,9 @@ pub struct SpecFacts {
     pub live: Vec<SecretInUse>,
     /// A digest of the spec's content (never of a secret): its generation moves when this does.
     pub digest: String,
+    /// Whether it is stopped shortly before a secret it runs with ends unrenewed
+    /// (`rotation.onExpiry: stop`).
+    pub stop_before_end: bool,
 }
 
 /// Whether a spec's unit name can be ramlet's.

@@ -153,6 +153,8 @@ pub enum Cause {
     Removed,
     /// The new versions failed the health check: the previous files are back.
     Rollback,
+    /// A stop: a secret it runs with ends within seconds and was not renewed.
+    Expiring,
 }
 
 impl Cause {
@@ -168,6 +170,7 @@ impl Cause {
             Self::Unknown => "unknown",
             Self::Removed => "removed",
             Self::Rollback => "rollback",
+            Self::Expiring => "expiring",
         }
     }
 
@@ -183,6 +186,7 @@ impl Cause {
             Self::Unknown => "systemd did not say how the unit is",
             Self::Removed => "its spec is gone",
             Self::Rollback => "the new versions failed the health check",
+            Self::Expiring => "a secret it runs with ends within seconds and was not renewed",
         }
     }
 }

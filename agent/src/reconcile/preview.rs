@@ -219,6 +219,7 @@ fn describe(cause: Cause, name: &str, facts: &Facts) -> String {
         Cause::Removed => {
             "the spec is gone (removed, or no longer selected by this host's labels)".into()
         }
+        Cause::Expiring => "a secret it runs with ends within seconds and was not renewed (rotation.onExpiry: stop)".into(),
     }
 }
 

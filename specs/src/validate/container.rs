@@ -123,6 +123,11 @@ pub(crate) fn validate(
             volumes,
             rotation,
             health_check,
+            on_expiry: spec
+                .rotation
+                .as_ref()
+                .and_then(|r| r.on_expiry)
+                .unwrap_or_default(),
             quadlet,
         }),
         _ => Err(f),

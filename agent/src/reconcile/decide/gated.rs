@@ -47,6 +47,7 @@ fn consumer(name: &str, live: &str, wanted: &str) -> SpecFacts {
         }),
         live: vec![version(live)],
         digest: String::new(),
+        stop_before_end: false,
     }
 }
 

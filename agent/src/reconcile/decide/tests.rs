@@ -31,6 +31,7 @@ fn spec(name: &str, wants: Wants) -> SpecFacts {
         wants: Ok(wants),
         live: Vec::new(),
         digest: String::new(),
+        stop_before_end: false,
     }
 }
 
@@ -537,4 +538,63 @@ fn what_a_plan_owes_keeps_the_debts_of_specs_left_alone() {
     );
     assert_eq!(plan.owed.jobs["a"].since, "ab");
     assert_eq!(job_of(&plan, "gone"), Some((Job::Stop, Cause::Removed)));
+}
+
+/// Issue 39, never past the end: a container whose secret ends within the margin unrenewed is
+/// stopped with its reason (one already down stays down, nothing else happens to it); a renewed
+/// end starts it again; `onExpiry: keep` leaves it running; the loop comes back when the next
+/// end nears.
+#[test]
+fn a_container_is_stopped_before_a_secret_it_runs_with_ends_unrenewed() {
+    let now_s = 1_800_000_000_u64;
+    let lease = |expires: u64| crate::status::SecretInUse {
+        id: crate::secrets::SecretId::new("db", "app"),
+        version: "db/creds/app/L1".into(),
+        expires: Some(expires),
+    };
+    let with_end = |expires: u64, stop: bool| {
+        let mut w = wants("ua", false, OnRotation::Restart);
+        w.versions = vec![lease(expires)];
+        let mut facts = with(host(&[("a", "ua")]), vec![spec("a", w)]);
+        facts.specs[0].live = vec![lease(expires)];
+        facts.specs[0].stop_before_end = stop;
+        facts.now = now_s * 1000;
+        facts
+    };
+    let ending = with_end(now_s + 5, true);
+    let plan = decide(&ending);
+    assert_eq!(job_of(&plan, "a"), Some((Job::Stop, Cause::Expiring)));
+    assert!(!plan.actions.contains(&RemoveUnit("a".into())));
+    let verdict = &plan.specs["a"];
+    assert_eq!(
+        (verdict.phase, verdict.reason),
+        (Phase::Degraded, Reason::SecretExpiring)
+    );
+    assert!(verdict.message.contains("db/app"), "{}", verdict.message);
+    // Already down: it stays down.
+    let mut down = ending.clone();
+    down.states.get_mut("a").unwrap().active_state = ActiveState::Inactive;
+    assert_eq!(job_of(&decide(&down), "a"), None);
+    // Renewed: a later end starts it again.
+    let mut renewed = with_end(now_s + 3600, true);
+    renewed.states.get_mut("a").unwrap().active_state = ActiveState::Inactive;
+    let plan = decide(&renewed);
+    assert_eq!(job_of(&plan, "a"), Some((Job::Start, Cause::Down)));
+    // The loop comes back 10 s before that end.
+    assert_eq!(
+        plan.requeue,
+        Requeue::After(std::time::Duration::from_secs(3590))
+    );
+    // `onExpiry: keep`: left running.
+    assert_eq!(job_of(&decide(&with_end(now_s + 5, false)), "a"), None);
+    // Its store failing (kept as it runs otherwise): what it runs is what ends, so it stops.
+    let mut failing = with_end(now_s + 5, true);
+    failing.specs[0].wants = Err(Problem {
+        reason: Reason::ProviderTimeout,
+        message: "db: timed out".into(),
+        versions: Vec::new(),
+    });
+    let plan = decide(&failing);
+    assert_eq!(job_of(&plan, "a"), Some((Job::Stop, Cause::Expiring)));
+    assert!(!plan.keep.contains("a"));
 }

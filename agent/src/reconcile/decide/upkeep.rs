@@ -219,6 +219,7 @@ mod tests {
             }),
             live: vec![used(live)],
             digest: String::new(),
+            stop_before_end: false,
         }
     }
 
