@@ -145,26 +145,12 @@ impl Postgres {
         )
     }
 
-    /// Logs in as `user` with `password` over TCP and asks who it is: `Ok(user)` when the
-    /// server let it in, else what `psql` said.
-    ///
-    /// # Errors
-    /// The refusal.
-    pub fn login(&self, user: &str, password: &str) -> Result<String, String> {
+    /// Runs `query` as `user` with `password` over TCP: its output, trimmed, or what `psql`
+    /// said.
+    fn query(&self, user: &str, password: &str, query: &str) -> Result<String, String> {
         let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                user,
-                "-d",
-                "postgres",
-                "-w",
-                "-tAc",
-                "select current_user",
-            ])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", user])
+            .args(["-d", "postgres", "-w", "-tAc", query])
             .env("PGPASSWORD", password)
             .env("PGCONNECT_TIMEOUT", "5")
             .output()
@@ -176,38 +162,30 @@ impl Postgres {
         }
     }
 
+    /// Logs in as `user` with `password` over TCP and asks who it is: `Ok(user)` when the
+    /// server let it in, else what `psql` said.
+    ///
+    /// # Errors
+    /// The refusal.
+    pub fn login(&self, user: &str, password: &str) -> Result<String, String> {
+        self.query(user, password, "select current_user")
+    }
+
     /// The roles whose name starts with `prefix` (OpenBao names its users `v-<token>-<role>-...`).
     ///
     /// # Panics
     /// When the admin cannot ask.
     #[must_use]
     pub fn roles(&self, prefix: &str) -> Vec<String> {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                ADMIN,
-                "-d",
-                "postgres",
-                "-w",
-                "-tAc",
-                &format!("select rolname from pg_roles where rolname like '{prefix}%' order by 1"),
-            ])
-            .env("PGPASSWORD", ADMIN_PASSWORD)
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        self.query(
+            ADMIN,
+            ADMIN_PASSWORD,
+            &format!("select rolname from pg_roles where rolname like '{prefix}%' order by 1"),
+        )
+        .unwrap_or_else(|e| panic!("the admin cannot list roles: {e}"))
+        .lines()
+        .map(str::to_owned)
+        .collect()
     }
 
     /// The psql program, for a container image or a test.

@@ -9,7 +9,6 @@
 //!
 //! `#[ignore]`d in a plain `cargo test`; `scripts/test` runs it in the sandbox.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -223,22 +222,8 @@ fn rollback_survives_sigkill(scope: &Scope, store: &str) {
             && spec_field(&agent, &name, "reason") == "HealthChecking")
             .then_some(())
     });
-    // Killed while the rollout waits on its check: the journal holds it. (ramlet itself, by
-    // the pid in its pid file: in user scope the test's child is runuser.)
-    let pid = std::fs::read_to_string(agent.dir.join("state/ramlet.pid")).unwrap();
-    let pid = pid.trim().to_owned();
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    // (Reaped by its parent: the test in system scope, runuser in user scope.)
-    agent.stop();
-    agent.wait("the agent gone", Duration::from_secs(10), || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    // Killed while the rollout waits on its check: the journal holds it.
+    agent.kill();
     let journal = std::fs::read_to_string(agent.dir.join("state/owed.json")).unwrap();
     assert!(journal.contains("rollouts"), "{journal}");
     let sealed = agent.dir.join(format!("state/previous/{name}.cred"));

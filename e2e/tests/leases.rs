@@ -27,17 +27,7 @@ const MAX_TTL: u64 = 90;
 /// the container reaches PostgreSQL on loopback) and the `db` store: a token that may only
 /// lease `app` credentials and renew and revoke leases.
 fn database_store(agent: &Agent, bao: &ramlet_e2e::openbao::Bao, postgres: &Postgres) -> String {
-    let keys = agent.dir.join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    std::fs::write(
-        agent.dir.join("config.yaml"),
-        format!(
-            "policy:\n  endpoints: [\"{}\"]\n  identityDirectories: [\"{}\"]\n  allowHostNetwork: true\n",
-            ramlet_e2e::peers::LOOPBACK_ENDPOINTS,
-            keys.display()
-        ),
-    )
-    .unwrap();
+    let keys = openbao_policy_with(agent, "  allowHostNetwork: true\n");
     bao.database_role(
         "db",
         "app",
@@ -139,19 +129,7 @@ fn user_scope_a_leased_database_user_is_adopted_rotated_before_its_end_and_revok
     // SIGKILL of ramlet (by its pid file: the test's child is runuser) and a new one: the lease
     // is adopted from the keyring, no new user, no restart.
     let running = invocations(&scope, &[name.to_owned()]);
-    let pid = std::fs::read_to_string(agent.dir.join("state/ramlet.pid")).unwrap();
-    let pid = pid.trim().to_owned();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    agent.stop();
-    agent.wait("the agent gone", Duration::from_secs(10), || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    agent.kill();
     agent.restart(|| {});
     agent.wait(
         "the adopted lease in status",

@@ -329,14 +329,8 @@ fn a_certificate_or_a_reader_that_is_wrong_is_refused_at_its_field() {
         );
     }
     // Each at its own line of the file.
-    let line = |needle: &str| {
-        said.iter()
-            .find(|e| e.contains(needle))
-            .and_then(|e| e.split(':').nth(1))
-            .and_then(|l| l.parse::<usize>().ok())
-            .unwrap()
-    };
-    let text_line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let line = |needle: &str| error_line(&said, needle);
+    let text_line = |needle: &str| text_line(&text, needle);
     assert_eq!(line("not a PKI role"), text_line("role: 'a/b'"));
     assert_eq!(
         line("not a part of a certificate"),
@@ -375,6 +369,20 @@ fn a_pki_store_is_held_to_the_host_policy_like_any_openbao_store() {
             .any(|e| e.contains("spec.openbao.auth.token.file")),
         "{said:#?}"
     );
+}
+
+/// The line the first error that says `needle` is at.
+fn error_line(said: &[String], needle: &str) -> usize {
+    said.iter()
+        .find(|e| e.contains(needle))
+        .and_then(|e| e.split(':').nth(1))
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap()
+}
+
+/// The line of `text` that holds `needle` (1-based).
+fn text_line(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
 }
 
 fn database_store(name: &str, credentials: &str) -> String {
@@ -458,14 +466,8 @@ fn a_database_store_lists_its_credentials_and_files_take_a_username_or_a_passwor
             "no error at {field} saying {why:?}: {said:#?}"
         );
     }
-    let line = |needle: &str| {
-        said.iter()
-            .find(|e| e.contains(needle))
-            .and_then(|e| e.split(':').nth(1))
-            .and_then(|l| l.parse::<usize>().ok())
-            .unwrap()
-    };
-    let text_line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let line = |needle: &str| error_line(&said, needle);
+    let text_line = |needle: &str| text_line(&text, needle);
     assert_eq!(line("not a database role"), text_line("role: 'app rw'"));
     assert_eq!(
         line("not a part of a credential"),

@@ -16,18 +16,18 @@
 //! is the check.
 
 mod http;
+mod kv;
 mod lease;
+mod made;
 mod pki;
 mod session;
 
 use std::sync::Arc;
 
-use ramlet_specs::model::{Openbao, OpenbaoAuth, SecretVersion};
+use ramlet_specs::model::{Openbao, OpenbaoAuth};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::{BoxFuture, ErrorKind, Fetched, Limits, ProviderError, Request, SecretProvider};
-use crate::secrets::{Secret, SecretBytes};
 use http::Http;
 use session::Session;
 
@@ -76,46 +76,6 @@ fn capabilities_of(made: bool) -> super::Capabilities {
     }
 }
 
-/// `<mount>/metadata/<path>`'s answer, the part ramlet reads.
-#[derive(Deserialize)]
-struct Metadata {
-    data: MetadataData,
-}
-
-#[derive(Deserialize)]
-struct MetadataData {
-    current_version: u64,
-    #[serde(default)]
-    versions: std::collections::BTreeMap<String, VersionState>,
-}
-
-#[derive(Deserialize)]
-struct VersionState {
-    #[serde(default)]
-    deletion_time: String,
-    #[serde(default)]
-    destroyed: bool,
-}
-
-/// `<mount>/data/<path>`'s answer: the data is kept as the raw JSON text it came as.
-#[derive(Deserialize)]
-struct Data<'a> {
-    #[serde(borrow)]
-    data: DataData<'a>,
-}
-
-#[derive(Deserialize)]
-struct DataData<'a> {
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    metadata: DataMetadata,
-}
-
-#[derive(Deserialize)]
-struct DataMetadata {
-    version: u64,
-}
-
 impl OpenbaoProvider {
     /// A client for `settings`: reads the CA bundle and, for certificate auth, the client's
     /// certificate and key now; logs in at the first fetch.
@@ -148,7 +108,7 @@ impl OpenbaoProvider {
         )?;
         let session = Session::new(http.clone(), settings.auth.clone());
         let renewal = Session::keep_fresh(&session);
-        let scope = keep_scope(settings);
+        let scope = made::keep_scope(settings);
         let keep: Arc<dyn crate::host::keyring::Keep> = Arc::new(crate::host::keyring::Keyring);
         let makes = issue == super::Issue::Yes;
         Ok(Self {
@@ -191,57 +151,7 @@ impl OpenbaoProvider {
         if let Some(leaser) = &self.database {
             return self.lease(leaser, request).await;
         }
-        let version = match &request.version {
-            SecretVersion::Number(n) => *n,
-            SecretVersion::Latest => {
-                let path = format!("{}/metadata/{name}", self.mount);
-                let answer = self.call(&path, name, None).await?;
-                let metadata = parse::<Metadata>(&answer, &path)?.data;
-                let current = metadata.current_version;
-                let state = metadata.versions.get(&current.to_string());
-                gone(&self.mount, name, current, state)?;
-                current
-            }
-            other => {
-                return Err(ProviderError::new(
-                    ErrorKind::Misconfigured,
-                    format!(
-                        "{name}: an openbao store reads `latest` or a version number, not {other}"
-                    ),
-                ));
-            }
-        };
-        if request.known.as_deref() == Some(version.to_string().as_str()) {
-            return Ok(Fetched::Unchanged);
-        }
-        let path = format!("{}/data/{name}?version={version}", self.mount);
-        let answer = self.call(&path, name, None).await.map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                ProviderError::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "version {version} of {name} in {} does not exist, or was deleted or destroyed (`bao kv metadata get -mount={} {name}` lists its versions)",
-                        self.mount, self.mount
-                    ),
-                )
-            } else {
-                e
-            }
-        })?;
-        let data = parse::<Data>(&answer, &path)?.data;
-        let Some(value) = data.data else {
-            return Err(ProviderError::new(
-                ErrorKind::VersionDisabled,
-                format!(
-                    "version {version} of {name} was deleted; `bao kv undelete` brings it back"
-                ),
-            ));
-        };
-        Ok(Fetched::New(Secret {
-            bytes: SecretBytes::new(value.get().as_bytes().to_vec()),
-            version: data.metadata.version.to_string(),
-            expires: None,
-        }))
+        self.read_kv(request).await
     }
 
     /// Creates `request`'s credentials, or renews the lease held, as due; a lease the server
@@ -362,53 +272,6 @@ impl OpenbaoProvider {
             _ => failure.error,
         })
     }
-}
-
-/// What certificates and leases kept across restarts are kept under: the server, the namespace
-/// and who logs in (a digest of the login's settings, which name files and IDs, no secret), so
-/// another store's login never takes up what this one made.
-fn keep_scope(settings: &Openbao) -> String {
-    use sha2::Digest as _;
-    let login = serde_json::to_vec(&settings.auth).unwrap_or_default();
-    let digest = sha2::Sha256::digest(login);
-    let login: String = digest.iter().take(8).fold(String::new(), |mut hex, byte| {
-        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{byte:02x}"));
-        hex
-    });
-    format!(
-        "{}|{}|{login}",
-        settings.address,
-        settings.namespace.as_deref().unwrap_or_default()
-    )
-}
-
-/// Refuses a current version that was deleted or destroyed.
-fn gone(
-    mount: &str,
-    name: &str,
-    version: u64,
-    state: Option<&VersionState>,
-) -> Result<(), ProviderError> {
-    let Some(state) = state.filter(|_| version > 0) else {
-        return Err(ProviderError::not_found(name));
-    };
-    if state.destroyed {
-        return Err(ProviderError::new(
-            ErrorKind::VersionDestroyed,
-            format!(
-                "the current version {version} of {name} in {mount} was destroyed; write a new one (`bao kv put`) or pin an older one"
-            ),
-        ));
-    }
-    if !state.deletion_time.is_empty() {
-        return Err(ProviderError::new(
-            ErrorKind::VersionDisabled,
-            format!(
-                "the current version {version} of {name} in {mount} was deleted; `bao kv undelete -mount={mount} -versions={version} {name}` brings it back"
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Reads a PEM file that is no secret (a CA bundle, a client certificate): a regular file

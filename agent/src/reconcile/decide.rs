@@ -22,7 +22,6 @@
 //! touched, plus what an earlier reconcile still owes ([`super::owed`]).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use super::facts::{Facts, NameCheck, SpecFacts, Wants};
 use super::gate::{self, Step};
@@ -32,7 +31,9 @@ use crate::drivers::Job;
 use crate::retry::Requeue;
 use crate::status::{Phase, Reason};
 
+mod expiry;
 mod upkeep;
+pub use expiry::EXPIRY_MARGIN;
 pub use upkeep::CHECK_POLL;
 
 /// The plan for `facts`.
@@ -58,7 +59,7 @@ pub fn decide(facts: &Facts) -> Plan {
             Step::Usual | Step::Go => {}
         }
         let going = *gates.step(&spec.name) == Step::Go;
-        if let Some(verdict) = expired(spec, facts) {
+        if let Some(verdict) = expiry::expired(spec, facts) {
             expiring.push(&spec.name);
             plan.specs.insert(spec.name.clone(), verdict);
             continue;
@@ -107,7 +108,7 @@ pub fn decide(facts: &Facts) -> Plan {
         &plan.keep,
         &mut plan.causes,
     );
-    if let Some(next) = next_end(facts) {
+    if let Some(next) = expiry::next_end(facts) {
         plan.requeue = plan.requeue.and(Requeue::After(next));
     }
     plan.owed = owed_by(&plan, facts);
@@ -188,72 +189,6 @@ fn verdict<'a>(spec: &'a SpecFacts, facts: &Facts) -> Result<&'a Wants, (Verdict
         versions: Vec::new(),
     };
     Err((verdict, false))
-}
-
-/// How long before a secret's end a container that runs on it unrenewed is stopped
-/// (`rotation.onExpiry: stop`): a renewal falls well before (a third of the life or of the
-/// lease's TTL is left), so this is reached only when renewing failed.
-pub const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
-
-/// The versions `spec`'s container runs with once this plan is applied: what it asks for, or,
-/// when that cannot be had now, what it runs.
-fn after_plan(spec: &SpecFacts) -> &[crate::status::SecretInUse] {
-    match &spec.wants {
-        Ok(wants) => &wants.versions,
-        Err(_) => &spec.live,
-    }
-}
-
-/// The verdict of a spec to stop because a secret it would run with ends within
-/// [`EXPIRY_MARGIN`] of now unrenewed (with `rotation.onExpiry: stop`), if it is one.
-fn expired(spec: &SpecFacts, facts: &Facts) -> Option<Verdict> {
-    if !spec.stop_before_end || !matches!(spec.name_check, NameCheck::Ours | NameCheck::Free) {
-        return None;
-    }
-    let versions = after_plan(spec);
-    let secret = versions
-        .iter()
-        .filter(|v| {
-            v.expires
-                .is_some_and(|end| end.saturating_mul(1000) <= facts.now + margin_ms())
-        })
-        .min_by_key(|v| v.expires)?;
-    let end = secret.expires.unwrap_or_default();
-    let when = if end.saturating_mul(1000) <= facts.now {
-        "ended"
-    } else {
-        "ends"
-    };
-    Some(Verdict {
-        phase: Phase::Degraded,
-        reason: Reason::SecretExpiring,
-        message: format!(
-            "{} (version {}) {when} at {} and its store has not renewed it: the container is stopped until a valid one comes (rotation.onExpiry: stop; `ramlet status` says why the store fails)",
-            secret.id,
-            secret.version,
-            crate::util::rfc3339(end)
-        ),
-        versions: versions.to_vec(),
-    })
-}
-
-fn margin_ms() -> u64 {
-    u64::try_from(EXPIRY_MARGIN.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// How long until the next secret a stopping spec would run with comes within
-/// [`EXPIRY_MARGIN`] of its end: the loop looks again then, whatever else it waits for.
-fn next_end(facts: &Facts) -> Option<Duration> {
-    facts
-        .specs
-        .iter()
-        .filter(|s| s.stop_before_end)
-        .flat_map(after_plan)
-        .filter_map(|v| v.expires)
-        .map(|end| end.saturating_mul(1000).saturating_sub(margin_ms()))
-        .filter(|at| *at > facts.now)
-        .min()
-        .map(|at| Duration::from_millis(at - facts.now))
 }
 
 /// Running specs that are gone from the catalog because their file is broken now are kept

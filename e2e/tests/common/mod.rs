@@ -275,6 +275,25 @@ impl Agent {
         }
     }
 
+    /// Kills ramlet with `SIGKILL` (by the pid in its pid file: in user scope the test's child
+    /// is runuser) and waits until it is gone.
+    pub(crate) fn kill(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("state/ramlet.pid")).unwrap();
+        let pid = pid.trim().to_owned();
+        assert!(
+            Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        // (Reaped by its parent: the test in system scope, runuser in user scope.)
+        self.stop();
+        self.wait("the agent gone", Duration::from_secs(10), || {
+            (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+    }
+
     /// Stops ramlet, runs `while_stopped`, starts it again and waits for its first reconcile.
     pub(crate) fn restart(&mut self, while_stopped: impl FnOnce()) {
         let updated = self.status()["updated"].clone();
@@ -531,12 +550,17 @@ pub(crate) fn moto(aws: &ramlet_e2e::peers::Aws, args: &[&str]) {
 /// The host's policy an `openbao` store needs: the loopback peers named, and the agent's
 /// `keys/` folder (made here) for its credentials; returns that folder.
 pub(crate) fn openbao_policy(agent: &Agent) -> PathBuf {
+    openbao_policy_with(agent, "")
+}
+
+/// As [`openbao_policy`], with `more` lines of policy (each `  key: value\n`).
+pub(crate) fn openbao_policy_with(agent: &Agent, more: &str) -> PathBuf {
     let keys = agent.dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     std::fs::write(
         agent.dir.join("config.yaml"),
         format!(
-            "policy:\n  endpoints: [\"{}\"]\n  identityDirectories: [\"{}\"]\n",
+            "policy:\n  endpoints: [\"{}\"]\n  identityDirectories: [\"{}\"]\n{more}",
             ramlet_e2e::peers::LOOPBACK_ENDPOINTS,
             keys.display()
         ),

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use ramlet_specs::model::{DatabaseCredential, SecretVersion};
+use ramlet_specs::model::DatabaseCredential;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use zeroize::Zeroizing;
@@ -214,18 +214,12 @@ impl Leaser {
     /// What to ask the server for `request`.
     pub(super) fn ask(&self, request: &Request) -> Result<Ask, ProviderError> {
         let name = &request.name;
-        let Some(credential) = self.credentials.get(name) else {
-            return Err(ProviderError::new(
-                ErrorKind::NotFound,
-                format!("{name}: this store's database.credentials name no such credential"),
-            ));
-        };
-        if request.version != SecretVersion::Latest {
-            return Err(ProviderError::new(
-                ErrorKind::Misconfigured,
-                format!("{name}: a leased credential has one version, the one created last"),
-            ));
-        }
+        let credential = super::made::one_of(
+            &self.credentials,
+            request,
+            "database.credentials name no such credential",
+            "a leased credential has one version, the one created last",
+        )?;
         let now = crate::util::unix_now();
         let held = request
             .known
@@ -449,6 +443,7 @@ fn schedule(now: u64, ttl: u64, grant: u64, renewable: bool) -> (u64, Next) {
 mod tests {
     use super::*;
     use crate::host::keyring::Memory;
+    use ramlet_specs::model::SecretVersion;
 
     fn leaser(creates: bool) -> Leaser {
         kept_in(creates, Arc::new(Memory::default()))

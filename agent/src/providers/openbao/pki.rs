@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use ramlet_specs::model::{Certificate, SecretVersion};
+use ramlet_specs::model::Certificate;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use zeroize::Zeroizing;
@@ -155,18 +155,12 @@ impl Issuer {
     /// or issue one.
     pub(super) fn ask(&self, request: &Request) -> Result<Ask, ProviderError> {
         let name = &request.name;
-        let Some(certificate) = self.certificates.get(name) else {
-            return Err(ProviderError::new(
-                ErrorKind::NotFound,
-                format!("{name}: this store's pki.certificates name no such certificate"),
-            ));
-        };
-        if request.version != SecretVersion::Latest {
-            return Err(ProviderError::new(
-                ErrorKind::Misconfigured,
-                format!("{name}: a certificate has one version, the one issued last"),
-            ));
-        }
+        let certificate = super::made::one_of(
+            &self.certificates,
+            request,
+            "pki.certificates name no such certificate",
+            "a certificate has one version, the one issued last",
+        )?;
         let now = crate::util::unix_now();
         if let Some(serial) = &request.known
             && self
@@ -333,6 +327,7 @@ fn renewal_fraction() -> f64 {
 mod tests {
     use super::*;
     use crate::host::keyring::Memory;
+    use ramlet_specs::model::SecretVersion;
 
     fn settings() -> Certificate {
         Certificate {
