@@ -194,9 +194,10 @@ impl Stores {
             if let Some(store) = self.by_name.get_mut(&name) {
                 store.record(&name, whole, requests, answers, now, &stamp);
                 // A lease to renew or a certificate to issue is on time, whatever the interval.
-                if let Some(at) = store.client.as_ref().ok().and_then(|c| c.next_step()) {
-                    let wait = at.saturating_sub(crate::util::unix_now());
-                    store.next_due = store.next_due.min(now + Duration::from_secs(wait));
+                // A step already overdue (its call just failed) waits for the backoff instead.
+                let step = store.client.as_ref().ok().and_then(|c| c.next_step());
+                if let Some(wait) = step.and_then(|at| at.checked_sub(crate::util::unix_now())) {
+                    store.next_due = store.next_due.min(now + Duration::from_secs(wait.max(1)));
                 }
             }
         }
@@ -465,6 +466,89 @@ mod tests {
             .filter(|(_, _, r, _)| *r == result)
             .map(|(_, _, _, n)| n)
             .sum()
+    }
+
+    /// A client with a step of its own at a set time, whose fetches fail or not.
+    #[derive(Debug)]
+    struct Stepping {
+        step: u64,
+        fails: bool,
+    }
+
+    impl SecretProvider for Stepping {
+        fn capabilities(&self) -> super::super::Capabilities {
+            super::super::capabilities(&Provider::File {
+                directory: "/".into(),
+            })
+        }
+
+        fn fetch<'a>(
+            &'a self,
+            requests: &'a [Request],
+            _: Limits,
+        ) -> crate::util::BoxFuture<'a, Vec<Result<super::super::Fetched, ProviderError>>> {
+            let answer = if self.fails {
+                Err(ProviderError::unavailable("down"))
+            } else {
+                Ok(super::super::Fetched::Unchanged)
+            };
+            Box::pin(async move { requests.iter().map(|_| answer.clone()).collect() })
+        }
+
+        fn next_step(&self) -> Option<u64> {
+            Some(self.step)
+        }
+    }
+
+    /// A client's own step (a renewal due in 5 s) brings its store's refresh forward, whatever
+    /// the interval; an overdue step whose call just failed does not make the store refresh at
+    /// once again (that would hammer a server that is down): the backoff holds.
+    #[tokio::test]
+    async fn a_clients_own_step_brings_its_refresh_forward_but_never_past_the_backoff() {
+        let store = SecretStore {
+            name: ramlet_specs::model::Name::parse("bao").unwrap(),
+            origin: ramlet_specs::model::Origin {
+                file: "/specs/bao.yaml".into(),
+                document: 0,
+            },
+            refresh_interval: Duration::from_hours(1),
+            provider: Provider::File {
+                directory: "/nonexistent".into(),
+            },
+            events: None,
+            canary: 1,
+            canary_selector: None,
+        };
+        let by_name = BTreeMap::from([(store.name.clone(), store.clone())]);
+        let reference = SecretRef {
+            store: store.name.clone(),
+            name: "app".into(),
+            version: SecretVersion::Latest,
+            property: None,
+            encoding: ramlet_specs::model::Encoding::Raw,
+        };
+        for (fails, step, within) in [
+            (false, 5, Duration::from_secs(1)..Duration::from_secs(6)),
+            (true, 0, Duration::from_millis(800)..Duration::from_secs(2)),
+        ] {
+            let step = crate::util::unix_now() + step;
+            let connector: Connector = Arc::new(move |_: &Provider| {
+                let client: Arc<dyn SecretProvider> = Arc::new(Stepping {
+                    step: if fails { step - 10 } else { step },
+                    fails,
+                });
+                Box::pin(async move { Ok(client) })
+            });
+            let mut stores = Stores::new(connector, Limits::default());
+            stores
+                .refresh(&by_name, std::iter::once(&reference), Due::Timers)
+                .await;
+            let next = stores.next_due().unwrap();
+            assert!(
+                within.contains(&next),
+                "fails {fails}: next refresh in {next:?}"
+            );
+        }
     }
 
     #[tokio::test]
