@@ -56,6 +56,14 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// `mutex` locked; a lock a panicking thread left poisoned is taken as it is (what it guards
+/// stays consistent: every holder only inserts, removes or reads whole entries).
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A random fraction in [0, 1), from the hasher seed the standard library draws from the OS:
 /// for jitter (refresh timers, certificate renewals), nothing secret.
 #[must_use]

@@ -474,3 +474,30 @@ fn a_database_store_lists_its_credentials_and_files_take_a_username_or_a_passwor
         text_line("property: private_key")
     );
 }
+
+/// A database store is an `openbao` store to the host's policy, like a PKI one: a spec author
+/// cannot have the host's token lease users at a server the policy does not name, nor log in
+/// with a file outside `identityDirectories`.
+#[test]
+fn a_database_store_is_held_to_the_host_policy_like_any_openbao_store() {
+    let text = database_store("db", "        app: {role: app}\n")
+        .replace("https://bao.internal:8200", "https://attacker.example")
+        + &database_store("keyed", "        app: {role: app}\n")
+            .replace("/etc/ramlet/keys/t", "/srv/team-b/bao-token");
+    let catalog = load(&text, &host_policy());
+    assert!(catalog.stores.is_empty(), "{:#?}", errors(&catalog));
+    let said = errors(&catalog);
+    assert!(
+        catalog.errors.iter().all(|e| e.kind == ErrorKind::Policy),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter().any(|e| e.contains("spec.openbao.address")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|e| e.contains("spec.openbao.auth.token.file")),
+        "{said:#?}"
+    );
+}

@@ -22,7 +22,7 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use zeroize::Zeroizing;
 
@@ -180,7 +180,7 @@ impl Helper {
     /// one just started that fails is the error.
     fn call(&self, op: Op, dir: &Path, payload: &[u8]) -> io::Result<Zeroizing<Vec<u8>>> {
         let request = wire::request(op.code(), dir.as_os_str().as_bytes(), payload);
-        let mut held = self.process.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut held = crate::util::lock(&self.process);
         let mut fresh = false;
         loop {
             let mut process = if let Some(process) = held.take() {

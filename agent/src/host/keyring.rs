@@ -115,9 +115,7 @@ pub struct Memory {
 
 impl Memory {
     fn kept(&self) -> std::sync::MutexGuard<'_, Payloads> {
-        self.kept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::util::lock(&self.kept)
     }
 
     /// When what is kept under `name` ends, if anything is.

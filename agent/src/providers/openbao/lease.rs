@@ -195,9 +195,7 @@ impl Leaser {
     }
 
     fn adoptable(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
-        self.adoptable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::util::lock(&self.adoptable)
     }
 
     /// The lease's name in the keep.
@@ -206,9 +204,7 @@ impl Leaser {
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Held>> {
-        self.held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::util::lock(&self.held)
     }
 
     /// What to ask the server for `request`.

@@ -117,9 +117,7 @@ impl Issuer {
     }
 
     fn last(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
-        self.last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::util::lock(&self.last)
     }
 
     /// The certificate `name` an earlier ramlet kept, if its settings are still these and it
@@ -138,10 +136,7 @@ impl Issuer {
         if found.name != name || found.settings != settings || now >= found.due {
             return None;
         }
-        self.due
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(serial.clone(), (found.due, found.ends));
+        crate::util::lock(&self.due).insert(serial.clone(), (found.due, found.ends));
         self.last().insert(name.to_owned(), serial.clone());
         tracing::info!(certificate = %name, serial = %serial, expires = %crate::util::rfc3339(found.ends), "certificate kept by an earlier ramlet taken up: no new one issued");
         Some(Fetched::New(Secret {
@@ -163,10 +158,7 @@ impl Issuer {
         )?;
         let now = crate::util::unix_now();
         if let Some(serial) = &request.known
-            && self
-                .due
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && crate::util::lock(&self.due)
                 .get(serial)
                 .is_some_and(|(due, _)| now < *due)
         {
@@ -220,10 +212,7 @@ impl Issuer {
             clippy::cast_precision_loss
         )] // a life in seconds, well within f64's exact integers
         let due = now + (life as f64 * renewal_fraction()) as u64;
-        let mut held = self
-            .due
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held = crate::util::lock(&self.due);
         // Forget certificates that have ended: nothing holds them any more.
         held.retain(|_, (_, ends)| *ends > now);
         held.insert(data.serial_number.clone(), (due, data.expiration));
@@ -248,9 +237,7 @@ impl Issuer {
     /// When the first certificate this client holds is due again (Unix seconds).
     pub(super) fn next_step(&self) -> Option<u64> {
         let now = crate::util::unix_now();
-        self.due
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::util::lock(&self.due)
             .values()
             .filter(|(_, ends)| *ends > now)
             .map(|(due, _)| *due)
