@@ -207,13 +207,17 @@ impl Reconciler {
         self.stores.notice(notice)
     }
 
-    /// Takes the paths of a file event (see [`Stores::files_changed`]); says what the next
-    /// reconcile must refresh.
+    /// Takes the paths of a finished file event (see [`Stores::files_changed`]); says what
+    /// the next reconcile must refresh, and how long it waits for more. A spec file closed
+    /// after a write or moved into place waits as a paired secret does ([`Settle::Siblings`]):
+    /// git writes the next file of a pull well within it, and its removal or creation before
+    /// the write is a burst of its own. A lost track of events (no paths) is a burst.
     pub fn files_changed(&mut self, paths: &[PathBuf]) -> (Due, Settle) {
         tracing::debug!(?paths, "files changed");
         match self.stores.files_changed(paths) {
             Some(settle) => (Due::Secrets, settle),
-            None => (Due::Files, Settle::Burst),
+            None if paths.is_empty() => (Due::Files, Settle::Burst),
+            None => (Due::Files, Settle::Siblings),
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use fakes::World;
 use ramlet::drivers::{ActiveState, Job, SystemdError};
 use ramlet::providers::ProviderError;
-use ramlet::providers::stores::Due;
+use ramlet::providers::stores::{Due, Settle};
 use ramlet::reconcile::Reconciler;
 use ramlet::reconcile::plan::Action;
 use ramlet::status::{Phase, Reason};
@@ -201,6 +201,22 @@ async fn a_new_spec_is_created_in_order_and_then_left_alone() {
         world.take_log().is_empty(),
         "a second reconcile changes nothing"
     );
+}
+
+/// How long the loop waits after a file event for more (`agent::debounce`): a spec file
+/// closed or moved into place waits as briefly as a secret read beside another (git writes its
+/// next file well within it); events the watcher lost are a burst.
+#[tokio::test]
+async fn a_finished_spec_file_waits_only_for_its_sibling() {
+    let world = World::new("settle");
+    world.container("a", "x", "restart");
+    world.secret("x", Ok("one"));
+    let mut reconciler = world.reconciler();
+    assert_eq!(
+        reconciler.files_changed(&[world.dir.join("specs/a.yaml")]),
+        (Due::Files, Settle::Siblings)
+    );
+    assert_eq!(reconciler.files_changed(&[]), (Due::Files, Settle::Burst));
 }
 
 #[tokio::test]

@@ -7,11 +7,12 @@
 //! - nothing (`Now`): a change event, `ramlet sync`, a local folder's `..data` swapped, or a
 //!   finished write of a secret whose consumers read nothing else from its store;
 //! - [`SIBLINGS_QUIET`] (10 ms) after a finished write of a secret some consumer reads beside
-//!   another of the same store: scripts write such files well within it (`cp a b dir`: 0.2 ms
-//!   apart; two `cp` or `install` one after the other: 1.4 ms, 2.3 ms at most on a busy
-//!   2-core host);
-//! - [`BURST_QUIET`] (60 ms) after a spec file, a write still under way (its close follows),
-//!   or a file removed or moved away (an editor's save, a file moved aside: a new one follows).
+//!   another of the same store, or of a spec file (closed after a write, or moved in): scripts
+//!   write such files well within it (`cp a b dir`: 0.2 ms apart; two `cp` or `install` one
+//!   after the other: 1.4 ms, 2.3 ms at most on a busy 2-core host), and git's next file of a
+//!   pull begins with its removal or creation, a burst of its own;
+//! - [`BURST_QUIET`] (60 ms) after a write still under way (its close follows), a file removed
+//!   or moved away (an editor's save, a file moved aside: a new one follows), or events lost.
 //!
 //! Each wake-up sets the wait after it (the last change decides: a `..data` swap ends the
 //! writes before it); the whole wait never exceeds the agent's `debounce` (200 ms).
@@ -26,7 +27,7 @@ use crate::providers::stores::{Due, Settle};
 
 /// How long after a paired secret's write the loop waits for its sibling.
 pub(super) const SIBLINGS_QUIET: Duration = Duration::from_millis(10);
-/// How long after a spec file, or a write not closed yet, the loop waits for the next.
+/// How long after a write not closed yet, or a file removed, the loop waits for the next.
 pub(super) const BURST_QUIET: Duration = Duration::from_millis(60);
 
 /// The wait after a wake-up that settles so.

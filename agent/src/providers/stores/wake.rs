@@ -21,10 +21,11 @@ pub enum Settle {
     /// consumers read nothing else from its store.
     Now,
     /// A finished write of a secret that a consumer reads beside another from the same store
-    /// (a certificate and its key, written one after the other): a short wait for the other.
+    /// (a certificate and its key, written one after the other), or of a spec file (the next
+    /// of a git pull): a short wait for the other.
     Siblings,
-    /// Specs or other files (an editor's or git's burst), a write still under way (its close
-    /// follows), a file removed or moved away (its successor follows): wait until quiet.
+    /// A write still under way (its close follows), a file removed or moved away (its
+    /// successor follows), events lost: wait until quiet.
     Burst,
 }
 
