@@ -2,8 +2,8 @@
 //! Behind [`UnitManager`], so the reconciler can be tested with an in-memory fake;
 //! [`DbusManager`] is the real one, tested in `e2e/`.
 //!
-//! Every job is waited for: ramlet subscribes to `JobRemoved` before it queues the job, then waits
-//! for that job's result, with a timeout. Every other call has a timeout too. A lost bus is not
+//! Every job is waited for: one listener per connection hears every `JobRemoved` (`jobs`), a
+//! job says it is coming before it is queued, then waits for its result, with a timeout. Every other call has a timeout too. A lost bus is not
 //! fatal: the connection is dropped on a bus error and made again by the next call (the agent's
 //! backoff paces the attempts). `Subscribe` is called before every job (systemd sends its
 //! signals to subscribers; a manager that was re-executed may have dropped ours); a job whose
@@ -15,14 +15,16 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_lite::StreamExt as _;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 
 use crate::drivers::{Job, JobResult, SystemdError, UnitManager, UnitStates};
 use crate::util::BoxFuture;
 
 mod check;
+mod jobs;
 mod states;
+
+use jobs::Jobs;
 
 /// How long one D-Bus method call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,9 +142,16 @@ pub enum Bus {
 #[derive(Debug)]
 pub struct DbusManager {
     bus: Bus,
-    /// The connection, made again after a bus error.
-    connection: Mutex<Option<zbus::Connection>>,
+    /// The connection and its jobs' listener, made again after a bus error.
+    connection: Mutex<Option<Link>>,
     job_timeout: Duration,
+}
+
+/// A connection to systemd, and the one listener of its jobs' results.
+#[derive(Debug, Clone)]
+struct Link {
+    connection: zbus::Connection,
+    jobs: std::sync::Arc<Jobs>,
 }
 
 /// Runs `call` with [`CALL_TIMEOUT`].
@@ -203,8 +212,13 @@ impl DbusManager {
 
     /// The live connection, or a new one.
     async fn connection(&self) -> Result<zbus::Connection, SystemdError> {
-        if let Some(connection) = self.connection.lock().expect("not poisoned").clone() {
-            return Ok(connection);
+        Ok(self.link().await?.connection)
+    }
+
+    /// The live connection and its jobs' listener, or new ones.
+    async fn link(&self) -> Result<Link, SystemdError> {
+        if let Some(link) = crate::util::lock(&self.connection).clone() {
+            return Ok(link);
         }
         let connect = async {
             Ok::<_, SystemdError>(match &self.bus {
@@ -217,10 +231,21 @@ impl DbusManager {
                 }
             })
         };
-        let connection = timed(|| "connect to the bus".into(), connect).await?;
+        let link = timed(|| "connect to the bus".into(), async {
+            let connection = connect.await?;
+            let jobs = Jobs::listen(&connection).await?;
+            Ok(Link { connection, jobs })
+        })
+        .await?;
         tracing::info!(bus = ?self.bus, "connected to systemd");
-        *self.connection.lock().expect("not poisoned") = Some(connection.clone());
-        Ok(connection)
+        *crate::util::lock(&self.connection) = Some(link.clone());
+        Ok(link)
+    }
+
+    /// Forgets the connection: the next call makes a new one.
+    fn disconnect(&self) {
+        tracing::warn!("the bus connection is lost; the next call connects again");
+        *crate::util::lock(&self.connection) = None;
     }
 
     /// Runs `call` on the connection; a bus error or a timeout drops the connection, so the
@@ -233,11 +258,22 @@ impl DbusManager {
     where
         F: Future<Output = Result<T, SystemdError>>,
     {
-        let connection = self.connection().await?;
-        let result = timed(what, call(connection)).await;
+        self.call_on_link(what, |link| call(link.connection)).await
+    }
+
+    /// As [`Self::call`], with the connection's jobs' listener too.
+    async fn call_on_link<T, F>(
+        &self,
+        what: impl FnOnce() -> String,
+        call: impl FnOnce(Link) -> F,
+    ) -> Result<T, SystemdError>
+    where
+        F: Future<Output = Result<T, SystemdError>>,
+    {
+        let link = self.link().await?;
+        let result = timed(what, call(link)).await;
         if result.as_ref().is_err_and(|e| e.kind().is_transient()) {
-            tracing::warn!("the bus connection is lost; the next call connects again");
-            *self.connection.lock().expect("not poisoned") = None;
+            self.disconnect();
         }
         result
     }
@@ -278,9 +314,9 @@ impl DbusManager {
     where
         F: Future<Output = zbus::Result<OwnedObjectPath>>,
     {
-        let (connection, mut removed, queued) = self
-            .call(&what, |connection| async move {
-                let manager = ManagerProxy::new(&connection).await?;
+        let (jobs, queued, result) = self
+            .call_on_link(&what, |link| async move {
+                let manager = ManagerProxy::new(&link.connection).await?;
                 // Subscribe each time: a re-executed manager may have dropped the subscription.
                 match manager.subscribe().await {
                     Ok(()) => {}
@@ -288,31 +324,40 @@ impl DbusManager {
                         if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" => {}
                     Err(error) => return Err(error.into()),
                 }
-                // Listen first, so the job cannot finish unseen.
-                let removed = manager.receive_job_removed().await?;
+                // Said before the call, so a result that comes before its answer is kept.
+                let queuing = link.jobs.queuing().ok_or_else(closed)?;
                 let queued = queue(manager).await?;
-                Ok((connection, removed, queued))
+                let result = link.jobs.result_of(queuing, queued.as_str());
+                Ok((link.jobs, queued, result))
             })
             .await?;
-        let wait = async {
-            while let Some(signal) = removed.next().await {
-                let args = signal.args()?;
-                if args.job.as_str() == queued.as_str() {
-                    return Ok(JobResult::from(args.result));
+        match tokio::time::timeout(wait_for, result).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => {
+                // The listener ended with its connection: the next call connects again.
+                let mut slot = crate::util::lock(&self.connection);
+                if slot
+                    .as_ref()
+                    .is_some_and(|link| std::sync::Arc::ptr_eq(&link.jobs, &jobs))
+                {
+                    *slot = None;
                 }
+                Err(closed())
             }
-            Err(SystemdError::Lost("the bus closed".into()))
-        };
-        let result =
-            tokio::time::timeout(wait_for, wait)
-                .await
-                .map_err(|_| SystemdError::Timeout {
+            Err(_) => {
+                jobs.forget(queued.as_str());
+                Err(SystemdError::Timeout {
                     what: what(),
                     timeout: wait_for,
-                })?;
-        drop(connection);
-        result
+                })
+            }
+        }
     }
+}
+
+/// The error of a job whose connection closed before its result came.
+fn closed() -> SystemdError {
+    SystemdError::Lost("the bus closed".into())
 }
 
 impl UnitManager for DbusManager {
