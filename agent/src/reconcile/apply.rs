@@ -26,13 +26,16 @@ use job::run_job;
 mod error;
 mod job;
 
-/// How many unit jobs run at once, in a rolling window. systemd queues them all anyway; the
-/// bound keeps a host with hundreds of specs from starting hundreds of Podman processes in the
-/// same second, and a secret read by hundreds of containers restarts them so that most keep
-/// serving meanwhile. Starts all at once were tried (systemd's way at boot): at 500 rootless
-/// containers on 2 cores some had no answer within the job timeout and others failed with the
-/// bus connection closed (`BENCHMARKS.md`, issue 37).
+/// How many restarts, reloads and stops run at once, in a rolling window: a secret read by
+/// hundreds of containers restarts them so that most keep serving meanwhile.
 pub const JOBS_AT_ONCE: usize = 32;
+
+/// How many starts run at once, in a rolling window of their own: nothing serves yet, so as
+/// many as keep the host busy (at N = 100 the window of 32 cost a fifth of a cold start against
+/// systemd taking all at once). Not all: a job's time limit counts from its queueing, and 500
+/// starts queued at once on 2 cores left the last ones over 90 s in systemd's queue
+/// (`BENCHMARKS.md`, issue 37).
+pub const STARTS_AT_ONCE: usize = 128;
 
 /// What the apply did: the specs whose actions failed, and why (each spec's first failure).
 #[derive(Debug, Default)]
@@ -300,7 +303,8 @@ impl Reconciler {
         }
     }
 
-    /// Runs `batch` concurrently, at most [`JOBS_AT_ONCE`] at a time, each awaited on its own
+    /// Runs `batch` concurrently (at most [`STARTS_AT_ONCE`] starts and [`JOBS_AT_ONCE`] other
+    /// jobs at a time), each awaited on its own
     /// result: a slow or failing unit never holds back the others. Each success is cleared from the journal as it lands.
     async fn run_jobs(
         &mut self,
@@ -313,11 +317,15 @@ impl Reconciler {
             return;
         }
         let units = &*self.units;
-        let window = tokio::sync::Semaphore::new(JOBS_AT_ONCE);
-        let window = &window;
+        let (starts, others) = (
+            tokio::sync::Semaphore::new(STARTS_AT_ONCE),
+            tokio::sync::Semaphore::new(JOBS_AT_ONCE),
+        );
+        let (starts, others) = (&starts, &others);
         let mut running: futures_util::stream::FuturesUnordered<_> = batch
             .into_iter()
             .map(|(job, name)| async move {
+                let window = if job == Job::Start { starts } else { others };
                 let _turn = window.acquire().await.ok();
                 let result = run_job(units, job, &name).await;
                 (job, name, result)
