@@ -3,9 +3,9 @@
 //! [`DbusManager`] is the real one, tested in `e2e/`.
 //!
 //! Every job is waited for: one listener per connection hears every `JobRemoved` (`jobs`), a
-//! job says it is coming before it is queued, then waits for its result, with a timeout. Every other call has a timeout too. A lost bus is not
-//! fatal: the connection is dropped on a bus error and made again by the next call (the agent's
-//! backoff paces the attempts). `Subscribe` is called before every job (systemd sends its
+//! job says it is coming before it is queued, then waits for its result, with a timeout. Every
+//! other call has a timeout too. A lost bus is not fatal: the connection is dropped on a bus
+//! error and made again by the next call (the agent's backoff paces the attempts). `Subscribe` is called before every job (systemd sends its
 //! signals to subscribers; a manager that was re-executed may have dropped ours); a job whose
 //! result is never seen times out and stays owed. A health check is a job too: a transient
 //! oneshot service running `podman exec`, waited for the same way (`check`). The units'
