@@ -407,10 +407,13 @@ fn explain_slow(agent: &Agent, n: usize, what: &str, took: Duration, log_before:
     }
 }
 
-/// Waits (up to 10 minutes) until the scope's Podman has no container: the bench before this
-/// one removes its hundreds as its agent goes, and a cold apply among their clean-up measures
-/// that clean-up.
+/// Removes every container of the scope's Podman and waits (up to 10 minutes) until none is
+/// left: the bench before this one removes its hundreds as its agent goes, and a cold apply
+/// among their clean-up measures that clean-up.
 fn no_containers(agent: &Agent) {
+    // An earlier run's containers (a bench interrupted, or a sandbox ended before its units
+    // were stopped) would otherwise be replaced one by one inside the measure (`--replace`).
+    let _ = agent.scope.run("podman", &["rm", "--all", "--force", "--time", "0"]);
     let start = Instant::now();
     while start.elapsed() < Duration::from_mins(10) {
         let listed = agent.scope.run("podman", &["ps", "-aq"]);
