@@ -413,7 +413,9 @@ fn explain_slow(agent: &Agent, n: usize, what: &str, took: Duration, log_before:
 fn no_containers(agent: &Agent) {
     // An earlier run's containers (a bench interrupted, or a sandbox ended before its units
     // were stopped) would otherwise be replaced one by one inside the measure (`--replace`).
-    let _ = agent.scope.run("podman", &["rm", "--all", "--force", "--time", "0"]);
+    let _ = agent
+        .scope
+        .run("podman", &["rm", "--all", "--force", "--time", "0"]);
     let start = Instant::now();
     while start.elapsed() < Duration::from_mins(10) {
         let listed = agent.scope.run("podman", &["ps", "-aq"]);

@@ -3,9 +3,9 @@
 //!
 //! Why one listener: zbus stops reading the socket while any signal stream's queue (64
 //! messages) is full. A stream per job (the earlier way) is not read while its own queue call
-//! (`StartUnit`) is under way, so with many jobs at once their streams filled with each other's
-//! signals, the socket stopped, and the queue calls' answers behind them were never read:
-//! starts timed out or lost the bus (500 starts at once, issue 37). This listener is always
+//! (`StartUnit`) is under way, so with many jobs at once their streams could fill with each
+//! other's signals, stop the socket, and leave the queue calls' answers behind them unread
+//! until the jobs' timeouts (zbus's documented behaviour; issue 37). This listener is always
 //! read; a result that comes before its job's queue call has answered (systemd may finish a job
 //! before the caller reads the job's path) is kept until that call registers for it.
 
