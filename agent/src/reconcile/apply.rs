@@ -304,8 +304,8 @@ impl Reconciler {
     }
 
     /// Runs `batch` concurrently (at most [`STARTS_AT_ONCE`] starts and [`JOBS_AT_ONCE`] other
-    /// jobs at a time), each awaited on its own
-    /// result: a slow or failing unit never holds back the others. Each success is cleared from the journal as it lands.
+    /// jobs at a time), each awaited on its own result: a slow or failing unit never holds back
+    /// the others. Each success is cleared from the journal as it lands.
     async fn run_jobs(
         &mut self,
         batch: Vec<(Job, String)>,
